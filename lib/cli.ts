@@ -1,0 +1,82 @@
+/**
+ * What every entry script shares: the error types that decide the exit code, argument parsing, and the
+ * single place where errors are caught, printed and turned into `process.exitCode`.
+ */
+import { type ParseArgsConfig, parseArgs } from "node:util";
+import * as v from "valibot";
+import { annotate, inActions } from "./actions.ts";
+import { redact } from "./secrets.ts";
+
+/** Bad usage or invalid input: exit code 2. The message is one sentence naming the problem and the fix. */
+export class UsageError extends Error {
+  override name = "UsageError";
+  readonly exitCode = 2;
+}
+
+/** Something failed at run time (Nix, git, GitHub): exit code 1. */
+export class RuntimeError extends Error {
+  override name = "RuntimeError";
+  readonly exitCode = 1;
+}
+
+/**
+ * Parse argv with node's strict parser, then validate the values with a valibot schema.
+ * Unknown flags, missing values and schema issues all become a UsageError.
+ */
+export function parseCli<const C extends ParseArgsConfig["options"], S extends v.GenericSchema>(
+  argv: readonly string[],
+  options: C,
+  schema: S,
+  usage: string,
+): v.InferOutput<S> {
+  let parsed: { values: Record<string, unknown>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: [...argv], options: options ?? {}, allowPositionals: true, strict: true });
+  } catch (error) {
+    const message = error instanceof Error ? error.message.replace(/\.$/, "") : String(error);
+    throw new UsageError(`${message}; run with --help for usage:\n${usage}`);
+  }
+  const result = v.safeParse(schema, { ...parsed.values, positionals: parsed.positionals });
+  if (!result.success) {
+    const clauses = result.issues.map((issue) => {
+      const path = v.getDotPath(issue);
+      const name = path === null ? "" : path.startsWith("positionals") ? "INPUT" : `--${path}`;
+      return name ? `${name}: ${issue.message}` : issue.message;
+    });
+    throw new UsageError(`${clauses.join("; ")}; run with --help for usage`);
+  }
+  return result.output;
+}
+
+/** Turn valibot issues into one readable clause: `--rev: must be 40 hex characters`. */
+export function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string {
+  return issues
+    .map((issue) => {
+      const path = v.getDotPath(issue);
+      return path ? `${path}: ${issue.message}` : issue.message;
+    })
+    .join("; ");
+}
+
+export interface MainContext {
+  readonly debug: boolean;
+}
+
+/**
+ * Run an entry script's main function: the one place where errors are caught. Prints a one-line
+ * error (a stack only with --debug), annotates it in GitHub Actions and sets the exit code.
+ */
+export async function runMain(main: (ctx: MainContext) => Promise<number | undefined>): Promise<void> {
+  const debug = process.argv.includes("--debug") || process.env.FLAKE_BUMP_DEBUG === "1";
+  try {
+    process.exitCode = (await main({ debug })) ?? 0;
+  } catch (error) {
+    const known = error instanceof UsageError || error instanceof RuntimeError;
+    const message = error instanceof Error ? error.message : String(error);
+    const text = known ? message : `unexpected error: ${message} (rerun with --debug for details)`;
+    process.stderr.write(`${redact(`error: ${text}`)}\n`);
+    if (debug && error instanceof Error && error.stack) process.stderr.write(`${redact(error.stack)}\n`);
+    if (inActions()) annotate("error", text);
+    process.exitCode = error instanceof UsageError ? 2 : 1;
+  }
+}

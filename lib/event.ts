@@ -1,0 +1,145 @@
+/**
+ * The GitHub Actions event that started a run, read from `GITHUB_EVENT_PATH` and validated here —
+ * never pasted into a shell through `${{ }}`. Anyone who can send a repository_dispatch controls its
+ * `client_payload`, so every field is checked against a narrow pattern before it is used.
+ */
+import { readFile } from "node:fs/promises";
+import * as v from "valibot";
+import { describeIssues, UsageError } from "./cli.ts";
+
+export const Sha = v.pipe(
+  v.string(),
+  v.regex(/^[0-9a-f]{40}$/, "must be a full commit SHA: 40 lowercase hex characters"),
+);
+
+/** Nix input names: identifiers with `-`, `_` and `'` (no path or shell characters). */
+export const InputName = v.pipe(
+  v.string(),
+  v.regex(/^[A-Za-z_][A-Za-z0-9_'-]{0,99}$/, "must be a flake input name (letters, digits, '-', '_', \"'\")"),
+);
+
+export const RepositoryName = v.pipe(
+  v.string(),
+  v.regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/[A-Za-z0-9._-]{1,100}$/, "must be OWNER/REPO"),
+);
+
+const GitRef = v.pipe(
+  v.string(),
+  v.maxLength(255),
+  v.regex(/^[A-Za-z0-9._/-]+$/, "must be a git ref such as refs/heads/main"),
+  v.check((ref) => !ref.includes("..") && !ref.startsWith("/"), "must be a git ref such as refs/heads/main"),
+);
+
+/** What notify.ts sends and bump.ts accepts as `client_payload`. */
+export const DispatchPayload = v.object({
+  input: v.optional(InputName),
+  repository: v.optional(RepositoryName),
+  sha: Sha,
+  ref: v.optional(GitRef),
+});
+export type DispatchPayload = v.InferOutput<typeof DispatchPayload>;
+
+const RepositoryDispatchEvent = v.object({
+  action: v.optional(v.string()),
+  client_payload: DispatchPayload,
+});
+
+const WorkflowDispatchEvent = v.object({
+  inputs: v.optional(
+    v.nullable(
+      v.object({
+        inputs: v.optional(v.nullable(v.pipe(v.string(), v.maxLength(2000)))),
+        rev: v.optional(v.nullable(v.string())),
+      }),
+    ),
+  ),
+});
+
+/** What the event asks bump.ts to do. */
+export interface EventRequest {
+  event: string;
+  inputs: string[];
+  rev?: string;
+  /** OWNER/REPO that was pushed, for choosing the input when the payload names none. */
+  repository?: string;
+}
+
+/** Split a workflow_dispatch `inputs` string: names separated by commas and/or spaces. */
+export function splitInputNames(text: string): string[] {
+  return text
+    .split(/[\s,]+/)
+    .map((name) => name.trim())
+    .filter(Boolean);
+}
+
+function parseOrThrow<S extends v.GenericSchema>(schema: S, value: unknown, what: string): v.InferOutput<S> {
+  const result = v.safeParse(schema, value);
+  if (!result.success) {
+    throw new UsageError(
+      `${what} is malformed (${describeIssues(result.issues)}); fix the sender of the event`,
+    );
+  }
+  return result.output;
+}
+
+/** Decide the request from an already-parsed event body. Pure, for table-driven tests. */
+export function requestFromEvent(eventName: string, body: unknown): EventRequest {
+  switch (eventName) {
+    case "repository_dispatch": {
+      const { client_payload: p } = parseOrThrow(
+        RepositoryDispatchEvent,
+        body,
+        "the repository_dispatch client_payload",
+      );
+      const out: EventRequest = { event: eventName, inputs: p.input ? [p.input] : [], rev: p.sha };
+      if (p.repository) out.repository = p.repository;
+      if (!p.input && !p.repository) {
+        throw new UsageError(
+          "the repository_dispatch client_payload names neither 'input' nor 'repository'; send one of them with 'sha' (notify.ts does)",
+        );
+      }
+      return out;
+    }
+    case "workflow_dispatch": {
+      const { inputs } = parseOrThrow(WorkflowDispatchEvent, body, "the workflow_dispatch inputs");
+      const names = splitInputNames(inputs?.inputs ?? "");
+      for (const name of names)
+        parseOrThrow(InputName, name, `input name '${name}' in the workflow_dispatch inputs`);
+      const out: EventRequest = { event: eventName, inputs: names };
+      const rev = inputs?.rev?.trim();
+      if (rev) out.rev = parseOrThrow(Sha, rev, "the workflow_dispatch 'rev' input");
+      return out;
+    }
+    case "schedule":
+    case "push":
+      return { event: eventName, inputs: [] };
+    default:
+      throw new UsageError(
+        `bump.ts does not handle the '${eventName}' event; trigger it with repository_dispatch, workflow_dispatch or schedule, or pass input names`,
+      );
+  }
+}
+
+/** Read the event GitHub Actions describes in the environment, if any. */
+export async function readEventRequest(
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<EventRequest | undefined> {
+  const name = env.GITHUB_EVENT_NAME;
+  if (!name) return undefined;
+  if (name === "schedule") return { event: name, inputs: [] };
+  const path = env.GITHUB_EVENT_PATH;
+  if (!path) {
+    throw new UsageError(
+      `GITHUB_EVENT_NAME is '${name}' but GITHUB_EVENT_PATH is not set; run inside GitHub Actions or pass input names and --rev`,
+    );
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(await readFile(path, "utf8"));
+  } catch {
+    throw new UsageError(
+      `the event file GITHUB_EVENT_PATH=${path} is missing or not JSON; run inside GitHub Actions or pass input names and --rev`,
+    );
+  }
+  return requestFromEvent(name, body);
+}

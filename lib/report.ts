@@ -1,0 +1,175 @@
+/**
+ * The bump report: what bump.ts did, written as one JSON document that open-pr.ts (and the PR body)
+ * read back. Both sides validate it with the same schema.
+ */
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import * as v from "valibot";
+import { describeIssues, UsageError } from "./cli.ts";
+
+const Sha = v.pipe(v.string(), v.regex(/^[0-9a-f]{40}$/, "must be a 40-character lowercase hex SHA"));
+
+export const LockedSummary = v.object({
+  /** The reference as Nix prints it, e.g. `github:o/r/<rev>`. */
+  ref: v.string(),
+  rev: v.optional(v.string()),
+  lastModified: v.optional(v.number()),
+  narHash: v.optional(v.string()),
+});
+
+export const NodeChange = v.object({
+  path: v.string(),
+  from: v.optional(LockedSummary),
+  to: v.optional(LockedSummary),
+});
+
+export const InputChange = v.object({
+  name: v.string(),
+  from: v.optional(LockedSummary),
+  to: LockedSummary,
+  /** Set when the input lives on GitHub (or GitHub Enterprise Server, with `host`). */
+  github: v.optional(v.object({ owner: v.string(), repo: v.string(), host: v.optional(v.string()) })),
+  /** Transitive lock nodes under this input that were added, removed or changed. */
+  transitive: v.object({
+    added: v.array(NodeChange),
+    removed: v.array(NodeChange),
+    changed: v.array(NodeChange),
+  }),
+});
+export type InputChange = v.InferOutput<typeof InputChange>;
+
+export const Skipped = v.object({
+  name: v.string(),
+  reason: v.picklist(["up-to-date", "already-at-rev", "already-ahead", "pinned"]),
+  message: v.string(),
+});
+export type Skipped = v.InferOutput<typeof Skipped>;
+
+export const Report = v.object({
+  schema: v.literal(1),
+  changed: v.boolean(),
+  dryRun: v.boolean(),
+  /** What was asked: input names (empty = all tracked) and the exact rev, if any. */
+  requested: v.object({ inputs: v.array(v.string()), rev: v.optional(Sha) }),
+  flake: v.object({
+    /** Absolute path of the flake directory that was bumped. */
+    dir: v.string(),
+    /** flake.lock's path inside its git repository (`flake.lock`, `hosts/flake.lock`), if in one. */
+    lockPath: v.optional(v.string()),
+    /** The git repository's top-level directory, if the flake is in one. */
+    repoRoot: v.optional(v.string()),
+  }),
+  inputs: v.array(InputChange),
+  skipped: v.array(Skipped),
+  /** The new flake.lock, so open-pr can commit it without a checkout; null when nothing changed. */
+  lock: v.nullable(v.object({ text: v.string(), sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) })),
+  nix: v.object({ version: v.string(), invocations: v.number() }),
+});
+export type Report = v.InferOutput<typeof Report>;
+
+/**
+ * Where the report goes when no --report is given: under $RUNNER_TEMP in Actions, else the user's
+ * state directory. Never inside the flake's repository, and the same for bump.ts and open-pr.ts so
+ * `bump.ts X && open-pr.ts` needs no flags.
+ */
+export function defaultReportPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.RUNNER_TEMP) return join(env.RUNNER_TEMP, "flake-bump", "report.json");
+  const state = env.XDG_STATE_HOME || join(env.HOME || homedir(), ".local", "state");
+  return join(state, "flake-bump", "report.json");
+}
+
+export function serializeReport(report: Report): string {
+  return `${JSON.stringify(report, null, 2)}\n`;
+}
+
+/** Write atomically (temp file + rename) so a reader never sees half a report. */
+export async function writeReport(path: string, report: Report): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, serializeReport(report), { mode: 0o600 });
+  await rename(tmp, path);
+}
+
+export function parseReport(text: string, path: string): Report {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new UsageError(
+      `the bump report ${path} is not valid JSON; rerun 'bun scripts/bump.ts' to write it again`,
+    );
+  }
+  const result = v.safeParse(Report, json);
+  if (!result.success) {
+    throw new UsageError(
+      `the bump report ${path} is not one bump.ts writes (${describeIssues(result.issues)}); rerun 'bun scripts/bump.ts' to write it again`,
+    );
+  }
+  return result.output;
+}
+
+export async function readReport(path: string): Promise<Report> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch {
+    throw new UsageError(`no bump report at ${path}; run 'bun scripts/bump.ts' first, or pass --report FILE`);
+  }
+  return parseReport(text, path);
+}
+
+/** `2026-11-25` from a lock's `lastModified` (seconds since the epoch, UTC). */
+export function formatDate(lastModified: number | undefined): string {
+  return lastModified === undefined
+    ? "unknown date"
+    : new Date(lastModified * 1000).toISOString().slice(0, 10);
+}
+
+/** Nix's reference with the rev shortened the way Nix users read it: `github:o/r/abc1234…`. */
+export function shortRef(summary: v.InferOutput<typeof LockedSummary>): string {
+  const { rev, ref } = summary;
+  return rev && ref.includes(rev) ? ref.replace(rev, `${rev.slice(0, 7)}…`) : ref;
+}
+
+/** One line in Nix's own wording: `• Updated input 'x':  'old' (date) → 'new' (date)`. */
+export function describeChange(change: InputChange): string {
+  const to = `'${shortRef(change.to)}' (${formatDate(change.to.lastModified)})`;
+  if (change.from === undefined) return `• Added input '${change.name}':  ${to}`;
+  const from = `'${shortRef(change.from)}' (${formatDate(change.from.lastModified)})`;
+  return `• Updated input '${change.name}':  ${from} → ${to}`;
+}
+
+/** The human summary of a report, line by line, for stderr. */
+export function describeReport(report: Report): string[] {
+  const lines = report.inputs.map(describeChange);
+  for (const change of report.inputs) {
+    const { added, removed, changed } = change.transitive;
+    const count = added.length + removed.length + changed.length;
+    if (count > 0) {
+      lines.push(
+        `    with ${count} transitive lock change${count === 1 ? "" : "s"} (${changed.length} changed, ${added.length} added, ${removed.length} removed)`,
+      );
+    }
+  }
+  for (const skip of report.skipped)
+    lines.push(`• ${skip.message}${skip.reason === "pinned" ? " (name it to bump it anyway)" : ""}`);
+  if (!report.changed) lines.push("Nothing to change: flake.lock is untouched.");
+  else if (report.dryRun) lines.push("Dry run: flake.lock is untouched.");
+  return lines;
+}
+
+/** A markdown table for `$GITHUB_STEP_SUMMARY`. */
+export function reportMarkdown(report: Report): string {
+  const rows = report.inputs.map(
+    (c) =>
+      `| \`${c.name}\` | ${c.from?.rev ? `\`${c.from.rev.slice(0, 12)}\` (${formatDate(c.from.lastModified)})` : "—"} | \`${c.to.rev?.slice(0, 12) ?? c.to.ref}\` (${formatDate(c.to.lastModified)}) |`,
+  );
+  const skipped = report.skipped.map((s) => `- ${s.message}`);
+  return [
+    `### flake-bump: ${report.changed ? `${report.inputs.length} input${report.inputs.length === 1 ? "" : "s"} updated` : "nothing to change"}${report.dryRun ? " (dry run)" : ""}`,
+    "",
+    ...(rows.length > 0 ? ["| input | from | to |", "| --- | --- | --- |", ...rows, ""] : []),
+    ...skipped,
+  ].join("\n");
+}

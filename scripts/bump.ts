@@ -1,0 +1,101 @@
+#!/usr/bin/env bun
+/**
+ * bump.ts — move flake inputs in flake.lock with the real Nix CLI.
+ * Parse args/env/event → lib/bump.ts → report (stderr for people, --json on stdout, Actions outputs).
+ */
+import * as v from "valibot";
+import { appendSummary, group, info, setOutputs } from "../lib/actions.ts";
+import { type BumpRequest, bump } from "../lib/bump.ts";
+import { parseCli, runMain, UsageError } from "../lib/cli.ts";
+import { InputName, readEventRequest, Sha } from "../lib/event.ts";
+import { detectNix } from "../lib/nix.ts";
+import {
+  defaultReportPath,
+  describeReport,
+  type Report,
+  reportMarkdown,
+  serializeReport,
+  writeReport,
+} from "../lib/report.ts";
+
+export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--flake DIR] [--report FILE] [--json] [--dry-run] [--help]
+
+Move flake inputs in flake.lock with Nix and describe what moved.
+
+  INPUT          direct inputs of the flake to update (default: every tracked input,
+                 i.e. not pinned to a rev or tag in flake.nix)
+  --rev SHA      lock exactly this commit (40 hex characters; exactly one INPUT)
+  --flake DIR    the flake's directory (default: current directory)
+  --report FILE  where to write the JSON report (default: ${defaultReportPath()})
+  --json         print the report on stdout (human output stays on stderr)
+  --dry-run      compute and print everything, leave flake.lock untouched
+  --debug        show Nix's full output and stack traces
+
+In GitHub Actions the event (repository_dispatch, workflow_dispatch, schedule) chooses the
+inputs and rev; command-line arguments override it.
+Exit codes: 0 done (changed or nothing to do), 1 failure, 2 bad usage or input.`;
+
+const options = {
+  rev: { type: "string" },
+  flake: { type: "string" },
+  report: { type: "string" },
+  json: { type: "boolean" },
+  "dry-run": { type: "boolean" },
+  debug: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+const Args = v.object({
+  positionals: v.array(InputName),
+  rev: v.optional(Sha),
+  flake: v.optional(v.pipe(v.string(), v.minLength(1))),
+  report: v.optional(v.pipe(v.string(), v.minLength(1))),
+  json: v.optional(v.boolean(), false),
+  "dry-run": v.optional(v.boolean(), false),
+  debug: v.optional(v.boolean(), false),
+  help: v.optional(v.boolean(), false),
+});
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const args = parseCli(argv, options, Args, USAGE);
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (args.rev !== undefined && args.positionals.length !== 1) {
+    throw new UsageError("--rev pins exactly one input; name it: bun scripts/bump.ts INPUT --rev SHA");
+  }
+
+  // Command-line arguments override the event; the event is read only when they say nothing.
+  const fromCli = args.positionals.length > 0 || args.rev !== undefined;
+  const event = fromCli ? undefined : await readEventRequest(env);
+  const request: BumpRequest = {
+    flakeDir: args.flake ?? process.cwd(),
+    inputs: fromCli ? args.positionals : (event?.inputs ?? []),
+    dryRun: args["dry-run"],
+  };
+  const rev = fromCli ? args.rev : event?.rev;
+  if (rev !== undefined) request.rev = rev;
+  if (event?.repository !== undefined) request.repository = event.repository;
+
+  const report: Report = await group("Update flake.lock", () =>
+    bump(request, { nix: () => detectNix({ env, debug: args.debug }), log: info }),
+  );
+
+  const reportPath = args.report ?? defaultReportPath(env);
+  await writeReport(reportPath, report);
+  for (const line of describeReport(report)) info(line);
+  if (args.json) process.stdout.write(serializeReport(report));
+  setOutputs(
+    {
+      changed: String(report.changed),
+      inputs: report.inputs.map((input) => input.name).join(","),
+      report: reportPath,
+    },
+    env,
+  );
+  appendSummary(reportMarkdown(report), env);
+  return 0;
+}
+
+if (import.meta.main) await runMain(() => main(process.argv.slice(2)));
