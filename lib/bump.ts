@@ -19,7 +19,7 @@ import {
   rootInputs,
 } from "./lock.ts";
 import { type LockPlan, lockArgs, type Nix } from "./nix.ts";
-import type { InputChange, Report, Skipped } from "./report.ts";
+import type { InputChange, LockText, Report, Skipped } from "./report.ts";
 
 export interface BumpRequest {
   flakeDir: string;
@@ -137,15 +137,11 @@ function groupTransitive(diff: LockDiff, name: string): InputChange["transitive"
 }
 
 /**
- * Run Nix on the real flake with the original bytes held in memory: restored when Nix fails, when its
- * result is wrong, or when the process is interrupted. Returns the text Nix wrote.
+ * Run Nix on the real flake and return what it wrote. The original bytes stay in memory and are put
+ * back afterwards in every case (success, failure, interrupt), so the only lasting change to
+ * flake.lock is the caller's single atomic write of the final result.
  */
-async function lockWithRestore(
-  lockFile: string,
-  original: string,
-  work: () => Promise<void>,
-): Promise<{ text: string; restore: () => Promise<void> }> {
-  const restore = () => writeAtomic(lockFile, original);
+async function nixLockText(lockFile: string, original: string, work: () => Promise<void>): Promise<string> {
   const onSignal = (signal: NodeJS.Signals) => {
     // Synchronous on purpose: the process is about to exit.
     writeFileSync(lockFile, original);
@@ -155,15 +151,20 @@ async function lockWithRestore(
   process.once("SIGTERM", onSignal);
   try {
     await work();
-    const text = await readFile(lockFile, "utf8");
-    return { text, restore };
-  } catch (error) {
-    await restore();
-    throw error;
+    return await readFile(lockFile, "utf8");
   } finally {
+    await writeAtomic(lockFile, original);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
+}
+
+function lockText(text: string): LockText {
+  return { text, sha256: createHash("sha256").update(text).digest("hex") };
+}
+
+function lockedRevOf(lock: FlakeLock, input: string): string | undefined {
+  return selectedNode(lock, input)?.locked?.rev;
 }
 
 export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report> {
@@ -252,44 +253,57 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
 
   const nix = await deps.nix();
   report.nix.version = nix.version.version;
-  const what =
-    plan.kind === "pin"
-      ? `lock '${plan.input}' at ${request.rev}; check that the commit exists upstream and is reachable from here`
-      : `update ${plan.inputs.map((name) => `'${name}'`).join(", ")}; check the input's source is reachable and flake.nix evaluates`;
-  const args = lockArgs(nix.version, plan, dir);
-  const result = await lockWithRestore(lockFile, originalText, async () => {
-    report.nix.invocations++;
-    await nix.run(args, { cwd: dir, what });
-  });
 
-  let after: FlakeLock;
-  try {
-    after = parseLock(result.text, lockFile);
-  } catch (error) {
-    await result.restore();
-    throw new RuntimeError(
-      `Nix wrote a flake.lock that does not parse (${String(error)}); the original was restored`,
-    );
-  }
-  if (plan.kind === "pin") {
-    const key = after.nodes[after.root]?.inputs?.[plan.input];
-    const locked = typeof key === "string" ? after.nodes[key]?.locked?.rev : undefined;
-    if (locked !== request.rev) {
-      await result.restore();
+  /** One Nix run on the original lock; returns the parsed result, the file itself untouched. */
+  const run = async (step: LockPlan, what: string): Promise<{ text: string; lock: FlakeLock }> => {
+    report.nix.invocations++;
+    const args = lockArgs(nix.version, step, dir);
+    const text = await nixLockText(lockFile, originalText, () => nix.run(args, { cwd: dir, what }));
+    let lock: FlakeLock;
+    try {
+      lock = parseLock(text, lockFile);
+    } catch (error) {
       throw new RuntimeError(
-        `Nix locked '${plan.input}' to ${locked ?? "nothing"} instead of ${request.rev}; flake.lock was restored — report this with your Nix version (${nix.version.version})`,
+        `Nix wrote a flake.lock that does not parse (${String(error)}); the original was kept`,
       );
     }
-  }
+    if (step.kind === "pin" && lockedRevOf(lock, step.input) !== request.rev) {
+      throw new RuntimeError(
+        `Nix locked '${step.input}' to ${lockedRevOf(lock, step.input) ?? "nothing"} instead of ${request.rev}; flake.lock was kept as it was — report this with your Nix version (${nix.version.version})`,
+      );
+    }
+    return { text, lock };
+  };
 
-  const diff = diffLocks(before, after);
-  for (const change of diff.direct) {
-    if (change.to === undefined) continue; // an input removed from flake.nix: visible in the lock diff only
-    const node = selectedNode(after, change.path);
+  const combined = await run(
+    plan,
+    plan.kind === "pin"
+      ? `lock '${plan.input}' at ${request.rev}; check that the commit exists upstream and is reachable from here`
+      : `update ${plan.inputs.map((name) => `'${name}'`).join(", ")}; check that the inputs' sources are reachable and flake.nix evaluates`,
+  );
+  const diff = diffLocks(before, combined.lock);
+  const moved = diff.direct.filter((change) => change.to !== undefined);
+
+  for (const change of moved) {
+    if (change.to === undefined) continue;
+    // Each input's pull request must carry only that input's move: with several, re-lock each one
+    // alone at the rev the combined run found (deterministic, unlike a second "latest").
+    let own = { text: combined.text, diff };
+    const rev = change.to.rev;
+    const node = selectedNode(combined.lock, change.path);
+    if (moved.length > 1 && rev !== undefined && node !== undefined) {
+      const ref = pinnedRef(change.path, node, rev);
+      const alone = await run(
+        { kind: "pin", input: change.path, ref },
+        `lock '${change.path}' alone at ${rev}; rerun, and report it if it persists`,
+      );
+      own = { text: alone.text, diff: diffLocks(before, alone.lock) };
+    }
     const entry: InputChange = {
       name: change.path,
       to: change.to,
-      transitive: groupTransitive(diff, change.path),
+      transitive: groupTransitive(own.diff, change.path),
+      lock: lockText(own.text),
     };
     if (change.from !== undefined) entry.from = change.from;
     const source = node ? githubSource(node) : undefined;
@@ -312,14 +326,12 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     }
   }
 
-  const changed = result.text !== originalText;
-  report.changed = changed && report.inputs.length > 0;
-  if (changed) {
-    report.lock = { text: result.text, sha256: createHash("sha256").update(result.text).digest("hex") };
+  // A run where Nix only reformatted the file counts as "nothing to do" and leaves it untouched.
+  report.changed = report.inputs.length > 0 && combined.text !== originalText;
+  if (report.changed) {
+    report.lock = lockText(combined.text);
+    if (!request.dryRun) await writeAtomic(lockFile, combined.text);
   }
-  // Restore on dry-run, and when Nix only reformatted the file: "nothing to do" leaves it untouched.
-  if (changed && (request.dryRun || !report.changed)) await result.restore();
-  if (!report.changed) report.lock = null;
   return report;
 }
 

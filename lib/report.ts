@@ -24,6 +24,9 @@ export const NodeChange = v.object({
   to: v.optional(LockedSummary),
 });
 
+const LockText = v.object({ text: v.string(), sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) });
+export type LockText = v.InferOutput<typeof LockText>;
+
 export const InputChange = v.object({
   name: v.string(),
   from: v.optional(LockedSummary),
@@ -36,6 +39,11 @@ export const InputChange = v.object({
     removed: v.array(NodeChange),
     changed: v.array(NodeChange),
   }),
+  /**
+   * flake.lock with only this input moved (what its own pull request commits). When several inputs
+   * move in one run, each gets its own, so each rolling branch carries exactly one input's change.
+   */
+  lock: LockText,
 });
 export type InputChange = v.InferOutput<typeof InputChange>;
 
@@ -62,8 +70,8 @@ export const Report = v.object({
   }),
   inputs: v.array(InputChange),
   skipped: v.array(Skipped),
-  /** The new flake.lock, so open-pr can commit it without a checkout; null when nothing changed. */
-  lock: v.nullable(v.object({ text: v.string(), sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) })),
+  /** The new flake.lock with every change (what is on disk after the run); null when nothing changed. */
+  lock: v.nullable(LockText),
   nix: v.object({ version: v.string(), invocations: v.number() }),
 });
 export type Report = v.InferOutput<typeof Report>;

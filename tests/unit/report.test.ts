@@ -2,6 +2,7 @@ import { expect, test } from "bun:test";
 import { describeChange, formatDate, type InputChange, shortRef } from "../../lib/report.ts";
 
 const none = { added: [], removed: [], changed: [] };
+const lock = { text: "{}", sha256: "0".repeat(64) };
 const a = "abc1234def5678abc1234def5678abc1234def56";
 const b = "def5678abc1234def5678abc1234def5678abc12";
 
@@ -18,6 +19,7 @@ const cases: Case[] = [
       from: { ref: `github:o/r/${a}`, rev: a, lastModified: 1_793_491_200 },
       to: { ref: `github:o/r/${b}`, rev: b, lastModified: 1_795_564_800 },
       transitive: none,
+      lock,
     },
     line: "• Updated input 'nixfleet':  'github:o/r/abc1234…' (2026-11-01) → 'github:o/r/def5678…' (2026-11-25)",
   },
@@ -27,6 +29,7 @@ const cases: Case[] = [
       name: "x",
       to: { ref: `github:o/x/${b}`, rev: b, lastModified: 1_795_564_800 },
       transitive: none,
+      lock,
     },
     line: "• Added input 'x':  'github:o/x/def5678…' (2026-11-25)",
   },
@@ -37,6 +40,7 @@ const cases: Case[] = [
       from: { ref: "https://x/a.tar.gz" },
       to: { ref: "https://x/b.tar.gz", lastModified: 1_795_564_800 },
       transitive: none,
+      lock,
     },
     line: "• Updated input 't':  'https://x/a.tar.gz' (unknown date) → 'https://x/b.tar.gz' (2026-11-25)",
   },

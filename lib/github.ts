@@ -1,0 +1,117 @@
+/**
+ * One thin typed Octokit: core + REST methods + GitHub's documented retry and throttling rules.
+ * Only an entry script's main() builds it; everything else receives it as a parameter.
+ */
+import { Octokit as Core } from "@octokit/core";
+import { type RestEndpointMethodTypes, restEndpointMethods } from "@octokit/plugin-rest-endpoint-methods";
+import { retry } from "@octokit/plugin-retry";
+import { throttling } from "@octokit/plugin-throttling";
+import Bottleneck from "bottleneck";
+import pkg from "../package.json" with { type: "json" };
+import { info, warn } from "./actions.ts";
+import { RuntimeError } from "./cli.ts";
+import { githubToken, registerSecret } from "./secrets.ts";
+
+const Client = Core.plugin(restEndpointMethods, retry, throttling);
+export type Octokit = InstanceType<typeof Client>;
+export type { RestEndpointMethodTypes };
+
+/** How many times a rate-limited request is retried before the script gives up. */
+const RATE_LIMIT_RETRIES = 3;
+
+export interface ClientOptions {
+  token?: string | undefined;
+  /** REST API root: `GITHUB_API_URL` (GitHub Enterprise Server, tests' fake) or api.github.com. */
+  baseUrl?: string | undefined;
+  fetch?: typeof fetch;
+  /**
+   * Scales every wait (retry backoff, retry-after, spacing between writes). 1 follows GitHub's
+   * guidance; a GitHub Enterprise Server without rate limits, or a local fake, may use less.
+   */
+  waitScale?: number;
+  /** Abort any single request after this long (a hung connection must not hang the run). */
+  requestTimeoutMs?: number;
+}
+
+function withTimeout(fetchImpl: typeof fetch, ms: number): typeof fetch {
+  const timed = (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) =>
+    fetchImpl(input, { ...init, signal: init?.signal ?? AbortSignal.timeout(ms) });
+  return Object.assign(timed, { preconnect: fetchImpl.preconnect });
+}
+
+export function createOctokit(opts: ClientOptions = {}): Octokit {
+  const scale = opts.waitScale ?? 1;
+  registerSecret(opts.token);
+  const limitHandler =
+    (kind: string) =>
+    (retryAfter: number, options: { method: string; url: string }, _octokit: unknown, retryCount: number) => {
+      const retrying = retryCount < RATE_LIMIT_RETRIES;
+      warn(
+        `GitHub ${kind} for ${options.method} ${options.url}; ${retrying ? `retrying in ${retryAfter}s` : "giving up"}`,
+      );
+      return retrying;
+    };
+  return new Client({
+    auth: opts.token,
+    baseUrl: (opts.baseUrl ?? "https://api.github.com").replace(/\/+$/, ""),
+    userAgent: `flake-bump/${pkg.version}`,
+    request: {
+      fetch: withTimeout(opts.fetch ?? fetch, opts.requestTimeoutMs ?? 30_000),
+      retries: 3,
+    },
+    log: {
+      debug: () => {},
+      info: () => {},
+      warn: (m: string) => info(`warning: ${m}`),
+      error: (m: string) => info(m),
+    },
+    retry: {
+      retryAfterBaseValue: 1000 * scale,
+      // 429 and 403 rate limits belong to the throttling plugin, which honours retry-after;
+      // every other 4xx is a final answer.
+      doNotRetry: [400, 401, 403, 404, 410, 422, 429, 451],
+    },
+    throttle: {
+      retryAfterBaseValue: 1000 * scale,
+      // GitHub: at most 80 content-creating requests a minute; space writes one second apart.
+      write: new Bottleneck.Group({ maxConcurrent: 1, minTime: 1000 * scale }),
+      onRateLimit: limitHandler("rate limit"),
+      onSecondaryRateLimit: limitHandler("secondary rate limit"),
+    },
+  });
+}
+
+/** Build the client from the environment, the way the gh CLI and Actions do. */
+export function octokitFromEnv(env: NodeJS.ProcessEnv = process.env): Octokit {
+  const scale = Number(env.FLAKE_BUMP_WAIT_SCALE ?? "1");
+  return createOctokit({
+    token: githubToken(env),
+    baseUrl: env.GITHUB_API_URL,
+    waitScale: Number.isFinite(scale) && scale >= 0 ? scale : 1,
+  });
+}
+
+/** GitHub's status codes as one sentence naming the fix, for the errors a script cannot recover from. */
+export function describeGitHubError(error: unknown, what: string, repo?: string): RuntimeError {
+  const status = typeof error === "object" && error !== null && "status" in error ? Number(error.status) : 0;
+  const message = error instanceof Error ? error.message : String(error);
+  if (status === 401) {
+    return new RuntimeError(
+      `GitHub rejected the token while trying to ${what} (401 Bad credentials); set a valid GH_TOKEN or GITHUB_TOKEN`,
+    );
+  }
+  if (status === 404 && repo) {
+    return new RuntimeError(
+      `${repo} not found, or the token cannot write to it (a fine-grained token needs Contents: read and write on it); check the name and the token's repository access`,
+    );
+  }
+  if (status === 403 || status === 429) {
+    return new RuntimeError(
+      `GitHub refused to ${what} (${status}: ${message}); wait for the rate limit to reset or check the token's permissions`,
+    );
+  }
+  if (status === 422) return new RuntimeError(`GitHub refused to ${what} (422: ${message})`);
+  return new RuntimeError(
+    `could not ${what}: ${message}${status ? ` (HTTP ${status})` : ""}; rerun later — the run is safe to repeat`,
+  );
+}

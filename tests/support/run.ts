@@ -1,0 +1,40 @@
+import { resolve } from "node:path";
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+const ROOT = resolve(import.meta.dir, "..", "..");
+
+/** Run one of the entry scripts exactly as a user would: `bun scripts/NAME.ts ARGS…`, as a child process. */
+export async function runScript(
+  name: "bump" | "notify" | "open-pr",
+  args: readonly string[],
+  opts: { cwd: string; env: Record<string, string | undefined> },
+): Promise<RunResult> {
+  const proc = Bun.spawn([process.execPath, resolve(ROOT, "scripts", `${name}.ts`), ...args], {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, exitCode] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { exitCode, stdout, stderr };
+}
+
+/** The environment a script sees in tests: the parent's, minus anything from a real Actions run or a real token. */
+export function cleanEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (/^(GITHUB_|RUNNER_|GH_|INPUT_)/.test(key) || key === "CI") continue;
+    env[key] = value;
+  }
+  return { ...env, ...extra };
+}
