@@ -51,6 +51,19 @@ export interface BumpDeps {
 
 type Selected = Extract<RootInput, { kind: "node" }>;
 
+/** A skipped input, with what the lock holds for it so open-pr can tell whether its PR is obsolete. */
+function skip(input: Selected, reason: Skipped["reason"], message: string): Skipped {
+  const entry: Skipped = { name: input.name, reason, message };
+  const current = input.node.locked?.rev;
+  if (current !== undefined) entry.current = current;
+  const source = githubSource(input.node);
+  if (source !== undefined) {
+    entry.github = { owner: source.owner, repo: source.repo };
+    if (source.host !== undefined) entry.github.host = source.host;
+  }
+  return entry;
+}
+
 /** Pick the root inputs a request names, or the tracked ones; pinned inputs are reported as skipped. */
 export function selectInputs(
   lock: FlakeLock,
@@ -100,12 +113,7 @@ export function selectInputs(
   for (const input of candidates) {
     const reason = pinReason(input.node.original);
     if (reason === undefined) selected.push(input);
-    else
-      skipped.push({
-        name: input.name,
-        reason: "pinned",
-        message: `'${input.name}' is ${reason} in flake.nix`,
-      });
+    else skipped.push(skip(input, "pinned", `'${input.name}' is ${reason} in flake.nix`));
   }
   if (request.repository !== undefined && request.rev !== undefined && selected.length > 1) {
     throw new UsageError(
@@ -228,21 +236,19 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     const ref = pinnedRef(target.name, target.node, request.rev);
     const source = githubSource(target.node);
     if (lockedRev === request.rev) {
-      skipped.push({
-        name: target.name,
-        reason: "already-at-rev",
-        message: `'${target.name}' is already locked to ${request.rev}`,
-      });
+      skipped.push(skip(target, "already-at-rev", `'${target.name}' is already locked to ${request.rev}`));
     } else if (
       source !== undefined &&
       deps.checkTarget !== undefined &&
       (await deps.checkTarget({ input: target.name, source, lockedRev, rev: request.rev })) === "ahead"
     ) {
-      skipped.push({
-        name: target.name,
-        reason: "already-ahead",
-        message: `'${target.name}' is already ahead: the lock holds ${lockedRev?.slice(0, 12)}, which already contains ${request.rev.slice(0, 12)}`,
-      });
+      skipped.push(
+        skip(
+          target,
+          "already-ahead",
+          `'${target.name}' is already ahead: the lock holds ${lockedRev?.slice(0, 12)}, which already contains ${request.rev.slice(0, 12)}`,
+        ),
+      );
     } else {
       plan = { kind: "pin", input: target.name, ref };
     }
@@ -318,11 +324,7 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
       !report.inputs.some((entry) => entry.name === input.name) &&
       !skipped.some((s) => s.name === input.name)
     ) {
-      skipped.push({
-        name: input.name,
-        reason: "up-to-date",
-        message: `'${input.name}' is already up to date`,
-      });
+      skipped.push(skip(input, "up-to-date", `'${input.name}' is already up to date`));
     }
   }
 

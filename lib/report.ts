@@ -27,12 +27,14 @@ export const NodeChange = v.object({
 const LockText = v.object({ text: v.string(), sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) });
 export type LockText = v.InferOutput<typeof LockText>;
 
+const GitHubRepo = v.object({ owner: v.string(), repo: v.string(), host: v.optional(v.string()) });
+
 export const InputChange = v.object({
   name: v.string(),
   from: v.optional(LockedSummary),
   to: LockedSummary,
   /** Set when the input lives on GitHub (or GitHub Enterprise Server, with `host`). */
-  github: v.optional(v.object({ owner: v.string(), repo: v.string(), host: v.optional(v.string()) })),
+  github: v.optional(GitHubRepo),
   /** Transitive lock nodes under this input that were added, removed or changed. */
   transitive: v.object({
     added: v.array(NodeChange),
@@ -51,6 +53,9 @@ export const Skipped = v.object({
   name: v.string(),
   reason: v.picklist(["up-to-date", "already-at-rev", "already-ahead", "pinned"]),
   message: v.string(),
+  /** The rev the lock holds for this input (open-pr closes PRs that propose it or older). */
+  current: v.optional(v.string()),
+  github: v.optional(GitHubRepo),
 });
 export type Skipped = v.InferOutput<typeof Skipped>;
 

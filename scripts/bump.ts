@@ -17,6 +17,7 @@ import {
   serializeReport,
   writeReport,
 } from "../lib/report.ts";
+import { githubToken } from "../lib/secrets.ts";
 
 export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--flake DIR] [--report FILE] [--json] [--dry-run] [--help]
 
@@ -79,7 +80,18 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (event?.repository !== undefined) request.repository = event.repository;
 
   const report: Report = await group("Update flake.lock", () =>
-    bump(request, { nix: () => detectNix({ env, debug: args.debug }), log: info }),
+    bump(request, {
+      nix: () => detectNix({ env, debug: args.debug }),
+      log: info,
+      // Loaded only when a GitHub input is pinned to a dispatched SHA: plain bumps skip Octokit's start-up.
+      checkTarget: async (target) => {
+        const [{ octokitFromEnv }, { targetCheck }] = await Promise.all([
+          import("../lib/github.ts"),
+          import("../lib/upstream.ts"),
+        ]);
+        return targetCheck(octokitFromEnv(env), { authenticated: githubToken(env) !== undefined })(target);
+      },
+    }),
   );
 
   const reportPath = args.report ?? defaultReportPath(env);

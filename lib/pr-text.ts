@@ -1,0 +1,134 @@
+/**
+ * What a flake-bump pull request says: branch, title, body and the hidden marker tools parse.
+ * Pure functions of the report entry and the upstream commit list.
+ */
+import * as v from "valibot";
+import type { RestEndpointMethodTypes } from "./github.ts";
+import { formatDate, type InputChange } from "./report.ts";
+
+export type CompareCommit =
+  RestEndpointMethodTypes["repos"]["compareCommitsWithBasehead"]["response"]["data"]["commits"][number];
+
+/** How many upstream commits the body lists before "and N more". */
+export const COMMIT_LIMIT = 30;
+const TRANSITIVE_LIMIT = 40;
+
+export function branchName(input: string, prefix = "flake-bump/"): string {
+  return `${prefix}${input}`;
+}
+
+export function prTitle(input: string, rev: string): string {
+  return `chore(flake): update ${input} to ${rev.slice(0, 7)}`;
+}
+
+export const Marker = v.object({ input: v.string(), rev: v.string() });
+export type Marker = v.InferOutput<typeof Marker>;
+
+const MARKER = /<!-- flake-bump (\{.*?\}) -->/;
+
+export function renderMarker(marker: Marker): string {
+  return `<!-- flake-bump ${JSON.stringify(marker)} -->`;
+}
+
+/** The marker of a pull request body written by flake-bump, if it has a valid one. */
+export function parseMarker(body: string | null | undefined): Marker | undefined {
+  const match = body ? MARKER.exec(body) : null;
+  if (!match?.[1]) return undefined;
+  try {
+    const result = v.safeParse(Marker, JSON.parse(match[1]));
+    return result.success ? result.output : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The web address of a GitHub input: github.com, or its Enterprise host. */
+export function webBase(github: NonNullable<InputChange["github"]>): string {
+  return `https://${github.host ?? "github.com"}/${github.owner}/${github.repo}`;
+}
+
+/**
+ * A commit subject safe to paste into a downstream PR: `@user` would notify people and `#12` would
+ * link the downstream repo's issue 12 instead of the upstream's.
+ */
+export function safeSubject(message: string, upstream: string): string {
+  const subject = message.split("\n", 1)[0]?.trim() ?? "";
+  return subject
+    .replace(/[<>]/g, (c) => (c === "<" ? "&lt;" : "&gt;"))
+    .replace(/@(?=[A-Za-z0-9])/g, "@\u200b")
+    .replace(/(^|[^\w/])#(\d+)\b/g, `$1${upstream}#$2`);
+}
+
+function revLink(base: string | undefined, rev: string | undefined): string {
+  if (rev === undefined) return "—";
+  const short = `\`${rev.slice(0, 7)}\``;
+  return base ? `[${short}](${base}/commit/${rev})` : short;
+}
+
+export interface BodyInput {
+  change: InputChange;
+  /** Upstream commits from the old rev to the new, oldest first (the compare API's order). */
+  commits?: readonly CompareCommit[];
+  /** The compare API's total, which may exceed the commits it returned. */
+  totalCommits?: number;
+}
+
+export function prBody({ change, commits, totalCommits }: BodyInput): string {
+  const base = change.github ? webBase(change.github) : undefined;
+  const upstream = change.github ? `${change.github.owner}/${change.github.repo}` : change.name;
+  const to = change.to;
+  const lines: string[] = [
+    `Updates the flake input \`${change.name}\`${change.github ? ` from [${upstream}](${base})` : ""}.`,
+    "",
+    "| | commit | date |",
+    "| --- | --- | --- |",
+    `| from | ${revLink(base, change.from?.rev)} | ${formatDate(change.from?.lastModified)} |`,
+    `| to | ${revLink(base, to.rev)} | ${formatDate(to.lastModified)} |`,
+    "",
+  ];
+  if (to.rev) lines.push(`New rev: \`${to.rev}\``);
+  if (base && change.from?.rev && to.rev) {
+    lines.push(`Compare: ${base}/compare/${change.from.rev}...${to.rev}`);
+  }
+  lines.push("");
+
+  if (commits !== undefined) {
+    const newestFirst = [...commits].reverse();
+    const total = Math.max(totalCommits ?? commits.length, commits.length);
+    lines.push(`### Upstream commits (${total})`, "");
+    for (const commit of newestFirst.slice(0, COMMIT_LIMIT)) {
+      const author = commit.author?.login
+        ? `@\u200b${commit.author.login}`
+        : (commit.commit.author?.name ?? "unknown");
+      lines.push(
+        `- ${revLink(base, commit.sha)} ${safeSubject(commit.commit.message, upstream)} — ${author}`,
+      );
+    }
+    if (total > COMMIT_LIMIT) lines.push(`- … and ${total - COMMIT_LIMIT} more`);
+    if (total === 0) lines.push("- (none: the new rev is not ahead of the old one)");
+    lines.push("");
+  }
+
+  const { added, removed, changed } = change.transitive;
+  const transitive = [
+    ...changed.map(
+      (c) => `- \`${c.path}\`: ${revLink(undefined, c.from?.rev)} → ${revLink(undefined, c.to?.rev)}`,
+    ),
+    ...added.map((c) => `- \`${c.path}\`: added at ${revLink(undefined, c.to?.rev)}`),
+    ...removed.map((c) => `- \`${c.path}\`: removed`),
+  ];
+  lines.push("### Transitive lock changes", "");
+  if (transitive.length === 0) lines.push("None: only this input moved.");
+  else {
+    lines.push(...transitive.slice(0, TRANSITIVE_LIMIT));
+    if (transitive.length > TRANSITIVE_LIMIT)
+      lines.push(`- … and ${transitive.length - TRANSITIVE_LIMIT} more`);
+  }
+  lines.push(
+    "",
+    "After merging, switch the hosts (or use the fleet dashboard).",
+    "",
+    renderMarker({ input: change.name, rev: to.rev ?? to.ref }),
+  );
+  return lines.join("\n");
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env bun
+/**
+ * notify.ts — tell downstream repositories that this upstream flake was pushed.
+ * Parse args/env → lib/dispatch.ts → one line per repository; exit 1 if any failed.
+ */
+import * as v from "valibot";
+import { appendSummary, group, info, setOutputs } from "../lib/actions.ts";
+import { parseCli, RuntimeError, runMain, UsageError } from "../lib/cli.ts";
+import { checkPayload, DEFAULT_EVENT_TYPE, dispatchAll, EventType } from "../lib/dispatch.ts";
+import { type DispatchPayload, InputName, RepositoryName, Sha } from "../lib/event.ts";
+import { octokitFromEnv } from "../lib/github.ts";
+import { githubToken } from "../lib/secrets.ts";
+
+export const USAGE = `Usage: bun scripts/notify.ts --repo OWNER/REPO [--repo OWNER/REPO ...] [--input NAME] [--sha SHA]
+                          [--ref REF] [--event-type TYPE] [--dry-run] [--help]
+
+Send a repository_dispatch to each downstream repository so it bumps this flake.
+
+  --repo OWNER/REPO  downstream repository, repeatable
+  --input NAME       the input name downstream (default: chosen there by this repository's name)
+  --sha SHA          the pushed commit (default in Actions: $GITHUB_SHA; required elsewhere)
+  --ref REF          the pushed ref (default in Actions: $GITHUB_REF)
+  --event-type TYPE  default: ${DEFAULT_EVENT_TYPE}
+  --dry-run          validate and print, send nothing
+
+Needs GH_TOKEN (or GITHUB_TOKEN): a token with Contents: read and write on the downstream repositories.`;
+
+const options = {
+  repo: { type: "string", multiple: true },
+  input: { type: "string" },
+  sha: { type: "string" },
+  ref: { type: "string" },
+  "event-type": { type: "string" },
+  "dry-run": { type: "boolean" },
+  debug: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+const Args = v.object({
+  positionals: v.pipe(v.array(v.string()), v.maxLength(0, "takes no positional arguments")),
+  repo: v.optional(v.array(RepositoryName), []),
+  input: v.optional(InputName),
+  sha: v.optional(Sha),
+  ref: v.optional(v.string()),
+  "event-type": v.optional(EventType, DEFAULT_EVENT_TYPE),
+  "dry-run": v.optional(v.boolean(), false),
+  debug: v.optional(v.boolean(), false),
+  help: v.optional(v.boolean(), false),
+});
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const args = parseCli(argv, options, Args, USAGE);
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (args.repo.length === 0)
+    throw new UsageError("no downstream repository given; pass --repo OWNER/REPO (repeatable)");
+  const sha = args.sha ?? env.GITHUB_SHA;
+  if (!sha)
+    throw new UsageError(
+      "no commit to announce; pass --sha SHA (in GitHub Actions it defaults to $GITHUB_SHA)",
+    );
+  if (!githubToken(env) && !args["dry-run"]) {
+    throw new UsageError(
+      "notify needs a token that can write to the downstream repositories; set GH_TOKEN to a fine-grained token with Contents: read and write on them",
+    );
+  }
+  const payload: DispatchPayload = { sha };
+  if (env.GITHUB_REPOSITORY) payload.repository = env.GITHUB_REPOSITORY;
+  const ref = args.ref ?? env.GITHUB_REF;
+  if (ref) payload.ref = ref;
+  if (args.input) payload.input = args.input;
+  const checked = checkPayload(payload);
+
+  const results = await group(`Dispatch ${args["event-type"]} to ${args.repo.length} repositories`, () =>
+    dispatchAll(octokitFromEnv(env), args.repo, args["event-type"], checked, { dryRun: args["dry-run"] }),
+  );
+  for (const r of results) info(`${r.ok ? "✓" : "✗"} ${r.repo}: ${r.message}`);
+  const failed = results.filter((r) => !r.ok);
+  setOutputs(
+    {
+      dispatched: results
+        .filter((r) => r.ok)
+        .map((r) => r.repo)
+        .join(","),
+      failed: failed.map((r) => r.repo).join(","),
+    },
+    env,
+  );
+  appendSummary(
+    [
+      "### flake-bump: dispatches",
+      "",
+      ...results.map((r) => `- ${r.ok ? "✓" : "✗"} \`${r.repo}\`: ${r.message}`),
+    ].join("\n"),
+    env,
+  );
+  if (failed.length > 0) {
+    throw new RuntimeError(
+      `dispatch failed for ${failed.map((r) => r.repo).join(", ")}; see the lines above, fix the token or names, and rerun`,
+    );
+  }
+  return 0;
+}
+
+if (import.meta.main) await runMain(() => main(process.argv.slice(2)));

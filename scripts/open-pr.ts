@@ -1,0 +1,157 @@
+#!/usr/bin/env bun
+/**
+ * open-pr.ts — turn bump.ts's report into one pull request per input (or update, or close it).
+ * Parse args/env → lib/pull-request.ts → one line per input, Actions outputs and summary.
+ */
+import * as v from "valibot";
+import { $ } from "zx";
+import { appendSummary, group, inActions, info, setOutputs, warn } from "../lib/actions.ts";
+import { parseCli, runMain, UsageError } from "../lib/cli.ts";
+import { RepositoryName } from "../lib/event.ts";
+import { octokitFromEnv } from "../lib/github.ts";
+import {
+  type OpenPrOptions,
+  openPullRequests,
+  type PullRequestResult,
+  parseRepo,
+  type Repo,
+} from "../lib/pull-request.ts";
+import { defaultReportPath, readReport } from "../lib/report.ts";
+import { githubToken } from "../lib/secrets.ts";
+
+export const USAGE = `Usage: bun scripts/open-pr.ts [--report FILE] [--repo OWNER/REPO] [--base BRANCH] [--branch-prefix P]
+                           [--label L ...] [--reviewer U ...] [--draft] [--dry-run] [--help]
+
+Open or update one pull request per input that bump.ts moved; close ones made obsolete.
+
+  --report FILE      bump.ts's report (default: ${defaultReportPath()})
+  --repo OWNER/REPO  the repository to open it in (default: $GITHUB_REPOSITORY, else the
+                     flake checkout's 'origin' remote)
+  --base BRANCH      base branch (default: the repository's default branch)
+  --branch-prefix P  branch name prefix (default: flake-bump/)
+  --label L          label to add, repeatable (default: dependencies, automated)
+  --reviewer U       reviewer to request, repeatable
+  --draft            open as a draft
+  --dry-run          say what would happen, change nothing on GitHub
+
+Needs a token in GH_TOKEN or GITHUB_TOKEN with Contents and Pull requests: read and write.`;
+
+const options = {
+  report: { type: "string" },
+  repo: { type: "string" },
+  base: { type: "string" },
+  "branch-prefix": { type: "string" },
+  label: { type: "string", multiple: true },
+  reviewer: { type: "string", multiple: true },
+  draft: { type: "boolean" },
+  "dry-run": { type: "boolean" },
+  debug: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+const Name = v.pipe(
+  v.string(),
+  v.regex(/^[A-Za-z0-9][\w.-]{0,99}$/, "must be a plain name (letters, digits, '-', '_', '.')"),
+);
+const Branch = v.pipe(
+  v.string(),
+  v.maxLength(200),
+  v.regex(/^[\w.-]+(\/[\w.-]+)*\/?$/, "must be a valid branch name"),
+  v.check((s) => !s.includes(".."), "must be a valid branch name"),
+);
+
+const Args = v.object({
+  positionals: v.pipe(v.array(v.string()), v.maxLength(0, "takes no positional arguments")),
+  report: v.optional(v.pipe(v.string(), v.minLength(1))),
+  repo: v.optional(RepositoryName),
+  base: v.optional(Branch),
+  "branch-prefix": v.optional(Branch, "flake-bump/"),
+  label: v.optional(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(50))), [
+    "dependencies",
+    "automated",
+  ]),
+  reviewer: v.optional(v.array(Name), []),
+  draft: v.optional(v.boolean(), false),
+  "dry-run": v.optional(v.boolean(), false),
+  debug: v.optional(v.boolean(), false),
+  help: v.optional(v.boolean(), false),
+});
+
+async function originRepo(dir: string | undefined): Promise<Repo | undefined> {
+  if (dir === undefined) return undefined;
+  const out = await $({ cwd: dir, nothrow: true, quiet: true })`git remote get-url origin`;
+  return out.exitCode === 0 ? parseRepo(out.stdout) : undefined;
+}
+
+function resultLine(result: PullRequestResult): string {
+  const where = result.url ? ` ${result.url}` : result.number ? ` #${result.number}` : "";
+  return `${result.input}: ${result.operation}${where} — ${result.detail}`;
+}
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const args = parseCli(argv, options, Args, USAGE);
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const report = await readReport(args.report ?? defaultReportPath(env));
+  const repo =
+    (args.repo ? parseRepo(args.repo) : undefined) ??
+    (env.GITHUB_REPOSITORY ? parseRepo(env.GITHUB_REPOSITORY) : undefined) ??
+    (await originRepo(report.flake.repoRoot));
+  if (repo === undefined) {
+    throw new UsageError(
+      "cannot tell which repository to open the pull request in; pass --repo OWNER/REPO (or run in Actions, or in a clone with an 'origin' remote on GitHub)",
+    );
+  }
+  if (!githubToken(env) && !args["dry-run"]) {
+    throw new UsageError(
+      "open-pr needs a GitHub token; set GH_TOKEN (or GITHUB_TOKEN) to a token that can write to the repository",
+    );
+  }
+  if (inActions(env) && (env.FLAKE_BUMP_DEFAULT_TOKEN === "true" || (!env.GH_TOKEN && env.GITHUB_TOKEN))) {
+    warn(
+      "pull requests opened with the default GITHUB_TOKEN do not start the repository's own checks; use a GitHub App or fine-grained token (see the README section 'Which token opens the pull request')",
+    );
+  }
+  const opts: OpenPrOptions = {
+    repo,
+    branchPrefix: args["branch-prefix"],
+    labels: args.label,
+    reviewers: args.reviewer,
+    draft: args.draft,
+    dryRun: args["dry-run"],
+  };
+  if (args.base !== undefined) opts.base = args.base;
+
+  const results = await group(`Pull requests in ${repo.owner}/${repo.repo}`, () =>
+    openPullRequests(octokitFromEnv(env), report, opts),
+  );
+  for (const result of results) info(resultLine(result));
+  if (results.length === 0) info("Nothing to do: the report moved no input.");
+
+  const primary = results.find((r) => r.operation !== "none") ?? results[0];
+  setOutputs(
+    {
+      "pull-request-number": results.flatMap((r) => (r.number ? [String(r.number)] : [])).join(","),
+      "pull-request-url": results.flatMap((r) => (r.url ? [r.url] : [])).join(","),
+      operation: primary?.operation ?? "none",
+    },
+    env,
+  );
+  appendSummary(
+    [
+      "### flake-bump: pull requests",
+      "",
+      "| input | operation | pull request |",
+      "| --- | --- | --- |",
+      ...results.map(
+        (r) => `| \`${r.input}\` | ${r.operation} | ${r.url ?? (r.number ? `#${r.number}` : "—")} |`,
+      ),
+    ].join("\n"),
+    env,
+  );
+  return 0;
+}
+
+if (import.meta.main) await runMain(() => main(process.argv.slice(2)));
