@@ -1,0 +1,104 @@
+import { expect, test } from "bun:test";
+import {
+  type CompareCommit,
+  parseMarker,
+  prBody,
+  prTitle,
+  renderMarker,
+  safeSubject,
+} from "../../lib/pr-text.ts";
+import type { InputChange } from "../../lib/report.ts";
+
+const from = "fceca8df71c1786d6ccbafd8c49532b7f5671423";
+const to = "887daaf2b11c1375d98b35cc0c769fc9e9512861";
+
+function change(overrides: Partial<InputChange> = {}): InputChange {
+  return {
+    name: "nixfleet",
+    from: { ref: `github:acme/nixfleet/${from}`, rev: from, lastModified: 1_793_491_200 },
+    to: { ref: `github:acme/nixfleet/${to}`, rev: to, lastModified: 1_795_564_800 },
+    github: { owner: "acme", repo: "nixfleet" },
+    transitive: { added: [], removed: [], changed: [] },
+    lock: { text: "{}", sha256: "0".repeat(64) },
+    ...overrides,
+  };
+}
+
+function commit(i: number): CompareCommit {
+  const sha = i.toString(16).padStart(40, "a");
+  // Only the fields the body reads; the rest of GitHub's commit object does not matter here.
+  return {
+    sha,
+    commit: { message: `change ${i}\n\nlong description`, author: { name: `Author ${i}` } },
+    author: i % 2 === 0 ? { login: `user${i}` } : null,
+  } as CompareCommit;
+}
+
+test("title names the input and the short SHA", () => {
+  expect(prTitle("nixfleet", to)).toBe("chore(flake): update nixfleet to 887daaf");
+});
+
+test("the marker round-trips and ignores bodies without one", () => {
+  const body = `text\n${renderMarker({ input: "nixfleet", rev: to })}\n`;
+  expect(parseMarker(body)).toStrictEqual({ input: "nixfleet", rev: to });
+  expect(parseMarker("no marker")).toBeUndefined();
+  expect(parseMarker("<!-- flake-bump {not json} -->")).toBeUndefined();
+  expect(parseMarker(null)).toBeUndefined();
+});
+
+interface SubjectCase {
+  message: string;
+  subject: string;
+}
+const subjects: SubjectCase[] = [
+  { message: "fix: thing\n\nbody", subject: "fix: thing" },
+  { message: "thanks @alice", subject: "thanks @\u200balice" },
+  { message: "fixes #12 and (#13)", subject: "fixes acme/nixfleet#12 and (acme/nixfleet#13)" },
+  { message: "see other/repo#5", subject: "see other/repo#5" },
+  { message: "<script>alert(1)</script>", subject: "&lt;script&gt;alert(1)&lt;/script&gt;" },
+];
+test.each(subjects)("safeSubject($message)", ({ message, subject }) => {
+  expect(safeSubject(message, "acme/nixfleet")).toBe(subject);
+});
+
+test("the body carries SHAs, links, dates, the commit list capped at 30, and the marker last", () => {
+  const commits = Array.from({ length: 35 }, (_, i) => commit(i + 1));
+  const body = prBody({ change: change(), commits, totalCommits: 35 });
+  expect(body).toContain(`New rev: \`${to}\``);
+  expect(body).toContain(`https://github.com/acme/nixfleet/compare/${from}...${to}`);
+  expect(body).toContain(`[\`fceca8d\`](https://github.com/acme/nixfleet/commit/${from}) | 2026-11-01`);
+  expect(body).toContain(`[\`887daaf\`](https://github.com/acme/nixfleet/commit/${to}) | 2026-11-25`);
+  expect(body).toContain("### Upstream commits (35)");
+  // Newest first: the last commit of the compare list comes first.
+  expect(body.indexOf("change 35")).toBeLessThan(body.indexOf("change 34"));
+  expect(body).not.toContain("change 5 ");
+  expect(body).toContain("- … and 5 more");
+  expect(body).toContain("— @\u200buser34");
+  expect(body).toContain("— Author 35");
+  expect(body).toContain("None: only this input moved.");
+  expect(body).toContain("After merging, switch the hosts (or use the fleet dashboard).");
+  expect(body.trimEnd().endsWith(renderMarker({ input: "nixfleet", rev: to }))).toBe(true);
+});
+
+test("transitive changes are listed", () => {
+  const body = prBody({
+    change: change({
+      transitive: {
+        changed: [{ path: "nixfleet/nixpkgs", from: { ref: "a", rev: from }, to: { ref: "b", rev: to } }],
+        added: [{ path: "nixfleet/systems", to: { ref: "c", rev: to } }],
+        removed: [{ path: "nixfleet/old", from: { ref: "d" } }],
+      },
+    }),
+  });
+  expect(body).toContain("- `nixfleet/nixpkgs`: `fceca8d` → `887daaf`");
+  expect(body).toContain("- `nixfleet/systems`: added at `887daaf`");
+  expect(body).toContain("- `nixfleet/old`: removed");
+  expect(body).not.toContain("### Upstream commits");
+});
+
+test("a GitHub Enterprise input links to its own host", () => {
+  const body = prBody({
+    change: change({ github: { owner: "acme", repo: "nixfleet", host: "ghe.example.com" } }),
+  });
+  expect(body).toContain(`https://ghe.example.com/acme/nixfleet/commit/${to}`);
+});
