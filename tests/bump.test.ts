@@ -38,6 +38,7 @@ interface World {
   down: GitRepo;
   upRevs: string[];
   env: Record<string, string | undefined>;
+  nixEnv: AsyncDisposable;
   reportFile: string;
   lockText: () => Promise<string>;
   bump: (...args: string[]) => Promise<RunResult>;
@@ -61,7 +62,8 @@ for (const variant of nixVariants()) {
 
     beforeAll(async () => {
       scratch = await mkdtemp(join(tmpdir(), "flake-bump-bump-"));
-      const env = cleanEnv({ ...nixTestEnv({}), ...variant.env });
+      const nixEnv = nixTestEnv({});
+      const env = cleanEnv({ ...nixEnv, ...variant.env });
       const up = await gitRepo({ files: upstreamFlake(0) });
       const upRevs = [await up.head()];
       const tagged = await gitRepo({ files: upstreamFlake(100) });
@@ -84,6 +86,7 @@ for (const variant of nixVariants()) {
         down,
         upRevs,
         env,
+        nixEnv,
         reportFile,
         lockText: () => readFile(join(down.dir, "flake.lock"), "utf8"),
         bump: (...args) => runScript("bump", ["--report", reportFile, ...args], { cwd: down.dir, env }),
@@ -100,6 +103,7 @@ for (const variant of nixVariants()) {
       await w.up[Symbol.asyncDispose]();
       await w.tagged[Symbol.asyncDispose]();
       await w.down[Symbol.asyncDispose]();
+      await w.nixEnv[Symbol.asyncDispose]();
       await rm(scratch, { recursive: true, force: true });
     });
 
