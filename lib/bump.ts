@@ -9,6 +9,7 @@ import { join, relative, resolve } from "node:path";
 import { $ } from "zx";
 import { RuntimeError, UsageError } from "./cli.ts";
 import { FULL_SHA, type GitHubSource, githubSource, pinnedRef } from "./flakeref.ts";
+import type { Freshness } from "./freshness.ts";
 import {
   diffLocks,
   type FlakeLock,
@@ -47,9 +48,11 @@ export interface BumpDeps {
   nix: () => Promise<Nix>;
   log: (line: string) => void;
   checkTarget?: TargetCheck;
+  /** Asks the inputs' sources which are behind, so Nix runs only for those (none on a quiet night). */
+  freshness?: (inputs: readonly Selected[]) => Promise<Freshness[]>;
 }
 
-type Selected = Extract<RootInput, { kind: "node" }>;
+export type Selected = Extract<RootInput, { kind: "node" }>;
 
 /** A skipped input, with what the lock holds for it so open-pr can tell whether its PR is obsolete. */
 function skip(input: Selected, reason: Skipped["reason"], message: string): Skipped {
@@ -175,23 +178,40 @@ function lockedRevOf(lock: FlakeLock, input: string): string | undefined {
   return selectedNode(lock, input)?.locked?.rev;
 }
 
-export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report> {
-  const dir = resolve(request.flakeDir);
+/** Read and parse the flake's lock, with the errors a user can act on. */
+async function readFlake(
+  flakeDir: string,
+): Promise<{ dir: string; lockFile: string; text: string; lock: FlakeLock }> {
+  const dir = resolve(flakeDir);
   if (!existsSync(join(dir, "flake.nix"))) {
     throw new UsageError(
       `there is no flake.nix in ${dir}; run in your flake's directory or pass --flake DIR`,
     );
   }
   const lockFile = join(dir, "flake.lock");
-  let originalText: string;
+  let text: string;
   try {
-    originalText = await readFile(lockFile, "utf8");
+    text = await readFile(lockFile, "utf8");
   } catch {
     throw new UsageError(
       `there is no flake.lock in ${dir}; create it with 'nix flake lock', commit it, then retry`,
     );
   }
-  const before = parseLock(originalText, lockFile);
+  return { dir, lockFile, text, lock: parseLock(text, lockFile) };
+}
+
+/** `bump.ts --check`: which of the requested (or tracked) inputs are behind, without Nix or changes. */
+export async function checkOutdated(
+  request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository">,
+  freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
+): Promise<{ answers: Freshness[]; skipped: Skipped[] }> {
+  const { lock } = await readFlake(request.flakeDir);
+  const { selected, skipped } = selectInputs(lock, request);
+  return { answers: await freshness(selected), skipped };
+}
+
+export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report> {
+  const { dir, lockFile, text: originalText, lock: before } = await readFlake(request.flakeDir);
 
   if (request.rev !== undefined) {
     if (!FULL_SHA.test(request.rev)) {
@@ -253,7 +273,17 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
       plan = { kind: "pin", input: target.name, ref };
     }
   } else if (selected.length > 0) {
-    plan = { kind: "update", inputs: selected.map((input) => input.name) };
+    let behind = selected;
+    if (deps.freshness !== undefined) {
+      const answers = await deps.freshness(selected);
+      const current = new Set(answers.filter((a) => a.status === "current").map((a) => a.name));
+      behind = selected.filter((input) => !current.has(input.name));
+      for (const input of selected) {
+        if (current.has(input.name))
+          skipped.push(skip(input, "up-to-date", `'${input.name}' is already up to date`));
+      }
+    }
+    if (behind.length > 0) plan = { kind: "update", inputs: behind.map((input) => input.name) };
   }
   if (plan === undefined) return report;
 

@@ -4,6 +4,7 @@
  * less than 64 KB.)
  */
 import * as v from "valibot";
+import { mapBounded } from "./bounded.ts";
 import { describeIssues, UsageError } from "./cli.ts";
 import { DispatchPayload } from "./event.ts";
 import { describeGitHubError, type Octokit } from "./github.ts";
@@ -36,25 +37,6 @@ export interface DispatchResult {
   repo: string;
   ok: boolean;
   message: string;
-}
-
-/** Run `fn` over `items` with at most `limit` in flight, keeping the input order in the results. */
-export async function mapBounded<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      const item = items[index];
-      if (item !== undefined) results[index] = await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 export async function dispatchAll(

@@ -5,9 +5,11 @@
  */
 import * as v from "valibot";
 import { appendSummary, group, info, setOutputs } from "../lib/actions.ts";
-import { type BumpRequest, bump } from "../lib/bump.ts";
+import { type BumpRequest, bump, checkOutdated, type Selected } from "../lib/bump.ts";
 import { parseCli, runMain, UsageError } from "../lib/cli.ts";
 import { InputName, readEventRequest, Sha } from "../lib/event.ts";
+import { githubSource } from "../lib/flakeref.ts";
+import { checkFreshness, type Freshness } from "../lib/freshness.ts";
 import { detectNix } from "../lib/nix.ts";
 import {
   defaultReportPath,
@@ -19,7 +21,7 @@ import {
 } from "../lib/report.ts";
 import { githubToken } from "../lib/secrets.ts";
 
-export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--flake DIR] [--report FILE] [--json] [--dry-run] [--help]
+export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--flake DIR] [--report FILE] [--json] [--dry-run] [--check] [--help]
 
 Move flake inputs in flake.lock with Nix and describe what moved.
 
@@ -30,6 +32,7 @@ Move flake inputs in flake.lock with Nix and describe what moved.
   --report FILE  where to write the JSON report (default: ${defaultReportPath()})
   --json         print the report on stdout (human output stays on stderr)
   --dry-run      compute and print everything, leave flake.lock untouched
+  --check        only say which inputs are behind (outdated=NAMES); needs no Nix
   --debug        show Nix's full output and stack traces
 
 In GitHub Actions the event (repository_dispatch, workflow_dispatch, schedule) chooses the
@@ -42,6 +45,7 @@ const options = {
   report: { type: "string" },
   json: { type: "boolean" },
   "dry-run": { type: "boolean" },
+  check: { type: "boolean" },
   debug: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -53,6 +57,7 @@ const Args = v.object({
   report: v.optional(v.pipe(v.string(), v.minLength(1))),
   json: v.optional(v.boolean(), false),
   "dry-run": v.optional(v.boolean(), false),
+  check: v.optional(v.boolean(), false),
   debug: v.optional(v.boolean(), false),
   help: v.optional(v.boolean(), false),
 });
@@ -79,17 +84,23 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (rev !== undefined) request.rev = rev;
   if (event?.repository !== undefined) request.repository = event.repository;
 
+  // Octokit is loaded only when a GitHub input needs asking: plain git bumps skip its start-up.
+  const octokit = async () => (await import("../lib/github.ts")).octokitFromEnv(env);
+  const freshness = async (inputs: readonly Selected[]) => {
+    const needsGitHub = inputs.some((input) => githubSource(input.node) !== undefined);
+    return checkFreshness(inputs, needsGitHub ? { octokit: await octokit() } : {});
+  };
+
+  if (args.check) return check(request, freshness, args.json, env);
+
   const report: Report = await group("Update flake.lock", () =>
     bump(request, {
       nix: () => detectNix({ env, debug: args.debug }),
       log: info,
-      // Loaded only when a GitHub input is pinned to a dispatched SHA: plain bumps skip Octokit's start-up.
+      freshness,
       checkTarget: async (target) => {
-        const [{ octokitFromEnv }, { targetCheck }] = await Promise.all([
-          import("../lib/github.ts"),
-          import("../lib/upstream.ts"),
-        ]);
-        return targetCheck(octokitFromEnv(env), { authenticated: githubToken(env) !== undefined })(target);
+        const { targetCheck } = await import("../lib/upstream.ts");
+        return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
       },
     }),
   );
@@ -107,6 +118,39 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     env,
   );
   appendSummary(reportMarkdown(report), env);
+  return 0;
+}
+
+/** `--check`: one line per input, `outdated=NAMES` on stdout (or the answers as JSON) and in $GITHUB_OUTPUT. */
+async function check(
+  request: BumpRequest,
+  freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
+  json: boolean,
+  env: NodeJS.ProcessEnv,
+): Promise<number> {
+  const rev = request.rev;
+  const { answers, skipped } = await checkOutdated(request, async (inputs) =>
+    rev === undefined
+      ? freshness(inputs)
+      : inputs.map((input): Freshness => {
+          const locked = input.node.locked?.rev;
+          return locked === rev
+            ? { name: input.name, status: "current", rev }
+            : { name: input.name, status: "outdated", rev: locked, latest: rev };
+        }),
+  );
+  for (const a of answers) {
+    if (a.status === "current") info(`• '${a.name}' is up to date (${a.rev.slice(0, 7)})`);
+    else if (a.status === "outdated")
+      info(`• '${a.name}' is behind: ${a.rev?.slice(0, 7) ?? "none"} → ${a.latest.slice(0, 7)}`);
+    else info(`• '${a.name}' needs Nix to tell (${a.reason})`);
+  }
+  for (const s of skipped) info(`• ${s.message}`);
+  // "unknown" counts as outdated: only Nix can tell, so the workflow must install it.
+  const outdated = answers.filter((a) => a.status !== "current").map((a) => a.name);
+  if (json) process.stdout.write(`${JSON.stringify({ outdated, answers, skipped }, null, 2)}\n`);
+  else process.stdout.write(`outdated=${outdated.join(",")}\n`);
+  setOutputs({ outdated: outdated.join(",") }, env);
   return 0;
 }
 

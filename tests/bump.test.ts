@@ -4,7 +4,7 @@
  * that only follows another.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
@@ -219,7 +219,33 @@ for (const variant of nixVariants()) {
         expect(again.exitCode).toBe(0);
         expect(await w.lockText()).toBe(current);
         expect(again.stderr).toContain("'up' is already up to date");
-        expect((await w.report()).changed).toBe(false);
+        const report = await w.report();
+        expect(report.changed).toBe(false);
+        // Decided by asking the source (git ls-remote), so Nix never started.
+        expect(report.nix.invocations).toBe(0);
+      },
+      NIX_TIMEOUT,
+    );
+
+    test(
+      "--check names the inputs that are behind, without Nix and without touching the lock",
+      async () => {
+        const before = await resetLock();
+        // A PATH with git (for ls-remote) and nothing else: were Nix needed, it would not be found.
+        const onlyGit = join(scratch, "only-git");
+        await mkdir(onlyGit, { recursive: true });
+        await symlink((await $`command -v git`).stdout.trim(), join(onlyGit, "git")).catch(() => {});
+        const result = await runScript("bump", ["--check"], {
+          cwd: w.down.dir,
+          env: { ...w.env, PATH: onlyGit },
+        });
+        expect(result.exitCode).toBe(0);
+        expect(result.stdout).toBe("outdated=up\n");
+        expect(result.stderr).toContain("'tagged' is pinned to tag v1.0.0");
+        expect(await w.lockText()).toBe(before);
+        expect((await w.bump("up")).exitCode).toBe(0);
+        const after = await runScript("bump", ["--check", "--json"], { cwd: w.down.dir, env: w.env });
+        expect(JSON.parse(after.stdout).outdated).toStrictEqual([]);
       },
       NIX_TIMEOUT,
     );

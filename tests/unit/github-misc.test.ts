@@ -1,7 +1,8 @@
 import { expect, test } from "bun:test";
 import { $ } from "zx";
+import { mapBounded } from "../../lib/bounded.ts";
 import { UsageError } from "../../lib/cli.ts";
-import { checkPayload, mapBounded } from "../../lib/dispatch.ts";
+import { checkPayload } from "../../lib/dispatch.ts";
 import { gitBlobSha, parseRepo } from "../../lib/pull-request.ts";
 
 const sha = "887daaf2b11c1375d98b35cc0c769fc9e9512861";
