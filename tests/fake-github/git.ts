@@ -1,0 +1,404 @@
+/**
+ * Git plumbing on the fake's bare repositories. Everything the fake serves (blobs, trees, commits,
+ * refs, tarballs) is a real git object, so SHAs are real and a test can `git clone` what a script
+ * committed through the API.
+ *
+ * Object storage works like GitHub's fork networks: every repository of a network writes its objects
+ * into one shared store and reads it through `objects/info/alternates`. That is what lets a parent
+ * repository serve a commit that exists only in a fork, as GitHub does, while refs stay per repository.
+ */
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { $ } from "zx";
+
+export interface GitIdentity {
+  name: string;
+  email: string;
+  date: Date;
+}
+
+export interface CommitObject {
+  sha: string;
+  tree: string;
+  parents: string[];
+  author: GitIdentity;
+  committer: GitIdentity;
+  message: string;
+  /** The object's raw text: GitHub returns it as a verified commit's signature `payload`. */
+  raw: string;
+}
+
+export type ObjectType = "blob" | "tree" | "commit" | "tag";
+
+export interface TreeEntry {
+  mode: string;
+  type: ObjectType;
+  sha: string;
+  /** Blob size in bytes; undefined for trees and submodules. */
+  size: number | undefined;
+  path: string;
+}
+
+export interface FileChange {
+  path: string;
+  status: "added" | "removed" | "modified";
+  /** The blob at the head side; null when the file was removed. */
+  sha: string | null;
+  additions: number;
+  deletions: number;
+}
+
+/** One change to apply on top of a base tree. `sha: null` deletes the path. */
+export type TreeChange =
+  | { path: string; mode: string; type: ObjectType; sha: string | null }
+  | { path: string; mode: string; type: "blob"; content: Uint8Array };
+
+export const ZERO_SHA = "0".repeat(40);
+// The SHA of the empty tree, which every git knows without having it stored.
+const EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+const FULL_SHA = /^[0-9a-f]{40}$/;
+
+export function isFullSha(value: string): boolean {
+  return FULL_SHA.test(value);
+}
+
+// A git argument that starts with "-" would be read as an option; refs and SHAs from requests never do.
+function safeArg(value: string): string {
+  if (value.startsWith("-") || value.includes("\0")) throw new Error(`refusing git argument '${value}'`);
+  return value;
+}
+
+function gitEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  // The developer's GIT_* variables and config (signing, hooks, default branch) must not leak in.
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith("GIT_")) env[key] = value;
+  }
+  // Paths from requests are file names, never globs.
+  return {
+    ...env,
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_CONFIG_GLOBAL: "/dev/null",
+    GIT_LITERAL_PATHSPECS: "1",
+    ...extra,
+  };
+}
+
+function formatIdentity(identity: GitIdentity): string {
+  return `${identity.name} <${identity.email}> ${Math.floor(identity.date.getTime() / 1000)} +0000`;
+}
+
+const IDENTITY_LINE = /^(.*) <(.*)> (\d+) ([+-])(\d\d)(\d\d)$/;
+
+function parseIdentity(text: string): GitIdentity {
+  const match = IDENTITY_LINE.exec(text);
+  if (match === null) throw new Error(`unparseable git identity '${text}'`);
+  const [, name = "", email = "", seconds = "0"] = match;
+  return { name, email, date: new Date(Number(seconds) * 1000) };
+}
+
+/** A network's shared object store: create one per root repository; forks join their parent's. */
+export class GitNetwork {
+  private constructor(readonly objectsDir: string) {}
+
+  static async create(dir: string): Promise<GitNetwork> {
+    await $({ env: gitEnv({}), quiet: true })`git init --quiet --bare ${dir}`;
+    return new GitNetwork(join(dir, "objects"));
+  }
+}
+
+export class GitRepo {
+  private readonly env: NodeJS.ProcessEnv;
+
+  private constructor(
+    readonly gitDir: string,
+    readonly network: GitNetwork,
+  ) {
+    this.env = gitEnv({
+      GIT_DIR: gitDir,
+      GIT_OBJECT_DIRECTORY: network.objectsDir,
+      // Objects a test pushed straight into this repository land in its own store; read those too.
+      GIT_ALTERNATE_OBJECT_DIRECTORIES: join(gitDir, "objects"),
+    });
+  }
+
+  static async create(gitDir: string, network: GitNetwork, defaultBranch: string): Promise<GitRepo> {
+    await $({
+      env: gitEnv({}),
+      quiet: true,
+    })`git init --quiet --bare --initial-branch=${defaultBranch} ${gitDir}`;
+    const info = join(gitDir, "objects", "info");
+    await mkdir(info, { recursive: true });
+    // So that plain git (a test's `git clone`) sees the network's objects too.
+    await writeFile(join(info, "alternates"), `${network.objectsDir}\n`);
+    return new GitRepo(gitDir, network);
+  }
+
+  private run(args: string[], input?: Uint8Array | string) {
+    const options =
+      input === undefined
+        ? { env: this.env, quiet: true }
+        : { env: this.env, quiet: true, input: toBuffer(input) };
+    return $(options)`git ${args}`;
+  }
+
+  /** The commit a ref, short SHA or full SHA names (as GitHub's `commits/{ref}` resolves it). */
+  async resolveCommit(ref: string): Promise<string | undefined> {
+    const result = await this.run(["rev-parse", "--verify", "--quiet", `${safeArg(ref)}^{commit}`]).nothrow();
+    return result.exitCode === 0 ? result.stdout.trim() : undefined;
+  }
+
+  /** The SHA a fully qualified ref (`refs/heads/main`) points at. */
+  async refSha(ref: string): Promise<string | undefined> {
+    const result = await this.run(["rev-parse", "--verify", "--quiet", safeArg(ref)]).nothrow();
+    return result.exitCode === 0 ? result.stdout.trim() : undefined;
+  }
+
+  /** Refs under `prefix` (e.g. `refs/heads/`), with what they point at. */
+  async listRefs(prefix: string): Promise<{ ref: string; sha: string; type: ObjectType }[]> {
+    const result = await this.run([
+      "for-each-ref",
+      "--format=%(refname) %(objectname) %(objecttype)",
+      safeArg(prefix),
+    ]);
+    return result.stdout
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => {
+        const [ref = "", sha = "", type = "commit"] = line.split(" ");
+        return { ref, sha, type: toObjectType(type) };
+      });
+  }
+
+  /**
+   * Points `ref` at `sha`. With `expected`, only if the ref is still there (ZERO_SHA: still absent),
+   * so concurrent writers cannot lose an update. Returns false when that check failed.
+   */
+  async updateRef(ref: string, sha: string, expected?: string): Promise<boolean> {
+    const args = ["update-ref", safeArg(ref), safeArg(sha)];
+    if (expected !== undefined) args.push(safeArg(expected));
+    const result = await this.run(args).nothrow();
+    return result.exitCode === 0;
+  }
+
+  async deleteRef(ref: string): Promise<void> {
+    await this.run(["update-ref", "-d", safeArg(ref)]);
+  }
+
+  async objectType(sha: string): Promise<ObjectType | undefined> {
+    const result = await this.run(["cat-file", "-t", safeArg(sha)]).nothrow();
+    return result.exitCode === 0 ? toObjectType(result.stdout.trim()) : undefined;
+  }
+
+  async readCommit(sha: string): Promise<CommitObject> {
+    const raw = (await this.run(["cat-file", "commit", safeArg(sha)])).stdout;
+    const split = raw.indexOf("\n\n");
+    const headers = (split === -1 ? raw : raw.slice(0, split)).split("\n");
+    const message = split === -1 ? "" : raw.slice(split + 2);
+    let tree = "";
+    const parents: string[] = [];
+    let author: GitIdentity | undefined;
+    let committer: GitIdentity | undefined;
+    for (const line of headers) {
+      const space = line.indexOf(" ");
+      const key = line.slice(0, space);
+      const value = line.slice(space + 1);
+      if (key === "tree") tree = value;
+      else if (key === "parent") parents.push(value);
+      else if (key === "author") author = parseIdentity(value);
+      else if (key === "committer") committer = parseIdentity(value);
+    }
+    if (author === undefined || committer === undefined)
+      throw new Error(`commit ${sha} has no author or committer`);
+    return { sha, tree, parents, author, committer, message, raw };
+  }
+
+  async writeBlob(content: Uint8Array | string): Promise<string> {
+    const [sha] = await this.writeBlobs([content]);
+    if (sha === undefined) throw new Error("git hash-object wrote no blob");
+    return sha;
+  }
+
+  /** Stores blobs in one git call; SHAs in the order given. */
+  async writeBlobs(contents: readonly (Uint8Array | string)[]): Promise<string[]> {
+    if (contents.length === 0) return [];
+    // Through files, not stdin: file bytes reach git untouched, whatever the content.
+    return await this.withTempFile(async (dir) => {
+      await mkdir(dir);
+      const files = contents.map((_, i) => join(dir, String(i)));
+      await Promise.all(contents.map((content, i) => writeFile(join(dir, String(i)), content)));
+      const result = await this.run(["hash-object", "-w", "--no-filters", "--", ...files]);
+      return result.stdout.split("\n").filter((line) => line !== "");
+    });
+  }
+
+  async readBlob(sha: string): Promise<Buffer> {
+    return await this.withTempFile(async (file) => {
+      await $({ env: this.env, quiet: true })`git cat-file blob ${safeArg(sha)} > ${file}`;
+      return await readFile(file);
+    });
+  }
+
+  /**
+   * zx decodes a command's output as UTF-8, which mangles binary data (blobs, tarballs); commands
+   * whose output is bytes write to a temporary file instead.
+   */
+  private async withTempFile<T>(work: (file: string) => Promise<T>): Promise<T> {
+    const file = join(this.gitDir, `fake-tmp-${crypto.randomUUID()}`);
+    try {
+      return await work(file);
+    } finally {
+      await rm(file, { recursive: true, force: true });
+    }
+  }
+
+  /** Entries of a tree (one level, or the single entry at `path` when given). */
+  async lsTree(treeish: string, path?: string): Promise<TreeEntry[]> {
+    const args = ["ls-tree", "-l", "-z", safeArg(treeish)];
+    if (path !== undefined) args.push("--", path);
+    const result = await this.run(args);
+    return result.stdout
+      .split("\0")
+      .filter((record) => record !== "")
+      .map((record) => {
+        const tab = record.indexOf("\t");
+        const [mode = "", type = "", sha = "", size = "-"] = record.slice(0, tab).split(/ +/);
+        return {
+          mode,
+          type: toObjectType(type),
+          sha,
+          size: size === "-" ? undefined : Number(size),
+          path: record.slice(tab + 1),
+        };
+      });
+  }
+
+  /**
+   * A new tree: `base` (a tree SHA, or none for an empty start) with `changes` applied. Paths may be
+   * nested (`sub/flake.lock`); missing directories are created, emptied ones disappear, as with
+   * GitHub's create-tree.
+   */
+  async buildTree(base: string | undefined, changes: readonly TreeChange[]): Promise<string> {
+    const index = join(this.gitDir, `fake-index-${crypto.randomUUID()}`);
+    const env = { ...this.env, GIT_INDEX_FILE: index };
+    const git = (args: string[], input?: string) =>
+      input === undefined
+        ? $({ env, quiet: true })`git ${args}`
+        : $({ env, quiet: true, input })`git ${args}`;
+    try {
+      await git(base === undefined ? ["read-tree", "--empty"] : ["read-tree", safeArg(base)]);
+      // Whatever is at a changed path, file or whole directory, goes: the change replaces or deletes it.
+      // (`git rm --cached` works without a work tree; `update-index --force-remove` does not.)
+      const paths = changes.map((change) => change.path);
+      if (paths.length > 0) await git(["rm", "--cached", "-r", "-q", "--ignore-unmatch", "--", ...paths]);
+      const contents = changes.flatMap((change) => ("content" in change ? [change.content] : []));
+      const blobs = await this.writeBlobs(contents);
+      const records: string[] = [];
+      for (const change of changes) {
+        if ("content" in change) {
+          records.push(`${change.mode} ${blobs.shift() ?? ""}\t${change.path}`);
+        } else if (change.sha !== null && change.type === "tree") {
+          await git(["read-tree", `--prefix=${change.path}/`, safeArg(change.sha)]);
+        } else if (change.sha !== null) {
+          records.push(`${change.mode} ${safeArg(change.sha)}\t${change.path}`);
+        }
+      }
+      if (records.length > 0) await git(["update-index", "-z", "--index-info"], `${records.join("\0")}\0`);
+      return (await git(["write-tree"])).stdout.trim();
+    } finally {
+      await rm(index, { force: true });
+    }
+  }
+
+  /** Writes a commit object exactly as given (dates included) and returns its SHA. */
+  async writeCommit(commit: {
+    tree: string;
+    parents: readonly string[];
+    author: GitIdentity;
+    committer: GitIdentity;
+    message: string;
+  }): Promise<string> {
+    const lines = [`tree ${commit.tree}`, ...commit.parents.map((parent) => `parent ${parent}`)];
+    lines.push(`author ${formatIdentity(commit.author)}`, `committer ${formatIdentity(commit.committer)}`);
+    const text = `${lines.join("\n")}\n\n${commit.message}`;
+    return (await this.run(["hash-object", "-t", "commit", "-w", "--stdin"], text)).stdout.trim();
+  }
+
+  async mergeBase(a: string, b: string): Promise<string | undefined> {
+    const result = await this.run(["merge-base", safeArg(a), safeArg(b)]).nothrow();
+    return result.exitCode === 0 ? result.stdout.trim() : undefined;
+  }
+
+  /** Commits reachable from `head` but not from `base`, oldest first (GitHub's compare order). */
+  async commitsBetween(base: string, head: string): Promise<string[]> {
+    const result = await this.run([
+      "rev-list",
+      "--reverse",
+      "--topo-order",
+      safeArg(head),
+      "--not",
+      safeArg(base),
+    ]);
+    return result.stdout.split("\n").filter((line) => line !== "");
+  }
+
+  async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
+    const result = await this.run([
+      "merge-base",
+      "--is-ancestor",
+      safeArg(ancestor),
+      safeArg(descendant),
+    ]).nothrow();
+    return result.exitCode === 0;
+  }
+
+  /** Files that differ between two commits (`base` undefined: the empty tree), with line counts. */
+  async changedFiles(base: string | undefined, head: string): Promise<FileChange[]> {
+    const from = safeArg(base ?? EMPTY_TREE);
+    const to = safeArg(head);
+    const raw = (
+      await this.run(["diff", "--raw", "--no-abbrev", "-z", "--no-renames", from, to])
+    ).stdout.split("\0");
+    const counts = new Map<string, { additions: number; deletions: number }>();
+    for (const record of (await this.run(["diff", "--numstat", "-z", "--no-renames", from, to])).stdout.split(
+      "\0",
+    )) {
+      const [additions = "", deletions = "", path = ""] = record.split("\t");
+      // Binary files count "-": GitHub counts them as no lines either.
+      if (path !== "")
+        counts.set(path, { additions: Number(additions) || 0, deletions: Number(deletions) || 0 });
+    }
+    const changes: FileChange[] = [];
+    // --raw -z: ":<old mode> <new mode> <old sha> <new sha> <status>" NUL "<path>" NUL, repeated.
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const [, , , newSha = "", letter = ""] = (raw[i] ?? "").split(" ");
+      const path = raw[i + 1] ?? "";
+      if (path === "") continue;
+      const status = letter === "A" ? "added" : letter === "D" ? "removed" : "modified";
+      const count = counts.get(path) ?? { additions: 0, deletions: 0 };
+      changes.push({ path, status, sha: status === "removed" ? null : newSha, ...count });
+    }
+    return changes;
+  }
+
+  async isValidRefName(ref: string): Promise<boolean> {
+    return (await this.run(["check-ref-format", safeArg(ref)]).nothrow()).exitCode === 0;
+  }
+
+  /** `git archive` of a commit as .tar.gz with every path under `prefix` (what GitHub's tarball is). */
+  async archive(sha: string, prefix: string): Promise<Buffer> {
+    return await this.withTempFile(async (file) => {
+      await this.run(["archive", "--format=tar.gz", `--prefix=${prefix}`, `--output=${file}`, safeArg(sha)]);
+      return await readFile(file);
+    });
+  }
+}
+
+function toObjectType(value: string): ObjectType {
+  if (value === "blob" || value === "tree" || value === "commit" || value === "tag") return value;
+  throw new Error(`unknown git object type '${value}'`);
+}
+
+function toBuffer(input: Uint8Array | string): Buffer {
+  return typeof input === "string" ? Buffer.from(input, "utf8") : Buffer.from(input);
+}

@@ -1,0 +1,574 @@
+/**
+ * A stateful fake of GitHub for integration tests, on loopback only:
+ *   - the REST API over plain HTTP on a random port (`apiUrl`: GITHUB_API_URL, Octokit's baseUrl);
+ *   - HTTPS (default port 443) for Nix's github fetcher, which has no port or scheme setting:
+ *     Nix 2.8 asks `https://api.localhost/repos/…`, newer Nix the Enterprise layout
+ *     `https://localhost/api/v3/repos/…`. Both layouts reach the same handlers.
+ * Every REST request and response is checked against GitHub's OpenAPI description; what does not
+ * match is answered with an error naming the problem and kept in `violations`.
+ */
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Server } from "bun";
+import { type Account, basicError, repository, type Site, simpleUser } from "./objects.ts";
+import { type SpecOperation, type SpecValidator, specValidator } from "./openapi.ts";
+import { type Dispatch, errorBody, GitHubError, type Handler, handlers, type Reply } from "./rest.ts";
+import {
+  type CreateRepoOptions,
+  type FakeRepo,
+  type Files,
+  type PullState,
+  type PushOptions,
+  World,
+} from "./state.ts";
+import { testCertificate } from "./tls.ts";
+import { processTempDir } from "./tmp.ts";
+
+export type Listener = "api" | "nix";
+
+export interface RecordedRequest {
+  listener: Listener;
+  method: string;
+  /** Path as received, without the query string. */
+  path: string;
+  query: Record<string, string>;
+  /** The documented operation it matched, if any. */
+  operationId: string | undefined;
+  /** Login of the token used; undefined for unauthenticated requests. */
+  login: string | undefined;
+  /** Parsed JSON body (or raw text when it was not JSON). */
+  body: unknown;
+  status: number;
+  response: unknown;
+  /** Answered by an injected fault rather than a handler. */
+  fault: boolean;
+  /** Time to answer, in ms (what to look at when a test is slow). */
+  durationMs: number;
+}
+
+export interface Violation {
+  /** request: GitHub would reject it; response: the fake answered what GitHub never would;
+   * undocumented: no such operation; unimplemented: documented, but the fake lacks it; crash: a bug. */
+  kind: "request" | "response" | "undocumented" | "unimplemented" | "crash";
+  method: string;
+  path: string;
+  operationId: string | undefined;
+  problems: string[];
+}
+
+/**
+ * A canned answer for matching requests, checked before authentication and validation, so tests can
+ * make any endpoint fail (rate limits, 5xx) without touching the handlers.
+ */
+export interface Fault {
+  operationId?: string;
+  method?: string;
+  path?: string | RegExp;
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** How many requests it answers before it is used up; default 1. */
+  times?: number;
+}
+
+export interface FakeGitHubOptions {
+  /** Port of the HTTPS listener. Nix can only reach 443; tests of the fake itself may pass 0. */
+  httpsPort?: number;
+  /**
+   * Replacement handlers by operationId. For the fake's own tests (a handler that answers what
+   * GitHub never would must be caught); integration tests use `injectFault` instead.
+   */
+  handlers?: Record<string, Handler>;
+}
+
+/** The token the fake accepts out of the box; it acts as github-actions[bot], like a workflow's GITHUB_TOKEN. */
+export const DEFAULT_TOKEN = "ghs_fakeGitHubToken0000000000000000000";
+
+interface Route {
+  operation: SpecOperation;
+  pattern: RegExp;
+  handler: Handler;
+}
+
+// Path parameters that GitHub lets span several segments (`heads/feature/x`, `sub/flake.lock`),
+// although the description's templates, taken literally, allow one.
+const MULTI_SEGMENT = new Set(["ref", "path", "base", "head"]);
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** A matcher for a documented path template, with one named group per parameter. */
+function templatePattern(template: string): RegExp {
+  let source = "";
+  let last = 0;
+  for (const match of template.matchAll(/\{([^}]+)\}/g)) {
+    const name = match[1] ?? "";
+    source += escapeRegExp(template.slice(last, match.index));
+    source += MULTI_SEGMENT.has(name) ? `(?<${name}>.+?)` : `(?<${name}>[^/]+)`;
+    last = match.index + match[0].length;
+  }
+  source += escapeRegExp(template.slice(last));
+  return new RegExp(`^${source}/?$`);
+}
+
+function decodeParams(groups: Record<string, string> | undefined): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const [name, value] of Object.entries(groups ?? {})) params[name] = decodeURIComponent(value);
+  return params;
+}
+
+function tokenOf(header: string | null): string | undefined {
+  if (header === null) return undefined;
+  const match = /^(?:token|bearer)\s+(\S+)$/i.exec(header.trim());
+  // Any other scheme is a credential GitHub cannot use: report it as bad rather than as anonymous.
+  return match?.[1] ?? header;
+}
+
+function matchesFault(fault: Fault, method: string, path: string, operationId: string | undefined): boolean {
+  if (fault.operationId !== undefined && fault.operationId !== operationId) return false;
+  if (fault.method !== undefined && fault.method.toUpperCase() !== method) return false;
+  if (typeof fault.path === "string" && fault.path !== path) return false;
+  if (fault.path instanceof RegExp && !fault.path.test(path)) return false;
+  return true;
+}
+
+export class FakeGitHub {
+  /** Every request received, in order; reset() empties it. */
+  readonly requests: RecordedRequest[] = [];
+  readonly violations: Violation[] = [];
+  /** repository_dispatch events received (POST /repos/{owner}/{repo}/dispatches). */
+  readonly dispatches: Dispatch[] = [];
+  /** Pending injected faults, consumed in order. */
+  readonly faults: Fault[] = [];
+  /** Valid tokens and the account each acts as. */
+  readonly tokens = new Map<string, Account>();
+  readonly token = DEFAULT_TOKEN;
+  /** Web base of html_url fields: the host Nix knows as `?host=localhost`. */
+  readonly serverUrl = "https://localhost";
+
+  private readonly world: World;
+  private readonly routes: Route[];
+  private queue: Promise<unknown> = Promise.resolve();
+  private api: Server<undefined> | undefined;
+  private nix: Server<undefined> | undefined;
+
+  private constructor(
+    private readonly spec: SpecValidator,
+    private readonly root: string,
+    /** PEM certificate file the HTTPS listener uses: NIX_SSL_CERT_FILE for Nix. */
+    readonly certFile: string,
+    overrides: Record<string, Handler>,
+  ) {
+    this.world = new World(join(root, "repos"));
+    this.routes = Object.entries({ ...handlers, ...overrides }).map(([operationId, handler]) => {
+      const operation = spec.operation(operationId);
+      return { operation, pattern: templatePattern(operation.template), handler };
+    });
+    this.resetTokens();
+  }
+
+  /** Starts both listeners. Prefer the shared instance from `fakeGitHub()`: only one process can hold 443. */
+  static async start(options: FakeGitHubOptions = {}): Promise<FakeGitHub> {
+    const [spec, certificate] = await Promise.all([specValidator(), testCertificate()]);
+    const root = processTempDir("fake-github");
+    const fake = new FakeGitHub(spec, root, certificate.certFile, options.handlers ?? {});
+    await fake.world.clear();
+    fake.api = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (request) => fake.serve(request, "api"),
+    });
+    const httpsPort = options.httpsPort ?? 443;
+    try {
+      fake.nix = Bun.serve({
+        hostname: "127.0.0.1",
+        port: httpsPort,
+        tls: { cert: certificate.cert, key: certificate.key },
+        fetch: (request) => fake.serve(request, "nix"),
+      });
+    } catch (error) {
+      await fake.stop();
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(
+        `fake-github cannot listen on 127.0.0.1:${httpsPort} (${reason}); Nix needs that port: run as root, and one test process at a time`,
+      );
+    }
+    // Neither listener should keep a test process alive on its own.
+    fake.api.unref();
+    fake.nix.unref();
+    return fake;
+  }
+
+  /** Base URL of the REST API: GITHUB_API_URL, and Octokit's `baseUrl`. */
+  get apiUrl(): string {
+    if (this.api === undefined) throw new Error("fake-github is stopped");
+    return `http://127.0.0.1:${this.api.port}`;
+  }
+
+  /** Port of the HTTPS listener (443 unless started otherwise). */
+  get httpsPort(): number {
+    if (this.nix === undefined) throw new Error("fake-github is stopped");
+    return this.nix.port ?? 443;
+  }
+
+  /** How long loading GitHub's OpenAPI description took, in ms. */
+  get specLoadMs(): number {
+    return this.spec.loadMs;
+  }
+
+  private get site(): Site {
+    return { api: this.apiUrl, html: this.serverUrl };
+  }
+
+  // --- test API -------------------------------------------------------------------------------
+
+  /** Creates a repository backed by a fresh bare git repository (see CreateRepoOptions). */
+  createRepo(owner: string, name: string, options: CreateRepoOptions = {}): Promise<FakeRepo> {
+    return this.exclusive(() => this.world.createRepo(owner, name, options));
+  }
+
+  /** Commits `files` to a branch as a developer's push would; returns the commit SHA. */
+  push(
+    owner: string,
+    name: string,
+    files: Files,
+    message: string,
+    options: PushOptions = {},
+  ): Promise<string> {
+    return this.exclusive(() => this.world.push(this.world.repo(owner, name), files, message, options));
+  }
+
+  /** The repository's state (git, pulls, labels, comments); throws if it does not exist. */
+  repo(owner: string, name: string): FakeRepo {
+    return this.world.repo(owner, name);
+  }
+
+  /** `file://` URL to `git clone` the repository. */
+  cloneUrl(owner: string, name: string): string {
+    return this.world.repo(owner, name).cloneUrl;
+  }
+
+  /** The SHA a branch points at, or undefined when there is no such branch. */
+  branchSha(owner: string, name: string, branch: string): Promise<string | undefined> {
+    return this.world.repo(owner, name).git.refSha(`refs/heads/${branch}`);
+  }
+
+  /** A file's text at a ref (branch, tag or SHA); undefined when the ref or the file is missing. */
+  async readFile(owner: string, name: string, ref: string, path: string): Promise<string | undefined> {
+    const git = this.world.repo(owner, name).git;
+    const sha = await git.resolveCommit(ref);
+    if (sha === undefined) return undefined;
+    const [entry] = await git.lsTree(sha, path);
+    if (entry === undefined || entry.type !== "blob") return undefined;
+    return (await git.readBlob(entry.sha)).toString("utf8");
+  }
+
+  /** All pull requests of a repository, in creation order. */
+  pulls(owner: string, name: string): PullState[] {
+    return [...this.world.repo(owner, name).pulls];
+  }
+
+  /** Bodies of the comments on an issue or pull request. */
+  comments(owner: string, name: string, number: number): string[] {
+    return this.world
+      .repo(owner, name)
+      .comments.filter((comment) => comment.issueNumber === number)
+      .map((comment) => comment.body);
+  }
+
+  /** Whether GitHub would show the commit as "Verified" (made through the API without an author). */
+  isVerified(owner: string, name: string, sha: string): boolean {
+    return this.world.repo(owner, name).signed.has(sha);
+  }
+
+  /** Accepts another token, acting as `login` (a User, or a Bot when it ends in "[bot]"). */
+  addToken(token: string, login = "octocat"): void {
+    this.tokens.set(token, this.world.account(login));
+  }
+
+  /** Answers the next matching request(s) with a canned response instead of the handler. */
+  injectFault(fault: Fault): void {
+    this.faults.push(fault);
+  }
+
+  /**
+   * The `repository_dispatch` event a workflow run would see for a recorded dispatch: write it to a
+   * file and point GITHUB_EVENT_PATH at it.
+   */
+  repositoryDispatchEvent(dispatch: Dispatch) {
+    const repo = this.world.repo(dispatch.owner, dispatch.repo);
+    return {
+      action: dispatch.event_type,
+      branch: repo.defaultBranch,
+      client_payload: dispatch.client_payload,
+      repository: repository(this.site, repo),
+      sender: simpleUser(this.site, this.world.account(dispatch.sender)),
+    };
+  }
+
+  /** Throws, listing every violation, if any request or response broke GitHub's OpenAPI description. */
+  assertNoViolations(): void {
+    if (this.violations.length === 0) return;
+    const lines = this.violations.map(
+      (violation) =>
+        `- ${violation.kind}: ${violation.method} ${violation.path}${violation.operationId ? ` (${violation.operationId})` : ""}: ${violation.problems.join("; ")}`,
+    );
+    throw new Error(`fake-github saw ${this.violations.length} OpenAPI violation(s):\n${lines.join("\n")}`);
+  }
+
+  /** Forgets all repositories, requests, dispatches, violations, faults and extra tokens. */
+  async reset(): Promise<void> {
+    await this.exclusive(async () => {
+      await this.world.clear();
+      this.requests.length = 0;
+      this.violations.length = 0;
+      this.dispatches.length = 0;
+      this.faults.length = 0;
+      this.resetTokens();
+    });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.api?.stop(true), this.nix?.stop(true)]);
+    this.api = undefined;
+    this.nix = undefined;
+    rmSync(this.root, { recursive: true, force: true });
+  }
+
+  private resetTokens(): void {
+    this.tokens.clear();
+    this.tokens.set(DEFAULT_TOKEN, this.world.account("github-actions[bot]"));
+  }
+
+  // --- request pipeline -----------------------------------------------------------------------
+
+  /**
+   * Handlers and test helpers run one at a time: git ref updates and the in-memory state then change
+   * in a well-defined order, and `requests` reads in the order things happened.
+   */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async serve(request: Request, listener: Listener): Promise<Response> {
+    const url = new URL(request.url);
+    const method = request.method.toUpperCase();
+    const query = Object.fromEntries(url.searchParams);
+    const text = await request.text();
+    const record: RecordedRequest = {
+      listener,
+      method,
+      path: url.pathname,
+      query,
+      operationId: undefined,
+      login: undefined,
+      body: text === "" ? undefined : text,
+      status: 0,
+      response: undefined,
+      fault: false,
+      durationMs: 0,
+    };
+    const started = performance.now();
+    this.requests.push(record);
+    const answer = (reply: Reply): Response => {
+      record.status = reply.status;
+      record.response = reply.raw === undefined ? reply.body : "(raw)";
+      record.durationMs = performance.now() - started;
+      return toResponse(reply);
+    };
+    try {
+      // GitHub Enterprise serves the same API under /api/v3 (Nix ≥ 2.1x's layout for a custom host).
+      const path =
+        listener === "nix" && url.pathname.startsWith("/api/v3/") ? url.pathname.slice(7) : url.pathname;
+      const codeload = /^\/_codeload\/([^/]+)\/([^/]+)\/legacy\.tar\.gz\/([0-9a-f]{40})$/.exec(path);
+      if (codeload !== null && method === "GET") {
+        const [, owner = "", name = "", sha = ""] = codeload;
+        return answer(await this.exclusive(() => this.tarball(owner, name, sha)));
+      }
+      return answer(await this.rest(request, record, path, text));
+    } catch (error) {
+      const message = describeCrash(error);
+      this.violations.push({
+        kind: "crash",
+        method,
+        path: url.pathname,
+        operationId: record.operationId,
+        problems: [message],
+      });
+      return answer({ status: 500, body: { message: `fake-github crashed: ${message}` } });
+    }
+  }
+
+  private async rest(request: Request, record: RecordedRequest, path: string, text: string): Promise<Reply> {
+    const { method } = record;
+    const route = this.route(method, path);
+    const documented = route?.operation.operationId ?? this.spec.match(method, path);
+    record.operationId = documented;
+
+    const faultIndex = this.faults.findIndex((fault) => matchesFault(fault, method, path, documented));
+    const fault = this.faults[faultIndex];
+    if (fault !== undefined) {
+      fault.times = (fault.times ?? 1) - 1;
+      if (fault.times <= 0) this.faults.splice(faultIndex, 1);
+      record.fault = true;
+      const body =
+        fault.body ??
+        errorBody(fault.status, `Injected fault ${fault.status}`, "https://docs.github.com/rest");
+      return fault.headers === undefined
+        ? { status: fault.status, body }
+        : { status: fault.status, body, headers: fault.headers };
+    }
+
+    const token = tokenOf(request.headers.get("authorization"));
+    const actor = token === undefined ? undefined : this.tokens.get(token);
+    if (token !== undefined && actor === undefined) {
+      return { status: 401, body: basicError(401, "Bad credentials", "https://docs.github.com/rest") };
+    }
+    record.login = actor?.login;
+
+    if (route === undefined) {
+      const problem =
+        documented === undefined
+          ? `${method} ${path} is not an operation in GitHub's REST API description`
+          : `fake-github does not implement ${documented}; add it to tests/fake-github/rest.ts`;
+      this.violations.push({
+        kind: documented === undefined ? "undocumented" : "unimplemented",
+        method,
+        path,
+        operationId: documented,
+        problems: [problem],
+      });
+      return {
+        status: 404,
+        body: basicError(404, `fake-github: ${problem}`, "https://docs.github.com/rest"),
+      };
+    }
+
+    const { operation } = route;
+    let body: unknown;
+    if (text !== "") {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        return { status: 400, body: basicError(400, "Problems parsing JSON", operation.docsUrl) };
+      }
+      record.body = body;
+    }
+    const params = decodeParams(route.pattern.exec(path)?.groups);
+    const headers: Record<string, string> = {};
+    request.headers.forEach((value, name) => {
+      headers[name.toLowerCase()] = value;
+    });
+    const requestProblems = this.spec.checkRequest(operation.operationId, {
+      pathParams: params,
+      query: record.query,
+      headers,
+      body,
+    });
+    if (requestProblems.length > 0) {
+      this.violations.push({
+        kind: "request",
+        method,
+        path,
+        operationId: operation.operationId,
+        problems: requestProblems,
+      });
+      const message = `fake-github: request does not match GitHub's description of ${operation.operationId}: ${requestProblems.join("; ")}`;
+      return { status: 422, body: errorBody(422, message, operation.docsUrl) };
+    }
+
+    if (actor === undefined && method !== "GET" && method !== "HEAD") {
+      return { status: 401, body: basicError(401, "Requires authentication", operation.docsUrl) };
+    }
+
+    const reply = await this.exclusive(async () => {
+      try {
+        return await route.handler({
+          world: this.world,
+          site: this.site,
+          origin: new URL(request.url).origin,
+          params,
+          query: record.query,
+          headers: request.headers,
+          body,
+          actor,
+          docsUrl: operation.docsUrl,
+          dispatches: this.dispatches,
+        });
+      } catch (error) {
+        if (!(error instanceof GitHubError)) throw error;
+        const reply: Reply = {
+          status: error.status,
+          body: errorBody(error.status, error.message, operation.docsUrl, error.errors),
+        };
+        return reply;
+      }
+    });
+
+    if (reply.raw !== undefined) return reply;
+    const responseProblems = this.spec.checkResponse(operation.operationId, reply.status, reply.body ?? null);
+    if (responseProblems.length > 0) {
+      this.violations.push({
+        kind: "response",
+        method,
+        path,
+        operationId: operation.operationId,
+        problems: responseProblems,
+      });
+      const message = `fake-github answered ${operation.operationId} with a ${reply.status} that breaks GitHub's description (a bug in the fake): ${responseProblems.join("; ")}`;
+      return { status: 500, body: basicError(500, message, operation.docsUrl) };
+    }
+    return reply;
+  }
+
+  private route(method: string, path: string): Route | undefined {
+    // The description's own router first: it tells `commits/{ref}` from `commits/{ref}/status`, which
+    // the multi-segment patterns alone would confuse.
+    const exact = this.spec.match(method, path);
+    if (exact !== undefined) return this.routes.find((route) => route.operation.operationId === exact);
+    return this.routes.find((route) => route.operation.method === method && route.pattern.test(path));
+  }
+
+  private async tarball(owner: string, name: string, sha: string): Promise<Reply> {
+    const repo = this.world.findRepo(owner, name);
+    if (repo === undefined || (await repo.git.objectType(sha)) !== "commit") {
+      return { status: 404, raw: { data: "404: Not Found", contentType: "text/plain; charset=utf-8" } };
+    }
+    const data = await repo.git.archive(sha, `${repo.name}-${sha}/`);
+    return {
+      status: 200,
+      raw: { data, contentType: "application/x-gzip" },
+      headers: {
+        "content-disposition": `attachment; filename=${repo.owner.login}-${repo.name}-${sha.slice(0, 7)}.tar.gz`,
+      },
+    };
+  }
+}
+
+function describeCrash(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  // zx's errors carry the failed command's stderr, which says more than its stack.
+  const stderr = "stderr" in error && typeof error.stderr === "string" ? `\n${error.stderr.trim()}` : "";
+  return `${error.stack ?? error.message}${stderr}`;
+}
+
+function toResponse(reply: Reply): Response {
+  const headers = new Headers(reply.headers);
+  // What the throttling plugin and Nix look at; a quiet, unlimited budget unless a fault says otherwise.
+  if (!headers.has("x-ratelimit-limit")) {
+    headers.set("x-ratelimit-limit", "5000");
+    headers.set("x-ratelimit-remaining", "4999");
+    headers.set("x-ratelimit-resource", "core");
+  }
+  if (reply.raw !== undefined) {
+    headers.set("content-type", reply.raw.contentType);
+    return new Response(reply.raw.data, { status: reply.status, headers });
+  }
+  if (reply.body === undefined || reply.body === null)
+    return new Response(null, { status: reply.status, headers });
+  headers.set("content-type", "application/json; charset=utf-8");
+  return new Response(JSON.stringify(reply.body), { status: reply.status, headers });
+}
