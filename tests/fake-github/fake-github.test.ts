@@ -485,6 +485,21 @@ describe("GitHub behaviour", () => {
     expect(String(error)).toContain("No commits between main and same");
   });
 
+  test("refs and paths with slashes work written out or percent-encoded", async () => {
+    await fake.createRepo("o", "r", { files: { "sub/flake.lock": "{}" } });
+    const sha = await fake.push("o", "r", { x: "x" }, "x", { branch: "feature/x" });
+    for (const path of ["/repos/o/r/git/ref/heads/feature/x", "/repos/o/r/git/ref/heads%2Ffeature%2Fx"]) {
+      expect(await call("GET", path)).toMatchObject({
+        status: 200,
+        body: { ref: "refs/heads/feature/x", object: { sha } },
+      });
+    }
+    for (const path of ["/repos/o/r/contents/sub/flake.lock", "/repos/o/r/contents/sub%2Fflake.lock"]) {
+      expect(await call("GET", path)).toMatchObject({ status: 200, body: { path: "sub/flake.lock" } });
+    }
+    expect(await call("GET", "/repos/o/r/commits/feature/x")).toMatchObject({ status: 200, body: { sha } });
+  });
+
   test("labels: list, create, duplicate refused", async () => {
     await fake.createRepo("o", "r", { files: { a: "a" } });
     await gh.rest.issues.createLabel({ owner: "o", repo: "r", name: "automated", color: "ededed" });

@@ -141,13 +141,13 @@ async function renderCommit(
 }
 
 async function pullStats(repo: FakeRepo, pull: PullState) {
-  const info = { head: await pull.headRepo.git.refSha(`refs/heads/${pull.headRef}`) };
+  const head = await pull.headRepo.git.refSha(`refs/heads/${pull.headRef}`);
   const base = await repo.git.refSha(`refs/heads/${pull.baseRef}`);
-  if (info.head === undefined || base === undefined)
+  if (head === undefined || base === undefined)
     return { commits: 0, additions: 0, deletions: 0, changedFiles: 0 };
-  const mergeBase = await repo.git.mergeBase(base, info.head);
-  const commits = await repo.git.commitsBetween(base, info.head);
-  const files = await repo.git.changedFiles(mergeBase, info.head);
+  const mergeBase = await repo.git.mergeBase(base, head);
+  const commits = await repo.git.commitsBetween(base, head);
+  const files = await repo.git.changedFiles(mergeBase, head);
   return {
     commits: commits.length,
     additions: files.reduce((sum, file) => sum + file.additions, 0),
