@@ -129,14 +129,15 @@ class PullRequests {
     change: InputChange,
     branchExists: boolean,
   ): Promise<string> {
-    const { data: baseBranch } = await this.call(`read branch '${base}' of ${this.name}`, () =>
-      this.octokit.rest.repos.getBranch({ ...this.repo, branch: base }),
+    // One request for both the base head and its tree (the branches endpoint would need two).
+    const { data: baseCommit } = await this.call(`read branch '${base}' of ${this.name}`, () =>
+      this.octokit.rest.repos.getCommit({ ...this.repo, ref: `heads/${base}`, per_page: 1 }),
     );
-    const baseSha = baseBranch.commit.sha;
+    const baseSha = baseCommit.sha;
     const { data: tree } = await this.call("create the git tree", () =>
       this.octokit.rest.git.createTree({
         ...this.repo,
-        base_tree: baseBranch.commit.commit.tree.sha,
+        base_tree: baseCommit.commit.tree.sha,
         tree: [{ path, mode: "100644", type: "blob", content: change.lock.text }],
       }),
     );
@@ -173,6 +174,16 @@ class PullRequests {
     }
   }
 
+  /** Is `rev` an ancestor of `than` upstream? Unknown answers count as "no" (the PR moves on). */
+  async isOlder(source: Repo, rev: string, than: string): Promise<boolean> {
+    try {
+      const order = await compare(this.octokit, source, than, rev, 1);
+      return order.status === "behind";
+    } catch {
+      return false;
+    }
+  }
+
   async upstreamCommits(change: InputChange): Promise<{ commits?: CompareCommit[]; totalCommits?: number }> {
     const from = change.from?.rev;
     const to = change.to.rev;
@@ -204,6 +215,19 @@ class PullRequests {
         url: existing.html_url,
         detail: `#${existing.number} already proposes ${rev.slice(0, 12)}`,
       };
+    }
+    if (existing && change.github && change.to.rev) {
+      const proposed = parseMarker(existing.body)?.rev;
+      // Dispatches arrive out of order: never move an open PR back to an older commit.
+      if (proposed && proposed !== rev && (await this.isOlder(change.github, rev, proposed))) {
+        return {
+          input: change.name,
+          operation: "unchanged",
+          number: existing.number,
+          url: existing.html_url,
+          detail: `#${existing.number} already proposes ${proposed.slice(0, 12)}, which includes ${rev.slice(0, 12)}`,
+        };
+      }
     }
     const title = prTitle(change.name, rev);
     if (this.opts.dryRun) {
@@ -311,6 +335,7 @@ class PullRequests {
         const order = await compare(this.octokit, source, marker.rev, current, 1);
         obsolete = order.status === "ahead" || order.status === "identical";
       } catch {
+        // Cannot tell: leave the PR for a human rather than close it wrongly.
         obsolete = false;
       }
     }

@@ -3,6 +3,7 @@
  * open-pr.ts — turn bump.ts's report into one pull request per input (or update, or close it).
  * Parse args/env → lib/pull-request.ts → one line per input, Actions outputs and summary.
  */
+import { readFile } from "node:fs/promises";
 import * as v from "valibot";
 import { $ } from "zx";
 import { appendSummary, group, inActions, info, setOutputs, warn } from "../lib/actions.ts";
@@ -83,6 +84,24 @@ async function originRepo(dir: string | undefined): Promise<Repo | undefined> {
   return out.exitCode === 0 ? parseRepo(out.stdout) : undefined;
 }
 
+/** The default branch named in the Actions event file, which saves asking GitHub for it. */
+async function eventDefaultBranch(env: NodeJS.ProcessEnv, repo: Repo): Promise<string | undefined> {
+  if (!env.GITHUB_EVENT_PATH) return undefined;
+  const EventRepository = v.object({
+    repository: v.object({ full_name: v.string(), default_branch: v.pipe(v.string(), v.minLength(1)) }),
+  });
+  try {
+    const result = v.safeParse(EventRepository, JSON.parse(await readFile(env.GITHUB_EVENT_PATH, "utf8")));
+    if (!result.success) return undefined;
+    const { full_name, default_branch } = result.output.repository;
+    return full_name.toLowerCase() === `${repo.owner}/${repo.repo}`.toLowerCase()
+      ? default_branch
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function resultLine(result: PullRequestResult): string {
   const where = result.url ? ` ${result.url}` : result.number ? ` #${result.number}` : "";
   return `${result.input}: ${result.operation}${where} — ${result.detail}`;
@@ -122,7 +141,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     draft: args.draft,
     dryRun: args["dry-run"],
   };
-  if (args.base !== undefined) opts.base = args.base;
+  const base = args.base ?? (await eventDefaultBranch(env, repo));
+  if (base !== undefined) opts.base = base;
 
   const results = await group(`Pull requests in ${repo.owner}/${repo.repo}`, () =>
     openPullRequests(octokitFromEnv(env), report, opts),

@@ -342,6 +342,12 @@ export class GitRepo {
     return result.stdout.split("\n").filter((line) => line !== "");
   }
 
+  /** Up to `limit` commits reachable from `head`, newest first (GitHub's commit list order). */
+  async history(head: string, limit: number): Promise<string[]> {
+    const result = await this.run(["rev-list", "--topo-order", `--max-count=${limit}`, safeArg(head)]);
+    return result.stdout.split("\n").filter((line) => line !== "");
+  }
+
   async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
     const result = await this.run([
       "merge-base",

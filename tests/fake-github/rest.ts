@@ -283,6 +283,18 @@ export const handlers: Record<string, Handler> = {
     return { status: 200, body: await renderCommit(ctx, repo, sha, true) };
   },
 
+  "repos/list-commits": async (ctx) => {
+    const repo = visibleRepo(ctx);
+    if ((await repo.git.listRefs("refs/heads/")).length === 0)
+      throw new GitHubError(409, "Git Repository is empty.");
+    const start = await repo.git.resolveCommit(ctx.query.sha ?? repo.defaultBranch);
+    if (start === undefined) throw notFound();
+    const perPage = Math.min(Number(ctx.query.per_page ?? 30), 100);
+    const page = Math.max(Number(ctx.query.page ?? 1), 1);
+    const shas = (await repo.git.history(start, perPage * page)).slice((page - 1) * perPage);
+    return { status: 200, body: await Promise.all(shas.map((sha) => renderCommit(ctx, repo, sha, false))) };
+  },
+
   "repos/compare-commits": async (ctx) => {
     const repo = visibleRepo(ctx);
     const baseName = param(ctx, "base");
