@@ -40,10 +40,6 @@ for (const variant of nixVariants()) {
     let checkout: string;
     let reportFile: string;
 
-    async function git(...args: string[]): Promise<string> {
-      return (await $({ cwd: checkout, quiet: true })`git ${args}`).stdout.trim();
-    }
-
     /** A fresh clone of the downstream repo's main branch, as a workflow run's checkout would be. */
     async function freshCheckout(): Promise<void> {
       await rm(checkout, { recursive: true, force: true });
