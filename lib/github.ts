@@ -84,34 +84,57 @@ export function createOctokit(opts: ClientOptions = {}): Octokit {
 /** Build the client from the environment, the way the gh CLI and Actions do. */
 export function octokitFromEnv(env: NodeJS.ProcessEnv = process.env): Octokit {
   const scale = Number(env.FLAKE_BUMP_WAIT_SCALE ?? "1");
+  const timeout = Number(env.FLAKE_BUMP_REQUEST_TIMEOUT_MS ?? "30000");
   return createOctokit({
     token: githubToken(env),
     baseUrl: env.GITHUB_API_URL,
     waitScale: Number.isFinite(scale) && scale >= 0 ? scale : 1,
+    requestTimeoutMs: timeout > 0 ? timeout : 30_000,
   });
+}
+
+/** `POST /repos/o/r/git/trees`, from an Octokit RequestError, to name the endpoint that failed. */
+function endpointOf(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null || !("request" in error)) return undefined;
+  const request = error.request;
+  if (typeof request !== "object" || request === null) return undefined;
+  const method = "method" in request && typeof request.method === "string" ? request.method : "";
+  const url = "url" in request && typeof request.url === "string" ? request.url : "";
+  if (!url) return undefined;
+  let path = url;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    // keep the raw url
+  }
+  return `${method} ${path}`.trim();
 }
 
 /** GitHub's status codes as one sentence naming the fix, for the errors a script cannot recover from. */
 export function describeGitHubError(error: unknown, what: string, repo?: string): RuntimeError {
   const status = typeof error === "object" && error !== null && "status" in error ? Number(error.status) : 0;
-  const message = error instanceof Error ? error.message : String(error);
+  const raw = error instanceof Error ? error.message : String(error);
+  // Octokit appends the documentation URL after " - "; the sentence is enough.
+  const message = raw.replace(/ - https:\/\/docs\.github\.com\S*$/, "");
+  const endpoint = endpointOf(error);
+  const at = endpoint ? ` (${endpoint})` : "";
   if (status === 401) {
     return new RuntimeError(
-      `GitHub rejected the token while trying to ${what} (401 Bad credentials); set a valid GH_TOKEN or GITHUB_TOKEN`,
+      `GitHub rejected the token while trying to ${what} (401 Bad credentials${endpoint ? `, ${endpoint}` : ""}); set a valid GH_TOKEN or GITHUB_TOKEN`,
     );
   }
   if (status === 404 && repo) {
     return new RuntimeError(
-      `${repo} not found, or the token cannot write to it (a fine-grained token needs Contents: read and write on it); check the name and the token's repository access`,
+      `${repo} not found, or the token cannot write to it (a fine-grained token needs Contents: read and write on it)${at}; check the name and the token's repository access`,
     );
   }
   if (status === 403 || status === 429) {
     return new RuntimeError(
-      `GitHub refused to ${what} (${status}: ${message}); wait for the rate limit to reset or check the token's permissions`,
+      `GitHub refused to ${what} (${status}: ${message})${at}; wait for the rate limit to reset or check the token's permissions, then rerun`,
     );
   }
-  if (status === 422) return new RuntimeError(`GitHub refused to ${what} (422: ${message})`);
+  if (status === 422) return new RuntimeError(`GitHub refused to ${what} (422: ${message})${at}`);
   return new RuntimeError(
-    `could not ${what}: ${message}${status ? ` (HTTP ${status})` : ""}; rerun later — the run is safe to repeat`,
+    `could not ${what}: ${message}${status ? ` (HTTP ${status})` : ""}${at}; GitHub may be having trouble — rerun later, it is safe to repeat`,
   );
 }

@@ -1,11 +1,18 @@
 /**
  * From a bump report to one pull request per input, through the REST Git Data API: no checkout, no
  * git push, no token in a remote URL. Commits carry no author or committer, so GitHub signs them.
- * Every step is safe to repeat: re-running the same report changes nothing and opens nothing.
+ *
+ * Safe to repeat and safe to race. The rolling branch `flake-bump/<input>` is the single source of
+ * truth: its head commit's message is the PR's title and body (with the marker naming the rev), and
+ * it only ever moves by compare-and-swap — a new head has the old head as a parent and is written
+ * with a non-forced update, which GitHub refuses when the branch moved meanwhile. A run that loses
+ * the swap re-reads the branch and either steps back (the branch already holds a newer commit, by
+ * ancestry) or tries again. The PR text is then made to match the branch head, re-read after every
+ * write, so concurrent runs converge on the newest commit.
  */
 import { createHash } from "node:crypto";
 import { info } from "./actions.ts";
-import { UsageError } from "./cli.ts";
+import { RuntimeError, UsageError } from "./cli.ts";
 import { describeGitHubError, type Octokit, type RestEndpointMethodTypes } from "./github.ts";
 import { branchName, type CompareCommit, parseMarker, prBody, prTitle } from "./pr-text.ts";
 import type { InputChange, Report, Skipped } from "./report.ts";
@@ -40,6 +47,9 @@ export interface OpenPrOptions {
 
 type PullRequest = RestEndpointMethodTypes["pulls"]["list"]["response"]["data"][number];
 
+/** How often a run retries after losing the compare-and-swap on the branch to a concurrent run. */
+const SWAP_ATTEMPTS = 6;
+
 /** Git's blob id for a text, so a branch's file can be compared without downloading it. */
 export function gitBlobSha(text: string): string {
   const body = Buffer.from(text, "utf8");
@@ -60,6 +70,27 @@ export function parseRepo(text: string): Repo | undefined {
     );
   if (!match?.[1] || !match[2]) return undefined;
   return { owner: match[1], repo: match[2] };
+}
+
+/** A PR's title and body as the branch head commit's message carries them. */
+export interface PrText {
+  title: string;
+  body: string;
+}
+
+export function commitMessage(text: PrText): string {
+  return `${text.title}\n\n${text.body}`;
+}
+
+export function textFromMessage(message: string): PrText {
+  const [title = "", ...rest] = message.split("\n");
+  return { title, body: rest.join("\n").replace(/^\n/, "") };
+}
+
+interface BranchHead {
+  sha: string;
+  text: PrText;
+  rev: string | undefined;
 }
 
 class PullRequests {
@@ -121,61 +152,28 @@ class PullRequests {
     }
   }
 
-  /** Commit the lock on top of the base branch's head and point `branch` at it. */
-  async commitLock(
-    branch: string,
-    base: string,
-    path: string,
-    change: InputChange,
-    branchExists: boolean,
-  ): Promise<string> {
-    // One request for both the base head and its tree (the branches endpoint would need two).
-    const { data: baseCommit } = await this.call(`read branch '${base}' of ${this.name}`, () =>
-      this.octokit.rest.repos.getCommit({ ...this.repo, ref: `heads/${base}`, per_page: 1 }),
-    );
-    const baseSha = baseCommit.sha;
-    const { data: tree } = await this.call("create the git tree", () =>
-      this.octokit.rest.git.createTree({
-        ...this.repo,
-        base_tree: baseCommit.commit.tree.sha,
-        tree: [{ path, mode: "100644", type: "blob", content: change.lock.text }],
-      }),
-    );
-    const rev = change.to.rev ?? change.to.ref;
-    const message = [
-      prTitle(change.name, rev),
-      "",
-      `${change.from?.ref ?? "(new input)"}`,
-      `→ ${change.to.ref}`,
-    ].join("\n");
-    // No author or committer: GitHub then signs the commit as the token's identity ("Verified").
-    const { data: commit } = await this.call("create the commit", () =>
-      this.octokit.rest.git.createCommit({ ...this.repo, message, tree: tree.sha, parents: [baseSha] }),
-    );
-    await this.pointBranch(branch, commit.sha, branchExists);
-    return commit.sha;
-  }
-
-  async pointBranch(branch: string, sha: string, exists: boolean): Promise<void> {
-    const update = () =>
-      this.call(`update branch '${branch}'`, () =>
-        this.octokit.rest.git.updateRef({ ...this.repo, ref: `heads/${branch}`, sha, force: true }),
-      );
-    if (exists) {
-      await update();
-      return;
-    }
+  async headSha(branch: string): Promise<string | undefined> {
     try {
-      await this.octokit.rest.git.createRef({ ...this.repo, ref: `refs/heads/${branch}`, sha });
+      const { data } = await this.octokit.rest.git.getRef({ ...this.repo, ref: `heads/${branch}` });
+      return data.object.sha;
     } catch (error) {
-      // A branch left behind by an earlier, interrupted run: take it over.
-      if (statusOf(error) === 422) await update();
-      else throw describeGitHubError(error, `create branch '${branch}'`, this.name);
+      if (statusOf(error) === 404) return undefined;
+      throw describeGitHubError(error, `read branch '${branch}'`, this.name);
     }
   }
 
-  /** Is `rev` an ancestor of `than` upstream? Unknown answers count as "no" (the PR moves on). */
-  async isOlder(source: Repo, rev: string, than: string): Promise<boolean> {
+  async head(branch: string): Promise<BranchHead | undefined> {
+    const sha = await this.headSha(branch);
+    if (sha === undefined) return undefined;
+    const { data } = await this.call(`read the head of '${branch}'`, () =>
+      this.octokit.rest.git.getCommit({ ...this.repo, commit_sha: sha }),
+    );
+    return { sha, text: textFromMessage(data.message), rev: parseMarker(data.message)?.rev };
+  }
+
+  /** Is `rev` an ancestor of `than` upstream? An unknown answer counts as "no". */
+  async isOlder(source: Repo | undefined, rev: string, than: string): Promise<boolean> {
+    if (source === undefined) return false;
     try {
       const order = await compare(this.octokit, source, than, rev, 1);
       return order.status === "behind";
@@ -199,111 +197,196 @@ class PullRequests {
     }
   }
 
+  /**
+   * Put a commit with the new lock (on the base's tree) at the branch head by compare-and-swap.
+   * Returns the branch head afterwards, ours or a newer one a concurrent run wrote.
+   */
+  async swapBranch(
+    branch: string,
+    base: string,
+    path: string,
+    change: InputChange,
+    text: () => Promise<PrText>,
+  ): Promise<{ head: BranchHead; wrote: boolean }> {
+    const rev = change.to.rev ?? change.to.ref;
+    let current = await this.head(branch);
+    for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
+      if (
+        current?.rev !== undefined &&
+        current.rev !== rev &&
+        (await this.isOlder(change.github, rev, current.rev))
+      ) {
+        return { head: current, wrote: false };
+      }
+      if (current?.rev === rev && (await this.branchHasLock(branch, path, change.lock.text))) {
+        return { head: current, wrote: false };
+      }
+      const { data: baseCommit } = await this.call(`read branch '${base}' of ${this.name}`, () =>
+        this.octokit.rest.repos.getCommit({ ...this.repo, ref: `heads/${base}`, per_page: 1 }),
+      );
+      const { data: tree } = await this.call("create the git tree", () =>
+        this.octokit.rest.git.createTree({
+          ...this.repo,
+          base_tree: baseCommit.commit.tree.sha,
+          tree: [{ path, mode: "100644", type: "blob", content: change.lock.text }],
+        }),
+      );
+      const prText = await text();
+      // Parents: the base first (so the PR's diff is exactly flake.lock), then the old head, which
+      // makes the update a fast-forward that GitHub applies only if nobody moved the branch since.
+      const parents = current ? [baseCommit.sha, current.sha] : [baseCommit.sha];
+      // No author or committer: GitHub then signs the commit as the token's identity ("Verified").
+      const { data: commit } = await this.call("create the commit", () =>
+        this.octokit.rest.git.createCommit({
+          ...this.repo,
+          message: commitMessage(prText),
+          tree: tree.sha,
+          parents,
+        }),
+      );
+      try {
+        if (current) {
+          await this.octokit.rest.git.updateRef({
+            ...this.repo,
+            ref: `heads/${branch}`,
+            sha: commit.sha,
+            force: false,
+          });
+        } else {
+          await this.octokit.rest.git.createRef({
+            ...this.repo,
+            ref: `refs/heads/${branch}`,
+            sha: commit.sha,
+          });
+        }
+        return { head: { sha: commit.sha, text: prText, rev }, wrote: true };
+      } catch (error) {
+        // 422: the branch appeared or moved since we read it — another run got there first.
+        if (statusOf(error) !== 422) throw describeGitHubError(error, `move branch '${branch}'`, this.name);
+        current = await this.head(branch);
+      }
+    }
+    throw new RuntimeError(
+      `branch '${branch}' kept moving under ${SWAP_ATTEMPTS} attempts (concurrent runs); rerun, it is safe to repeat`,
+    );
+  }
+
+  /**
+   * Make the PR's title and body match the branch head, re-reading the head after each write so a
+   * run that wrote an older text repairs it (see the module comment).
+   */
+  async syncText(number: number, branch: string, head: BranchHead, shown: PrText | undefined): Promise<void> {
+    let target = head;
+    let current = shown;
+    for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
+      if (current?.title !== target.text.title || current.body !== target.text.body) {
+        await this.call(`update pull request #${number}`, () =>
+          this.octokit.rest.pulls.update({ ...this.repo, pull_number: number, ...target.text }),
+        );
+        current = target.text;
+      }
+      const now = await this.headSha(branch);
+      if (now === undefined || now === target.sha) return;
+      const moved = await this.head(branch);
+      if (moved === undefined) return;
+      target = moved;
+    }
+  }
+
   async open(change: InputChange, lockPath: string): Promise<PullRequestResult> {
     const branch = branchName(change.name, this.opts.branchPrefix);
     const rev = change.to.rev ?? change.to.ref;
     const existing = await this.findOpen(branch);
+    const result = (operation: Operation, pr: { number: number; html_url: string }, detail: string) => ({
+      input: change.name,
+      operation,
+      number: pr.number,
+      url: pr.html_url,
+      detail,
+    });
     if (
       existing &&
       parseMarker(existing.body)?.rev === rev &&
       (await this.branchHasLock(branch, lockPath, change.lock.text))
     ) {
-      return {
-        input: change.name,
-        operation: "unchanged",
-        number: existing.number,
-        url: existing.html_url,
-        detail: `#${existing.number} already proposes ${rev.slice(0, 12)}`,
-      };
+      return result("unchanged", existing, `#${existing.number} already proposes ${rev.slice(0, 12)}`);
     }
-    if (existing && change.github && change.to.rev) {
-      const proposed = parseMarker(existing.body)?.rev;
-      // Dispatches arrive out of order: never move an open PR back to an older commit.
-      if (proposed && proposed !== rev && (await this.isOlder(change.github, rev, proposed))) {
-        return {
-          input: change.name,
-          operation: "unchanged",
-          number: existing.number,
-          url: existing.html_url,
-          detail: `#${existing.number} already proposes ${proposed.slice(0, 12)}, which includes ${rev.slice(0, 12)}`,
-        };
-      }
-    }
-    const title = prTitle(change.name, rev);
     if (this.opts.dryRun) {
       return {
         input: change.name,
         operation: existing ? "updated" : "created",
-        detail: `dry run: would ${existing ? `update #${existing.number}` : "open a pull request"}: ${title}`,
+        detail: `dry run: would ${existing ? `update #${existing.number}` : "open a pull request"} for ${rev.slice(0, 12)}`,
       };
     }
     const base = await this.baseBranch(existing);
-    const body = prBody({ change, ...(await this.upstreamCommits(change)) });
-    await this.commitLock(branch, base, lockPath, change, existing !== undefined);
+    const text = async (): Promise<PrText> => ({
+      title: prTitle(change.name, rev),
+      body: prBody({ change, ...(await this.upstreamCommits(change)) }),
+    });
+    const { head, wrote } = await this.swapBranch(branch, base, lockPath, change, text);
 
     if (existing) {
-      await this.call(`update pull request #${existing.number}`, () =>
-        this.octokit.rest.pulls.update({ ...this.repo, pull_number: existing.number, title, body }),
-      );
-      return {
-        input: change.name,
-        operation: "updated",
-        number: existing.number,
-        url: existing.html_url,
-        detail: title,
-      };
+      await this.syncText(existing.number, branch, head, {
+        title: existing.title,
+        body: existing.body ?? "",
+      });
+      if (!wrote && head.rev !== rev) {
+        return result(
+          "unchanged",
+          existing,
+          `#${existing.number} already proposes ${head.rev?.slice(0, 12)}, which includes ${rev.slice(0, 12)}`,
+        );
+      }
+      return result(wrote ? "updated" : "unchanged", existing, head.text.title);
     }
-    const created = await this.createPull(branch, base, title, body);
+    const { pr, created } = await this.createPull(branch, base, head);
+    if (created) await this.decorate(pr.number);
+    await this.syncText(pr.number, branch, head, created ? head.text : undefined);
+    return result(created ? "created" : wrote ? "updated" : "unchanged", pr, head.text.title);
+  }
+
+  private async decorate(number: number): Promise<void> {
     if (this.opts.labels.length > 0) {
       // Labels that do not exist yet are created by GitHub when added to an issue.
-      await this.call(`label pull request #${created.number}`, () =>
+      await this.call(`label pull request #${number}`, () =>
         this.octokit.rest.issues.addLabels({
           ...this.repo,
-          issue_number: created.number,
+          issue_number: number,
           labels: [...this.opts.labels],
         }),
       );
     }
     if (this.opts.reviewers.length > 0) {
-      await this.call(`request reviewers on #${created.number}`, () =>
+      await this.call(`request reviewers on #${number}`, () =>
         this.octokit.rest.pulls.requestReviewers({
           ...this.repo,
-          pull_number: created.number,
+          pull_number: number,
           reviewers: [...this.opts.reviewers],
         }),
       );
     }
-    return {
-      input: change.name,
-      operation: "created",
-      number: created.number,
-      url: created.html_url,
-      detail: title,
-    };
   }
 
-  private async createPull(branch: string, base: string, title: string, body: string) {
+  private async createPull(
+    branch: string,
+    base: string,
+    head: BranchHead,
+  ): Promise<{ pr: { number: number; html_url: string }; created: boolean }> {
     try {
       const { data } = await this.octokit.rest.pulls.create({
         ...this.repo,
         head: branch,
         base,
-        title,
-        body,
+        ...head.text,
         draft: this.opts.draft,
         maintainer_can_modify: false,
       });
-      return data;
+      return { pr: data, created: true };
     } catch (error) {
       // Another run opened it between our lookup and now: use theirs (never two PRs for one input).
       if (statusOf(error) === 422) {
         const raced = await this.findOpen(branch);
-        if (raced) {
-          await this.call(`update pull request #${raced.number}`, () =>
-            this.octokit.rest.pulls.update({ ...this.repo, pull_number: raced.number, title, body }),
-          );
-          return raced;
-        }
+        if (raced) return { pr: raced, created: false };
       }
       throw describeGitHubError(error, `open the pull request for '${branch}'`, this.name);
     }
@@ -317,44 +400,21 @@ class PullRequests {
     const branch = branchName(skip.name, this.opts.branchPrefix);
     const existing = await this.findOpen(branch);
     if (!existing) return { input: skip.name, operation: "none", detail: skip.message };
+    const keep = {
+      input: skip.name,
+      operation: "none" as const,
+      number: existing.number,
+      url: existing.html_url,
+    };
     const marker = parseMarker(existing.body);
     const current = skip.current;
-    if (!marker || !current) {
-      return {
-        input: skip.name,
-        operation: "none",
-        number: existing.number,
-        url: existing.html_url,
-        detail: skip.message,
-      };
-    }
-    let obsolete = marker.rev === current;
-    const source = skip.github;
-    if (!obsolete && source) {
-      try {
-        const order = await compare(this.octokit, source, marker.rev, current, 1);
-        obsolete = order.status === "ahead" || order.status === "identical";
-      } catch {
-        // Cannot tell: leave the PR for a human rather than close it wrongly.
-        obsolete = false;
-      }
-    }
-    if (!obsolete) {
-      return {
-        input: skip.name,
-        operation: "none",
-        number: existing.number,
-        url: existing.html_url,
-        detail: skip.message,
-      };
-    }
+    if (!marker || !current) return { ...keep, detail: skip.message };
+    const obsolete =
+      marker.rev === current ||
+      (skip.github !== undefined && (await this.isOlder(skip.github, marker.rev, current)));
+    if (!obsolete) return { ...keep, detail: skip.message };
     if (this.opts.dryRun) {
-      return {
-        input: skip.name,
-        operation: "closed",
-        number: existing.number,
-        detail: `dry run: would close #${existing.number}`,
-      };
+      return { ...keep, operation: "closed", detail: `dry run: would close #${existing.number}` };
     }
     await this.call(`comment on #${existing.number}`, () =>
       this.octokit.rest.issues.createComment({
@@ -369,14 +429,13 @@ class PullRequests {
     try {
       await this.octokit.rest.git.deleteRef({ ...this.repo, ref: `heads/${branch}` });
     } catch (error) {
-      if (statusOf(error) !== 404 && statusOf(error) !== 422)
+      if (statusOf(error) !== 404 && statusOf(error) !== 422) {
         throw describeGitHubError(error, `delete branch '${branch}'`, this.name);
+      }
     }
     return {
-      input: skip.name,
+      ...keep,
       operation: "closed",
-      number: existing.number,
-      url: existing.html_url,
       detail: `closed #${existing.number}: the base already holds ${current.slice(0, 12)}`,
     };
   }

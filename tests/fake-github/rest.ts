@@ -37,6 +37,8 @@ export interface Reply {
   body?: unknown;
   raw?: { data: Uint8Array | string; contentType: string };
   headers?: Record<string, string>;
+  /** Send the headers, then break the connection mid-body (an injected network failure). */
+  drop?: boolean;
 }
 
 /** A failure GitHub would report; the server turns it into GitHub's error body for the status. */

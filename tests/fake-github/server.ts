@@ -64,7 +64,12 @@ export interface Fault {
   operationId?: string;
   method?: string;
   path?: string | RegExp;
-  status: number;
+  /** The canned status; without one (and without `drop`) the request goes on to its handler. */
+  status?: number;
+  /** Break the connection after the headers instead of answering. */
+  drop?: boolean;
+  /** Wait this long first (a response slower than the client's timeout). */
+  delayMs?: number;
   body?: unknown;
   headers?: Record<string, string>;
   /** How many requests it answers before it is used up; default 1. */
@@ -414,12 +419,16 @@ export class FakeGitHub {
       fault.times = (fault.times ?? 1) - 1;
       if (fault.times <= 0) this.faults.splice(faultIndex, 1);
       record.fault = true;
-      const body =
-        fault.body ??
-        errorBody(fault.status, `Injected fault ${fault.status}`, "https://docs.github.com/rest");
-      return fault.headers === undefined
-        ? { status: fault.status, body }
-        : { status: fault.status, body, headers: fault.headers };
+      if (fault.delayMs !== undefined) await Bun.sleep(fault.delayMs);
+      if (fault.drop === true) return { status: 200, drop: true };
+      if (fault.status !== undefined) {
+        const body =
+          fault.body ??
+          errorBody(fault.status, `Injected fault ${fault.status}`, "https://docs.github.com/rest");
+        return fault.headers === undefined
+          ? { status: fault.status, body }
+          : { status: fault.status, body, headers: fault.headers };
+      }
     }
 
     const token = tokenOf(request.headers.get("authorization"));
@@ -562,6 +571,16 @@ function toResponse(reply: Reply): Response {
     headers.set("x-ratelimit-limit", "5000");
     headers.set("x-ratelimit-remaining", "4999");
     headers.set("x-ratelimit-resource", "core");
+  }
+  if (reply.drop === true) {
+    headers.set("content-type", "application/json; charset=utf-8");
+    const broken = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"partial":'));
+        controller.error(new Error("connection dropped by an injected fault"));
+      },
+    });
+    return new Response(broken, { status: reply.status, headers });
   }
   if (reply.raw !== undefined) {
     headers.set("content-type", reply.raw.contentType);

@@ -1,0 +1,149 @@
+/**
+ * The upstream → downstream chain on the fake GitHub, driven through the real scripts: an upstream
+ * flake `acme/nixfleet` with a few commits, a downstream `acme/nixcfg` whose flake.lock pins the first,
+ * and helpers that run notify.ts and the downstream workflow's bump.ts + open-pr.ts in fresh clones.
+ */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { $ } from "zx";
+import { parseLock } from "../../lib/lock.ts";
+import type { FakeGitHub } from "../fake-github/index.ts";
+import { type NixTestEnv, type NixVariant, nixTestEnv } from "./nix.ts";
+import { cleanEnv, type RunResult, runScript } from "./run.ts";
+
+export const UP = { owner: "acme", repo: "nixfleet" } as const;
+export const DOWN = { owner: "acme", repo: "nixcfg" } as const;
+export const BRANCH = "flake-bump/nixfleet";
+
+export const upstreamFiles = (n: number) => ({ "flake.nix": `{ outputs = _: { version = ${n}; }; }\n` });
+const downstreamNix = `{
+  inputs.nixfleet.url = "github:acme/nixfleet?host=localhost";
+  outputs = _: { };
+}
+`;
+
+export interface DownstreamRun {
+  bump: RunResult;
+  openPr: RunResult;
+}
+
+export interface Chain extends AsyncDisposable {
+  readonly scratch: string;
+  /** Environment for the scripts: hermetic Nix, the fake's API and token, no waits. */
+  env: Record<string, string | undefined>;
+  /** Upstream commits, oldest first; [0] is what the downstream lock pins at the start. */
+  revs: string[];
+  /** Recreate both repositories on a reset fake (call in beforeEach). */
+  seed(commits?: number): Promise<void>;
+  notify(sha: string): Promise<RunResult>;
+  /** bump.ts then open-pr.ts in a fresh clone, for `event` (default: the newest recorded dispatch). */
+  downstreamRun(opts?: {
+    event?: object;
+    eventName?: string;
+    env?: Record<string, string>;
+  }): Promise<DownstreamRun>;
+  /** The rev flake.lock on the PR branch pins, if the branch exists. */
+  branchLockRev(): Promise<string | undefined>;
+  openPulls(): ReturnType<FakeGitHub["pulls"]>;
+}
+
+let runs = 0;
+
+export async function chain(fake: FakeGitHub, variant: NixVariant): Promise<Chain> {
+  const scratch = await mkdtemp(join(tmpdir(), "flake-bump-chain-"));
+  const nixEnv: NixTestEnv = nixTestEnv({ certFile: fake.certFile });
+  const env = cleanEnv({
+    ...nixEnv,
+    ...variant.env,
+    GITHUB_API_URL: fake.apiUrl,
+    GH_TOKEN: fake.token,
+    FLAKE_BUMP_WAIT_SCALE: "0",
+  });
+
+  /** A fresh clone of the downstream repo's main branch, as a workflow run's checkout would be. */
+  async function freshCheckout(): Promise<string> {
+    const dir = join(scratch, `checkout-${++runs}`);
+    await $({ quiet: true })`git clone --quiet ${fake.cloneUrl(DOWN.owner, DOWN.repo)} ${dir}`;
+    return dir;
+  }
+
+  const self: Chain = {
+    scratch,
+    env,
+    revs: [],
+    async seed(commits = 3) {
+      await fake.createRepo(UP.owner, UP.repo, { files: upstreamFiles(0) });
+      self.revs = [(await fake.branchSha(UP.owner, UP.repo, "main")) ?? ""];
+      await fake.createRepo(DOWN.owner, DOWN.repo, { files: { "flake.nix": downstreamNix } });
+      const dir = await freshCheckout();
+      await $({
+        cwd: dir,
+        env,
+        quiet: true,
+      })`nix --extra-experimental-features ${"nix-command flakes"} flake lock`;
+      await fake.push(
+        DOWN.owner,
+        DOWN.repo,
+        { "flake.lock": await readFile(join(dir, "flake.lock"), "utf8") },
+        "lock",
+      );
+      await rm(dir, { recursive: true, force: true });
+      for (let i = 1; i <= commits; i++) {
+        self.revs.push(
+          await fake.push(UP.owner, UP.repo, upstreamFiles(i), `feat: change ${i} (#${10 + i})`),
+        );
+      }
+    },
+    notify(sha) {
+      return runScript("notify", ["--repo", `${DOWN.owner}/${DOWN.repo}`, "--input", "nixfleet"], {
+        cwd: scratch,
+        env: {
+          ...env,
+          GITHUB_ACTIONS: "true",
+          GITHUB_SHA: sha,
+          GITHUB_REF: "refs/heads/main",
+          GITHUB_REPOSITORY: `${UP.owner}/${UP.repo}`,
+        },
+      });
+    },
+    async downstreamRun(opts = {}) {
+      const checkout = await freshCheckout();
+      const id = runs;
+      try {
+        const dispatch = fake.dispatches.at(-1);
+        const body = opts.event ?? (dispatch ? fake.repositoryDispatchEvent(dispatch) : {});
+        const eventFile = join(scratch, `event-${id}.json`);
+        const reportFile = join(scratch, `report-${id}.json`);
+        await writeFile(eventFile, JSON.stringify(body));
+        const runEnv = {
+          ...env,
+          GITHUB_ACTIONS: "true",
+          GITHUB_EVENT_NAME:
+            opts.eventName ?? (opts.event === undefined ? "repository_dispatch" : "schedule"),
+          GITHUB_EVENT_PATH: eventFile,
+          GITHUB_REPOSITORY: `${DOWN.owner}/${DOWN.repo}`,
+          ...opts.env,
+        };
+        const bump = await runScript("bump", ["--report", reportFile], { cwd: checkout, env: runEnv });
+        if (bump.exitCode !== 0) return { bump, openPr: { exitCode: -1, stdout: "", stderr: "not run" } };
+        const openPr = await runScript("open-pr", ["--report", reportFile], { cwd: checkout, env: runEnv });
+        return { bump, openPr };
+      } finally {
+        await rm(checkout, { recursive: true, force: true });
+      }
+    },
+    async branchLockRev() {
+      const text = await fake.readFile(DOWN.owner, DOWN.repo, BRANCH, "flake.lock");
+      return text === undefined ? undefined : parseLock(text).nodes.nixfleet?.locked?.rev;
+    },
+    openPulls() {
+      return fake.pulls(DOWN.owner, DOWN.repo).filter((pull) => pull.state === "open");
+    },
+    async [Symbol.asyncDispose]() {
+      await rm(scratch, { recursive: true, force: true });
+      await nixEnv[Symbol.asyncDispose]();
+    },
+  };
+  return self;
+}
