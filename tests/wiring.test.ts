@@ -1,0 +1,498 @@
+/**
+ * The wiring, not only the scripts: update.yml, notify-example.yml and the composite actions run as
+ * written — their `run:` steps in order, with their `env:` blocks, `$GITHUB_OUTPUT` carried from step
+ * to step, the runner's GITHUB_* variables and event file — by the small runner in
+ * tests/workflows/runner.ts, against the fake GitHub and real Nix. One test per trigger (a dispatch
+ * sent by the upstream's notify workflow, the button with and without `rev`, the nightly schedule),
+ * then broken copies of the action that must fail: a renamed output, a wrong env name, steps in the
+ * wrong order.
+ *
+ * The install steps are real too: flake-bump is staged the way the runner stages a remote action
+ * (`_actions/OWNER/REPO/SHA/`, without node_modules) and the action's own
+ * `bun install --frozen-lockfile --production` fills it, so a script that imports a devDependency
+ * fails here. Tool installers (checkout, setup-bun, install-nix-action) are skipped because the
+ * tool is already there; checkout's stand-in is the test's `git clone` of the fake repository.
+ *
+ * Runs with the first Nix variant only: the workflow wiring does not depend on the Nix version, and
+ * bump.test.ts and flow.test.ts cover each version.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { delimiter, dirname, join, resolve } from "node:path";
+import { $ } from "zx";
+import { parseLock } from "../lib/lock.ts";
+import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
+import { nixTestEnv, nixVariants } from "./support/nix.ts";
+import { cleanEnv } from "./support/run.ts";
+import { type JobResult, runJob, type UsesHandler } from "./workflows/runner.ts";
+
+const ROOT = resolve(import.meta.dir, "..");
+const TIMEOUT = 120_000;
+const UP = { owner: "acme", repo: "nixfleet" };
+/**
+ * One downstream repository per test, all locking the upstream's first commit, so the tests share one
+ * world (set up once: ≈ 2 s) without seeing each other's pull requests. notify-example.yml names
+ * acme/nixcfg, so the dispatch test uses that one.
+ */
+const DOWNSTREAMS = ["nixcfg", "nixcfg-rev", "nixcfg-all", "nixcfg-nightly", "nixcfg-broken"] as const;
+type Downstream = (typeof DOWNSTREAMS)[number];
+/** The job's automatic GITHUB_TOKEN, and the App token a user stores as FLAKE_BUMP_TOKEN. */
+const ACTIONS_TOKEN = "ghs_wiringGithubActionsToken000000000000";
+const APP_TOKEN = "ghs_wiringFlakeBumpAppToken0000000000000";
+/** What flake-bump's repository looks like to the runner after it downloads the action. */
+const ACTION_FILES = ["package.json", "bun.lock", "bunfig.toml", "scripts", "lib", ".github"];
+
+const upstreamFiles = (n: number) => ({ "flake.nix": `{ outputs = _: { version = ${n}; }; }\n` });
+const downstreamNix = `{
+  inputs.nixfleet.url = "github:acme/nixfleet?host=localhost";
+  outputs = _: { };
+}
+`;
+
+let fake: FakeGitHub;
+let scratch: string;
+let nixEnv: ReturnType<typeof nixTestEnv>;
+let machineEnv: Record<string, string | undefined>;
+/** flake-bump as the runner stages it, before the action's install step. */
+let staged: string;
+let runs = 0;
+const variant = nixVariants()[0];
+
+beforeAll(async () => {
+  fake = await fakeGitHub();
+  scratch = mkdtempSync(join(tmpdir(), "flake-bump-wiring-"));
+  staged = stageFlakeBump((text) => text);
+  nixEnv = nixTestEnv({ certFile: fake.certFile });
+  // The machine: PATH with Bun (what setup-bun adds) and Nix, the hermetic Nix settings, and no
+  // token or GITHUB_* variable of the process running the tests.
+  machineEnv = cleanEnv({
+    ...nixEnv,
+    ...variant?.env,
+    PATH: [dirname(process.execPath), variant?.env.PATH ?? process.env.PATH ?? ""].join(delimiter),
+    FLAKE_BUMP_WAIT_SCALE: "0",
+  });
+});
+
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true });
+  await nixEnv[Symbol.asyncDispose]();
+});
+
+/** A copy of flake-bump's files where the runner keeps a downloaded action; `edit` changes update's action.yml. */
+function stageFlakeBump(edit: (actionYml: string) => string): string {
+  const root = join(scratch, "_actions", "acme", "flake-bump", `v${++runs}`);
+  for (const file of ACTION_FILES) cpSync(join(ROOT, file), join(root, file), { recursive: true });
+  const action = join(root, ".github", "actions", "update", "action.yml");
+  const original = readFileSync(action, "utf8");
+  const edited = edit(original);
+  writeFileSync(action, edited);
+  return root;
+}
+
+function handlers(): Record<string, UsesHandler> {
+  const which = (tool: string): string | null => Bun.which(tool, { PATH: machineEnv.PATH ?? "" });
+  return {
+    "actions/checkout": async (call) => {
+      expect(call.with["persist-credentials"]).toBe("false");
+      if (!existsSync(join(call.workspace, ".git"))) throw new Error("the test did not clone the workspace");
+      return undefined;
+    },
+    "cachix/install-nix-action": async () => {
+      if (which("nix") === null) throw new Error("Nix is not on PATH");
+      return undefined;
+    },
+    "oven-sh/setup-bun": async () => {
+      if (which("bun") === null) throw new Error("Bun is not on PATH");
+      return undefined;
+    },
+  };
+}
+
+async function clone(owner: string, repo: string): Promise<string> {
+  const dir = join(scratch, `work-${++runs}`);
+  await $({ quiet: true })`git clone --quiet ${fake.cloneUrl(owner, repo)} ${dir}`;
+  return dir;
+}
+
+interface Run {
+  downstream: Downstream;
+  event: { name: string; payload: Record<string, unknown> };
+  secrets?: Record<string, string>;
+  repository?: string;
+  actionsRoot?: string;
+}
+
+/** update.yml's job, in a fresh clone of the downstream repository's main branch. */
+async function runUpdate(run: Run): Promise<JobResult> {
+  const workspace = await clone("acme", run.downstream);
+  return runJob({
+    workflow: join(ROOT, ".github", "workflows", "update.yml"),
+    event: run.event,
+    repository: run.repository ?? `acme/${run.downstream}`,
+    sha: (await fake.branchSha("acme", run.downstream, "main")) ?? "",
+    ref: "refs/heads/main",
+    secrets: run.secrets ?? {},
+    githubToken: ACTIONS_TOKEN,
+    machineEnv,
+    workspace,
+    runnerTemp: join(scratch, `temp-${++runs}`),
+    actionsRoot: run.actionsRoot ?? staged,
+    handlers: handlers(),
+    apiUrl: fake.apiUrl,
+    serverUrl: fake.serverUrl,
+  });
+}
+
+/** notify-example.yml's job for a push of `sha` to the upstream's main branch. */
+async function runNotify(sha: string, before: string): Promise<JobResult> {
+  const workspace = await clone(UP.owner, UP.repo);
+  return runJob({
+    workflow: join(ROOT, ".github", "workflows", "notify-example.yml"),
+    event: {
+      name: "push",
+      payload: {
+        ref: "refs/heads/main",
+        before,
+        after: sha,
+        repository: { full_name: `${UP.owner}/${UP.repo}`, name: UP.repo, owner: { login: UP.owner } },
+        pusher: { name: "alice" },
+      },
+    },
+    repository: `${UP.owner}/${UP.repo}`,
+    sha,
+    ref: "refs/heads/main",
+    secrets: { FLAKE_BUMP_TOKEN: fake.token },
+    githubToken: ACTIONS_TOKEN,
+    machineEnv,
+    workspace,
+    runnerTemp: join(scratch, `temp-${++runs}`),
+    actionsRoot: staged,
+    handlers: handlers(),
+    apiUrl: fake.apiUrl,
+    serverUrl: fake.serverUrl,
+  });
+}
+
+const workflowDispatch = (downstream: Downstream, inputs: { inputs: string; rev: string }) => ({
+  name: "workflow_dispatch",
+  payload: {
+    inputs,
+    ref: "refs/heads/main",
+    repository: { full_name: `acme/${downstream}`, name: downstream, owner: { login: "acme" } },
+    sender: { login: "alice" },
+    workflow: ".github/workflows/update.yml",
+  },
+});
+const schedule = { name: "schedule", payload: { schedule: "23 3 * * *" } };
+
+/** The job succeeded, or the test fails with the whole log. */
+function expectSuccess(job: JobResult): void {
+  // FLAKE_BUMP_WIRING_LOG=1 prints every job's log (with each step's time), passing or not.
+  if (process.env.FLAKE_BUMP_WIRING_LOG) process.stderr.write(job.log);
+  if (job.conclusion !== "success") throw new Error(`the job ${job.conclusion}:\n${job.log}`);
+}
+
+/** The outputs of the `uses: ./.github/actions/update` step. */
+function actionOutputs(job: JobResult): Record<string, string> | undefined {
+  return job.steps.find((step) => step.uses === "./.github/actions/update")?.outputs;
+}
+
+async function branchLockRev(downstream: Downstream): Promise<string | undefined> {
+  const text = await fake.readFile("acme", downstream, "flake-bump/nixfleet", "flake.lock");
+  return text === undefined ? undefined : parseLock(text).nodes.nixfleet?.locked?.rev;
+}
+
+const openPulls = (downstream: Downstream) =>
+  fake.pulls("acme", downstream).filter((pull) => pull.state === "open");
+const defaultTokenWarning = (job: JobResult) =>
+  job.annotations.filter((line) =>
+    line.startsWith("::warning::pull requests opened with the default GITHUB_TOKEN"),
+  );
+
+/** Upstream with four commits; each downstream's main locks the first. Returns the upstream revs. */
+async function world(): Promise<string[]> {
+  await fake.reset();
+  fake.addToken(ACTIONS_TOKEN, "github-actions[bot]");
+  fake.addToken(APP_TOKEN, "flake-bump-app[bot]");
+  await fake.createRepo(UP.owner, UP.repo, { files: upstreamFiles(0) });
+  const revs = [(await fake.branchSha(UP.owner, UP.repo, "main")) ?? ""];
+  let lock: string | undefined;
+  for (const downstream of DOWNSTREAMS) {
+    await fake.createRepo("acme", downstream, { files: { "flake.nix": downstreamNix } });
+    if (lock === undefined) {
+      const checkout = await clone("acme", downstream);
+      await $({
+        cwd: checkout,
+        env: machineEnv,
+        quiet: true,
+      })`nix --extra-experimental-features ${"nix-command flakes"} flake lock`;
+      lock = readFileSync(join(checkout, "flake.lock"), "utf8");
+    }
+    await fake.push("acme", downstream, { "flake.lock": lock }, "lock");
+  }
+  for (let i = 1; i <= 3; i++)
+    revs.push(await fake.push(UP.owner, UP.repo, upstreamFiles(i), `feat: change ${i}`));
+  return revs;
+}
+
+let revs: string[] = [];
+beforeAll(async () => {
+  revs = await world();
+}, TIMEOUT);
+afterEach(() => fake.assertNoViolations());
+
+describe("update.yml and the actions, per trigger", () => {
+  test(
+    "an upstream push: notify-example.yml dispatches, update.yml opens one PR pinning the pushed SHA with the App token",
+    async () => {
+      const pushed = revs[2] ?? "";
+      const notify = await runNotify(pushed, revs[1] ?? "");
+      expectSuccess(notify);
+      expect(notify.steps.map((step) => step.path)).toStrictEqual([
+        "notify/actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8",
+        "notify/./.github/actions/notify/Set up Bun",
+        "notify/./.github/actions/notify/Install flake-bump's dependencies",
+        "notify/./.github/actions/notify/Dispatch to the downstream repositories",
+        "notify/./.github/actions/notify",
+      ]);
+      expect(notify.steps.at(-1)?.outputs).toStrictEqual({ dispatched: "acme/nixcfg", failed: "" });
+      expect(fake.dispatches.map((d) => [d.owner, d.repo, d.event_type, d.client_payload])).toStrictEqual([
+        [
+          "acme",
+          "nixcfg",
+          "flake-input-updated",
+          { sha: pushed, repository: "acme/nixfleet", ref: "refs/heads/main" },
+        ],
+      ]);
+
+      const [dispatch] = fake.dispatches;
+      if (dispatch === undefined) throw new Error("no dispatch");
+      const update = await runUpdate({
+        downstream: "nixcfg",
+        event: { name: "repository_dispatch", payload: fake.repositoryDispatchEvent(dispatch) },
+        secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
+      });
+      expectSuccess(update);
+      expect(update.concurrencyGroup).toBe("Update flake inputs-acme/nixfleet");
+      expect(update.steps.map((step) => [step.path, step.outcome])).toStrictEqual([
+        ["update/actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8", "success"],
+        ["update/cachix/install-nix-action@13d8dd58da0234aa297dedd986986ccb8e7f3e24", "success"],
+        ["update/./.github/actions/update/Set up Bun", "success"],
+        ["update/./.github/actions/update/Install flake-bump's dependencies", "success"],
+        ["update/./.github/actions/update/Bump flake inputs", "success"],
+        ["update/./.github/actions/update/Open or update the pull request", "success"],
+        ["update/./.github/actions/update", "success"],
+      ]);
+      const outputs = actionOutputs(update);
+      expect(outputs).toMatchObject({
+        changed: "true",
+        inputs: "nixfleet",
+        operation: "created",
+        "pull-request-number": "1",
+        "pull-request-url": `${fake.serverUrl}/acme/nixcfg/pull/1`,
+      });
+      expect(outputs?.report).toStartWith(join(scratch, "temp-"));
+      const pulls = openPulls("nixcfg");
+      expect(pulls.map((pull) => [pull.headRef, pull.user.login])).toStrictEqual([
+        ["flake-bump/nixfleet", "flake-bump-app[bot]"],
+      ]);
+      expect(await branchLockRev("nixcfg")).toBe(pushed);
+      expect(defaultTokenWarning(update)).toStrictEqual([]);
+      if (process.env.DBG)
+        for (const r of fake.requests)
+          console.error(r.listener, r.method, r.path, r.status, Math.round(r.durationMs));
+      // The token never reaches a log line, and the report stays out of the workspace.
+      expect(update.log).not.toContain(APP_TOKEN);
+      expect(outputs?.report?.startsWith(join(scratch, "work-"))).toBe(false);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "the button with a rev pins exactly that commit, opened by the default GITHUB_TOKEN (with the warning)",
+    async () => {
+      const wanted = revs[1] ?? "";
+      const update = await runUpdate({
+        downstream: "nixcfg-rev",
+        event: workflowDispatch("nixcfg-rev", { inputs: "nixfleet", rev: wanted }),
+      });
+      expectSuccess(update);
+      expect(update.concurrencyGroup).toBe("Update flake inputs-nixfleet");
+      expect(actionOutputs(update)).toMatchObject({
+        changed: "true",
+        inputs: "nixfleet",
+        operation: "created",
+      });
+      expect(await branchLockRev("nixcfg-rev")).toBe(wanted);
+      expect(openPulls("nixcfg-rev").map((pull) => pull.user.login)).toStrictEqual(["github-actions[bot]"]);
+      expect(defaultTokenWarning(update)).toHaveLength(1);
+      expect(update.log).not.toContain(ACTIONS_TOKEN);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "the button without a rev moves every tracked input to its newest commit",
+    async () => {
+      const update = await runUpdate({
+        downstream: "nixcfg-all",
+        event: workflowDispatch("nixcfg-all", { inputs: "", rev: "" }),
+        secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
+      });
+      expectSuccess(update);
+      expect(update.concurrencyGroup).toBe("Update flake inputs-all");
+      expect(actionOutputs(update)).toMatchObject({
+        changed: "true",
+        inputs: "nixfleet",
+        operation: "created",
+      });
+      expect(await branchLockRev("nixcfg-all")).toBe(revs[3]);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "the nightly schedule catches a lost dispatch: every tracked input moves to its newest commit",
+    async () => {
+      const night = await runUpdate({
+        downstream: "nixcfg-nightly",
+        event: schedule,
+        secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
+      });
+      expectSuccess(night);
+      expect(night.concurrencyGroup).toBe("Update flake inputs-all");
+      expect(actionOutputs(night)).toMatchObject({
+        changed: "true",
+        inputs: "nixfleet",
+        operation: "created",
+      });
+      expect(await branchLockRev("nixcfg-nightly")).toBe(revs[3]);
+      expect(openPulls("nixcfg-nightly")).toHaveLength(1);
+    },
+    TIMEOUT,
+  );
+});
+
+describe("in flake-bump's own repository", () => {
+  test("both example workflows stand still: flake-bump itself is not a flake", async () => {
+    for (const [file, event] of [
+      ["update.yml", schedule],
+      ["notify-example.yml", { name: "push", payload: {} }],
+    ] as const) {
+      const job = await runJob({
+        workflow: join(ROOT, ".github", "workflows", file),
+        event,
+        repository: "acme/flake-bump",
+        sha: "0".repeat(40),
+        ref: "refs/heads/main",
+        githubToken: ACTIONS_TOKEN,
+        machineEnv,
+        workspace: scratch,
+        runnerTemp: join(scratch, `temp-${++runs}`),
+        actionsRoot: staged,
+        handlers: handlers(),
+        apiUrl: fake.apiUrl,
+        serverUrl: fake.serverUrl,
+      });
+      expect([file, job.conclusion, job.steps.length]).toStrictEqual([file, "skipped", 0]);
+    }
+  });
+});
+
+describe("a broken copy of the update action fails the run", () => {
+  /** Replace `from` with `to` exactly once in the action (the test fails if the text is not there). */
+  const replaceOnce =
+    (from: string, to: string, nth = 0) =>
+    (text: string): string => {
+      const parts = text.split(from);
+      if (parts.length < nth + 2) throw new Error(`the action no longer contains ${JSON.stringify(from)}`);
+      return [parts.slice(0, nth + 1).join(from), parts.slice(nth + 1).join(from)].join(to);
+    };
+  const stepBlock = (text: string, name: string): string => {
+    const start = text.indexOf(`    - name: ${name}\n`);
+    const next = text.indexOf("\n    - name: ", start + 1);
+    const comment = text.lastIndexOf("\n\n", next);
+    return text.slice(start, next === -1 ? undefined : comment > start ? comment + 2 : next + 1);
+  };
+  const swapSteps = (first: string, second: string) => (text: string) => {
+    const a = stepBlock(text, first);
+    const b = stepBlock(text, second);
+    if (!a || !b) throw new Error("step not found");
+    return text.replace(a, "\u0000A").replace(b, a).replace("\u0000A", b);
+  };
+
+  const mutations: Array<{ name: string; edit: (text: string) => string; evidence: RegExp }> = [
+    {
+      name: "open-pr reads a renamed bump output",
+      edit: replaceOnce(
+        "FLAKE_BUMP_REPORT: ${{ steps.bump.outputs.report }}",
+        "FLAKE_BUMP_REPORT: ${{ steps.bump.outputs.report-path }}",
+      ),
+      evidence: /steps\.bump\.outputs has no 'report-path'/,
+    },
+    {
+      name: "the action's output names an output open-pr never sets",
+      edit: replaceOnce("${{ steps.open-pr.outputs.operation }}", "${{ steps.open-pr.outputs.result }}"),
+      evidence: /steps\.open-pr\.outputs has no 'result'/,
+    },
+    {
+      name: "open-pr's token under a wrong env name",
+      edit: replaceOnce(
+        "        GH_TOKEN: ${{ inputs.token }}",
+        "        GITHUB_TOKNE: ${{ inputs.token }}",
+        1,
+      ),
+      evidence: /open-pr needs a GitHub token/,
+    },
+    {
+      name: "the report path under a wrong env name",
+      edit: replaceOnce("FLAKE_BUMP_REPORT: ${{", "FLAKE_BUMP_REPORT_FILE: ${{"),
+      evidence: /FLAKE_BUMP_REPORT: bump\.ts set no report output/,
+    },
+    {
+      name: "bump runs before the dependencies are installed",
+      edit: swapSteps("Install flake-bump's dependencies", "Bump flake inputs"),
+      evidence: /Cannot find (package|module)/,
+    },
+    {
+      name: "open-pr runs before bump",
+      edit: swapSteps("Bump flake inputs", "Open or update the pull request"),
+      evidence: /steps\.bump: the steps of .* so far has no 'bump'/,
+    },
+  ];
+
+  test.each(mutations)(
+    "$name",
+    async ({ edit, evidence }) => {
+      const broken = stageFlakeBump(edit);
+      const original = readFileSync(join(ROOT, ".github", "actions", "update", "action.yml"), "utf8");
+      expect(readFileSync(join(broken, ".github", "actions", "update", "action.yml"), "utf8")).not.toBe(
+        original,
+      );
+      const job = await runUpdate({
+        downstream: "nixcfg-broken",
+        event: workflowDispatch("nixcfg-broken", { inputs: "nixfleet", rev: "" }),
+        secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
+        actionsRoot: broken,
+      });
+      expect(job.conclusion).toBe("failure");
+      expect(job.log).toMatch(evidence);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "and the same run with the action as committed succeeds",
+    async () => {
+      const job = await runUpdate({
+        downstream: "nixcfg-broken",
+        event: workflowDispatch("nixcfg-broken", { inputs: "nixfleet", rev: "" }),
+        secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
+      });
+      expectSuccess(job);
+    },
+    TIMEOUT,
+  );
+});
