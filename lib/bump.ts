@@ -152,16 +152,27 @@ function groupTransitive(diff: LockDiff, name: string): InputChange["transitive"
  * back afterwards in every case (success, failure, interrupt), so the only lasting change to
  * flake.lock is the caller's single atomic write of the final result.
  */
-async function nixLockText(lockFile: string, original: string, work: () => Promise<void>): Promise<string> {
+async function nixLockText(
+  lockFile: string,
+  original: string,
+  work: (signal: AbortSignal) => Promise<void>,
+): Promise<string> {
+  const abort = new AbortController();
+  let running: Promise<unknown> = Promise.resolve();
   const onSignal = (signal: NodeJS.Signals) => {
-    // Synchronous on purpose: the process is about to exit.
-    writeFileSync(lockFile, original);
-    process.exit(signal === "SIGINT" ? 130 : 143);
+    // Stop Nix first and wait for it, so it cannot write the lock after we put the original back.
+    abort.abort();
+    const settled = Promise.race([running.catch(() => undefined), Bun.sleep(10_000)]);
+    void settled.then(() => {
+      writeFileSync(lockFile, original);
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    });
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    await work();
+    running = work(abort.signal);
+    await running;
     return await readFile(lockFile, "utf8");
   } finally {
     await writeAtomic(lockFile, original);
@@ -294,7 +305,9 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   const run = async (step: LockPlan, what: string): Promise<{ text: string; lock: FlakeLock }> => {
     report.nix.invocations++;
     const args = lockArgs(nix.version, step, dir);
-    const text = await nixLockText(lockFile, originalText, () => nix.run(args, { cwd: dir, what }));
+    const text = await nixLockText(lockFile, originalText, (signal) =>
+      nix.run(args, { cwd: dir, what, signal }),
+    );
     let lock: FlakeLock;
     try {
       lock = parseLock(text, lockFile);

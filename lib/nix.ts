@@ -76,7 +76,7 @@ export function nixEnv(env: NodeJS.ProcessEnv, apiHost = "github.com"): NodeJS.P
 export interface Nix {
   version: NixVersion;
   /** Run `nix ARGS` in `cwd`; throws RuntimeError with Nix's own error line on failure. */
-  run(args: readonly string[], opts: { cwd: string; what: string }): Promise<void>;
+  run(args: readonly string[], opts: { cwd: string; what: string; signal?: AbortSignal }): Promise<void>;
 }
 
 /** The last `error:` paragraph Nix printed, folded to one line. */
@@ -109,10 +109,16 @@ export async function detectNix(opts: { env?: NodeJS.ProcessEnv; debug?: boolean
   const interactive = process.stderr.isTTY === true;
   return {
     version,
-    async run(args, { cwd, what }) {
+    async run(args, { cwd, what, signal }) {
       const stdio = interactive || opts.debug ? "inherit" : "pipe";
       try {
-        await $({ env, cwd, quiet: true, stdio: ["ignore", "pipe", stdio] })`nix ${args}`;
+        await $({
+          env,
+          cwd,
+          quiet: true,
+          stdio: ["ignore", "pipe", stdio],
+          ...(signal ? { signal } : {}),
+        })`nix ${args}`;
       } catch (error) {
         if (!(error instanceof ProcessOutput)) throw error;
         const detail = interactive ? "see Nix's output above" : nixErrorLine(error.stderr);

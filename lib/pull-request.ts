@@ -339,13 +339,16 @@ class PullRequests {
       }
       return result(wrote ? "updated" : "unchanged", existing, head.text.title);
     }
-    const { pr, created } = await this.createPull(branch, base, head);
-    if (created) await this.decorate(pr.number);
+    const { pr, created, labels } = await this.createPull(branch, base, head);
+    // A PR found after a 422 may be ours from an attempt whose answer was lost (timeout, dropped
+    // connection): it then still lacks its labels.
+    const unlabeled = this.opts.labels.some((label) => !labels.includes(label));
+    if (created || unlabeled) await this.decorate(pr.number, { reviewers: created });
     await this.syncText(pr.number, branch, head, created ? head.text : undefined);
     return result(created ? "created" : wrote ? "updated" : "unchanged", pr, head.text.title);
   }
 
-  private async decorate(number: number): Promise<void> {
+  private async decorate(number: number, opts: { reviewers: boolean }): Promise<void> {
     if (this.opts.labels.length > 0) {
       // Labels that do not exist yet are created by GitHub when added to an issue.
       await this.call(`label pull request #${number}`, () =>
@@ -356,7 +359,7 @@ class PullRequests {
         }),
       );
     }
-    if (this.opts.reviewers.length > 0) {
+    if (opts.reviewers && this.opts.reviewers.length > 0) {
       await this.call(`request reviewers on #${number}`, () =>
         this.octokit.rest.pulls.requestReviewers({
           ...this.repo,
@@ -371,7 +374,7 @@ class PullRequests {
     branch: string,
     base: string,
     head: BranchHead,
-  ): Promise<{ pr: { number: number; html_url: string }; created: boolean }> {
+  ): Promise<{ pr: { number: number; html_url: string }; created: boolean; labels: string[] }> {
     try {
       const { data } = await this.octokit.rest.pulls.create({
         ...this.repo,
@@ -381,12 +384,12 @@ class PullRequests {
         draft: this.opts.draft,
         maintainer_can_modify: false,
       });
-      return { pr: data, created: true };
+      return { pr: data, created: true, labels: [] };
     } catch (error) {
       // Another run opened it between our lookup and now: use theirs (never two PRs for one input).
       if (statusOf(error) === 422) {
         const raced = await this.findOpen(branch);
-        if (raced) return { pr: raced, created: false };
+        if (raced) return { pr: raced, created: false, labels: raced.labels.map((label) => label.name) };
       }
       throw describeGitHubError(error, `open the pull request for '${branch}'`, this.name);
     }

@@ -62,8 +62,8 @@ export async function chain(fake: FakeGitHub, variant: NixVariant): Promise<Chai
   });
 
   /** A fresh clone of the downstream repo's main branch, as a workflow run's checkout would be. */
-  async function freshCheckout(): Promise<string> {
-    const dir = join(scratch, `checkout-${++runs}`);
+  async function freshCheckout(id = ++runs): Promise<string> {
+    const dir = join(scratch, `checkout-${id}`);
     await $({ quiet: true })`git clone --quiet ${fake.cloneUrl(DOWN.owner, DOWN.repo)} ${dir}`;
     return dir;
   }
@@ -108,8 +108,9 @@ export async function chain(fake: FakeGitHub, variant: NixVariant): Promise<Chai
       });
     },
     async downstreamRun(opts = {}) {
-      const checkout = await freshCheckout();
-      const id = runs;
+      // Taken before any await: concurrent runs must not share an event or report file.
+      const id = ++runs;
+      const checkout = await freshCheckout(id);
       try {
         const dispatch = fake.dispatches.at(-1);
         const body = opts.event ?? (dispatch ? fake.repositoryDispatchEvent(dispatch) : {});
