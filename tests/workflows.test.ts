@@ -10,10 +10,24 @@ import { parse } from "yaml";
 import { actionAsWorkflow, lintWithActionlint, loadActionlint } from "./workflows/actionlint.ts";
 import { lintFiles, yamlFilesUnder } from "./workflows/lint.ts";
 import { checkFile, type Finding, RULES, type RuleId } from "./workflows/rules.ts";
+import { userCopy } from "./workflows/user-copy.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const FIXTURES = join(import.meta.dir, "fixtures", "workflows");
 const read = (path: string): string => readFileSync(resolve(ROOT, path), "utf8");
+
+/** The value at `path` in parsed YAML (undefined when absent), so tests need no `any`. */
+function at(value: unknown, ...path: Array<string | number>): unknown {
+  let current = value;
+  for (const key of path) {
+    if (typeof current !== "object" || current === null) return undefined;
+    current = Reflect.get(current, key);
+  }
+  return current;
+}
+
+const keys = (value: unknown): string[] =>
+  typeof value === "object" && value !== null ? Object.keys(value) : [];
 
 /** Lines that are neither blank nor only a comment: what the "≤ 15 / ≤ 30 lines" promises count. */
 export function significantLines(text: string): number {
@@ -247,8 +261,8 @@ describe("actionlint", () => {
 });
 
 describe("the files users copy", () => {
-  const update = parse(read(".github/workflows/update.yml"));
-  const notify = parse(read(".github/workflows/notify-example.yml"));
+  const update: unknown = parse(read(".github/workflows/update.yml"));
+  const notify: unknown = parse(read(".github/workflows/notify-example.yml"));
 
   test("update.yml fits in 30 lines and notify-example.yml in 15 (not counting blanks and comments)", () => {
     expect(significantLines(read(".github/workflows/update.yml"))).toBeLessThanOrEqual(30);
@@ -256,11 +270,11 @@ describe("the files users copy", () => {
   });
 
   test("update.yml runs on a dispatch, on the button (inputs, rev) and nightly", () => {
-    expect(update.on.repository_dispatch).toStrictEqual({ types: ["flake-input-updated"] });
-    expect(Object.keys(update.on.workflow_dispatch.inputs)).toStrictEqual(["inputs", "rev"]);
-    expect(update.on.schedule).toHaveLength(1);
-    expect(update.on.schedule[0].cron).toMatch(/^\d+ \d+ \* \* \*$/);
-    expect(Object.keys(update.on).sort()).toStrictEqual([
+    expect(at(update, "on", "repository_dispatch")).toStrictEqual({ types: ["flake-input-updated"] });
+    expect(keys(at(update, "on", "workflow_dispatch", "inputs"))).toStrictEqual(["inputs", "rev"]);
+    expect(at(update, "on", "schedule")).toHaveLength(1);
+    expect(at(update, "on", "schedule", 0, "cron")).toMatch(/^\d+ \d+ \* \* \*$/);
+    expect(keys(at(update, "on")).sort()).toStrictEqual([
       "repository_dispatch",
       "schedule",
       "workflow_dispatch",
@@ -268,20 +282,23 @@ describe("the files users copy", () => {
   });
 
   test("update.yml serialises runs per input, from the dispatch payload or the button", () => {
-    const group: string = update.concurrency.group;
+    const group = String(at(update, "concurrency", "group"));
     expect(group).toContain("github.event.client_payload.input");
     expect(group).toContain("inputs.inputs");
-    expect(update.concurrency["cancel-in-progress"] ?? false).toBe(false);
+    expect(at(update, "concurrency", "cancel-in-progress") ?? false).toBe(false);
   });
 
   test("update.yml's job may write contents and pull requests, nothing else", () => {
-    expect(update.jobs.update.permissions).toStrictEqual({ contents: "write", "pull-requests": "write" });
+    expect(at(update, "jobs", "update", "permissions")).toStrictEqual({
+      contents: "write",
+      "pull-requests": "write",
+    });
   });
 
   test("notify-example.yml runs on a push to the default branch with no GITHUB_TOKEN permissions", () => {
-    expect(notify.on).toStrictEqual({ push: { branches: ["main"] } });
-    expect(notify.permissions).toStrictEqual({});
-    expect(notify.jobs.notify.permissions).toBeUndefined();
+    expect(at(notify, "on")).toStrictEqual({ push: { branches: ["main"] } });
+    expect(at(notify, "permissions")).toStrictEqual({});
+    expect(at(notify, "jobs", "notify", "permissions")).toBeUndefined();
   });
 
   test("the actions install from their own repository: github.action_path is three levels below its root", () => {
@@ -295,4 +312,55 @@ describe("the files users copy", () => {
       expect(basename(resolve(actionPath, "../.."))).toBe(".github");
     }
   });
+});
+
+describe("the README's adoption guide", () => {
+  const readme = read("README.md");
+  const section = readme.slice(readme.indexOf("## Adopt flake-bump"), readme.indexOf("\n## Tests"));
+  const yamlBlocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => match[1] ?? "");
+
+  test("shows exactly the user's copies of update.yml and notify-example.yml", () => {
+    expect(yamlBlocks).toContain(userCopy(read(".github/workflows/update.yml"), { dropCheckout: false }));
+    expect(yamlBlocks).toContain(
+      userCopy(read(".github/workflows/notify-example.yml"), { dropCheckout: true }),
+    );
+  });
+
+  test("the copies keep their promises: ≤ 30 and ≤ 15 lines, and every rule", () => {
+    const update = userCopy(read(".github/workflows/update.yml"), { dropCheckout: false });
+    const notify = userCopy(read(".github/workflows/notify-example.yml"), { dropCheckout: true });
+    expect(significantLines(update)).toBeLessThanOrEqual(30);
+    expect(significantLines(notify)).toBeLessThanOrEqual(15);
+    // The copies name a placeholder SHA; with a real one they pass every rule.
+    const pinned = (text: string) => text.replaceAll("@SHA # vX.Y.Z", `@${"a".repeat(40)} # v1.0.0`);
+    expect(checkFile("update.yml", pinned(update))).toStrictEqual([]);
+    expect(checkFile("notify.yml", pinned(notify))).toStrictEqual([]);
+  });
+
+  test("has the section open-pr.ts points to about the default GITHUB_TOKEN", () => {
+    expect(readme).toContain("\n### Which token opens the pull request\n");
+    expect(read("scripts/open-pr.ts")).toContain("README section 'Which token opens the pull request'");
+  });
+
+  test("the App variant's step is pinned too", () => {
+    const app = yamlBlocks.find((block) => block.includes("create-github-app-token"));
+    const workflow = `on: push\npermissions: {}\njobs:\n  j:\n    runs-on: ubuntu-latest\n    timeout-minutes: 5\n    steps:\n${app ?? ""}`;
+    expect(
+      checkFile("app.yml", workflow.replaceAll("@SHA # vX.Y.Z", `@${"a".repeat(40)} # v1.0.0`)),
+    ).toStrictEqual([]);
+  });
+});
+
+test("the actions, CI and .ci/run run the same Bun", () => {
+  const ciRun = /bun@(\d+\.\d+\.\d+)/.exec(read(".ci/run"))?.[1];
+  expect(ciRun).toBeDefined();
+  for (const action of ["update", "notify"]) {
+    const inputs = at(parse(read(`.github/actions/${action}/action.yml`)), "inputs");
+    expect(at(inputs, "bun-version", "default")).toBe(ciRun);
+  }
+  const steps = at(parse(read(".github/workflows/ci.yml")), "jobs", "test", "steps");
+  const setupBun = (Array.isArray(steps) ? steps : []).find((step: unknown) =>
+    String(at(step, "uses")).startsWith("oven-sh/setup-bun@"),
+  );
+  expect(at(setupBun, "with", "bun-version")).toBe(ciRun);
 });

@@ -230,7 +230,8 @@ export function toText(value: Value): string {
 
 function equal(a: Value, b: Value): boolean {
   if (typeof a === "string" && typeof b === "string") return a.toLowerCase() === b.toLowerCase();
-  if (typeof a === "object" || typeof b === "object") return a === b;
+  const isObject = (v: Value): boolean => typeof v === "object" && v !== null;
+  if (isObject(a) || isObject(b)) return a === b;
   if (typeof a === typeof b) return a === b;
   return toNumber(a) === toNumber(b);
 }
