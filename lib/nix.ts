@@ -63,13 +63,21 @@ export function lockArgs(version: NixVersion, plan: LockPlan, flakeDir: string):
 
 /**
  * The environment for Nix: the user's own, plus a GitHub access token through NIX_CONFIG (never argv)
- * when one is present and the user has not configured access-tokens themselves.
+ * when one is present and the user has not configured access-tokens themselves. On GitHub Enterprise
+ * Server (`GITHUB_SERVER_URL` names another host) the token is given for that host too, for inputs
+ * written `github:o/r?host=…`.
  */
-export function nixEnv(env: NodeJS.ProcessEnv, apiHost = "github.com"): NodeJS.ProcessEnv {
+export function nixEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const token = githubToken(env);
   const config = env.NIX_CONFIG ?? "";
   if (!token || /^\s*access-tokens\s*=/m.test(config)) return env;
-  const line = `access-tokens = ${apiHost}=${token}`;
+  const hosts = new Set(["github.com"]);
+  try {
+    if (env.GITHUB_SERVER_URL) hosts.add(new URL(env.GITHUB_SERVER_URL).host);
+  } catch {
+    // not a URL: only github.com
+  }
+  const line = `access-tokens = ${[...hosts].map((host) => `${host}=${token}`).join(" ")}`;
   return { ...env, NIX_CONFIG: config ? `${config}\n${line}` : line };
 }
 

@@ -103,6 +103,11 @@ test("a GitHub token reaches Nix through NIX_CONFIG, appended to the user's own 
   expect(env.NIX_CONFIG).toBe("substituters = https://x\naccess-tokens = github.com=ghs_secretsecret");
 });
 
+test("on GitHub Enterprise Server the token also covers the server's host", () => {
+  const env = nixEnv({ GITHUB_TOKEN: "ghs_secretsecret", GITHUB_SERVER_URL: "https://ghe.example.com" });
+  expect(env.NIX_CONFIG).toBe("access-tokens = github.com=ghs_secretsecret ghe.example.com=ghs_secretsecret");
+});
+
 test("the user's own access-tokens setting wins", () => {
   const env = nixEnv({ GH_TOKEN: "ghs_secretsecret", NIX_CONFIG: "access-tokens = github.com=mine" });
   expect(env.NIX_CONFIG).toBe("access-tokens = github.com=mine");
