@@ -281,7 +281,7 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
         ),
       );
     } else {
-      plan = { kind: "pin", input: target.name, ref };
+      plan = { kind: "pin", input: target.name, ref, rev: request.rev };
     }
   } else if (selected.length > 0) {
     let behind = selected;
@@ -316,9 +316,9 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
         `Nix wrote a flake.lock that does not parse (${String(error)}); the original was kept`,
       );
     }
-    if (step.kind === "pin" && lockedRevOf(lock, step.input) !== request.rev) {
+    if (step.kind === "pin" && lockedRevOf(lock, step.input) !== step.rev) {
       throw new RuntimeError(
-        `Nix locked '${step.input}' to ${lockedRevOf(lock, step.input) ?? "nothing"} instead of ${request.rev}; flake.lock was kept as it was — report this with your Nix version (${nix.version.version})`,
+        `Nix locked '${step.input}' to ${lockedRevOf(lock, step.input) ?? "nothing"} instead of ${step.rev}; flake.lock was kept as it was — report this with your Nix version (${nix.version.version})`,
       );
     }
     return { text, lock };
@@ -343,7 +343,7 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     if (moved.length > 1 && rev !== undefined && node !== undefined) {
       const ref = pinnedRef(change.path, node, rev);
       const alone = await run(
-        { kind: "pin", input: change.path, ref },
+        { kind: "pin", input: change.path, ref, rev },
         `lock '${change.path}' alone at ${rev}; rerun, and report it if it persists`,
       );
       own = { text: alone.text, diff: diffLocks(before, alone.lock) };

@@ -21,6 +21,9 @@ export const InputName = v.pipe(
 export const RepositoryName = v.pipe(
   v.string(),
   v.regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/[A-Za-z0-9._-]{1,100}$/, "must be OWNER/REPO"),
+  // `.` and `..` fit the pattern but name no repository: in a request URL they climb to another
+  // endpoint (`/repos/acme/../dispatches` is `/repos/dispatches`).
+  v.check((name) => !/\/\.\.?$/.test(name), "must be OWNER/REPO"),
 );
 
 const GitRef = v.pipe(
@@ -39,9 +42,28 @@ export const DispatchPayload = v.object({
 });
 export type DispatchPayload = v.InferOutput<typeof DispatchPayload>;
 
+// GitHub refuses a dispatch whose client_payload has more than 10 top-level keys or 64 KB or more
+// (POST /repos/{owner}/{repo}/dispatches): a payload beyond either did not come through its API.
+// Keys bump.ts does not know are otherwise ignored, so a newer notify.ts can add some.
+const MAX_PAYLOAD_KEYS = 10;
+const MAX_PAYLOAD_BYTES = 64 * 1024;
+
+const ClientPayload = v.pipe(
+  v.record(v.string(), v.unknown()),
+  v.check(
+    (payload) => Object.keys(payload).length <= MAX_PAYLOAD_KEYS,
+    (issue) => `has ${Object.keys(issue.input).length} keys; GitHub sends at most ${MAX_PAYLOAD_KEYS}`,
+  ),
+  v.check(
+    (payload) => Buffer.byteLength(JSON.stringify(payload)) < MAX_PAYLOAD_BYTES,
+    (issue) => `is ${Buffer.byteLength(JSON.stringify(issue.input))} bytes; GitHub sends less than 64 KB`,
+  ),
+  DispatchPayload,
+);
+
 const RepositoryDispatchEvent = v.object({
   action: v.optional(v.string()),
-  client_payload: DispatchPayload,
+  client_payload: ClientPayload,
 });
 
 const WorkflowDispatchEvent = v.object({

@@ -56,8 +56,9 @@ export function createOctokit(opts: ClientOptions = {}): Octokit {
     baseUrl: (opts.baseUrl ?? "https://api.github.com").replace(/\/+$/, ""),
     userAgent: `flake-bump/${pkg.version}`,
     request: {
+      // No `retries` here: plugin-retry retries any failed request whose options carry one, so a
+      // default would override doNotRetry and ask every 401, 404 and 422 four times.
       fetch: withTimeout(opts.fetch ?? fetch, opts.requestTimeoutMs ?? 30_000),
-      retries: 3,
     },
     log: {
       debug: () => {},
@@ -66,6 +67,7 @@ export function createOctokit(opts: ClientOptions = {}): Octokit {
       error: (m: string) => info(m),
     },
     retry: {
+      retries: 3,
       retryAfterBaseValue: 1000 * scale,
       // 429 and 403 rate limits belong to the throttling plugin, which honours retry-after;
       // every other 4xx is a final answer.

@@ -37,7 +37,7 @@ export const EXPERIMENTAL = ["--extra-experimental-features", "nix-command flake
 
 export type LockPlan =
   | { kind: "update"; inputs: readonly string[] }
-  | { kind: "pin"; input: string; ref: string };
+  | { kind: "pin"; input: string; ref: string; rev: string };
 
 /**
  * The Nix arguments (after `nix`) that carry out a plan on `flakeDir` with the given version.

@@ -2,7 +2,8 @@
  * The bump report: what bump.ts did, written as one JSON document that open-pr.ts (and the PR body)
  * read back. Both sides validate it with the same schema.
  */
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import * as v from "valibot";
@@ -102,6 +103,31 @@ export async function writeReport(path: string, report: Report): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, serializeReport(report), { mode: 0o600 });
   await rename(tmp, path);
+}
+
+/**
+ * Check, before any work, that the report can be written at `path`: a bad --report must be a usage
+ * error up front, not a crash after flake.lock has already moved. Creates nothing.
+ */
+export async function checkReportPath(path: string): Promise<void> {
+  const refuse = (reason: string) =>
+    new UsageError(
+      `cannot write the report to ${path} (${reason}); pass --report FILE with a writable file path`,
+    );
+  if ((await stat(path).catch(() => undefined))?.isDirectory()) throw refuse("it is a directory");
+  // The nearest existing ancestor must be a directory we may write in; writeReport creates the rest.
+  let dir = dirname(path);
+  let found = await stat(dir).catch(() => undefined);
+  while (found === undefined && dirname(dir) !== dir) {
+    dir = dirname(dir);
+    found = await stat(dir).catch(() => undefined);
+  }
+  if (found !== undefined && !found.isDirectory()) throw refuse(`${dir} is not a directory`);
+  try {
+    await access(dir, constants.W_OK);
+  } catch {
+    throw refuse(`${dir} is not writable`);
+  }
 }
 
 export function parseReport(text: string, path: string): Report {

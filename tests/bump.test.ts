@@ -413,5 +413,86 @@ for (const variant of nixVariants()) {
         expectOneLineError(result, 2, /there is no flake\.nix in .*pass --flake DIR/);
       });
     });
+
+    test(
+      'a registry input (`inputs.fleet.url = "fleet"`) updates and pins through the user\'s registry',
+      async () => {
+        await using up = await gitRepo({ files: upstreamFlake(0) });
+        await using down = await gitRepo({ files: { "flake.nix": 'inputs.fleet.url = "fleet";' } });
+        const registry = join(scratch, "registry.json");
+        await writeFile(
+          registry,
+          JSON.stringify({
+            version: 2,
+            flakes: [
+              { from: { type: "indirect", id: "fleet" }, to: { type: "git", url: `file://${up.dir}` } },
+            ],
+          }),
+        );
+        // The user's own setting, after the test defaults: later lines win in NIX_CONFIG.
+        const env = { ...w.env, NIX_CONFIG: `${w.env.NIX_CONFIG}\nflake-registry = ${registry}` };
+        await writeFile(join(down.dir, "flake.nix"), '{ inputs.fleet.url = "fleet"; outputs = _: { }; }\n');
+        await $({
+          cwd: down.dir,
+          env,
+          quiet: true,
+        })`nix --extra-experimental-features ${"nix-command flakes"} flake lock`;
+        const first = await up.commit(upstreamFlake(1), "one");
+        const second = await up.commit(upstreamFlake(2), "two");
+        const report = join(scratch, "registry-report.json");
+        const latest = await runScript("bump", ["fleet", "--report", report], { cwd: down.dir, env });
+        expect(latest.exitCode).toBe(0);
+        const lockRev = async () =>
+          parseLock(await readFile(join(down.dir, "flake.lock"), "utf8")).nodes.fleet?.locked?.rev;
+        expect(await lockRev()).toBe(second);
+        const pinned = await runScript("bump", ["fleet", "--rev", first, "--report", report], {
+          cwd: down.dir,
+          env,
+        });
+        expect(pinned.exitCode).toBe(0);
+        expect(await lockRev()).toBe(first);
+        const lock = parseLock(await readFile(join(down.dir, "flake.lock"), "utf8"));
+        expect(lock.nodes.fleet?.original).toStrictEqual({ id: "fleet", type: "indirect" });
+      },
+      NIX_TIMEOUT,
+    );
+
+    test(
+      "several inputs moving in one run each get a lock with only their own move",
+      async () => {
+        await using a = await gitRepo({ files: upstreamFlake(0) });
+        await using b = await gitRepo({ files: upstreamFlake(0) });
+        await using down = await gitRepo({ files: { "flake.nix": "" } });
+        await writeFile(
+          join(down.dir, "flake.nix"),
+          `{ inputs.a.url = "${a.url}"; inputs.b.url = "${b.url}"; outputs = _: { }; }\n`,
+        );
+        await down.git("add", "flake.nix");
+        await $({
+          cwd: down.dir,
+          env: w.env,
+          quiet: true,
+        })`nix --extra-experimental-features ${"nix-command flakes"} flake lock`;
+        const before = parseLock(await readFile(join(down.dir, "flake.lock"), "utf8"));
+        const aNew = await a.commit(upstreamFlake(1), "a moves");
+        const bNew = await b.commit(upstreamFlake(1), "b moves");
+        const file = join(scratch, "multi.json");
+        const result = await runScript("bump", ["--report", file], { cwd: down.dir, env: w.env });
+        expect(result.exitCode).toBe(0);
+        expect(result.stderr).toContain("• Updated input 'a':");
+        expect(result.stderr).toContain("• Updated input 'b':");
+        const report = parseReport(await readFile(file, "utf8"), file);
+        expect(report.inputs.map((i) => i.name)).toStrictEqual(["a", "b"]);
+        const revsIn = (text: string | undefined) => {
+          const lock = parseLock(text ?? "");
+          return [lock.nodes.a?.locked?.rev, lock.nodes.b?.locked?.rev];
+        };
+        expect(revsIn(report.inputs[0]?.lock.text)).toStrictEqual([aNew, before.nodes.b?.locked?.rev]);
+        expect(revsIn(report.inputs[1]?.lock.text)).toStrictEqual([before.nodes.a?.locked?.rev, bNew]);
+        expect(revsIn(report.lock?.text)).toStrictEqual([aNew, bNew]);
+        expect(revsIn(await readFile(join(down.dir, "flake.lock"), "utf8"))).toStrictEqual([aNew, bNew]);
+      },
+      NIX_TIMEOUT,
+    );
   });
 }

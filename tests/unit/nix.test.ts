@@ -84,13 +84,13 @@ const argsCases: ArgsCase[] = [
   {
     name: "pins use --override-input on 2.8",
     version: v("nix (Nix) 2.8.0"),
-    plan: { kind: "pin", input: "a", ref },
+    plan: { kind: "pin", input: "a", ref, rev: "a".repeat(40) },
     args: [...EXPERIMENTAL, "flake", "lock", "--override-input", "a", ref, "/f"],
   },
   {
     name: "pins use --override-input on 2.26",
     version: v("nix (Nix) 2.26.3"),
-    plan: { kind: "pin", input: "a", ref },
+    plan: { kind: "pin", input: "a", ref, rev: "a".repeat(40) },
     args: [...EXPERIMENTAL, "flake", "lock", "--override-input", "a", ref, "/f"],
   },
 ];
