@@ -1,11 +1,13 @@
 /**
- * The wiring, not only the scripts: update.yml, notify-example.yml and the composite actions run as
- * written — their `run:` steps in order, with their `env:` blocks, `$GITHUB_OUTPUT` carried from step
- * to step, the runner's GITHUB_* variables and event file — by the small runner in
- * tests/workflows/runner.ts, against the fake GitHub and real Nix. One test per trigger (a dispatch
- * sent by the upstream's notify workflow, the button with and without `rev`, the nightly schedule),
- * then broken copies of the action that must fail: a renamed output, a wrong env name, steps in the
- * wrong order.
+ * The wiring, not only the scripts: the workflows and composite actions run as written — their
+ * `run:` steps in order, with their `env:` blocks, `$GITHUB_OUTPUT` carried from step to step, the
+ * runner's GITHUB_* variables and event file — by the small runner in tests/workflows/runner.ts,
+ * against the fake GitHub and real Nix. One test per trigger: a dispatch sent by the upstream's
+ * notify workflow, the button with and without `rev`, the nightly schedule. The dispatch's sender and
+ * the button run the README's copies exactly as a new user pastes them (`uses: OWNER/flake-bump/…@SHA`,
+ * staged like a downloaded action; tests/workflows.test.ts keeps those copies equal to the files in
+ * .github/workflows), the other triggers this repository's update.yml. Then broken copies of the
+ * action must fail: a renamed output, a wrong env name, steps in the wrong order.
  *
  * The install steps are real too: flake-bump is staged the way the runner stages a remote action
  * (`_actions/OWNER/REPO/SHA/`, without node_modules) and the action's own
@@ -14,7 +16,8 @@
  * tool is already there; checkout's stand-in is the test's `git clone` of the fake repository.
  *
  * Runs with the first Nix variant only: the workflow wiring does not depend on the Nix version, and
- * bump.test.ts and flow.test.ts cover each version.
+ * bump.test.ts and flow.test.ts cover each version. FLAKE_BUMP_WIRING_LOG=1 prints each job's log
+ * with the time of every step.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -116,7 +119,29 @@ async function clone(owner: string, repo: string): Promise<string> {
   return dir;
 }
 
+/**
+ * The README's copies of the two workflows, as a new user pastes them (`uses: OWNER/flake-bump/…@SHA`,
+ * which the runner stages like a downloaded action), written to files to run.
+ */
+function readmeWorkflows(): { update: string; notify: string } {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("## Adopt flake-bump"), readme.indexOf("\n## Tests"));
+  const blocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => match[1] ?? "");
+  const pick = (name: string): string => {
+    const block = blocks.find(
+      (text) => text.startsWith(name === "update" ? "name:" : "on:") && text.includes(`/actions/${name}@`),
+    );
+    if (block === undefined) throw new Error(`the README's adoption guide has no ${name} workflow`);
+    const file = join(scratch, `readme-${name}.yml`);
+    writeFileSync(file, block);
+    return file;
+  };
+  return { update: pick("update"), notify: pick("notify") };
+}
+
 interface Run {
+  /** Default: this repository's update.yml. */
+  workflow?: string;
   downstream: Downstream;
   event: { name: string; payload: Record<string, unknown> };
   secrets?: Record<string, string>;
@@ -128,7 +153,7 @@ interface Run {
 async function runUpdate(run: Run): Promise<JobResult> {
   const workspace = await clone("acme", run.downstream);
   return runJob({
-    workflow: join(ROOT, ".github", "workflows", "update.yml"),
+    workflow: run.workflow ?? join(ROOT, ".github", "workflows", "update.yml"),
     event: run.event,
     repository: run.repository ?? `acme/${run.downstream}`,
     sha: (await fake.branchSha("acme", run.downstream, "main")) ?? "",
@@ -140,16 +165,17 @@ async function runUpdate(run: Run): Promise<JobResult> {
     runnerTemp: join(scratch, `temp-${++runs}`),
     actionsRoot: run.actionsRoot ?? staged,
     handlers: handlers(),
+    remoteActions: { "owner/flake-bump": run.actionsRoot ?? staged },
     apiUrl: fake.apiUrl,
     serverUrl: fake.serverUrl,
   });
 }
 
 /** notify-example.yml's job for a push of `sha` to the upstream's main branch. */
-async function runNotify(sha: string, before: string): Promise<JobResult> {
+async function runNotify(workflow: string, sha: string, before: string): Promise<JobResult> {
   const workspace = await clone(UP.owner, UP.repo);
   return runJob({
-    workflow: join(ROOT, ".github", "workflows", "notify-example.yml"),
+    workflow,
     event: {
       name: "push",
       payload: {
@@ -170,6 +196,7 @@ async function runNotify(sha: string, before: string): Promise<JobResult> {
     runnerTemp: join(scratch, `temp-${++runs}`),
     actionsRoot: staged,
     handlers: handlers(),
+    remoteActions: { "owner/flake-bump": staged },
     apiUrl: fake.apiUrl,
     serverUrl: fake.serverUrl,
   });
@@ -194,9 +221,10 @@ function expectSuccess(job: JobResult): void {
   if (job.conclusion !== "success") throw new Error(`the job ${job.conclusion}:\n${job.log}`);
 }
 
-/** The outputs of the `uses: ./.github/actions/update` step. */
+/** The outputs of the update action's step (`./.github/actions/update` or the README's pinned copy). */
 function actionOutputs(job: JobResult): Record<string, string> | undefined {
-  return job.steps.find((step) => step.uses === "./.github/actions/update")?.outputs;
+  return job.steps.find((step) => /(^\.|\/flake-bump)\/\.github\/actions\/update(@|$)/.test(step.uses ?? ""))
+    ?.outputs;
 }
 
 async function branchLockRev(downstream: Downstream): Promise<string | undefined> {
@@ -211,29 +239,38 @@ const defaultTokenWarning = (job: JobResult) =>
     line.startsWith("::warning::pull requests opened with the default GITHUB_TOKEN"),
   );
 
-/** Upstream with four commits; each downstream's main locks the first. Returns the upstream revs. */
+/** A downstream repository whose main branch locks whatever the upstream's newest commit is now. */
+async function lockedDownstream(downstream: Downstream): Promise<string> {
+  await fake.createRepo("acme", downstream, { files: { "flake.nix": downstreamNix } });
+  const checkout = await clone("acme", downstream);
+  await $({
+    cwd: checkout,
+    env: machineEnv,
+    quiet: true,
+  })`nix --extra-experimental-features ${"nix-command flakes"} flake lock`;
+  const lock = readFileSync(join(checkout, "flake.lock"), "utf8");
+  await fake.push("acme", downstream, { "flake.lock": lock }, "lock");
+  return lock;
+}
+
+/**
+ * Upstream with four commits. The trigger tests' downstreams lock the first (so each has news);
+ * the broken-action tests' downstream locks the newest, so no Nix runs before the wiring fails.
+ */
 async function world(): Promise<string[]> {
   await fake.reset();
   fake.addToken(ACTIONS_TOKEN, "github-actions[bot]");
   fake.addToken(APP_TOKEN, "flake-bump-app[bot]");
   await fake.createRepo(UP.owner, UP.repo, { files: upstreamFiles(0) });
   const revs = [(await fake.branchSha(UP.owner, UP.repo, "main")) ?? ""];
-  let lock: string | undefined;
-  for (const downstream of DOWNSTREAMS) {
-    await fake.createRepo("acme", downstream, { files: { "flake.nix": downstreamNix } });
-    if (lock === undefined) {
-      const checkout = await clone("acme", downstream);
-      await $({
-        cwd: checkout,
-        env: machineEnv,
-        quiet: true,
-      })`nix --extra-experimental-features ${"nix-command flakes"} flake lock`;
-      lock = readFileSync(join(checkout, "flake.lock"), "utf8");
-    }
-    await fake.push("acme", downstream, { "flake.lock": lock }, "lock");
+  const [first, ...others] = DOWNSTREAMS.filter((name) => name !== "nixcfg-broken");
+  const lock = await lockedDownstream(first ?? "nixcfg");
+  for (const downstream of others) {
+    await fake.createRepo("acme", downstream, { files: { "flake.nix": downstreamNix, "flake.lock": lock } });
   }
   for (let i = 1; i <= 3; i++)
     revs.push(await fake.push(UP.owner, UP.repo, upstreamFiles(i), `feat: change ${i}`));
+  await lockedDownstream("nixcfg-broken");
   return revs;
 }
 
@@ -245,17 +282,17 @@ afterEach(() => fake.assertNoViolations());
 
 describe("update.yml and the actions, per trigger", () => {
   test(
-    "an upstream push: notify-example.yml dispatches, update.yml opens one PR pinning the pushed SHA with the App token",
+    "an upstream push: the README's notify workflow dispatches, update.yml opens one PR pinning the pushed SHA with the App token",
     async () => {
       const pushed = revs[2] ?? "";
-      const notify = await runNotify(pushed, revs[1] ?? "");
+      // The upstream side exactly as a new user pastes it from the README.
+      const notify = await runNotify(readmeWorkflows().notify, pushed, revs[1] ?? "");
       expectSuccess(notify);
       expect(notify.steps.map((step) => step.path)).toStrictEqual([
-        "notify/actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8",
-        "notify/./.github/actions/notify/Set up Bun",
-        "notify/./.github/actions/notify/Install flake-bump's dependencies",
-        "notify/./.github/actions/notify/Dispatch to the downstream repositories",
-        "notify/./.github/actions/notify",
+        "notify/OWNER/flake-bump/.github/actions/notify@SHA/Set up Bun",
+        "notify/OWNER/flake-bump/.github/actions/notify@SHA/Install flake-bump's dependencies",
+        "notify/OWNER/flake-bump/.github/actions/notify@SHA/Dispatch to the downstream repositories",
+        "notify/OWNER/flake-bump/.github/actions/notify@SHA",
       ]);
       expect(notify.steps.at(-1)?.outputs).toStrictEqual({ dispatched: "acme/nixcfg", failed: "" });
       expect(fake.dispatches.map((d) => [d.owner, d.repo, d.event_type, d.client_payload])).toStrictEqual([
@@ -311,10 +348,12 @@ describe("update.yml and the actions, per trigger", () => {
   );
 
   test(
-    "the button with a rev pins exactly that commit, opened by the default GITHUB_TOKEN (with the warning)",
+    "the button with a rev (the README's update workflow) pins exactly that commit, opened by the default GITHUB_TOKEN, with the warning",
     async () => {
       const wanted = revs[1] ?? "";
+      // The downstream side exactly as a new user pastes it from the README, with no secret set.
       const update = await runUpdate({
+        workflow: readmeWorkflows().update,
         downstream: "nixcfg-rev",
         event: workflowDispatch("nixcfg-rev", { inputs: "nixfleet", rev: wanted }),
       });
@@ -492,6 +531,7 @@ describe("a broken copy of the update action fails the run", () => {
         secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
       });
       expectSuccess(job);
+      expect(actionOutputs(job)).toMatchObject({ changed: "false", inputs: "", operation: "none" });
     },
     TIMEOUT,
   );

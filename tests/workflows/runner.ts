@@ -100,6 +100,11 @@ export interface RunJobOptions {
   actionsRoot: string;
   /** Remote actions by lower-case `owner/repo`. */
   handlers: Record<string, UsesHandler>;
+  /**
+   * Remote composite actions to expand rather than hand to a handler: lower-case `owner/repo` → the
+   * directory the runner would download it to (`_actions/OWNER/REPO/SHA`).
+   */
+  remoteActions?: Record<string, string>;
   apiUrl: string;
   serverUrl: string;
 }
@@ -480,16 +485,20 @@ export async function runJob(opts: RunJobOptions): Promise<JobResult> {
           done = record({ ...blank, ...(await runScript(scope, step, name, stepEnv, stepCtx)), ms: ms() });
         } else {
           const withValues = evalEnv(step.with, stepCtx);
-          if (uses.startsWith("./")) {
-            const ran = await runComposite(scope, path, resolve(opts.actionsRoot, uses), withValues, stepEnv);
-            done = record({
-              ...blank,
-              outcome: ran.ok ? "success" : "failure",
-              outputs: ran.outputs,
-              ms: ms(),
-            });
+          const [repoPath = ""] = uses.split("@");
+          const key = repoPath.split("/").slice(0, 2).join("/").toLowerCase();
+          const staged = opts.remoteActions?.[key];
+          // A composite action to expand: by path, or a remote one staged like the runner would.
+          const compositeDir = uses.startsWith("./")
+            ? resolve(opts.actionsRoot, uses)
+            : staged === undefined
+              ? undefined
+              : join(staged, repoPath.split("/").slice(2).join("/"));
+          if (compositeDir !== undefined) {
+            const ran = await runComposite(scope, path, compositeDir, withValues, stepEnv);
+            const outcome = ran.ok ? "success" : "failure";
+            done = record({ ...blank, outcome, outputs: ran.outputs, ms: ms() });
           } else {
-            const key = (uses.split("@")[0] ?? "").split("/").slice(0, 2).join("/").toLowerCase();
             const handler = opts.handlers[key];
             if (handler === undefined) throw new Error(`no handler for uses: ${uses} (add one for '${key}')`);
             const outputs = await handler({
