@@ -315,9 +315,10 @@ describe("update.yml and the actions, per trigger", () => {
       expect(update.concurrencyGroup).toBe("Update flake inputs-acme/nixfleet");
       expect(update.steps.map((step) => [step.path, step.outcome])).toStrictEqual([
         ["update/actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8", "success"],
-        ["update/cachix/install-nix-action@13d8dd58da0234aa297dedd986986ccb8e7f3e24", "success"],
         ["update/./.github/actions/update/Set up Bun", "success"],
         ["update/./.github/actions/update/Install flake-bump's dependencies", "success"],
+        ["update/./.github/actions/update/Find the inputs that are behind", "success"],
+        ["update/./.github/actions/update/Install Nix", "success"],
         ["update/./.github/actions/update/Bump flake inputs", "success"],
         ["update/./.github/actions/update/Open or update the pull request", "success"],
         ["update/./.github/actions/update", "success"],
@@ -481,7 +482,7 @@ describe("a broken copy of the update action fails the run", () => {
       edit: replaceOnce(
         "        GH_TOKEN: ${{ inputs.token }}",
         "        GITHUB_TOKNE: ${{ inputs.token }}",
-        1,
+        2,
       ),
       evidence: /open-pr needs a GitHub token/,
     },
@@ -491,9 +492,14 @@ describe("a broken copy of the update action fails the run", () => {
       evidence: /FLAKE_BUMP_REPORT: bump\.ts set no report output/,
     },
     {
-      name: "bump runs before the dependencies are installed",
-      edit: swapSteps("Install flake-bump's dependencies", "Bump flake inputs"),
+      name: "the scripts run before the dependencies are installed",
+      edit: swapSteps("Install flake-bump's dependencies", "Find the inputs that are behind"),
       evidence: /Cannot find (package|module)/,
+    },
+    {
+      name: "bump runs before its arguments are prepared",
+      edit: swapSteps("Find the inputs that are behind", "Bump flake inputs"),
+      evidence: /flake-bump-args: No such file or directory/,
     },
     {
       name: "open-pr runs before bump",
