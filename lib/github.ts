@@ -69,9 +69,10 @@ export function createOctokit(opts: ClientOptions = {}): Octokit {
     retry: {
       retries: 3,
       retryAfterBaseValue: 1000 * scale,
-      // 429 and 403 rate limits belong to the throttling plugin, which honours retry-after;
-      // every other 4xx is a final answer.
-      doNotRetry: [400, 401, 403, 404, 410, 422, 429, 451],
+      // 403 rate limits belong to the throttling plugin, which honours retry-after. It takes a 429
+      // only when it says "secondary rate" or x-ratelimit-remaining is 0, so any other 429 is
+      // retried here. Every other 4xx is a final answer.
+      doNotRetry: [400, 401, 403, 404, 410, 422, 451],
     },
     throttle: {
       retryAfterBaseValue: 1000 * scale,

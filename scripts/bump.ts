@@ -12,6 +12,7 @@ import { githubSource } from "../lib/flakeref.ts";
 import { checkFreshness, type Freshness } from "../lib/freshness.ts";
 import { detectNix } from "../lib/nix.ts";
 import {
+  checkReportPath,
   defaultReportPath,
   describeReport,
   type Report,
@@ -93,6 +94,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 
   if (args.check) return check(request, freshness, args.json, env);
 
+  const reportPath = args.report ?? defaultReportPath(env);
+  await checkReportPath(reportPath);
   const report: Report = await group("Update flake.lock", () =>
     bump(request, {
       nix: () => detectNix({ env, debug: args.debug }),
@@ -105,7 +108,6 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     }),
   );
 
-  const reportPath = args.report ?? defaultReportPath(env);
   await writeReport(reportPath, report);
   for (const line of describeReport(report)) info(line);
   if (args.json) process.stdout.write(serializeReport(report));
