@@ -207,9 +207,11 @@ class PullRequests {
     path: string,
     change: InputChange,
     text: () => Promise<PrText>,
+    opts: { branchLikelyExists: boolean },
   ): Promise<{ head: BranchHead; wrote: boolean }> {
     const rev = change.to.rev ?? change.to.ref;
-    let current = await this.head(branch);
+    // Without an open PR the branch rarely exists: try to create it and read it only if that fails.
+    let current = opts.branchLikelyExists ? await this.head(branch) : undefined;
     for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
       if (
         current?.rev !== undefined &&
@@ -323,7 +325,9 @@ class PullRequests {
       title: prTitle(change.name, rev),
       body: prBody({ change, ...(await this.upstreamCommits(change)) }),
     });
-    const { head, wrote } = await this.swapBranch(branch, base, lockPath, change, text);
+    const { head, wrote } = await this.swapBranch(branch, base, lockPath, change, text, {
+      branchLikelyExists: existing !== undefined,
+    });
 
     if (existing) {
       await this.syncText(existing.number, branch, head, {
@@ -344,7 +348,9 @@ class PullRequests {
     // connection): it then still lacks its labels.
     const unlabeled = this.opts.labels.some((label) => !labels.includes(label));
     if (created || unlabeled) await this.decorate(pr.number, { reviewers: created });
-    await this.syncText(pr.number, branch, head, created ? head.text : undefined);
+    // A PR we just created from the head we wrote needs no sync: a run that moves the branch after
+    // us finds this PR and syncs it itself. One we found after a 422 may show anyone's text.
+    if (!created) await this.syncText(pr.number, branch, head, undefined);
     return result(created ? "created" : wrote ? "updated" : "unchanged", pr, head.text.title);
   }
 
