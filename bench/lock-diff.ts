@@ -74,10 +74,18 @@ export async function benchLockDiff(iterations: {
       `the synthetic pair should differ in '${pair.moved}' and ${pair.movedTransitive} of its inputs, but diffLocks found ${JSON.stringify(synthetic.found)}`,
     );
   }
-  const [before, after] = await Promise.all([
-    readFile(realLockPath("nixcfg-before-ec557951.flake.lock"), "utf8"),
-    readFile(realLockPath("nixcfg-after-ec557951.flake.lock"), "utf8"),
-  ]);
+  let before: string;
+  let after: string;
+  try {
+    [before, after] = await Promise.all([
+      readFile(realLockPath("nixcfg-before-ec557951.flake.lock"), "utf8"),
+      readFile(realLockPath("nixcfg-after-ec557951.flake.lock"), "utf8"),
+    ]);
+  } catch (error) {
+    throw new RuntimeError(
+      `the real lock pair could not be read (${error instanceof Error ? error.message : String(error)}); the bench reads it where the tests do`,
+    );
+  }
   const real = time(before, after, iterations.real);
   if (real.found.direct.join() !== "inspr-modules") {
     throw new RuntimeError(

@@ -100,6 +100,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     "Peak RSS is the child's ru_maxrss as Bun.spawn's resourceUsage() reports it (bytes), taken from a small launcher process: forked from the bench itself, every child would report at least the bench's own RSS.",
   ];
 
+  // First, and before the fake starts: in process and quick, and it fails fast when the real lock
+  // fixtures are missing (tests/support/fixtures.ts names the fix) rather than after two minutes.
+  log("bench: lock diff, in process…");
+  const lockDiff = await benchLockDiff(LOCK_DIFF_ITERATIONS);
   log("bench: starting the fake GitHub (port 443 for Nix)…");
   const fake = await fakeGitHub().catch((error: unknown) => {
     throw new RuntimeError(
@@ -124,8 +128,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     const api = await benchApi(ctx);
     log(`bench: nightly over 50 current inputs, ${args.runs} runs…`);
     const nightly = await benchNightly(ctx);
-    log("bench: lock diff, in process…");
-    const lockDiff = await benchLockDiff(LOCK_DIFF_ITERATIONS);
     // The launcher's own RSS is the lowest any child can report: a child starts as its copy.
     const floorRssBytes: number[] = [];
     for (let i = 0; i < 3; i++) {
