@@ -47,7 +47,7 @@ export interface Phases {
   nixVersionMs: number;
   /** `nix --version` ends → `nix flake lock` starts. */
   betweenMs: number;
-  /** The Nix run doing the work, as bump.ts runs it… */
+  /** The Nix run that does the work, as bump.ts runs it. */
   nixLockMs: number;
   /** Nix ends → bump.ts has exited: checks, diff, report, lock written. */
   afterNixMs: number;
