@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
-import { $ } from "zx";
+import { $ } from "zx/core";
 import { RuntimeError, UsageError } from "./cli.ts";
 import { FULL_SHA, type GitHubSource, githubSource, pinnedRef } from "./flakeref.ts";
 import type { Freshness } from "./freshness.ts";

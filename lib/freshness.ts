@@ -4,7 +4,7 @@
  * GitHub inputs ask `GET /repos/{o}/{r}/commits/{ref}`; git inputs ask `git ls-remote`. Anything that
  * cannot be answered this way is "unknown" and left to Nix.
  */
-import { $ } from "zx";
+import { $ } from "zx/core";
 import { mapBounded } from "./bounded.ts";
 import { githubSource } from "./flakeref.ts";
 import type { Octokit } from "./github.ts";

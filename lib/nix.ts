@@ -3,7 +3,7 @@
  * with the user's own settings plus only what flakes need.
  */
 import { stripVTControlCharacters } from "node:util";
-import { $, ProcessOutput } from "zx";
+import { $, ProcessOutput } from "zx/core";
 import { RuntimeError } from "./cli.ts";
 import { githubToken } from "./secrets.ts";
 

@@ -69,6 +69,8 @@ export function parseRepo(text: string): Repo | undefined {
       text.trim(),
     );
   if (!match?.[1] || !match[2]) return undefined;
+  // `.` and `..` would climb out of /repos/{owner}/{repo} in every URL built from them.
+  if ([match[1], match[2]].some((part) => part === "." || part === "..")) return undefined;
   return { owner: match[1], repo: match[2] };
 }
 
@@ -115,6 +117,31 @@ class PullRequests {
     } catch (error) {
       throw describeGitHubError(error, what, this.name);
     }
+  }
+
+  private openByBranch: Promise<Map<string, PullRequest> | undefined> | undefined;
+
+  /**
+   * The open PR of a flake-bump branch, from one listing of the repository's open PRs (100 a page): a
+   * nightly run over 50 inputs then asks once, not 50 times. Used for the first look only; after a
+   * conflict `findOpen` asks GitHub again.
+   */
+  async firstLook(branch: string): Promise<PullRequest | undefined> {
+    this.openByBranch ??= (async () => {
+      const byBranch = new Map<string, PullRequest>();
+      for (let page = 1; page <= 10; page++) {
+        const { data } = await this.call(`list pull requests of ${this.name}`, () =>
+          this.octokit.rest.pulls.list({ ...this.repo, state: "open", per_page: 100, page }),
+        );
+        for (const pr of data) {
+          if (pr.head.repo?.full_name === pr.base.repo.full_name) byBranch.set(pr.head.ref, pr);
+        }
+        if (data.length < 100) return byBranch;
+      }
+      return undefined; // over 1000 open PRs: ask per branch instead
+    })();
+    const known = await this.openByBranch;
+    return known === undefined ? this.findOpen(branch) : known.get(branch);
   }
 
   async findOpen(branch: string): Promise<PullRequest | undefined> {
@@ -298,7 +325,7 @@ class PullRequests {
   async open(change: InputChange, lockPath: string): Promise<PullRequestResult> {
     const branch = branchName(change.name, this.opts.branchPrefix);
     const rev = change.to.rev ?? change.to.ref;
-    const existing = await this.findOpen(branch);
+    const existing = await this.firstLook(branch);
     const result = (operation: Operation, pr: { number: number; html_url: string }, detail: string) => ({
       input: change.name,
       operation,
@@ -407,7 +434,7 @@ class PullRequests {
    */
   async closeIfObsolete(skip: Skipped): Promise<PullRequestResult> {
     const branch = branchName(skip.name, this.opts.branchPrefix);
-    const existing = await this.findOpen(branch);
+    const existing = await this.firstLook(branch);
     if (!existing) return { input: skip.name, operation: "none", detail: skip.message };
     const keep = {
       input: skip.name,

@@ -8,6 +8,7 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import * as v from "valibot";
 import { describeIssues, UsageError } from "./cli.ts";
+import { InputName } from "./event.ts";
 
 const Sha = v.pipe(v.string(), v.regex(/^[0-9a-f]{40}$/, "must be a 40-character lowercase hex SHA"));
 
@@ -31,7 +32,8 @@ export type LockText = v.InferOutput<typeof LockText>;
 const GitHubRepo = v.object({ owner: v.string(), repo: v.string(), host: v.optional(v.string()) });
 
 export const InputChange = v.object({
-  name: v.string(),
+  /** Becomes a branch name in open-pr, so it is held to Nix's input-name rules here too. */
+  name: InputName,
   from: v.optional(LockedSummary),
   to: LockedSummary,
   /** Set when the input lives on GitHub (or GitHub Enterprise Server, with `host`). */
@@ -51,7 +53,7 @@ export const InputChange = v.object({
 export type InputChange = v.InferOutput<typeof InputChange>;
 
 export const Skipped = v.object({
-  name: v.string(),
+  name: InputName,
   reason: v.picklist(["up-to-date", "already-at-rev", "already-ahead", "pinned"]),
   message: v.string(),
   /** The rev the lock holds for this input (open-pr closes PRs that propose it or older). */

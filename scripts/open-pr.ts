@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import * as v from "valibot";
-import { $ } from "zx";
+import { $ } from "zx/core";
 import { appendSummary, group, inActions, info, setOutputs, warn } from "../lib/actions.ts";
 import { parseCli, runMain, UsageError } from "../lib/cli.ts";
 import { RepositoryName } from "../lib/event.ts";

@@ -18,6 +18,8 @@ const repos: RepoCase[] = [
   { text: "git@github.com:acme/nixcfg.git", repo: { owner: "acme", repo: "nixcfg" } },
   { text: "ssh://git@github.com/acme/nix.cfg.git", repo: { owner: "acme", repo: "nix.cfg" } },
   { text: "not a repo", repo: undefined },
+  { text: "acme/..", repo: undefined },
+  { text: "https://github.com/../x.git", repo: undefined },
 ];
 test.each(repos)("parseRepo($text)", ({ text, repo }) => {
   expect(parseRepo(text)).toStrictEqual(repo);
