@@ -42,7 +42,6 @@ const options = {
   json: { type: "boolean" },
   markdown: { type: "boolean" },
   runs: { type: "string" },
-  help: { type: "boolean", short: "h" },
 } as const;
 
 const Args = v.object({
@@ -59,7 +58,6 @@ const Args = v.object({
     ),
     "9",
   ),
-  help: v.optional(v.boolean(), false),
 });
 
 const LOCK_DIFF_ITERATIONS = { synthetic: 200, real: 1000 };
@@ -88,10 +86,7 @@ async function sourceState(): Promise<{ commit: string; uncommitted: string[] }>
 
 export async function main(argv: readonly string[]): Promise<number> {
   const args = parseCli(argv, options, Args, USAGE);
-  if (args.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  if (args === undefined) return 0;
   const started = performance.now();
   const loadBefore = loadavg();
   const notes: string[] = [

@@ -19,24 +19,40 @@ export class RuntimeError extends Error {
   readonly exitCode = 1;
 }
 
+/** Flags every entry script takes. */
+export const COMMON_OPTIONS = {
+  debug: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
 /**
- * Parse argv with node's strict parser, then validate the values with a valibot schema.
- * Unknown flags, missing values and schema issues all become a UsageError.
+ * Parse argv with node's strict parser, then validate the values with a valibot schema. `--help`
+ * prints the usage to stdout and returns undefined (the script then exits 0), whatever else is given.
+ * Unknown flags, missing values and schema issues all become a one-line UsageError.
  */
 export function parseCli<const C extends ParseArgsConfig["options"], S extends v.GenericSchema>(
   argv: readonly string[],
   options: C,
   schema: S,
   usage: string,
-): v.InferOutput<S> {
+): v.InferOutput<S> | undefined {
   let parsed: { values: Record<string, unknown>; positionals: string[] };
   try {
-    parsed = parseArgs({ args: [...argv], options: options ?? {}, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: [...argv],
+      options: { ...COMMON_OPTIONS, ...options },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (error) {
+    if (argv.includes("--help") || argv.includes("-h")) return printUsage(usage);
     const message = error instanceof Error ? error.message.replace(/\.$/, "") : String(error);
-    throw new UsageError(`${message}; run with --help for usage:\n${usage}`);
+    // Node adds a second sentence on `--` for unknown options; the first names the problem.
+    throw new UsageError(`${message.split(/\.\s|\n/)[0]}; run with --help for usage`);
   }
-  const result = v.safeParse(schema, { ...parsed.values, positionals: parsed.positionals });
+  if (parsed.values.help === true) return printUsage(usage);
+  const { help: _help, debug: _debug, ...values } = parsed.values;
+  const result = v.safeParse(schema, { ...values, positionals: parsed.positionals });
   if (!result.success) {
     const clauses = result.issues.map((issue) => {
       const path = v.getDotPath(issue);
@@ -46,6 +62,11 @@ export function parseCli<const C extends ParseArgsConfig["options"], S extends v
     throw new UsageError(`${clauses.join("; ")}; run with --help for usage`);
   }
   return result.output;
+}
+
+function printUsage(usage: string): undefined {
+  process.stdout.write(`${usage}\n`);
+  return undefined;
 }
 
 /** Turn valibot issues into one readable clause: `--rev: must be 40 hex characters`. */
@@ -58,6 +79,11 @@ export function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string 
     .join("; ");
 }
 
+/** `--debug` on the command line, or FLAKE_BUMP_DEBUG=1 (for a workflow re-run with debug logging). */
+export function debugRequested(argv: readonly string[], env: NodeJS.ProcessEnv): boolean {
+  return argv.includes("--debug") || env.FLAKE_BUMP_DEBUG === "1";
+}
+
 export interface MainContext {
   readonly debug: boolean;
 }
@@ -67,7 +93,7 @@ export interface MainContext {
  * error (a stack only with --debug), annotates it in GitHub Actions and sets the exit code.
  */
 export async function runMain(main: (ctx: MainContext) => Promise<number | undefined>): Promise<void> {
-  const debug = process.argv.includes("--debug") || process.env.FLAKE_BUMP_DEBUG === "1";
+  const debug = debugRequested(process.argv, process.env);
   try {
     process.exitCode = (await main({ debug })) ?? 0;
   } catch (error) {

@@ -6,7 +6,7 @@
 import * as v from "valibot";
 import { appendSummary, group, info, setOutputs } from "../lib/actions.ts";
 import { type BumpRequest, bump, checkOutdated, type Selected } from "../lib/bump.ts";
-import { parseCli, runMain, UsageError } from "../lib/cli.ts";
+import { debugRequested, parseCli, runMain, UsageError } from "../lib/cli.ts";
 import { InputName, readEventRequest, Sha } from "../lib/event.ts";
 import { githubSource } from "../lib/flakeref.ts";
 import { checkFreshness, type Freshness } from "../lib/freshness.ts";
@@ -47,8 +47,6 @@ const options = {
   json: { type: "boolean" },
   "dry-run": { type: "boolean" },
   check: { type: "boolean" },
-  debug: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
 } as const;
 
 const Args = v.object({
@@ -59,16 +57,11 @@ const Args = v.object({
   json: v.optional(v.boolean(), false),
   "dry-run": v.optional(v.boolean(), false),
   check: v.optional(v.boolean(), false),
-  debug: v.optional(v.boolean(), false),
-  help: v.optional(v.boolean(), false),
 });
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const args = parseCli(argv, options, Args, USAGE);
-  if (args.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  if (args === undefined) return 0;
   if (args.rev !== undefined && args.positionals.length !== 1) {
     throw new UsageError("--rev pins exactly one input; name it: bun scripts/bump.ts INPUT --rev SHA");
   }
@@ -98,7 +91,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   await checkReportPath(reportPath);
   const report: Report = await group("Update flake.lock", () =>
     bump(request, {
-      nix: () => detectNix({ env, debug: args.debug }),
+      nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
       log: info,
       freshness,
       checkTarget: async (target) => {

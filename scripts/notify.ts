@@ -32,8 +32,6 @@ const options = {
   ref: { type: "string" },
   "event-type": { type: "string" },
   "dry-run": { type: "boolean" },
-  debug: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
 } as const;
 
 const Args = v.object({
@@ -44,16 +42,11 @@ const Args = v.object({
   ref: v.optional(v.string()),
   "event-type": v.optional(EventType, DEFAULT_EVENT_TYPE),
   "dry-run": v.optional(v.boolean(), false),
-  debug: v.optional(v.boolean(), false),
-  help: v.optional(v.boolean(), false),
 });
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const args = parseCli(argv, options, Args, USAGE);
-  if (args.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  if (args === undefined) return 0;
   if (args.repo.length === 0)
     throw new UsageError("no downstream repository given; pass --repo OWNER/REPO (repeatable)");
   const sha = args.sha ?? env.GITHUB_SHA;

@@ -46,8 +46,6 @@ const options = {
   reviewer: { type: "string", multiple: true },
   draft: { type: "boolean" },
   "dry-run": { type: "boolean" },
-  debug: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
 } as const;
 
 const Name = v.pipe(
@@ -74,8 +72,6 @@ const Args = v.object({
   reviewer: v.optional(v.array(Name), []),
   draft: v.optional(v.boolean(), false),
   "dry-run": v.optional(v.boolean(), false),
-  debug: v.optional(v.boolean(), false),
-  help: v.optional(v.boolean(), false),
 });
 
 async function originRepo(dir: string | undefined): Promise<Repo | undefined> {
@@ -109,10 +105,7 @@ function resultLine(result: PullRequestResult): string {
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const args = parseCli(argv, options, Args, USAGE);
-  if (args.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  if (args === undefined) return 0;
   const report = await readReport(args.report ?? defaultReportPath(env));
   const repo =
     (args.repo ? parseRepo(args.repo) : undefined) ??

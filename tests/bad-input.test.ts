@@ -230,14 +230,14 @@ const bumpCli: Case[] = [
     script: "bump",
     args: () => ["nixfleet", "--rev"],
     code: 2,
-    error: /Option '--rev <value>' argument missing; run with --help for usage:$/,
+    error: /Option '--rev <value>' argument missing; run with --help for usage$/,
   },
   {
     name: "bump with an unknown flag",
     script: "bump",
     args: () => ["--frobnicate"],
     code: 2,
-    error: /Unknown option '--frobnicate'.*; run with --help for usage:$/,
+    error: /Unknown option '--frobnicate'.*; run with --help for usage$/,
   },
   ...(
     [
@@ -615,7 +615,7 @@ const notifyCases: Case[] = [
     script: "notify",
     args: () => [...notifyArgs, "--token=ghp_x"],
     code: 2,
-    error: /Unknown option '--token'.*; run with --help for usage:$/,
+    error: /Unknown option '--token'.*; run with --help for usage$/,
   },
 ];
 
@@ -731,7 +731,7 @@ const openPrCases: Case[] = [
   openPrCase(
     "open-pr --label without a value",
     ["--label"],
-    /Option '--label <value>' argument missing; run with --help for usage:$/,
+    /Option '--label <value>' argument missing; run with --help for usage$/,
   ),
   openPrCase(
     "open-pr --reviewer with an @",
@@ -756,7 +756,7 @@ const openPrCases: Case[] = [
   openPrCase(
     "open-pr with an unknown flag",
     ["--force"],
-    /Unknown option '--force'.*; run with --help for usage:$/,
+    /Unknown option '--force'.*; run with --help for usage$/,
   ),
   // Well-formed but unknown to GitHub: only asking can tell, so this is a runtime failure (1).
   {
