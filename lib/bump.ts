@@ -14,6 +14,7 @@ import {
   diffLocks,
   type FlakeLock,
   type LockDiff,
+  type LockNode,
   parseLock,
   pinReason,
   type RootInput,
@@ -46,7 +47,6 @@ export type TargetCheck = (args: {
 export interface BumpDeps {
   /** Nix is found lazily: a bump that has nothing to do needs no Nix at all. */
   nix: () => Promise<Nix>;
-  log: (line: string) => void;
   checkTarget?: TargetCheck;
   /** Asks the inputs' sources which are behind, so Nix runs only for those (none on a quiet night). */
   freshness?: (inputs: readonly Selected[]) => Promise<Freshness[]>;
@@ -54,16 +54,22 @@ export interface BumpDeps {
 
 export type Selected = Extract<RootInput, { kind: "node" }>;
 
+/** Where a node lives on GitHub, in the report's shape (no tracked ref). */
+function reportGitHub(node: LockNode | undefined): InputChange["github"] {
+  const source = node ? githubSource(node) : undefined;
+  if (source === undefined) return undefined;
+  return source.host === undefined
+    ? { owner: source.owner, repo: source.repo }
+    : { owner: source.owner, repo: source.repo, host: source.host };
+}
+
 /** A skipped input, with what the lock holds for it so open-pr can tell whether its PR is obsolete. */
 function skip(input: Selected, reason: Skipped["reason"], message: string): Skipped {
   const entry: Skipped = { name: input.name, reason, message };
   const current = input.node.locked?.rev;
   if (current !== undefined) entry.current = current;
-  const source = githubSource(input.node);
-  if (source !== undefined) {
-    entry.github = { owner: source.owner, repo: source.repo };
-    if (source.host !== undefined) entry.github.host = source.host;
-  }
+  const github = reportGitHub(input.node);
+  if (github !== undefined) entry.github = github;
   return entry;
 }
 
@@ -355,11 +361,8 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
       lock: lockText(own.text),
     };
     if (change.from !== undefined) entry.from = change.from;
-    const source = node ? githubSource(node) : undefined;
-    if (source !== undefined) {
-      entry.github = { owner: source.owner, repo: source.repo };
-      if (source.host !== undefined) entry.github.host = source.host;
-    }
+    const github = reportGitHub(node);
+    if (github !== undefined) entry.github = github;
     report.inputs.push(entry);
   }
   for (const input of selected) {

@@ -7,7 +7,7 @@
 import { $ } from "zx/core";
 import { mapBounded } from "./bounded.ts";
 import { githubSource } from "./flakeref.ts";
-import type { Octokit } from "./github.ts";
+import { type Octokit, statusOf } from "./github.ts";
 import type { LockNode } from "./lock.ts";
 
 export type Freshness =
@@ -53,9 +53,7 @@ async function latestRev(node: LockNode, deps: FreshnessDeps): Promise<string | 
       const head = data[0]?.sha;
       return head ?? { reason: "GitHub listed no commits" };
     } catch (error) {
-      const status =
-        typeof error === "object" && error !== null && "status" in error ? String(error.status) : "?";
-      return { reason: `GitHub answered ${status}` };
+      return { reason: `GitHub answered ${statusOf(error) || "nothing"}` };
     }
   }
   const original = node.original;

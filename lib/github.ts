@@ -96,6 +96,11 @@ export function octokitFromEnv(env: NodeJS.ProcessEnv = process.env): Octokit {
   });
 }
 
+/** The HTTP status of an Octokit RequestError; 0 when there was no answer (network, time-out). */
+export function statusOf(error: unknown): number {
+  return typeof error === "object" && error !== null && "status" in error ? Number(error.status) : 0;
+}
+
 /** `POST /repos/o/r/git/trees`, from an Octokit RequestError, to name the endpoint that failed. */
 function endpointOf(error: unknown): string | undefined {
   if (typeof error !== "object" || error === null || !("request" in error)) return undefined;
@@ -115,7 +120,7 @@ function endpointOf(error: unknown): string | undefined {
 
 /** GitHub's status codes as one sentence naming the fix, for the errors a script cannot recover from. */
 export function describeGitHubError(error: unknown, what: string, repo?: string): RuntimeError {
-  const status = typeof error === "object" && error !== null && "status" in error ? Number(error.status) : 0;
+  const status = statusOf(error);
   const raw = error instanceof Error ? error.message : String(error);
   // Octokit appends the documentation URL after " - "; the sentence is enough.
   const message = raw.replace(/ - https:\/\/docs\.github\.com\S*$/, "");

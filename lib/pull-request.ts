@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import { info } from "./actions.ts";
 import { RuntimeError, UsageError } from "./cli.ts";
-import { describeGitHubError, type Octokit, type RestEndpointMethodTypes } from "./github.ts";
+import { describeGitHubError, type Octokit, type RestEndpointMethodTypes, statusOf } from "./github.ts";
 import { branchName, type CompareCommit, parseMarker, prBody, prTitle } from "./pr-text.ts";
 import type { InputChange, Report, Skipped } from "./report.ts";
 import { compare } from "./upstream.ts";
@@ -56,10 +56,6 @@ export function gitBlobSha(text: string): string {
   return createHash("sha1")
     .update(Buffer.concat([Buffer.from(`blob ${body.length}\0`), body]))
     .digest("hex");
-}
-
-function statusOf(error: unknown): number {
-  return typeof error === "object" && error !== null && "status" in error ? Number(error.status) : 0;
 }
 
 /** Parse `OWNER/REPO` or a git remote URL (https or ssh) of a GitHub repository. */

@@ -7,14 +7,10 @@ import { warn } from "./actions.ts";
 import type { TargetCheck } from "./bump.ts";
 import { RuntimeError, UsageError } from "./cli.ts";
 import type { GitHubSource } from "./flakeref.ts";
-import { describeGitHubError, type Octokit } from "./github.ts";
+import { describeGitHubError, type Octokit, statusOf } from "./github.ts";
 import type { CompareCommit } from "./pr-text.ts";
 
 type CompareStatus = "ahead" | "behind" | "identical" | "diverged";
-
-function statusOf(error: unknown): number {
-  return typeof error === "object" && error !== null && "status" in error ? Number(error.status) : 0;
-}
 
 export async function compare(
   octokit: Octokit,

@@ -92,7 +92,6 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const report: Report = await group("Update flake.lock", () =>
     bump(request, {
       nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
-      log: info,
       freshness,
       checkTarget: async (target) => {
         const { targetCheck } = await import("../lib/upstream.ts");
