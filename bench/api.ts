@@ -6,7 +6,7 @@
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { $ } from "zx";
-import { RuntimeError } from "../lib/cli.ts";
+import { RuntimeError } from "../lib/errors.ts";
 import { parseReport } from "../lib/report.ts";
 import type { Dispatch } from "../tests/fake-github/index.ts";
 import { apiRequestsSince, type Context, endpointList, nixLock, requestSequence } from "./context.ts";

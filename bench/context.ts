@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { $ } from "zx";
-import { RuntimeError } from "../lib/cli.ts";
+import { RuntimeError } from "../lib/errors.ts";
 import { parseLock } from "../lib/lock.ts";
 import { type NixVersion, parseNixVersion } from "../lib/nix.ts";
 import type { FakeGitHub, RecordedRequest } from "../tests/fake-github/index.ts";

@@ -4,7 +4,7 @@
  * since bump.ts pays it too but it is not the diff.
  */
 import { readFile } from "node:fs/promises";
-import { RuntimeError } from "../lib/cli.ts";
+import { RuntimeError } from "../lib/errors.ts";
 import { diffLocks, parseLock } from "../lib/lock.ts";
 import { realLockPath } from "../tests/support/fixtures.ts";
 import { median } from "./stats.ts";

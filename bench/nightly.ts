@@ -8,7 +8,7 @@ import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import { $ } from "zx";
 import { mapBounded } from "../lib/bounded.ts";
-import { RuntimeError } from "../lib/cli.ts";
+import { RuntimeError } from "../lib/errors.ts";
 import { parseReport } from "../lib/report.ts";
 import { apiRequestsSince, type Context, endpointList, nixLock } from "./context.ts";
 import { type Env, expectSuccess, type Measured, measure, scriptCommand } from "./measure.ts";

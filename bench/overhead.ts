@@ -6,7 +6,7 @@
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import { $ } from "zx";
-import { RuntimeError } from "../lib/cli.ts";
+import { RuntimeError } from "../lib/errors.ts";
 import { parseLock } from "../lib/lock.ts";
 import { hasPositionalUpdate } from "../lib/nix.ts";
 import { parseReport } from "../lib/report.ts";

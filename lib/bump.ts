@@ -6,10 +6,12 @@ import { createHash } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
+import * as v from "valibot";
 import { $ } from "zx/core";
-import { RuntimeError, UsageError } from "./cli.ts";
-import { FULL_SHA, type GitHubSource, githubSource, pinnedRef } from "./flakeref.ts";
+import { RuntimeError, UsageError } from "./errors.ts";
+import { githubSource, pinnedRef } from "./flakeref.ts";
 import type { Freshness } from "./freshness.ts";
+import { Sha } from "./ids.ts";
 import {
   diffLocks,
   type FlakeLock,
@@ -22,6 +24,7 @@ import {
 } from "./lock.ts";
 import { type LockPlan, lockArgs, type Nix } from "./nix.ts";
 import type { InputChange, LockText, Report, Skipped } from "./report.ts";
+import type { TargetCheck } from "./upstream.ts";
 
 export interface BumpRequest {
   flakeDir: string;
@@ -32,17 +35,6 @@ export interface BumpRequest {
   repository?: string;
   dryRun: boolean;
 }
-
-/**
- * Decides, before Nix runs, whether an exact target rev may be locked for a GitHub input. Returns
- * "ahead" when the lock already holds a newer commit (dispatches arrive out of order).
- */
-export type TargetCheck = (args: {
-  input: string;
-  source: GitHubSource;
-  lockedRev: string | undefined;
-  rev: string;
-}) => Promise<"ok" | "ahead">;
 
 export interface BumpDeps {
   /** Nix is found lazily: a bump that has nothing to do needs no Nix at all. */
@@ -231,7 +223,7 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   const { dir, lockFile, text: originalText, lock: before } = await readFlake(request.flakeDir);
 
   if (request.rev !== undefined) {
-    if (!FULL_SHA.test(request.rev)) {
+    if (!v.is(Sha, request.rev)) {
       throw new UsageError(
         `--rev '${request.rev}' is not a full commit SHA; pass all 40 lowercase hex characters`,
       );

@@ -1,23 +1,12 @@
 /**
- * What every entry script shares: the error types that decide the exit code, argument parsing, and the
- * single place where errors are caught, printed and turned into `process.exitCode`.
+ * What every entry script shares: argument parsing, and the single place where errors are caught,
+ * printed and turned into `process.exitCode`.
  */
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import * as v from "valibot";
 import { annotate, inActions } from "./actions.ts";
+import { RuntimeError, UsageError } from "./errors.ts";
 import { redact } from "./secrets.ts";
-
-/** Bad usage or invalid input: exit code 2. The message is one sentence naming the problem and the fix. */
-export class UsageError extends Error {
-  override name = "UsageError";
-  readonly exitCode = 2;
-}
-
-/** Something failed at run time (Nix, git, GitHub): exit code 1. */
-export class RuntimeError extends Error {
-  override name = "RuntimeError";
-  readonly exitCode = 1;
-}
 
 /** Flags every entry script takes. */
 export const COMMON_OPTIONS = {
@@ -67,16 +56,6 @@ export function parseCli<const C extends ParseArgsConfig["options"], S extends v
 function printUsage(usage: string): undefined {
   process.stdout.write(`${usage}\n`);
   return undefined;
-}
-
-/** Turn valibot issues into one readable clause: `--rev: must be 40 hex characters`. */
-export function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string {
-  return issues
-    .map((issue) => {
-      const path = v.getDotPath(issue);
-      return path ? `${path}: ${issue.message}` : issue.message;
-    })
-    .join("; ");
 }
 
 /** `--debug` on the command line, or FLAKE_BUMP_DEBUG=1 (for a workflow re-run with debug logging). */

@@ -5,33 +5,8 @@
  */
 import { readFile } from "node:fs/promises";
 import * as v from "valibot";
-import { describeIssues, UsageError } from "./cli.ts";
-
-export const Sha = v.pipe(
-  v.string(),
-  v.regex(/^[0-9a-f]{40}$/, "must be a full commit SHA: 40 lowercase hex characters"),
-);
-
-/** Nix input names: identifiers with `-`, `_` and `'` (no path or shell characters). */
-export const InputName = v.pipe(
-  v.string(),
-  v.regex(/^[A-Za-z_][A-Za-z0-9_'-]{0,99}$/, "must be a flake input name (letters, digits, '-', '_', \"'\")"),
-);
-
-export const RepositoryName = v.pipe(
-  v.string(),
-  v.regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/[A-Za-z0-9._-]{1,100}$/, "must be OWNER/REPO"),
-  // `.` and `..` fit the pattern but name no repository: in a request URL they climb to another
-  // endpoint (`/repos/acme/../dispatches` is `/repos/dispatches`).
-  v.check((name) => !/\/\.\.?$/.test(name), "must be OWNER/REPO"),
-);
-
-const GitRef = v.pipe(
-  v.string(),
-  v.maxLength(255),
-  v.regex(/^[A-Za-z0-9._/-]+$/, "must be a git ref such as refs/heads/main"),
-  v.check((ref) => !ref.includes("..") && !ref.startsWith("/"), "must be a git ref such as refs/heads/main"),
-);
+import { describeIssues, UsageError } from "./errors.ts";
+import { GitRef, InputName, RepositoryName, Sha } from "./ids.ts";
 
 /** What notify.ts sends and bump.ts accepts as `client_payload`. */
 export const DispatchPayload = v.object({
@@ -44,7 +19,8 @@ export type DispatchPayload = v.InferOutput<typeof DispatchPayload>;
 
 // GitHub refuses a dispatch whose client_payload has more than 10 top-level keys or 64 KB or more
 // (POST /repos/{owner}/{repo}/dispatches): a payload beyond either did not come through its API.
-// Keys bump.ts does not know are otherwise ignored, so a newer notify.ts can add some.
+// Keys bump.ts does not know are otherwise ignored, so a newer notify.ts can add some. The sending
+// side needs no such check: DispatchPayload's four bounded fields always fit.
 const MAX_PAYLOAD_KEYS = 10;
 const MAX_PAYLOAD_BYTES = 64 * 1024;
 

@@ -3,10 +3,9 @@
  * where an input lives on GitHub.
  * Syntax: https://nix.dev/manual/nix/latest/command-ref/new-cli/nix3-flake#flake-references
  */
-import { UsageError } from "./cli.ts";
+import { UsageError } from "./errors.ts";
+import type { GitHubRepository } from "./ids.ts";
 import type { FlakeRefAttrs, LockNode } from "./lock.ts";
-
-export const FULL_SHA = /^[0-9a-f]{40}$/;
 
 const FORGES = new Set(["github", "gitlab", "sourcehut"]);
 // Attributes that describe a lock result, or that the new rev replaces, never part of the request.
@@ -63,11 +62,7 @@ export function pinnedRef(name: string, node: LockNode, rev: string): string {
   );
 }
 
-export interface GitHubSource {
-  owner: string;
-  repo: string;
-  /** API host for GitHub Enterprise Server (`?host=`), undefined for github.com. */
-  host?: string;
+export interface GitHubSource extends GitHubRepository {
   /** The branch or tag flake.nix follows, if it names one. */
   ref?: string;
 }

@@ -9,7 +9,8 @@ import { throttling } from "@octokit/plugin-throttling";
 import Bottleneck from "bottleneck";
 import pkg from "../package.json" with { type: "json" };
 import { info, warn } from "./actions.ts";
-import { RuntimeError } from "./cli.ts";
+import { RuntimeError } from "./errors.ts";
+import { fullName, type GitHubRepository } from "./ids.ts";
 import { githubToken, registerSecret } from "./secrets.ts";
 
 const Client = Core.plugin(restEndpointMethods, retry, throttling);
@@ -94,6 +95,24 @@ export function octokitFromEnv(env: NodeJS.ProcessEnv = process.env): Octokit {
     waitScale: Number.isFinite(scale) && scale >= 0 ? scale : 1,
     requestTimeoutMs: timeout > 0 ? timeout : 30_000,
   });
+}
+
+/** A client and the repository it works on: what every request about one repository needs. */
+export interface RepositoryClient {
+  readonly octokit: Octokit;
+  readonly repo: GitHubRepository;
+}
+
+/**
+ * Make one request about `gh.repo`; any failure becomes describeGitHubError's sentence.
+ * @param what what the request does, as the sentence's verb phrase ("read branch 'main'")
+ */
+export async function request<T>(gh: RepositoryClient, what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw describeGitHubError(error, what, fullName(gh.repo));
+  }
 }
 
 /** The HTTP status of an Octokit RequestError; 0 when there was no answer (network, time-out). */

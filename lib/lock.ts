@@ -3,7 +3,7 @@
  * Format: https://nix.dev/manual/nix/latest/command-ref/new-cli/nix3-flake#lock-files
  */
 import * as v from "valibot";
-import { describeIssues, UsageError } from "./cli.ts";
+import { describeIssues, UsageError } from "./errors.ts";
 
 /** An input edge: a node key, or a `follows` path from the root (`["nixcfg", "nixpkgs"]`). */
 const InputEdge = v.union([v.string(), v.array(v.string())]);
@@ -183,12 +183,14 @@ export function describeRef(attrs: FlakeRefAttrs | undefined): string {
 }
 
 /** A locked node as the report and the PR body show it. */
-export interface LockedSummary {
-  ref: string;
-  rev?: string;
-  lastModified?: number;
-  narHash?: string;
-}
+export const LockedSummary = v.object({
+  /** The reference as Nix prints it, e.g. `github:o/r/<rev>`. */
+  ref: v.string(),
+  rev: v.optional(v.string()),
+  lastModified: v.optional(v.number()),
+  narHash: v.optional(v.string()),
+});
+export type LockedSummary = v.InferOutput<typeof LockedSummary>;
 
 export function summarize(node: LockNode | undefined): LockedSummary {
   const locked = node?.locked;
@@ -199,12 +201,13 @@ export function summarize(node: LockNode | undefined): LockedSummary {
   return out;
 }
 
-export interface NodeChange {
+export const NodeChange = v.object({
   /** Input path from the root, e.g. `nixfleet` or `nixfleet/nixpkgs`. */
-  path: string;
-  from?: LockedSummary;
-  to?: LockedSummary;
-}
+  path: v.string(),
+  from: v.optional(LockedSummary),
+  to: v.optional(LockedSummary),
+});
+export type NodeChange = v.InferOutput<typeof NodeChange>;
 
 export interface LockDiff {
   /** Direct inputs of the root whose locked source changed, was added or removed. */

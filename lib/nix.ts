@@ -4,7 +4,7 @@
  */
 import { stripVTControlCharacters } from "node:util";
 import { $, ProcessOutput } from "zx/core";
-import { RuntimeError } from "./cli.ts";
+import { RuntimeError } from "./errors.ts";
 import { githubToken } from "./secrets.ts";
 
 export interface NixVersion {

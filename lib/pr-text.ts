@@ -1,13 +1,12 @@
 /**
- * What a flake-bump pull request says: branch, title, body and the hidden marker tools parse.
- * Pure functions of the report entry and the upstream commit list.
+ * What a flake-bump pull request says: branch, title, body and the hidden marker tools parse, and
+ * how that text travels as the branch head's commit message. Pure functions of the report entry and
+ * the upstream commit list.
  */
 import * as v from "valibot";
-import type { RestEndpointMethodTypes } from "./github.ts";
+import { fullName } from "./ids.ts";
 import { formatDate, type InputChange } from "./report.ts";
-
-export type CompareCommit =
-  RestEndpointMethodTypes["repos"]["compareCommitsWithBasehead"]["response"]["data"]["commits"][number];
+import type { CompareCommit } from "./upstream.ts";
 
 /** How many upstream commits the body lists before "and N more". */
 export const COMMIT_LIMIT = 30;
@@ -19,6 +18,21 @@ export function branchName(input: string, prefix = "flake-bump/"): string {
 
 export function prTitle(input: string, rev: string): string {
   return `chore(flake): update ${input} to ${rev.slice(0, 7)}`;
+}
+
+/** A PR's title and body as the branch head commit's message carries them. */
+export interface PrText {
+  title: string;
+  body: string;
+}
+
+export function commitMessage(text: PrText): string {
+  return `${text.title}\n\n${text.body}`;
+}
+
+export function textFromMessage(message: string): PrText {
+  const [title = "", ...rest] = message.split("\n");
+  return { title, body: rest.join("\n").replace(/^\n/, "") };
 }
 
 export const Marker = v.object({ input: v.string(), rev: v.string() });
@@ -75,7 +89,7 @@ export interface BodyInput {
 
 export function prBody({ change, commits, totalCommits }: BodyInput): string {
   const base = change.github ? webBase(change.github) : undefined;
-  const upstream = change.github ? `${change.github.owner}/${change.github.repo}` : change.name;
+  const upstream = change.github ? fullName(change.github) : change.name;
   const to = change.to;
   const lines: string[] = [
     `Updates the flake input \`${change.name}\`${change.github ? ` from [${upstream}](${base})` : ""}.`,

@@ -1,22 +1,30 @@
 /**
- * From a bump report to one pull request per input, through the REST Git Data API: no checkout, no
- * git push, no token in a remote URL. Commits carry no author or committer, so GitHub signs them.
- *
- * Safe to repeat and safe to race. The rolling branch `flake-bump/<input>` is the single source of
- * truth: its head commit's message is the PR's title and body (with the marker naming the rev), and
- * it only ever moves by compare-and-swap — a new head has the old head as a parent and is written
- * with a non-forced update, which GitHub refuses when the branch moved meanwhile. A run that loses
- * the swap re-reads the branch and either steps back (the branch already holds a newer commit, by
- * ancestry) or tries again. The PR text is then made to match the branch head, re-read after every
- * write, so concurrent runs converge on the newest commit.
+ * The pull request of each input: open, update or close it so it shows what its rolling branch holds
+ * (lib/branch.ts moves the branch). Safe to repeat and safe to race: the PR text is made to match the
+ * branch head, re-read after every write, so concurrent runs converge on the newest commit.
  */
-import { createHash } from "node:crypto";
-import { info } from "./actions.ts";
-import { RuntimeError, UsageError } from "./cli.ts";
-import { describeGitHubError, type Octokit, type RestEndpointMethodTypes, statusOf } from "./github.ts";
-import { branchName, type CompareCommit, parseMarker, prBody, prTitle } from "./pr-text.ts";
+import {
+  type BranchHead,
+  branchHasFile,
+  deleteBranch,
+  headSha,
+  readHead,
+  SWAP_ATTEMPTS,
+  swapBranch,
+} from "./branch.ts";
+import { UsageError } from "./errors.ts";
+import {
+  describeGitHubError,
+  type Octokit,
+  type RepositoryClient,
+  type RestEndpointMethodTypes,
+  request,
+  statusOf,
+} from "./github.ts";
+import { fullName, type GitHubRepository } from "./ids.ts";
+import { branchName, type PrText, parseMarker, prBody, prTitle } from "./pr-text.ts";
 import type { InputChange, Report, Skipped } from "./report.ts";
-import { compare } from "./upstream.ts";
+import { commitsBetween, isOlder } from "./upstream.ts";
 
 export type Operation = "created" | "updated" | "unchanged" | "closed" | "none";
 
@@ -29,13 +37,8 @@ export interface PullRequestResult {
   detail: string;
 }
 
-export interface Repo {
-  owner: string;
-  repo: string;
-}
-
 export interface OpenPrOptions {
-  repo: Repo;
+  repo: GitHubRepository;
   /** Base branch; default: the repository's default branch. */
   base?: string;
   branchPrefix: string;
@@ -47,72 +50,27 @@ export interface OpenPrOptions {
 
 type PullRequest = RestEndpointMethodTypes["pulls"]["list"]["response"]["data"][number];
 
-/** How often a run retries after losing the compare-and-swap on the branch to a concurrent run. */
-const SWAP_ATTEMPTS = 6;
-
-/** Git's blob id for a text, so a branch's file can be compared without downloading it. */
-export function gitBlobSha(text: string): string {
-  const body = Buffer.from(text, "utf8");
-  return createHash("sha1")
-    .update(Buffer.concat([Buffer.from(`blob ${body.length}\0`), body]))
-    .digest("hex");
-}
-
-/** Parse `OWNER/REPO` or a git remote URL (https or ssh) of a GitHub repository. */
-export function parseRepo(text: string): Repo | undefined {
-  const match =
-    /^(?:https?:\/\/[^/]+\/|git@[^:]+:|ssh:\/\/git@[^/]+\/)?([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?\/?$/.exec(
-      text.trim(),
-    );
-  if (!match?.[1] || !match[2]) return undefined;
-  // `.` and `..` would climb out of /repos/{owner}/{repo} in every URL built from them.
-  if ([match[1], match[2]].some((part) => part === "." || part === "..")) return undefined;
-  return { owner: match[1], repo: match[2] };
-}
-
-/** A PR's title and body as the branch head commit's message carries them. */
-export interface PrText {
-  title: string;
-  body: string;
-}
-
-export function commitMessage(text: PrText): string {
-  return `${text.title}\n\n${text.body}`;
-}
-
-export function textFromMessage(message: string): PrText {
-  const [title = "", ...rest] = message.split("\n");
-  return { title, body: rest.join("\n").replace(/^\n/, "") };
-}
-
-interface BranchHead {
-  sha: string;
-  text: PrText;
-  rev: string | undefined;
-}
-
 class PullRequests {
   private defaultBranch: string | undefined;
+  private readonly gh: RepositoryClient;
 
   constructor(
     private readonly octokit: Octokit,
     private readonly opts: OpenPrOptions,
-  ) {}
+  ) {
+    this.gh = { octokit, repo: opts.repo };
+  }
 
-  private get repo(): Repo {
+  private get repo(): GitHubRepository {
     return this.opts.repo;
   }
 
   private get name(): string {
-    return `${this.repo.owner}/${this.repo.repo}`;
+    return fullName(this.repo);
   }
 
-  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      throw describeGitHubError(error, what, this.name);
-    }
+  private call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return request(this.gh, what, fn);
   }
 
   private openByBranch: Promise<Map<string, PullRequest> | undefined> | undefined;
@@ -164,138 +122,6 @@ class PullRequests {
     return this.defaultBranch;
   }
 
-  /** Does `branch` already hold exactly this lock file? One request, no download. */
-  async branchHasLock(branch: string, path: string, text: string): Promise<boolean> {
-    try {
-      const { data } = await this.octokit.rest.repos.getContent({ ...this.repo, path, ref: branch });
-      return !Array.isArray(data) && data.type === "file" && data.sha === gitBlobSha(text);
-    } catch (error) {
-      if (statusOf(error) === 404) return false;
-      throw describeGitHubError(error, `read ${path} on ${branch}`, this.name);
-    }
-  }
-
-  async headSha(branch: string): Promise<string | undefined> {
-    try {
-      const { data } = await this.octokit.rest.git.getRef({ ...this.repo, ref: `heads/${branch}` });
-      return data.object.sha;
-    } catch (error) {
-      if (statusOf(error) === 404) return undefined;
-      throw describeGitHubError(error, `read branch '${branch}'`, this.name);
-    }
-  }
-
-  async head(branch: string): Promise<BranchHead | undefined> {
-    const sha = await this.headSha(branch);
-    if (sha === undefined) return undefined;
-    const { data } = await this.call(`read the head of '${branch}'`, () =>
-      this.octokit.rest.git.getCommit({ ...this.repo, commit_sha: sha }),
-    );
-    return { sha, text: textFromMessage(data.message), rev: parseMarker(data.message)?.rev };
-  }
-
-  /** Is `rev` an ancestor of `than` upstream? An unknown answer counts as "no". */
-  async isOlder(source: Repo | undefined, rev: string, than: string): Promise<boolean> {
-    if (source === undefined) return false;
-    try {
-      const order = await compare(this.octokit, source, than, rev, 1);
-      return order.status === "behind";
-    } catch {
-      return false;
-    }
-  }
-
-  async upstreamCommits(change: InputChange): Promise<{ commits?: CompareCommit[]; totalCommits?: number }> {
-    const from = change.from?.rev;
-    const to = change.to.rev;
-    if (!change.github || !from || !to) return {};
-    try {
-      const result = await compare(this.octokit, change.github, from, to);
-      return { commits: result.commits, totalCommits: result.total };
-    } catch (error) {
-      info(
-        `note: no commit list for '${change.name}' (${change.github.owner}/${change.github.repo}: ${statusOf(error) || "no answer"})`,
-      );
-      return {};
-    }
-  }
-
-  /**
-   * Put a commit with the new lock (on the base's tree) at the branch head by compare-and-swap.
-   * Returns the branch head afterwards, ours or a newer one a concurrent run wrote.
-   */
-  async swapBranch(
-    branch: string,
-    base: string,
-    path: string,
-    change: InputChange,
-    text: () => Promise<PrText>,
-    opts: { branchLikelyExists: boolean },
-  ): Promise<{ head: BranchHead; wrote: boolean }> {
-    const rev = change.to.rev ?? change.to.ref;
-    // Without an open PR the branch rarely exists: try to create it and read it only if that fails.
-    let current = opts.branchLikelyExists ? await this.head(branch) : undefined;
-    for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
-      if (
-        current?.rev !== undefined &&
-        current.rev !== rev &&
-        (await this.isOlder(change.github, rev, current.rev))
-      ) {
-        return { head: current, wrote: false };
-      }
-      if (current?.rev === rev && (await this.branchHasLock(branch, path, change.lock.text))) {
-        return { head: current, wrote: false };
-      }
-      const { data: baseCommit } = await this.call(`read branch '${base}' of ${this.name}`, () =>
-        this.octokit.rest.repos.getCommit({ ...this.repo, ref: `heads/${base}`, per_page: 1 }),
-      );
-      const { data: tree } = await this.call("create the git tree", () =>
-        this.octokit.rest.git.createTree({
-          ...this.repo,
-          base_tree: baseCommit.commit.tree.sha,
-          tree: [{ path, mode: "100644", type: "blob", content: change.lock.text }],
-        }),
-      );
-      const prText = await text();
-      // Parents: the base first (so the PR's diff is exactly flake.lock), then the old head, which
-      // makes the update a fast-forward that GitHub applies only if nobody moved the branch since.
-      const parents = current ? [baseCommit.sha, current.sha] : [baseCommit.sha];
-      // No author or committer: GitHub then signs the commit as the token's identity ("Verified").
-      const { data: commit } = await this.call("create the commit", () =>
-        this.octokit.rest.git.createCommit({
-          ...this.repo,
-          message: commitMessage(prText),
-          tree: tree.sha,
-          parents,
-        }),
-      );
-      try {
-        if (current) {
-          await this.octokit.rest.git.updateRef({
-            ...this.repo,
-            ref: `heads/${branch}`,
-            sha: commit.sha,
-            force: false,
-          });
-        } else {
-          await this.octokit.rest.git.createRef({
-            ...this.repo,
-            ref: `refs/heads/${branch}`,
-            sha: commit.sha,
-          });
-        }
-        return { head: { sha: commit.sha, text: prText, rev }, wrote: true };
-      } catch (error) {
-        // 422: the branch appeared or moved since we read it — another run got there first.
-        if (statusOf(error) !== 422) throw describeGitHubError(error, `move branch '${branch}'`, this.name);
-        current = await this.head(branch);
-      }
-    }
-    throw new RuntimeError(
-      `branch '${branch}' kept moving under ${SWAP_ATTEMPTS} attempts (concurrent runs); rerun, it is safe to repeat`,
-    );
-  }
-
   /**
    * Make the PR's title and body match the branch head, re-reading the head after each write so a
    * run that wrote an older text repairs it (see the module comment).
@@ -310,9 +136,9 @@ class PullRequests {
         );
         current = target.text;
       }
-      const now = await this.headSha(branch);
+      const now = await headSha(this.gh, branch);
       if (now === undefined || now === target.sha) return;
-      const moved = await this.head(branch);
+      const moved = await readHead(this.gh, branch);
       if (moved === undefined) return;
       target = moved;
     }
@@ -332,7 +158,7 @@ class PullRequests {
     if (
       existing &&
       parseMarker(existing.body)?.rev === rev &&
-      (await this.branchHasLock(branch, lockPath, change.lock.text))
+      (await branchHasFile(this.gh, branch, lockPath, change.lock.text))
     ) {
       return result("unchanged", existing, `#${existing.number} already proposes ${rev.slice(0, 12)}`);
     }
@@ -346,9 +172,17 @@ class PullRequests {
     const base = await this.baseBranch(existing);
     const text = async (): Promise<PrText> => ({
       title: prTitle(change.name, rev),
-      body: prBody({ change, ...(await this.upstreamCommits(change)) }),
+      body: prBody({
+        change,
+        ...(await commitsBetween(this.octokit, change.name, change.github, change.from?.rev, change.to.rev)),
+      }),
     });
-    const { head, wrote } = await this.swapBranch(branch, base, lockPath, change, text, {
+    const { head, wrote } = await swapBranch(this.gh, {
+      branch,
+      base,
+      path: lockPath,
+      change,
+      text,
       branchLikelyExists: existing !== undefined,
     });
 
@@ -443,7 +277,7 @@ class PullRequests {
     if (!marker || !current) return { ...keep, detail: skip.message };
     const obsolete =
       marker.rev === current ||
-      (skip.github !== undefined && (await this.isOlder(skip.github, marker.rev, current)));
+      (skip.github !== undefined && (await isOlder(this.octokit, skip.github, marker.rev, current)));
     if (!obsolete) return { ...keep, detail: skip.message };
     if (this.opts.dryRun) {
       return { ...keep, operation: "closed", detail: `dry run: would close #${existing.number}` };
@@ -458,13 +292,7 @@ class PullRequests {
     await this.call(`close #${existing.number}`, () =>
       this.octokit.rest.pulls.update({ ...this.repo, pull_number: existing.number, state: "closed" }),
     );
-    try {
-      await this.octokit.rest.git.deleteRef({ ...this.repo, ref: `heads/${branch}` });
-    } catch (error) {
-      if (statusOf(error) !== 404 && statusOf(error) !== 422) {
-        throw describeGitHubError(error, `delete branch '${branch}'`, this.name);
-      }
-    }
+    await deleteBranch(this.gh, branch);
     return {
       ...keep,
       operation: "closed",

@@ -7,29 +7,12 @@ import { access, mkdir, readFile, rename, stat, writeFile } from "node:fs/promis
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import * as v from "valibot";
-import { describeIssues, UsageError } from "./cli.ts";
-import { InputName } from "./event.ts";
-
-const Sha = v.pipe(v.string(), v.regex(/^[0-9a-f]{40}$/, "must be a 40-character lowercase hex SHA"));
-
-export const LockedSummary = v.object({
-  /** The reference as Nix prints it, e.g. `github:o/r/<rev>`. */
-  ref: v.string(),
-  rev: v.optional(v.string()),
-  lastModified: v.optional(v.number()),
-  narHash: v.optional(v.string()),
-});
-
-export const NodeChange = v.object({
-  path: v.string(),
-  from: v.optional(LockedSummary),
-  to: v.optional(LockedSummary),
-});
+import { describeIssues, UsageError } from "./errors.ts";
+import { GitHubRepository, InputName, Sha } from "./ids.ts";
+import { LockedSummary, NodeChange } from "./lock.ts";
 
 const LockText = v.object({ text: v.string(), sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) });
 export type LockText = v.InferOutput<typeof LockText>;
-
-const GitHubRepo = v.object({ owner: v.string(), repo: v.string(), host: v.optional(v.string()) });
 
 export const InputChange = v.object({
   /** Becomes a branch name in open-pr, so it is held to Nix's input-name rules here too. */
@@ -37,7 +20,7 @@ export const InputChange = v.object({
   from: v.optional(LockedSummary),
   to: LockedSummary,
   /** Set when the input lives on GitHub (or GitHub Enterprise Server, with `host`). */
-  github: v.optional(GitHubRepo),
+  github: v.optional(GitHubRepository),
   /** Transitive lock nodes under this input that were added, removed or changed. */
   transitive: v.object({
     added: v.array(NodeChange),
@@ -58,7 +41,7 @@ export const Skipped = v.object({
   message: v.string(),
   /** The rev the lock holds for this input (open-pr closes PRs that propose it or older). */
   current: v.optional(v.string()),
-  github: v.optional(GitHubRepo),
+  github: v.optional(GitHubRepository),
 });
 export type Skipped = v.InferOutput<typeof Skipped>;
 
@@ -168,7 +151,7 @@ export function formatDate(lastModified: number | undefined): string {
 }
 
 /** Nix's reference with the rev shortened the way Nix users read it: `github:o/r/abc1234…`. */
-export function shortRef(summary: v.InferOutput<typeof LockedSummary>): string {
+export function shortRef(summary: LockedSummary): string {
   const { rev, ref } = summary;
   return rev && ref.includes(rev) ? ref.replace(rev, `${rev.slice(0, 7)}…`) : ref;
 }

@@ -3,18 +3,31 @@
  * (`GET /repos/{o}/{r}/compare/{base}...{head}`): is a dispatched SHA on the tracked branch, is it newer
  * than the locked one, and which commits lie between two revs.
  */
-import { warn } from "./actions.ts";
-import type { TargetCheck } from "./bump.ts";
-import { RuntimeError, UsageError } from "./cli.ts";
+import { info, warn } from "./actions.ts";
+import { RuntimeError, UsageError } from "./errors.ts";
 import type { GitHubSource } from "./flakeref.ts";
-import { describeGitHubError, type Octokit, statusOf } from "./github.ts";
-import type { CompareCommit } from "./pr-text.ts";
+import { describeGitHubError, type Octokit, type RestEndpointMethodTypes, statusOf } from "./github.ts";
+import { fullName, type GitHubRepository } from "./ids.ts";
+
+export type CompareCommit =
+  RestEndpointMethodTypes["repos"]["compareCommitsWithBasehead"]["response"]["data"]["commits"][number];
 
 type CompareStatus = "ahead" | "behind" | "identical" | "diverged";
 
+/**
+ * Decides, before Nix runs, whether an exact target rev may be locked for a GitHub input. Returns
+ * "ahead" when the lock already holds a newer commit (dispatches arrive out of order).
+ */
+export type TargetCheck = (args: {
+  input: string;
+  source: GitHubSource;
+  lockedRev: string | undefined;
+  rev: string;
+}) => Promise<"ok" | "ahead">;
+
 export async function compare(
   octokit: Octokit,
-  source: Pick<GitHubSource, "owner" | "repo">,
+  source: GitHubRepository,
   base: string,
   head: string,
   perPage = 100,
@@ -28,6 +41,43 @@ export async function compare(
   return { status: data.status, commits: data.commits, total: data.total_commits };
 }
 
+/** Is `rev` an ancestor of `than` upstream? An unknown answer counts as "no". */
+export async function isOlder(
+  octokit: Octokit,
+  source: GitHubRepository | undefined,
+  rev: string,
+  than: string,
+): Promise<boolean> {
+  if (source === undefined) return false;
+  try {
+    const order = await compare(octokit, source, than, rev, 1);
+    return order.status === "behind";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The upstream commits from `from` to `to` (oldest first) and their total, for a pull request body.
+ * Without an answer the body simply lists none, so a failure is a note, not an error.
+ */
+export async function commitsBetween(
+  octokit: Octokit,
+  input: string,
+  source: GitHubRepository | undefined,
+  from: string | undefined,
+  to: string | undefined,
+): Promise<{ commits?: CompareCommit[]; totalCommits?: number }> {
+  if (!source || !from || !to) return {};
+  try {
+    const result = await compare(octokit, source, from, to);
+    return { commits: result.commits, totalCommits: result.total };
+  } catch (error) {
+    info(`note: no commit list for '${input}' (${fullName(source)}: ${statusOf(error) || "no answer"})`);
+    return {};
+  }
+}
+
 /**
  * The check bump.ts runs before pinning a dispatched SHA of a GitHub input:
  * - the SHA must be reachable from the input's tracked branch (its `ref`, else the default branch).
@@ -39,7 +89,7 @@ export async function compare(
  */
 export function targetCheck(octokit: Octokit, opts: { authenticated: boolean }): TargetCheck {
   return async ({ input, source, lockedRev, rev }) => {
-    const name = `${source.owner}/${source.repo}`;
+    const name = fullName(source);
     try {
       let branch = source.ref;
       if (branch === undefined) {

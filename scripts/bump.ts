@@ -6,10 +6,12 @@
 import * as v from "valibot";
 import { appendSummary, group, info, setOutputs } from "../lib/actions.ts";
 import { type BumpRequest, bump, checkOutdated, type Selected } from "../lib/bump.ts";
-import { debugRequested, parseCli, runMain, UsageError } from "../lib/cli.ts";
-import { InputName, readEventRequest, Sha } from "../lib/event.ts";
+import { debugRequested, parseCli, runMain } from "../lib/cli.ts";
+import { UsageError } from "../lib/errors.ts";
+import { readEventRequest } from "../lib/event.ts";
 import { githubSource } from "../lib/flakeref.ts";
 import { checkFreshness, type Freshness } from "../lib/freshness.ts";
+import { InputName, Sha } from "../lib/ids.ts";
 import { detectNix } from "../lib/nix.ts";
 import {
   checkReportPath,

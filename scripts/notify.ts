@@ -5,10 +5,12 @@
  */
 import * as v from "valibot";
 import { appendSummary, group, info, setOutputs } from "../lib/actions.ts";
-import { parseCli, RuntimeError, runMain, UsageError } from "../lib/cli.ts";
-import { checkPayload, DEFAULT_EVENT_TYPE, dispatchAll, EventType } from "../lib/dispatch.ts";
-import { type DispatchPayload, InputName, RepositoryName, Sha } from "../lib/event.ts";
+import { parseCli, runMain } from "../lib/cli.ts";
+import { checkPayload, DEFAULT_EVENT_TYPE, dispatchAll } from "../lib/dispatch.ts";
+import { RuntimeError, UsageError } from "../lib/errors.ts";
+import type { DispatchPayload } from "../lib/event.ts";
 import { octokitFromEnv } from "../lib/github.ts";
+import { EventType, InputName, RepositoryName, Sha } from "../lib/ids.ts";
 import { githubToken } from "../lib/secrets.ts";
 
 export const USAGE = `Usage: bun scripts/notify.ts --repo OWNER/REPO [--repo OWNER/REPO ...] [--input NAME] [--sha SHA]

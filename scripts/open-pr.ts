@@ -7,16 +7,19 @@ import { readFile } from "node:fs/promises";
 import * as v from "valibot";
 import { $ } from "zx/core";
 import { appendSummary, group, inActions, info, setOutputs, warn } from "../lib/actions.ts";
-import { parseCli, runMain, UsageError } from "../lib/cli.ts";
-import { RepositoryName } from "../lib/event.ts";
+import { parseCli, runMain } from "../lib/cli.ts";
+import { UsageError } from "../lib/errors.ts";
 import { octokitFromEnv } from "../lib/github.ts";
 import {
-  type OpenPrOptions,
-  openPullRequests,
-  type PullRequestResult,
-  parseRepo,
-  type Repo,
-} from "../lib/pull-request.ts";
+  Branch,
+  fullName,
+  type GitHubRepository,
+  Label,
+  Login,
+  parseRepository,
+  RepositoryName,
+} from "../lib/ids.ts";
+import { type OpenPrOptions, openPullRequests, type PullRequestResult } from "../lib/pull-request.ts";
 import { defaultReportPath, readReport } from "../lib/report.ts";
 import { githubToken } from "../lib/secrets.ts";
 
@@ -48,40 +51,29 @@ const options = {
   "dry-run": { type: "boolean" },
 } as const;
 
-const Name = v.pipe(
-  v.string(),
-  v.regex(/^[A-Za-z0-9][\w.-]{0,99}$/, "must be a plain name (letters, digits, '-', '_', '.')"),
-);
-const Branch = v.pipe(
-  v.string(),
-  v.maxLength(200),
-  v.regex(/^[\w.-]+(\/[\w.-]+)*\/?$/, "must be a valid branch name"),
-  v.check((s) => !s.includes(".."), "must be a valid branch name"),
-);
-
 const Args = v.object({
   positionals: v.pipe(v.array(v.string()), v.maxLength(0, "takes no positional arguments")),
   report: v.optional(v.pipe(v.string(), v.minLength(1))),
   repo: v.optional(RepositoryName),
   base: v.optional(Branch),
   "branch-prefix": v.optional(Branch, "flake-bump/"),
-  label: v.optional(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(50))), [
-    "dependencies",
-    "automated",
-  ]),
-  reviewer: v.optional(v.array(Name), []),
+  label: v.optional(v.array(Label), ["dependencies", "automated"]),
+  reviewer: v.optional(v.array(Login), []),
   draft: v.optional(v.boolean(), false),
   "dry-run": v.optional(v.boolean(), false),
 });
 
-async function originRepo(dir: string | undefined): Promise<Repo | undefined> {
+async function originRepo(dir: string | undefined): Promise<GitHubRepository | undefined> {
   if (dir === undefined) return undefined;
   const out = await $({ cwd: dir, nothrow: true, quiet: true })`git remote get-url origin`;
-  return out.exitCode === 0 ? parseRepo(out.stdout) : undefined;
+  return out.exitCode === 0 ? parseRepository(out.stdout) : undefined;
 }
 
 /** The default branch named in the Actions event file, which saves asking GitHub for it. */
-async function eventDefaultBranch(env: NodeJS.ProcessEnv, repo: Repo): Promise<string | undefined> {
+async function eventDefaultBranch(
+  env: NodeJS.ProcessEnv,
+  repo: GitHubRepository,
+): Promise<string | undefined> {
   if (!env.GITHUB_EVENT_PATH) return undefined;
   const EventRepository = v.object({
     repository: v.object({ full_name: v.string(), default_branch: v.pipe(v.string(), v.minLength(1)) }),
@@ -90,9 +82,7 @@ async function eventDefaultBranch(env: NodeJS.ProcessEnv, repo: Repo): Promise<s
     const result = v.safeParse(EventRepository, JSON.parse(await readFile(env.GITHUB_EVENT_PATH, "utf8")));
     if (!result.success) return undefined;
     const { full_name, default_branch } = result.output.repository;
-    return full_name.toLowerCase() === `${repo.owner}/${repo.repo}`.toLowerCase()
-      ? default_branch
-      : undefined;
+    return full_name.toLowerCase() === fullName(repo).toLowerCase() ? default_branch : undefined;
   } catch {
     return undefined;
   }
@@ -108,8 +98,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (args === undefined) return 0;
   const report = await readReport(args.report ?? defaultReportPath(env));
   const repo =
-    (args.repo ? parseRepo(args.repo) : undefined) ??
-    (env.GITHUB_REPOSITORY ? parseRepo(env.GITHUB_REPOSITORY) : undefined) ??
+    (args.repo ? parseRepository(args.repo) : undefined) ??
+    (env.GITHUB_REPOSITORY ? parseRepository(env.GITHUB_REPOSITORY) : undefined) ??
     (await originRepo(report.flake.repoRoot));
   if (repo === undefined) {
     throw new UsageError(
@@ -137,7 +127,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const base = args.base ?? (await eventDefaultBranch(env, repo));
   if (base !== undefined) opts.base = base;
 
-  const results = await group(`Pull requests in ${repo.owner}/${repo.repo}`, () =>
+  const results = await group(`Pull requests in ${fullName(repo)}`, () =>
     openPullRequests(octokitFromEnv(env), report, opts),
   );
   for (const result of results) info(resultLine(result));

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { UsageError } from "../../lib/cli.ts";
+import { UsageError } from "../../lib/errors.ts";
 import { type EventRequest, requestFromEvent, splitInputNames } from "../../lib/event.ts";
 
 const sha = "0123456789abcdef0123456789abcdef01234567";

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { UsageError } from "../../lib/cli.ts";
+import { UsageError } from "../../lib/errors.ts";
 import { githubSource, pinnedRef } from "../../lib/flakeref.ts";
 import type { LockNode } from "../../lib/lock.ts";
 

@@ -1,9 +1,10 @@
 import { expect, test } from "bun:test";
 import { $ } from "zx";
 import { mapBounded } from "../../lib/bounded.ts";
-import { UsageError } from "../../lib/cli.ts";
+import { gitBlobSha } from "../../lib/branch.ts";
 import { checkPayload } from "../../lib/dispatch.ts";
-import { gitBlobSha, parseRepo } from "../../lib/pull-request.ts";
+import { UsageError } from "../../lib/errors.ts";
+import { parseRepository } from "../../lib/ids.ts";
 
 const sha = "887daaf2b11c1375d98b35cc0c769fc9e9512861";
 
@@ -21,8 +22,8 @@ const repos: RepoCase[] = [
   { text: "acme/..", repo: undefined },
   { text: "https://github.com/../x.git", repo: undefined },
 ];
-test.each(repos)("parseRepo($text)", ({ text, repo }) => {
-  expect(parseRepo(text)).toStrictEqual(repo);
+test.each(repos)("parseRepository($text)", ({ text, repo }) => {
+  expect(parseRepository(text)).toStrictEqual(repo);
 });
 
 test("gitBlobSha matches git hash-object", async () => {

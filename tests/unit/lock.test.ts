@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { UsageError } from "../../lib/cli.ts";
+import { UsageError } from "../../lib/errors.ts";
 import {
   describeRef,
   diffLocks,

@@ -1,13 +1,7 @@
 import { expect, test } from "bun:test";
-import {
-  type CompareCommit,
-  parseMarker,
-  prBody,
-  prTitle,
-  renderMarker,
-  safeSubject,
-} from "../../lib/pr-text.ts";
+import { parseMarker, prBody, prTitle, renderMarker, safeSubject } from "../../lib/pr-text.ts";
 import type { InputChange } from "../../lib/report.ts";
+import type { CompareCommit } from "../../lib/upstream.ts";
 
 const from = "fceca8df71c1786d6ccbafd8c49532b7f5671423";
 const to = "887daaf2b11c1375d98b35cc0c769fc9e9512861";
