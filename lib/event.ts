@@ -6,7 +6,8 @@
 import { readFile } from "node:fs/promises";
 import * as v from "valibot";
 import { describeIssues, UsageError } from "./errors.ts";
-import { GitRef, InputName, RepositoryName, Sha } from "./ids.ts";
+import { fullName, type GitHubRepository, GitRef, InputName, RepositoryName, Sha } from "./ids.ts";
+import { splitNames } from "./inputs.ts";
 
 /** What notify.ts sends and bump.ts accepts as `client_payload`. */
 export const DispatchPayload = v.object({
@@ -62,14 +63,6 @@ export interface EventRequest {
   repository?: string;
 }
 
-/** Split a workflow_dispatch `inputs` string: names separated by commas and/or spaces. */
-export function splitInputNames(text: string): string[] {
-  return text
-    .split(/[\s,]+/)
-    .map((name) => name.trim())
-    .filter(Boolean);
-}
-
 function parseOrThrow<S extends v.GenericSchema>(schema: S, value: unknown, what: string): v.InferOutput<S> {
   const result = v.safeParse(schema, value);
   if (!result.success) {
@@ -100,7 +93,7 @@ export function requestFromEvent(eventName: string, body: unknown): EventRequest
     }
     case "workflow_dispatch": {
       const { inputs } = parseOrThrow(WorkflowDispatchEvent, body, "the workflow_dispatch inputs");
-      const names = splitInputNames(inputs?.inputs ?? "");
+      const names = splitNames(inputs?.inputs ?? "");
       for (const name of names)
         parseOrThrow(InputName, name, `input name '${name}' in the workflow_dispatch inputs`);
       const out: EventRequest = { event: eventName, inputs: names };
@@ -118,6 +111,15 @@ export function requestFromEvent(eventName: string, body: unknown): EventRequest
   }
 }
 
+/** The event file's JSON; undefined when it is missing or not JSON. */
+async function readEventFile(path: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(path, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
 /** Read the event GitHub Actions describes in the environment, if any. */
 export async function readEventRequest(
   env: NodeJS.ProcessEnv = process.env,
@@ -131,13 +133,31 @@ export async function readEventRequest(
       `GITHUB_EVENT_NAME is '${name}' but GITHUB_EVENT_PATH is not set; run inside GitHub Actions or pass input names and --rev`,
     );
   }
-  let body: unknown;
-  try {
-    body = JSON.parse(await readFile(path, "utf8"));
-  } catch {
+  const body = await readEventFile(path);
+  if (body === undefined) {
     throw new UsageError(
       `the event file GITHUB_EVENT_PATH=${path} is missing or not JSON; run inside GitHub Actions or pass input names and --rev`,
     );
   }
   return requestFromEvent(name, body);
+}
+
+/** The repository most events carry: its default branch saves open-pr a request. */
+const EventRepository = v.object({
+  repository: v.object({ full_name: v.string(), default_branch: v.pipe(v.string(), v.minLength(1)) }),
+});
+
+/**
+ * The default branch of `repo` as the Actions event names it, if the event is about `repo`. Only a
+ * shortcut: any event without it (or no event at all) leaves the answer to GitHub.
+ */
+export async function eventDefaultBranch(
+  env: NodeJS.ProcessEnv,
+  repo: GitHubRepository,
+): Promise<string | undefined> {
+  if (!env.GITHUB_EVENT_PATH) return undefined;
+  const result = v.safeParse(EventRepository, await readEventFile(env.GITHUB_EVENT_PATH));
+  if (!result.success) return undefined;
+  const { full_name, default_branch } = result.output.repository;
+  return full_name.toLowerCase() === fullName(repo).toLowerCase() ? default_branch : undefined;
 }

@@ -309,7 +309,9 @@ export async function openPullRequests(
 ): Promise<PullRequestResult[]> {
   const prs = new PullRequests(octokit, opts);
   const results: PullRequestResult[] = [];
-  if (report.dryRun && report.changed) {
+  // A dry-run report's locks were never written, so only a dry run may read it (the action's
+  // `dry-run` input runs both scripts that way).
+  if (report.dryRun && report.changed && !opts.dryRun) {
     throw new UsageError(
       "the report comes from a --dry-run; run bump.ts without --dry-run before opening a pull request",
     );

@@ -12,6 +12,7 @@ import { readEventRequest } from "../lib/event.ts";
 import { githubSource } from "../lib/flakeref.ts";
 import { checkFreshness, type Freshness } from "../lib/freshness.ts";
 import { InputName, Sha } from "../lib/ids.ts";
+import { readActionInputs } from "../lib/inputs.ts";
 import { detectNix } from "../lib/nix.ts";
 import {
   checkReportPath,
@@ -39,7 +40,8 @@ Move flake inputs in flake.lock with Nix and describe what moved.
   --debug        show Nix's full output and stack traces
 
 In GitHub Actions the event (repository_dispatch, workflow_dispatch, schedule) chooses the
-inputs and rev; command-line arguments override it.
+inputs and rev; the update action's inputs (FLAKE_BUMP_INPUTS, FLAKE_BUMP_REV, FLAKE_BUMP_FLAKE,
+FLAKE_BUMP_DRY_RUN) override it, and command-line arguments override both.
 Exit codes: 0 done (changed or nothing to do), 1 failure, 2 bad usage or input.`;
 
 const options = {
@@ -67,16 +69,25 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (args.rev !== undefined && args.positionals.length !== 1) {
     throw new UsageError("--rev pins exactly one input; name it: bun scripts/bump.ts INPUT --rev SHA");
   }
-
-  // Command-line arguments override the event; the event is read only when they say nothing.
+  const action = readActionInputs("bump", env);
   const fromCli = args.positionals.length > 0 || args.rev !== undefined;
-  const event = fromCli ? undefined : await readEventRequest(env);
+  const named = fromCli ? args.positionals : (action.inputs ?? []);
+  const asked = fromCli ? args.rev : action.rev;
+  if (!fromCli && action.rev !== undefined && named.length !== 1) {
+    throw new UsageError(
+      `action input 'rev' pins exactly one input, but 'inputs' names ${named.length}; name exactly one input in 'inputs'`,
+    );
+  }
+
+  // Arguments (or the action's inputs) override the event; it is read only when they say nothing.
+  const given = named.length > 0 || asked !== undefined;
+  const event = given ? undefined : await readEventRequest(env);
   const request: BumpRequest = {
-    flakeDir: args.flake ?? process.cwd(),
-    inputs: fromCli ? args.positionals : (event?.inputs ?? []),
-    dryRun: args["dry-run"],
+    flakeDir: args.flake ?? action.flake ?? process.cwd(),
+    inputs: given ? named : (event?.inputs ?? []),
+    dryRun: args["dry-run"] || (action["dry-run"] ?? false),
   };
-  const rev = fromCli ? args.rev : event?.rev;
+  const rev = given ? asked : event?.rev;
   if (rev !== undefined) request.rev = rev;
   if (event?.repository !== undefined) request.repository = event.repository;
 

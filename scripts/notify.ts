@@ -10,7 +10,8 @@ import { checkPayload, DEFAULT_EVENT_TYPE, dispatchAll } from "../lib/dispatch.t
 import { RuntimeError, UsageError } from "../lib/errors.ts";
 import type { DispatchPayload } from "../lib/event.ts";
 import { octokitFromEnv } from "../lib/github.ts";
-import { EventType, InputName, RepositoryName, Sha } from "../lib/ids.ts";
+import { EventType, GitRef, InputName, RepositoryName, Sha } from "../lib/ids.ts";
+import { readActionInputs } from "../lib/inputs.ts";
 import { githubToken } from "../lib/secrets.ts";
 
 export const USAGE = `Usage: bun scripts/notify.ts --repo OWNER/REPO [--repo OWNER/REPO ...] [--input NAME] [--sha SHA]
@@ -25,6 +26,8 @@ Send a repository_dispatch to each downstream repository so it bumps this flake.
   --event-type TYPE  default: ${DEFAULT_EVENT_TYPE}
   --dry-run          validate and print, send nothing
 
+In the notify action the inputs arrive as FLAKE_BUMP_REPOSITORIES, FLAKE_BUMP_INPUT, FLAKE_BUMP_SHA,
+FLAKE_BUMP_REF, FLAKE_BUMP_EVENT_TYPE and FLAKE_BUMP_DRY_RUN; flags override them.
 Needs GH_TOKEN (or GITHUB_TOKEN): a token with Contents: read and write on the downstream repositories.`;
 
 const options = {
@@ -41,35 +44,42 @@ const Args = v.object({
   repo: v.optional(v.array(RepositoryName), []),
   input: v.optional(InputName),
   sha: v.optional(Sha),
-  ref: v.optional(v.string()),
-  "event-type": v.optional(EventType, DEFAULT_EVENT_TYPE),
+  ref: v.optional(GitRef),
+  "event-type": v.optional(EventType),
   "dry-run": v.optional(v.boolean(), false),
 });
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const args = parseCli(argv, options, Args, USAGE);
   if (args === undefined) return 0;
-  if (args.repo.length === 0)
-    throw new UsageError("no downstream repository given; pass --repo OWNER/REPO (repeatable)");
-  const sha = args.sha ?? env.GITHUB_SHA;
+  const action = readActionInputs("notify", env);
+  const repos = args.repo.length > 0 ? args.repo : (action.repositories ?? []);
+  const eventType = args["event-type"] ?? action["event-type"] ?? DEFAULT_EVENT_TYPE;
+  const dryRun = args["dry-run"] || (action["dry-run"] ?? false);
+  if (repos.length === 0)
+    throw new UsageError(
+      "no downstream repository given; pass --repo OWNER/REPO (repeatable) or the action input 'repositories'",
+    );
+  const sha = args.sha ?? action.sha ?? env.GITHUB_SHA;
   if (!sha)
     throw new UsageError(
       "no commit to announce; pass --sha SHA (in GitHub Actions it defaults to $GITHUB_SHA)",
     );
-  if (!githubToken(env) && !args["dry-run"]) {
+  if (!githubToken(env) && !dryRun) {
     throw new UsageError(
       "notify needs a token that can write to the downstream repositories; set GH_TOKEN to a fine-grained token with Contents: read and write on them",
     );
   }
   const payload: DispatchPayload = { sha };
   if (env.GITHUB_REPOSITORY) payload.repository = env.GITHUB_REPOSITORY;
-  const ref = args.ref ?? env.GITHUB_REF;
+  const ref = args.ref ?? action.ref ?? env.GITHUB_REF;
   if (ref) payload.ref = ref;
-  if (args.input) payload.input = args.input;
+  const input = args.input ?? action.input;
+  if (input) payload.input = input;
   const checked = checkPayload(payload);
 
-  const results = await group(`Dispatch ${args["event-type"]} to ${args.repo.length} repositories`, () =>
-    dispatchAll(octokitFromEnv(env), args.repo, args["event-type"], checked, { dryRun: args["dry-run"] }),
+  const results = await group(`Dispatch ${eventType} to ${repos.length} repositories`, () =>
+    dispatchAll(octokitFromEnv(env), repos, eventType, checked, { dryRun }),
   );
   for (const r of results) info(`${r.ok ? "✓" : "✗"} ${r.repo}: ${r.message}`);
   const failed = results.filter((r) => !r.ok);

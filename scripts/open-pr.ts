@@ -3,12 +3,12 @@
  * open-pr.ts — turn bump.ts's report into one pull request per input (or update, or close it).
  * Parse args/env → lib/pull-request.ts → one line per input, Actions outputs and summary.
  */
-import { readFile } from "node:fs/promises";
 import * as v from "valibot";
 import { $ } from "zx/core";
 import { appendSummary, group, inActions, info, setOutputs, warn } from "../lib/actions.ts";
 import { parseCli, runMain } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
+import { eventDefaultBranch } from "../lib/event.ts";
 import { octokitFromEnv } from "../lib/github.ts";
 import {
   Branch,
@@ -19,6 +19,7 @@ import {
   parseRepository,
   RepositoryName,
 } from "../lib/ids.ts";
+import { readActionInputs } from "../lib/inputs.ts";
 import { type OpenPrOptions, openPullRequests, type PullRequestResult } from "../lib/pull-request.ts";
 import { defaultReportPath, readReport } from "../lib/report.ts";
 import { githubToken } from "../lib/secrets.ts";
@@ -38,6 +39,9 @@ Open or update one pull request per input that bump.ts moved; close ones made ob
   --draft            open as a draft
   --dry-run          say what would happen, change nothing on GitHub
 
+In the update action the inputs arrive as FLAKE_BUMP_REPORT, FLAKE_BUMP_BASE, FLAKE_BUMP_BRANCH_PREFIX,
+FLAKE_BUMP_LABELS (comma or newline separated), FLAKE_BUMP_REVIEWERS, FLAKE_BUMP_DRAFT and
+FLAKE_BUMP_DRY_RUN; flags override them.
 Needs a token in GH_TOKEN or GITHUB_TOKEN with Contents and Pull requests: read and write.`;
 
 const options = {
@@ -56,9 +60,9 @@ const Args = v.object({
   report: v.optional(v.pipe(v.string(), v.minLength(1))),
   repo: v.optional(RepositoryName),
   base: v.optional(Branch),
-  "branch-prefix": v.optional(Branch, "flake-bump/"),
-  label: v.optional(v.array(Label), ["dependencies", "automated"]),
-  reviewer: v.optional(v.array(Login), []),
+  "branch-prefix": v.optional(Branch),
+  label: v.optional(v.array(Label)),
+  reviewer: v.optional(v.array(Login)),
   draft: v.optional(v.boolean(), false),
   "dry-run": v.optional(v.boolean(), false),
 });
@@ -69,25 +73,6 @@ async function originRepo(dir: string | undefined): Promise<GitHubRepository | u
   return out.exitCode === 0 ? parseRepository(out.stdout) : undefined;
 }
 
-/** The default branch named in the Actions event file, which saves asking GitHub for it. */
-async function eventDefaultBranch(
-  env: NodeJS.ProcessEnv,
-  repo: GitHubRepository,
-): Promise<string | undefined> {
-  if (!env.GITHUB_EVENT_PATH) return undefined;
-  const EventRepository = v.object({
-    repository: v.object({ full_name: v.string(), default_branch: v.pipe(v.string(), v.minLength(1)) }),
-  });
-  try {
-    const result = v.safeParse(EventRepository, JSON.parse(await readFile(env.GITHUB_EVENT_PATH, "utf8")));
-    if (!result.success) return undefined;
-    const { full_name, default_branch } = result.output.repository;
-    return full_name.toLowerCase() === fullName(repo).toLowerCase() ? default_branch : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function resultLine(result: PullRequestResult): string {
   const where = result.url ? ` ${result.url}` : result.number ? ` #${result.number}` : "";
   return `${result.input}: ${result.operation}${where} — ${result.detail}`;
@@ -96,7 +81,9 @@ function resultLine(result: PullRequestResult): string {
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const args = parseCli(argv, options, Args, USAGE);
   if (args === undefined) return 0;
-  const report = await readReport(args.report ?? defaultReportPath(env));
+  const action = readActionInputs("open-pr", env);
+  const dryRun = args["dry-run"] || (action["dry-run"] ?? false);
+  const report = await readReport(args.report ?? action.report ?? defaultReportPath(env));
   const repo =
     (args.repo ? parseRepository(args.repo) : undefined) ??
     (env.GITHUB_REPOSITORY ? parseRepository(env.GITHUB_REPOSITORY) : undefined) ??
@@ -106,7 +93,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       "cannot tell which repository to open the pull request in; pass --repo OWNER/REPO (or run in Actions, or in a clone with an 'origin' remote on GitHub)",
     );
   }
-  if (!githubToken(env) && !args["dry-run"]) {
+  if (!githubToken(env) && !dryRun) {
     throw new UsageError(
       "open-pr needs a GitHub token; set GH_TOKEN (or GITHUB_TOKEN) to a token that can write to the repository",
     );
@@ -118,13 +105,13 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   }
   const opts: OpenPrOptions = {
     repo,
-    branchPrefix: args["branch-prefix"],
-    labels: args.label,
-    reviewers: args.reviewer,
-    draft: args.draft,
-    dryRun: args["dry-run"],
+    branchPrefix: args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/",
+    labels: args.label ?? action.labels ?? ["dependencies", "automated"],
+    reviewers: args.reviewer ?? action.reviewers ?? [],
+    draft: args.draft || (action.draft ?? false),
+    dryRun,
   };
-  const base = args.base ?? (await eventDefaultBranch(env, repo));
+  const base = args.base ?? action.base ?? (await eventDefaultBranch(env, repo));
   if (base !== undefined) opts.base = base;
 
   const results = await group(`Pull requests in ${fullName(repo)}`, () =>

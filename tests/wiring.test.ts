@@ -26,6 +26,7 @@ import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { $ } from "zx";
 import { parseLock } from "../lib/lock.ts";
+import { parseReport } from "../lib/report.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
 import { nixTestEnv, nixVariants } from "./support/nix.ts";
 import { cleanEnv } from "./support/run.ts";
@@ -39,7 +40,15 @@ const UP = { owner: "acme", repo: "nixfleet" };
  * world (set up once: ≈ 2 s) without seeing each other's pull requests. notify-example.yml names
  * acme/nixcfg, so the dispatch test uses that one.
  */
-const DOWNSTREAMS = ["nixcfg", "nixcfg-rev", "nixcfg-all", "nixcfg-nightly", "nixcfg-broken"] as const;
+const DOWNSTREAMS = [
+  "nixcfg",
+  "nixcfg-rev",
+  "nixcfg-all",
+  "nixcfg-nightly",
+  "nixcfg-broken",
+  "nixcfg-inputs",
+  "nixcfg-dry",
+] as const;
 type Downstream = (typeof DOWNSTREAMS)[number];
 /** The job's automatic GITHUB_TOKEN, and the App token a user stores as FLAKE_BUMP_TOKEN. */
 const ACTIONS_TOKEN = "ghs_wiringGithubActionsToken000000000000";
@@ -50,6 +59,13 @@ const ACTION_FILES = ["package.json", "bun.lock", "bunfig.toml", "scripts", "lib
 const upstreamFiles = (n: number) => ({ "flake.nix": `{ outputs = _: { version = ${n}; }; }\n` });
 const downstreamNix = `{
   inputs.nixfleet.url = "github:acme/nixfleet?host=localhost";
+  outputs = _: { };
+}
+`;
+/** Two inputs from the same upstream, so one run can name several. */
+const twoInputsNix = `{
+  inputs.nixfleet.url = "github:acme/nixfleet?host=localhost";
+  inputs.other.url = "github:acme/nixfleet?host=localhost";
   outputs = _: { };
 }
 `;
@@ -240,8 +256,8 @@ const defaultTokenWarning = (job: JobResult) =>
   );
 
 /** A downstream repository whose main branch locks whatever the upstream's newest commit is now. */
-async function lockedDownstream(downstream: Downstream): Promise<string> {
-  await fake.createRepo("acme", downstream, { files: { "flake.nix": downstreamNix } });
+async function lockedDownstream(downstream: Downstream, flakeNix = downstreamNix): Promise<string> {
+  await fake.createRepo("acme", downstream, { files: { "flake.nix": flakeNix } });
   const checkout = await clone("acme", downstream);
   await $({
     cwd: checkout,
@@ -263,8 +279,12 @@ async function world(): Promise<string[]> {
   fake.addToken(APP_TOKEN, "flake-bump-app[bot]");
   await fake.createRepo(UP.owner, UP.repo, { files: upstreamFiles(0) });
   const revs = [(await fake.branchSha(UP.owner, UP.repo, "main")) ?? ""];
-  const [first, ...others] = DOWNSTREAMS.filter((name) => name !== "nixcfg-broken");
+  const [first, ...others] = DOWNSTREAMS.filter(
+    (name) => name !== "nixcfg-broken" && name !== "nixcfg-inputs",
+  );
   const lock = await lockedDownstream(first ?? "nixcfg");
+  await lockedDownstream("nixcfg-inputs", twoInputsNix);
+  await fake.push("acme", "nixcfg-inputs", { RELEASE: "1\n" }, "release branch", { branch: "release" });
   for (const downstream of others) {
     await fake.createRepo("acme", downstream, { files: { "flake.nix": downstreamNix, "flake.lock": lock } });
   }
@@ -338,9 +358,6 @@ describe("update.yml and the actions, per trigger", () => {
       ]);
       expect(await branchLockRev("nixcfg")).toBe(pushed);
       expect(defaultTokenWarning(update)).toStrictEqual([]);
-      if (process.env.DBG)
-        for (const r of fake.requests)
-          console.error(r.listener, r.method, r.path, r.status, Math.round(r.durationMs));
       // The token never reaches a log line, and the report stays out of the workspace.
       expect(update.log).not.toContain(APP_TOKEN);
       expect(outputs?.report?.startsWith(join(scratch, "work-"))).toBe(false);
@@ -410,6 +427,155 @@ describe("update.yml and the actions, per trigger", () => {
       });
       expect(await branchLockRev("nixcfg-nightly")).toBe(revs[3]);
       expect(openPulls("nixcfg-nightly")).toHaveLength(1);
+    },
+    TIMEOUT,
+  );
+});
+
+/** A workflow that runs one of the actions with `with`, written to a file the runner reads. */
+function actionWorkflow(action: "update" | "notify", withInputs: Record<string, string>): string {
+  const file = join(scratch, `${action}-inputs-${++runs}.yml`);
+  const job =
+    action === "update"
+      ? { permissions: { contents: "write", "pull-requests": "write" } }
+      : { permissions: {} };
+  const checkout = {
+    uses: "actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8",
+    with: { "persist-credentials": false },
+  };
+  const workflow = {
+    name: `every ${action} input`,
+    on: action === "update" ? "workflow_dispatch" : "push",
+    permissions: {},
+    jobs: {
+      [action]: {
+        "runs-on": "ubuntu-latest",
+        "timeout-minutes": 10,
+        ...job,
+        steps: [
+          checkout,
+          {
+            uses: `./.github/actions/${action}`,
+            with: { token: "${{ secrets.FLAKE_BUMP_TOKEN }}", ...withInputs },
+          },
+        ],
+      },
+    },
+  };
+  writeFileSync(file, JSON.stringify(workflow, null, 2));
+  return file;
+}
+
+describe("every action input reaches GitHub", () => {
+  test(
+    "update: names split on commas and newlines, labels with spaces, several reviewers, draft, base and branch prefix",
+    async () => {
+      const job = await runUpdate({
+        workflow: actionWorkflow("update", {
+          inputs: "nixfleet,\n other\n",
+          labels: "dependencies, needs review\nflake update",
+          reviewers: "alice, bob\ncarol",
+          draft: "true",
+          base: "release",
+          "branch-prefix": "bump/",
+        }),
+        downstream: "nixcfg-inputs",
+        event: workflowDispatch("nixcfg-inputs", { inputs: "", rev: "" }),
+        secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
+      });
+      expectSuccess(job);
+      expect(actionOutputs(job)).toMatchObject({
+        changed: "true",
+        inputs: "nixfleet,other",
+        operation: "created",
+      });
+      const pulls = openPulls("nixcfg-inputs").map((pull) => ({
+        head: pull.headRef,
+        base: pull.baseRef,
+        draft: pull.draft,
+        labels: pull.labels.map((label) => label.name),
+        reviewers: pull.requestedReviewers.map((account) => account.login),
+      }));
+      const expected = (input: string) => ({
+        head: `bump/${input}`,
+        base: "release",
+        draft: true,
+        labels: ["dependencies", "needs review", "flake update"],
+        reviewers: ["alice", "bob", "carol"],
+      });
+      expect(pulls).toStrictEqual([expected("nixfleet"), expected("other")]);
+      for (const input of ["nixfleet", "other"]) {
+        const text = await fake.readFile("acme", "nixcfg-inputs", `bump/${input}`, "flake.lock");
+        const lock = text === undefined ? undefined : parseLock(text);
+        expect(lock?.nodes[input]?.locked?.rev).toBe(revs[3]);
+      }
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "update: rev and dry-run reach both the check and the bump; nothing changes on GitHub",
+    async () => {
+      const wanted = revs[2] ?? "";
+      const before = fake.requests.length;
+      const job = await runUpdate({
+        workflow: actionWorkflow("update", { inputs: "nixfleet", rev: wanted, "dry-run": "true" }),
+        downstream: "nixcfg-dry",
+        event: workflowDispatch("nixcfg-dry", { inputs: "", rev: "" }),
+        secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
+      });
+      expectSuccess(job);
+      const check = job.steps.find((step) => step.path.endsWith("/Find the inputs that are behind"));
+      expect(check?.outputs).toStrictEqual({ outdated: "nixfleet" });
+      const outputs = actionOutputs(job);
+      expect(outputs).toMatchObject({ changed: "true", inputs: "nixfleet", operation: "created" });
+      const report = parseReport(readFileSync(outputs?.report ?? "", "utf8"), "report");
+      expect([report.dryRun, report.requested.rev, report.inputs[0]?.to.rev]).toStrictEqual([
+        true,
+        wanted,
+        wanted,
+      ]);
+      expect(fake.pulls("acme", "nixcfg-dry")).toStrictEqual([]);
+      expect(await fake.branchSha("acme", "nixcfg-dry", "flake-bump/nixfleet")).toBeUndefined();
+      const writes = fake.requests.slice(before).filter((r) => r.method !== "GET" && r.method !== "HEAD");
+      expect(writes.filter((r) => r.path.includes("nixcfg-dry"))).toStrictEqual([]);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "notify: repositories split on commas, spaces and newlines; input, sha, ref and event type; dry-run sends nothing",
+    async () => {
+      const sha = revs[1] ?? "";
+      const inputs = {
+        repositories: "acme/nixcfg-rev, acme/nixcfg-all\nacme/nixcfg-nightly",
+        input: "nixfleet",
+        sha,
+        ref: "refs/heads/release",
+        "event-type": "nixfleet-pushed",
+      };
+      const sent = () => fake.dispatches.filter((d) => d.event_type === "nixfleet-pushed");
+      const dry = await runNotify(
+        actionWorkflow("notify", { ...inputs, "dry-run": "true" }),
+        revs[3] ?? "",
+        "",
+      );
+      expectSuccess(dry);
+      expect(sent()).toStrictEqual([]);
+      expect(dry.steps.at(-1)?.outputs).toMatchObject({ failed: "" });
+
+      const job = await runNotify(actionWorkflow("notify", inputs), revs[3] ?? "", "");
+      expectSuccess(job);
+      expect(
+        sent()
+          .map((d) => [`${d.owner}/${d.repo}`, d.client_payload])
+          .sort(),
+      ).toStrictEqual(
+        ["acme/nixcfg-all", "acme/nixcfg-nightly", "acme/nixcfg-rev"].map((repo) => [
+          repo,
+          { sha, repository: "acme/nixfleet", ref: "refs/heads/release", input: "nixfleet" },
+        ]),
+      );
     },
     TIMEOUT,
   );
@@ -487,19 +653,14 @@ describe("a broken copy of the update action fails the run", () => {
       evidence: /open-pr needs a GitHub token/,
     },
     {
-      name: "the report path under a wrong env name",
-      edit: replaceOnce("FLAKE_BUMP_REPORT: ${{", "FLAKE_BUMP_REPORT_FILE: ${{"),
-      evidence: /FLAKE_BUMP_REPORT: bump\.ts set no report output/,
+      name: "an action input passed through unchecked text",
+      edit: replaceOnce("FLAKE_BUMP_DRAFT: ${{ inputs.draft }}", "FLAKE_BUMP_DRAFT: yes"),
+      evidence: /action input 'draft' must be true or false/,
     },
     {
       name: "the scripts run before the dependencies are installed",
       edit: swapSteps("Install flake-bump's dependencies", "Find the inputs that are behind"),
       evidence: /Cannot find (package|module)/,
-    },
-    {
-      name: "bump runs before its arguments are prepared",
-      edit: swapSteps("Find the inputs that are behind", "Bump flake inputs"),
-      evidence: /flake-bump-args: No such file or directory/,
     },
     {
       name: "open-pr runs before bump",

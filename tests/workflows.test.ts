@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { parse } from "yaml";
 import { actionAsWorkflow, lintWithActionlint, loadActionlint } from "./workflows/actionlint.ts";
 import { lintFiles, yamlFilesUnder } from "./workflows/lint.ts";
@@ -25,6 +25,8 @@ function at(value: unknown, ...path: Array<string | number>): unknown {
   }
   return current;
 }
+
+const isString = (value: unknown): value is string => typeof value === "string";
 
 const keys = (value: unknown): string[] =>
   typeof value === "object" && value !== null ? Object.keys(value) : [];
@@ -89,8 +91,11 @@ describe("each rule fails on its deliberately bad fixture, and only that rule", 
     expect(covered).toStrictEqual(Object.keys(RULES).sort());
   });
 
-  test("the fixtures live outside .github/, so neither GitHub nor the linter ever runs them", () => {
-    expect(FIXTURES.startsWith(resolve(ROOT, ".github"))).toBe(false);
+  test("no fixture is among the files GitHub and the linter read, so neither ever runs them", async () => {
+    const live = new Set((await yamlFilesUnder(".github")).map((file) => read(file)));
+    expect(live.size).toBeGreaterThan(0);
+    expect(cases.filter((c) => live.has(readFileSync(c.path, "utf8"))).map((c) => c.path)).toStrictEqual([]);
+    expect(cases.filter((c) => relative(ROOT, c.path).startsWith(".github"))).toStrictEqual([]);
   });
 
   test.each(cases.map((c) => [c.path.slice(FIXTURES.length + 1), c.rule, c.path] as const))(
@@ -301,15 +306,33 @@ describe("the files users copy", () => {
     expect(at(notify, "jobs", "notify", "permissions")).toBeUndefined();
   });
 
-  test("the actions install from their own repository: github.action_path is three levels below its root", () => {
+  test("every $GITHUB_ACTION_PATH path in the actions' steps names a file of flake-bump's own checkout", () => {
     for (const name of ["update", "notify"]) {
-      const actionPath = resolve(ROOT, ".github", "actions", name);
-      expect(read(join(".github/actions", name, "action.yml"))).toContain(
-        'cd "$GITHUB_ACTION_PATH/../../.."',
+      const actionPath = join(ROOT, ".github", "actions", name);
+      const steps = at(parse(read(join(".github/actions", name, "action.yml"))), "runs", "steps");
+      const runs = (Array.isArray(steps) ? steps : []).map((step) => at(step, "run")).filter(isString);
+      const paths = runs.flatMap((run) =>
+        [...run.matchAll(/"\$GITHUB_ACTION_PATH\/([^"]*)"/g)].map((m) => resolve(actionPath, m[1] ?? "")),
       );
-      expect(resolve(actionPath, "../../..")).toBe(ROOT);
-      expect(existsSync(join(resolve(actionPath, "../../.."), "bun.lock"))).toBe(true);
-      expect(basename(resolve(actionPath, "../.."))).toBe(".github");
+      // The dependencies' install, and one script per other step.
+      expect(paths.length).toBe(runs.length);
+      for (const path of paths) {
+        const target = path.endsWith(".ts") ? path : join(path, "bun.lock");
+        expect([relative(ROOT, target), existsSync(target)]).toStrictEqual([relative(ROOT, target), true]);
+        expect(relative(ROOT, target).startsWith("..")).toBe(false);
+      }
+    }
+  });
+
+  test("each step of the actions runs one line that starts a script or the install", () => {
+    for (const name of ["update", "notify"]) {
+      const steps = at(parse(read(join(".github/actions", name, "action.yml"))), "runs", "steps");
+      for (const run of (Array.isArray(steps) ? steps : []).map((step) => at(step, "run")).filter(isString)) {
+        expect(run.trim().split("\n")).toHaveLength(1);
+        expect(run).toMatch(
+          /^bun (--no-install "\$GITHUB_ACTION_PATH\/\.\.\/\.\.\/\.\.\/scripts\/[a-z-]+\.ts"( --check)?|install --cwd "\$GITHUB_ACTION_PATH\/\.\.\/\.\.\/\.\." --frozen-lockfile --production)\s*$/,
+        );
+      }
     }
   });
 });

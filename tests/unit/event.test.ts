@@ -1,6 +1,7 @@
 import { expect, test } from "bun:test";
 import { UsageError } from "../../lib/errors.ts";
-import { type EventRequest, requestFromEvent, splitInputNames } from "../../lib/event.ts";
+import { type EventRequest, requestFromEvent } from "../../lib/event.ts";
+import { splitNames } from "../../lib/inputs.ts";
 
 const sha = "0123456789abcdef0123456789abcdef01234567";
 
@@ -151,6 +152,6 @@ test.each(bad)("refuses $name", ({ event, body, message }) => {
   expect(text).not.toContain("\n");
 });
 
-test("splitInputNames accepts commas, spaces and newlines", () => {
-  expect(splitInputNames(" a,b  c\nd ,, ")).toStrictEqual(["a", "b", "c", "d"]);
+test("splitNames accepts commas, spaces and newlines", () => {
+  expect(splitNames(" a,b  c\nd ,, ")).toStrictEqual(["a", "b", "c", "d"]);
 });
