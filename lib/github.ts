@@ -9,7 +9,7 @@ import { throttling } from "@octokit/plugin-throttling";
 import Bottleneck from "bottleneck";
 import pkg from "../package.json" with { type: "json" };
 import { info, warn } from "./actions.ts";
-import { RuntimeError } from "./errors.ts";
+import { RuntimeError, UsageError } from "./errors.ts";
 import { fullName, type GitHubRepository } from "./ids.ts";
 import { githubToken, registerSecret } from "./secrets.ts";
 
@@ -85,15 +85,39 @@ export function createOctokit(opts: ClientOptions = {}): Octokit {
   });
 }
 
+/**
+ * A number from an environment knob, or `fallback` when it is unset or empty. A value that is not a
+ * number in range is a UsageError: silently using the default would hide the typo.
+ */
+export function numberFromEnv(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  fallback: number,
+  range: { min: number; exclusive?: boolean; meaning: string },
+): number {
+  const text = env[name]?.trim();
+  if (text === undefined || text === "") return fallback;
+  const value = Number(text);
+  const low = range.exclusive ? value > range.min : value >= range.min;
+  if (!Number.isFinite(value) || !low) {
+    throw new UsageError(
+      `${name}='${text}' is not ${range.meaning}; set it to such a number or unset it for the default (${fallback})`,
+    );
+  }
+  return value;
+}
+
 /** Build the client from the environment, the way the gh CLI and Actions do. */
 export function octokitFromEnv(env: NodeJS.ProcessEnv = process.env): Octokit {
-  const scale = Number(env.FLAKE_BUMP_WAIT_SCALE ?? "1");
-  const timeout = Number(env.FLAKE_BUMP_REQUEST_TIMEOUT_MS ?? "30000");
   return createOctokit({
     token: githubToken(env),
     baseUrl: env.GITHUB_API_URL,
-    waitScale: Number.isFinite(scale) && scale >= 0 ? scale : 1,
-    requestTimeoutMs: timeout > 0 ? timeout : 30_000,
+    waitScale: numberFromEnv(env, "FLAKE_BUMP_WAIT_SCALE", 1, { min: 0, meaning: "a number ≥ 0" }),
+    requestTimeoutMs: numberFromEnv(env, "FLAKE_BUMP_REQUEST_TIMEOUT_MS", 30_000, {
+      min: 0,
+      exclusive: true,
+      meaning: "a number of milliseconds > 0",
+    }),
   });
 }
 

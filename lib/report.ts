@@ -7,7 +7,7 @@ import { access, mkdir, readFile, rename, stat, writeFile } from "node:fs/promis
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import * as v from "valibot";
-import { describeIssues, UsageError } from "./errors.ts";
+import { describeIssues, RuntimeError, UsageError } from "./errors.ts";
 import { GitHubRepository, InputName, Sha } from "./ids.ts";
 import { LockedSummary, NodeChange } from "./lock.ts";
 
@@ -82,8 +82,17 @@ export function serializeReport(report: Report): string {
   return `${JSON.stringify(report, null, 2)}\n`;
 }
 
-/** Write atomically (temp file + rename) so a reader never sees half a report. */
+/**
+ * Validate with the schema open-pr.ts reads it with, then write atomically (temp file + rename) so a
+ * reader never sees half a report. A report that fails its own schema is our bug, never written.
+ */
 export async function writeReport(path: string, report: Report): Promise<void> {
+  const result = v.safeParse(Report, report);
+  if (!result.success) {
+    throw new RuntimeError(
+      `the bump report would not pass its own schema (${describeIssues(result.issues)}); nothing was written to ${path} — report this as a bug`,
+    );
+  }
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, serializeReport(report), { mode: 0o600 });
