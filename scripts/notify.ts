@@ -57,9 +57,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const eventType = args["event-type"] ?? action["event-type"] ?? DEFAULT_EVENT_TYPE;
   const dryRun = args["dry-run"] || (action["dry-run"] ?? false);
   if (repos.length === 0)
-    throw new UsageError(
-      "no downstream repository given; pass --repo OWNER/REPO (repeatable) or the action input 'repositories'",
-    );
+    throw new UsageError("no downstream repository given; pass --repo OWNER/REPO (repeatable)");
   const sha = args.sha ?? action.sha ?? env.GITHUB_SHA;
   if (!sha)
     throw new UsageError(
