@@ -97,7 +97,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   ];
 
   // First, and before the fake starts: in process and quick, and it fails fast when the real lock
-  // fixtures are missing (tests/support/fixtures.ts names the fix) rather than after two minutes.
+  // fixtures cannot be read (tests/fixtures/real-flake-locks/) rather than after two minutes.
   log("bench: lock diff, in process…");
   const lockDiff = await benchLockDiff(LOCK_DIFF_ITERATIONS);
   log("bench: starting the fake GitHub (port 443 for Nix)…");

@@ -76,12 +76,21 @@ export async function runMain(main: (ctx: MainContext) => Promise<number | undef
   try {
     process.exitCode = (await main({ debug })) ?? 0;
   } catch (error) {
-    const known = error instanceof UsageError || error instanceof RuntimeError;
-    const message = error instanceof Error ? error.message : String(error);
-    const text = known ? message : `unexpected error: ${message} (rerun with --debug for details)`;
+    const { exitCode, text } = failure(error);
     process.stderr.write(`${redact(`error: ${text}`)}\n`);
     if (debug && error instanceof Error && error.stack) process.stderr.write(`${redact(error.stack)}\n`);
     if (inActions()) annotate("error", text);
-    process.exitCode = error instanceof UsageError ? 2 : 1;
+    process.exitCode = exitCode;
   }
+}
+
+/**
+ * What runMain makes of an error a main function threw: the exit code (2 usage, 1 anything else) and
+ * the text after `error: `. Exported so in-process tests judge a main() exactly as a run would end.
+ */
+export function failure(error: unknown): { exitCode: 1 | 2; text: string } {
+  const known = error instanceof UsageError || error instanceof RuntimeError;
+  const message = error instanceof Error ? error.message : String(error);
+  const text = known ? message : `unexpected error: ${message} (rerun with --debug for details)`;
+  return { exitCode: error instanceof UsageError ? 2 : 1, text };
 }

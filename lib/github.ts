@@ -141,7 +141,11 @@ export async function request<T>(gh: RepositoryClient, what: string, fn: () => P
 
 /** The HTTP status of an Octokit RequestError; 0 when there was no answer (network, time-out). */
 export function statusOf(error: unknown): number {
-  return typeof error === "object" && error !== null && "status" in error ? Number(error.status) : 0;
+  if (typeof error !== "object" || error === null || !("status" in error)) return 0;
+  // @octokit/request reports a request that got no answer (refused, reset, timed out) as status 500
+  // without a response; calling that an HTTP 500 would blame GitHub for our own network.
+  if ("request" in error && (!("response" in error) || error.response === undefined)) return 0;
+  return Number(error.status);
 }
 
 /** `POST /repos/o/r/git/trees`, from an Octokit RequestError, to name the endpoint that failed. */

@@ -77,8 +77,12 @@ export interface Fault {
 }
 
 export interface FakeGitHubOptions {
-  /** Port of the HTTPS listener. Nix can only reach 443; tests of the fake itself may pass 0. */
-  httpsPort?: number;
+  /**
+   * Port of the HTTPS listener. Nix can only reach 443; tests of the fake itself may pass 0. `false`
+   * starts no HTTPS listener and makes no certificate: REST only, for tests that run no Nix, need no
+   * root and may run beside another fake (see `localFakeGitHub()`).
+   */
+  httpsPort?: number | false;
   /**
    * Replacement handlers by operationId. For the fake's own tests (a handler that answers what
    * GitHub never would must be caught); integration tests use `injectFault` instead.
@@ -161,8 +165,7 @@ export class FakeGitHub {
   private constructor(
     private readonly spec: SpecValidator,
     private readonly root: string,
-    /** PEM certificate file the HTTPS listener uses: NIX_SSL_CERT_FILE for Nix. */
-    readonly certFile: string,
+    private readonly cert: string | undefined,
     overrides: Record<string, Handler>,
   ) {
     this.world = new World(join(root, "repos"));
@@ -175,16 +178,21 @@ export class FakeGitHub {
 
   /** Starts both listeners. Prefer the shared instance from `fakeGitHub()`: only one process can hold 443. */
   static async start(options: FakeGitHubOptions = {}): Promise<FakeGitHub> {
-    const [spec, certificate] = await Promise.all([specValidator(), testCertificate()]);
+    const httpsPort = options.httpsPort ?? 443;
+    const [spec, certificate] = await Promise.all([
+      specValidator(),
+      httpsPort === false ? undefined : testCertificate(),
+    ]);
     const root = processTempDir("fake-github");
-    const fake = new FakeGitHub(spec, root, certificate.certFile, options.handlers ?? {});
+    const fake = new FakeGitHub(spec, root, certificate?.certFile, options.handlers ?? {});
     await fake.world.clear();
     fake.api = Bun.serve({
       hostname: "127.0.0.1",
       port: 0,
       fetch: (request) => fake.serve(request, "api"),
     });
-    const httpsPort = options.httpsPort ?? 443;
+    fake.api.unref();
+    if (httpsPort === false || certificate === undefined) return fake;
     try {
       fake.nix = Bun.serve({
         hostname: "127.0.0.1",
@@ -200,9 +208,14 @@ export class FakeGitHub {
       );
     }
     // Neither listener should keep a test process alive on its own.
-    fake.api.unref();
     fake.nix.unref();
     return fake;
+  }
+
+  /** PEM certificate file of the HTTPS listener: NIX_SSL_CERT_FILE for Nix. */
+  get certFile(): string {
+    if (this.cert === undefined) throw new Error("fake-github was started without HTTPS (httpsPort: false)");
+    return this.cert;
   }
 
   /** Base URL of the REST API: GITHUB_API_URL, and Octokit's `baseUrl`. */
@@ -213,6 +226,7 @@ export class FakeGitHub {
 
   /** Port of the HTTPS listener (443 unless started otherwise). */
   get httpsPort(): number {
+    if (this.cert === undefined) throw new Error("fake-github was started without HTTPS (httpsPort: false)");
     if (this.nix === undefined) throw new Error("fake-github is stopped");
     return this.nix.port ?? 443;
   }

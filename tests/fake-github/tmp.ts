@@ -23,7 +23,11 @@ export function processTempDir(prefix: string): string {
   for (const name of readdirSync(tmpdir())) {
     const pid = Number(stale.exec(name)?.[1]);
     if (Number.isInteger(pid) && pid !== process.pid && !isRunning(pid)) {
-      rmSync(join(tmpdir(), name), { recursive: true, force: true });
+      try {
+        rmSync(join(tmpdir(), name), { recursive: true, force: true });
+      } catch {
+        // Another user's leftover (tests run as root, then as a contributor): theirs to sweep.
+      }
     }
   }
   const dir = mkdtempSync(join(tmpdir(), `${prefix}-${process.pid}-`));
