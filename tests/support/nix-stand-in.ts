@@ -7,7 +7,7 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { RuntimeError } from "../../lib/cli.ts";
+import { RuntimeError } from "../../lib/errors.ts";
 import { type Nix, type NixVersion, parseNixVersion } from "../../lib/nix.ts";
 
 /** What an upstream answers for a commit: the fields Nix writes into `locked`. */

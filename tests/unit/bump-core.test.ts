@@ -10,7 +10,7 @@ import { mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BumpDeps, type BumpRequest, bump } from "../../lib/bump.ts";
-import { RuntimeError, UsageError } from "../../lib/cli.ts";
+import { RuntimeError, UsageError } from "../../lib/errors.ts";
 import { diffLocks, parseLock } from "../../lib/lock.ts";
 import { EXPERIMENTAL, type Nix } from "../../lib/nix.ts";
 import { realLockPath } from "../support/fixtures.ts";
