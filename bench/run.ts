@@ -23,7 +23,7 @@ import { type Context, systemNix } from "./context.ts";
 import { formatTable, markdownTable } from "./figures.ts";
 import { benchLockDiff } from "./lock-diff.ts";
 import { expectSuccess, measure, ROOT } from "./measure.ts";
-import { benchNightly } from "./nightly.ts";
+import { benchNightly, NIGHTLY_INPUTS, NIGHTLY_INPUTS_LARGE } from "./nightly.ts";
 import { benchOverhead } from "./overhead.ts";
 import { round } from "./stats.ts";
 import { benchJson, benchText, type Measurements } from "./summary.ts";
@@ -122,8 +122,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     const overhead = await benchOverhead(ctx);
     log("bench: API requests per scenario (notify → bump → open-pr, as the workflows run them)…");
     const api = await benchApi(ctx);
-    log(`bench: nightly over 50 current inputs, ${args.runs} runs…`);
+    log(`bench: nightly over ${NIGHTLY_INPUTS} current inputs, ${args.runs} runs…`);
     const nightly = await benchNightly(ctx);
+    log(`bench: nightly over ${NIGHTLY_INPUTS_LARGE} current inputs, once (request count)…`);
+    const nightlyLarge = await benchNightly(ctx, { inputs: NIGHTLY_INPUTS_LARGE, runs: 1, extras: false });
     // The launcher's own RSS is the lowest any child can report: a child starts as its copy.
     const floorRssBytes: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -143,6 +145,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       overhead,
       api,
       nightly,
+      nightlyLarge,
       lockDiff,
       floorRssBytes,
       machine: {

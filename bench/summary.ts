@@ -18,6 +18,8 @@ export const TARGETS = {
   nightlyCurrent: { op: "<=", limit: 2 },
   nightlyNix: { op: "=", limit: 0 },
   nightlyWallMs: { op: "<", limit: 1000 },
+  /** bump.ts's own requests on a nightly with nothing to do, for 50 and for 200 inputs. */
+  nightlyBumpRequests: { op: "<=", limit: 2 },
   lockDiffMs: { op: "<", limit: 20 },
 } as const;
 
@@ -42,6 +44,8 @@ export interface Measurements {
   overhead: OverheadResult;
   api: ApiResult;
   nightly: NightlyResult;
+  /** The same nightly with 200 inputs, once: its request count. */
+  nightlyLarge: NightlyResult;
   lockDiff: LockDiffResult;
   /** What a bare child of the launcher reports: the lowest peak RSS the method can show. */
   floorRssBytes: number[];
@@ -80,13 +84,13 @@ function lockDiffJson(c: LockDiffCase) {
 }
 
 export function benchJson(m: Measurements) {
-  const { overhead, api, nightly, lockDiff } = m;
+  const { overhead, api, nightly, nightlyLarge, lockDiff } = m;
   const rssOf = (script: ApiResult["runs"][number]["script"]) =>
     api.runs.filter((r) => r.script === script).map((r) => r.run.maxRssBytes);
   const rss = {
     bump: [...overhead.bumpRssBytes, ...rssOf("bump")],
     bumpNoNix: nightly.bumpRuns.map((r) => r.maxRssBytes),
-    openPr: [...rssOf("open-pr"), nightly.openPrRun.maxRssBytes],
+    openPr: [...rssOf("open-pr"), ...(nightly.openPrRun ? [nightly.openPrRun.maxRssBytes] : [])],
     notify: rssOf("notify"),
     nix: overhead.nixRssBytes,
     floor: m.floorRssBytes,
@@ -154,7 +158,16 @@ export function benchJson(m: Measurements) {
       inputs: nightly.inputs,
       wall_ms: judge(round(nightly.wallMedianMs), TARGETS.nightlyWallMs),
       wall_runs_ms: nightly.wallRunsMs.map((t) => round(t)),
-      api_requests: nightly.bumpApiRequests,
+      // bump.ts's requests (open-pr's are in api_requests.context), by number of inputs.
+      api_requests: {
+        [nightly.inputs]: judge(nightly.bumpApiRequests, TARGETS.nightlyBumpRequests),
+        [nightlyLarge.inputs]: judge(nightlyLarge.bumpApiRequests, TARGETS.nightlyBumpRequests),
+      },
+      endpoints: {
+        [nightly.inputs]: nightly.bumpEndpoints,
+        [nightlyLarge.inputs]: nightlyLarge.bumpEndpoints,
+      },
+      wall_ms_200_inputs: round(nightlyLarge.wallMedianMs),
       // The same requests sent to the fake without bump.ts: its own share of the wall time.
       fake_batch_ms: round(nightly.fakeBatchMs),
       nix_invocations: {
@@ -220,7 +233,11 @@ export function benchText(json: BenchJson, m: Measurements): { rows: Row[]; deta
       n.wall_ms,
       "ms",
     ),
-    row(`  the fake alone answering the same ${n.api_requests} requests`, ms(n.fake_batch_ms)),
+    row(`  the fake alone answering the same GraphQL request(s)`, ms(n.fake_batch_ms)),
+    ...Object.entries(n.api_requests).map(([inputs, judged]) =>
+      row(`nightly_noop.api_requests (bump.ts, ${inputs} inputs)`, String(judged.value), judged),
+    ),
+    row(`  wall time with ${m.nightlyLarge.inputs} inputs (one run)`, ms(n.wall_ms_200_inputs)),
     row(
       "nightly_noop.nix_invocations (report / shim)",
       `${max(n.nix_invocations.report)} / ${max(n.nix_invocations.shim)}`,

@@ -348,6 +348,15 @@ export class GitRepo {
     return result.stdout.split("\n").filter((line) => line !== "");
   }
 
+  /** The tree of merging two commits (git ≥ 2.38), or undefined when they conflict. */
+  async mergeTree(ours: string, theirs: string): Promise<string | undefined> {
+    const result = await this.run(["merge-tree", "--write-tree", safeArg(ours), safeArg(theirs)]).nothrow();
+    // Exit 1 is a conflict; anything else non-zero is a real failure of the fake.
+    if (result.exitCode === 1) return undefined;
+    if (result.exitCode !== 0) throw new Error(`git merge-tree failed: ${result.stderr}`);
+    return result.stdout.split("\n")[0]?.trim();
+  }
+
   async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
     const result = await this.run([
       "merge-base",

@@ -64,6 +64,8 @@ export interface PullInfo {
   createdAt: Date;
   updatedAt: Date;
   closedAt: Date | null;
+  autoMerge: { enabledAt: Date; enabledBy: Account; mergeMethod: "MERGE" | "SQUASH" | "REBASE" } | undefined;
+  merged: { at: Date; by: Account; sha: string } | undefined;
   comments: number;
 }
 
@@ -228,6 +230,12 @@ export function fullRepository(
   site: Site,
   repo: RepoInfo,
   counts: { openIssues: number; forks: number },
+  settings?: {
+    allowAutoMerge: boolean;
+    allowMergeCommit: boolean;
+    allowSquashMerge: boolean;
+    allowRebaseMerge: boolean;
+  },
 ): FullRepository {
   const base = repositoryFields(site, repo);
   const root = rootOf(repo);
@@ -242,6 +250,12 @@ export function fullRepository(
     network_count: counts.forks,
     permissions: { admin: true, maintain: true, push: true, triage: true, pull: true },
   };
+  if (settings !== undefined) {
+    full.allow_auto_merge = settings.allowAutoMerge;
+    full.allow_merge_commit = settings.allowMergeCommit;
+    full.allow_squash_merge = settings.allowSquashMerge;
+    full.allow_rebase_merge = settings.allowRebaseMerge;
+  }
   if (repo.parent !== undefined) {
     full.parent = repository(site, repo.parent);
     full.source = repository(site, root);
@@ -634,8 +648,8 @@ function pullFields(site: Site, pull: PullInfo) {
     created_at: timestamp(pull.createdAt),
     updated_at: timestamp(pull.updatedAt),
     closed_at: pull.closedAt === null ? null : timestamp(pull.closedAt),
-    merged_at: null,
-    merge_commit_sha: null,
+    merged_at: pull.merged === undefined ? null : timestamp(pull.merged.at),
+    merge_commit_sha: pull.merged?.sha ?? null,
     assignee: null,
     assignees: [],
     requested_reviewers: pull.requestedReviewers.map((account) => simpleUser(site, account)),
@@ -653,9 +667,22 @@ function pullFields(site: Site, pull: PullInfo) {
       statuses: { href: links.statuses },
     },
     author_association: "CONTRIBUTOR" as const,
-    auto_merge: null,
+    auto_merge:
+      pull.autoMerge === undefined
+        ? null
+        : {
+            enabled_by: simpleUser(site, pull.autoMerge.enabledBy),
+            merge_method: mergeMethodName(pull.autoMerge.mergeMethod),
+            commit_title: pull.title,
+            commit_message: "",
+          },
     draft: pull.draft,
   };
+}
+
+/** GraphQL's PullRequestMergeMethod as REST spells it. */
+export function mergeMethodName(method: "MERGE" | "SQUASH" | "REBASE"): "merge" | "squash" | "rebase" {
+  return method === "MERGE" ? "merge" : method === "SQUASH" ? "squash" : "rebase";
 }
 
 /** GET/POST/PATCH a single pull request. */
@@ -667,11 +694,11 @@ export function pullRequest(
   return {
     ...pullFields(site, pull),
     labels: pull.labels.map((info) => label(site, pull.base.repo, info)),
-    merged: false,
+    merged: pull.merged !== undefined,
     mergeable: pull.state === "open" ? true : null,
     rebaseable: pull.state === "open" ? true : null,
     mergeable_state: pull.state === "open" ? "clean" : "unknown",
-    merged_by: null,
+    merged_by: pull.merged === undefined ? null : simpleUser(site, pull.merged.by),
     comments: pull.comments,
     review_comments: 0,
     maintainer_can_modify: false,

@@ -5,6 +5,7 @@
  */
 import * as v from "valibot";
 import { isFullSha, type TreeChange, ZERO_SHA } from "./git.ts";
+import { MergeRefusal, mergePull, protectionRefusal } from "./merge.ts";
 import {
   type Account,
   basicError,
@@ -272,7 +273,10 @@ export const handlers: Record<string, Handler> = {
   "repos/get": async (ctx) => {
     const repo = visibleRepo(ctx);
     const openIssues = repo.pulls.filter((pull) => pull.state === "open").length;
-    return { status: 200, body: fullRepository(ctx.site, repo, { openIssues, forks: repo.forks.length }) };
+    return {
+      status: 200,
+      body: fullRepository(ctx.site, repo, { openIssues, forks: repo.forks.length }, repo.settings),
+    };
   },
 
   "repos/get-commit": async (ctx) => {
@@ -400,6 +404,10 @@ export const handlers: Record<string, Handler> = {
     if (type === undefined) throw new GitHubError(422, "Object does not exist");
     if (body.force !== true && !(await repo.git.isAncestor(current, body.sha))) {
       throw new GitHubError(422, "Update is not a fast forward");
+    }
+    if (ref.startsWith("refs/heads/")) {
+      const refused = protectionRefusal(repo, ref.slice("refs/heads/".length), body.sha);
+      if (refused !== undefined) throw new GitHubError(422, refused);
     }
     if (!(await repo.git.updateRef(ref, body.sha, current)))
       throw new GitHubError(409, "Reference update conflict");
@@ -602,6 +610,8 @@ export const handlers: Record<string, Handler> = {
       updatedAt: now,
       closedAt: null,
       frozen: undefined,
+      autoMerge: undefined,
+      merged: undefined,
     };
     repo.nextNumber += 1;
     repo.pulls.push(pull);
@@ -611,6 +621,36 @@ export const handlers: Record<string, Handler> = {
   "pulls/get": async (ctx) => {
     const repo = visibleRepo(ctx);
     return { status: 200, body: await renderPull(ctx, repo, findPull(ctx, repo, "pull_number")) };
+  },
+
+  "pulls/merge": async (ctx) => {
+    const repo = visibleRepo(ctx);
+    const pull = findPull(ctx, repo, "pull_number");
+    const body = parseBody(
+      v.nullish(
+        v.object({
+          commit_title: v.optional(v.string()),
+          commit_message: v.optional(v.string()),
+          sha: v.optional(v.string()),
+          merge_method: v.optional(v.picklist(["merge", "squash", "rebase"])),
+        }),
+      ),
+      ctx,
+    );
+    const method = body?.merge_method ?? "merge";
+    try {
+      const sha = await mergePull(ctx.world, repo, pull, {
+        method: method === "merge" ? "MERGE" : method === "squash" ? "SQUASH" : "REBASE",
+        actor: actorOf(ctx),
+        sha: body?.sha,
+        title: body?.commit_title,
+        message: body?.commit_message,
+      });
+      return { status: 200, body: { sha, merged: true, message: "Pull Request successfully merged" } };
+    } catch (error) {
+      if (error instanceof MergeRefusal) throw new GitHubError(error.status, error.message);
+      throw error;
+    }
   },
 
   "pulls/update": async (ctx) => {

@@ -10,15 +10,19 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Server } from "bun";
+import { graphqlSchema, runGraphQL } from "./graphql.ts";
+import { runAutoMerges } from "./merge.ts";
 import { type Account, basicError, repository, type Site, simpleUser } from "./objects.ts";
 import { type SpecOperation, type SpecValidator, specValidator } from "./openapi.ts";
 import { type Dispatch, errorBody, GitHubError, type Handler, handlers, type Reply } from "./rest.ts";
 import {
+  type BranchProtection,
   type CreateRepoOptions,
   type FakeRepo,
   type Files,
   type PullState,
   type PushOptions,
+  type RepoSettings,
   World,
 } from "./state.ts";
 import { testCertificate } from "./tls.ts";
@@ -182,6 +186,7 @@ export class FakeGitHub {
     const [spec, certificate] = await Promise.all([
       specValidator(),
       httpsPort === false ? undefined : testCertificate(),
+      graphqlSchema(),
     ]);
     const root = processTempDir("fake-github");
     const fake = new FakeGitHub(spec, root, certificate?.certFile, options.handlers ?? {});
@@ -301,6 +306,34 @@ export class FakeGitHub {
     return this.world.repo(owner, name).signed.has(sha);
   }
 
+  /** Changes a repository's merge settings (auto-merge, merge methods); the rest keep their value. */
+  setRepoSettings(owner: string, name: string, settings: Partial<RepoSettings>): void {
+    const repo = this.world.repo(owner, name);
+    repo.settings = { ...repo.settings, ...settings };
+  }
+
+  /**
+   * Protects a branch (or lifts its protection with `undefined`): `requirePullRequest` refuses direct
+   * ref updates; `requiredChecks` holds pull requests into it in BLOCKED until `passChecks`.
+   */
+  protectBranch(owner: string, name: string, branch: string, rules: BranchProtection | undefined): void {
+    const repo = this.world.repo(owner, name);
+    if (rules === undefined) repo.protection.delete(branch);
+    else repo.protection.set(branch, rules);
+  }
+
+  /**
+   * Marks every required check as passed on a commit (default: the pull request's current head) and
+   * then does what GitHub does next: merges the open pull requests whose auto-merge now can.
+   */
+  passChecks(owner: string, name: string, sha: string): Promise<void> {
+    return this.exclusive(async () => {
+      const repo = this.world.repo(owner, name);
+      repo.passedChecks.add(sha);
+      await runAutoMerges(this.world, repo);
+    });
+  }
+
   /** Accepts another token, acting as `login` (a User, or a Bot when it ends in "[bot]"). */
   addToken(token: string, login = "octocat"): void {
     this.tokens.set(token, this.world.account(login));
@@ -402,6 +435,10 @@ export class FakeGitHub {
       // GitHub Enterprise serves the same API under /api/v3 (Nix ≥ 2.1x's layout for a custom host).
       const path =
         listener === "nix" && url.pathname.startsWith("/api/v3/") ? url.pathname.slice(7) : url.pathname;
+      // Octokit's graphql posts to `${baseUrl}/graphql`, or `/api/graphql` when baseUrl ends in /api/v3.
+      if (method === "POST" && (url.pathname === "/graphql" || url.pathname === "/api/graphql")) {
+        return answer(await this.graphql(request, record, text));
+      }
       const codeload = /^\/_codeload\/([^/]+)\/([^/]+)\/legacy\.tar\.gz\/([0-9a-f]{40})$/.exec(path);
       if (codeload !== null && method === "GET") {
         const [, owner = "", name = "", sha = ""] = codeload;
@@ -421,36 +458,94 @@ export class FakeGitHub {
     }
   }
 
-  private async rest(request: Request, record: RecordedRequest, path: string, text: string): Promise<Reply> {
-    const { method } = record;
-    const route = this.route(method, path);
-    const documented = route?.operation.operationId ?? this.spec.match(method, path);
-    record.operationId = documented;
-
-    const faultIndex = this.faults.findIndex((fault) => matchesFault(fault, method, path, documented));
+  /** The first pending fault matching the request, used up by one; its canned reply if it has one. */
+  private async fault(record: RecordedRequest, path: string): Promise<Reply | undefined> {
+    const { method, operationId } = record;
+    const faultIndex = this.faults.findIndex((fault) => matchesFault(fault, method, path, operationId));
     const fault = this.faults[faultIndex];
-    if (fault !== undefined) {
-      fault.times = (fault.times ?? 1) - 1;
-      if (fault.times <= 0) this.faults.splice(faultIndex, 1);
-      record.fault = true;
-      if (fault.delayMs !== undefined) await Bun.sleep(fault.delayMs);
-      if (fault.drop === true) return { status: 200, drop: true };
-      if (fault.status !== undefined) {
-        const body =
-          fault.body ??
-          errorBody(fault.status, `Injected fault ${fault.status}`, "https://docs.github.com/rest");
-        return fault.headers === undefined
-          ? { status: fault.status, body }
-          : { status: fault.status, body, headers: fault.headers };
-      }
-    }
+    if (fault === undefined) return undefined;
+    fault.times = (fault.times ?? 1) - 1;
+    if (fault.times <= 0) this.faults.splice(faultIndex, 1);
+    record.fault = true;
+    if (fault.delayMs !== undefined) await Bun.sleep(fault.delayMs);
+    if (fault.drop === true) return { status: 200, drop: true };
+    if (fault.status === undefined) return undefined;
+    const body =
+      fault.body ?? errorBody(fault.status, `Injected fault ${fault.status}`, "https://docs.github.com/rest");
+    return fault.headers === undefined
+      ? { status: fault.status, body }
+      : { status: fault.status, body, headers: fault.headers };
+  }
 
+  /** The token's account; a 401 reply for a token GitHub does not know. */
+  private authenticate(request: Request, record: RecordedRequest): Account | Reply | undefined {
     const token = tokenOf(request.headers.get("authorization"));
     const actor = token === undefined ? undefined : this.tokens.get(token);
     if (token !== undefined && actor === undefined) {
       return { status: 401, body: basicError(401, "Bad credentials", "https://docs.github.com/rest") };
     }
     record.login = actor?.login;
+    return actor;
+  }
+
+  private async graphql(request: Request, record: RecordedRequest, text: string): Promise<Reply> {
+    record.operationId = "graphql";
+    const docsUrl = "https://docs.github.com/graphql";
+    const faulted = await this.fault(record, record.path);
+    if (faulted !== undefined) return faulted;
+    const actor = this.authenticate(request, record);
+    if (actor !== undefined && "status" in actor) return actor;
+    // Unlike REST, GitHub's GraphQL API has no anonymous access.
+    if (actor === undefined) {
+      return {
+        status: 401,
+        body: basicError(401, "This endpoint requires you to be authenticated.", docsUrl),
+      };
+    }
+    try {
+      record.body = JSON.parse(text);
+    } catch {
+      // runGraphQL answers it as GitHub does
+    }
+    const outcome = await this.exclusive(() =>
+      runGraphQL(text, { world: this.world, site: this.site, actor }),
+    );
+    const problems: [Violation["kind"], string[]][] = [
+      ["request", outcome.rejected],
+      ["unimplemented", outcome.unimplemented],
+    ];
+    for (const [kind, list] of problems) {
+      if (list.length === 0) continue;
+      this.violations.push({
+        kind,
+        method: record.method,
+        path: record.path,
+        operationId: "graphql",
+        problems: list,
+      });
+    }
+    return {
+      status: 200,
+      body: outcome.body,
+      headers: {
+        "x-ratelimit-resource": "graphql",
+        "x-ratelimit-limit": "5000",
+        "x-ratelimit-remaining": "4999",
+      },
+    };
+  }
+
+  private async rest(request: Request, record: RecordedRequest, path: string, text: string): Promise<Reply> {
+    const { method } = record;
+    const route = this.route(method, path);
+    const documented = route?.operation.operationId ?? this.spec.match(method, path);
+    record.operationId = documented;
+
+    const faulted = await this.fault(record, path);
+    if (faulted !== undefined) return faulted;
+
+    const actor = this.authenticate(request, record);
+    if (actor !== undefined && "status" in actor) return actor;
 
     if (route === undefined) {
       const problem =

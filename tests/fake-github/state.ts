@@ -27,6 +27,33 @@ export interface FakeRepo extends RepoInfo {
   nextNumber: number;
   /** When GitHub itself signed a commit (created through the API without author): its "Verified" badge. */
   signed: Map<string, Date>;
+  /** The repository's merge settings (Settings → General → Pull Requests). */
+  settings: RepoSettings;
+  /** Branch protection by branch name; a branch without an entry is unprotected. */
+  protection: Map<string, BranchProtection>;
+  /** Commits whose required checks have all passed (`fake.passChecks`). */
+  passedChecks: Set<string>;
+}
+
+/** GitHub's defaults for a new repository: every merge method allowed, auto-merge not. */
+export interface RepoSettings {
+  allowAutoMerge: boolean;
+  allowMergeCommit: boolean;
+  allowSquashMerge: boolean;
+  allowRebaseMerge: boolean;
+}
+
+export interface BranchProtection {
+  /** "Require a pull request before merging": no direct update of the branch through the API. */
+  requirePullRequest?: boolean;
+  /** Names of required status checks; a pull request into the branch waits for them (BLOCKED). */
+  requiredChecks?: string[];
+}
+
+export interface AutoMergeState {
+  enabledAt: Date;
+  enabledBy: Account;
+  mergeMethod: "MERGE" | "SQUASH" | "REBASE";
 }
 
 export interface PullState {
@@ -47,6 +74,9 @@ export interface PullState {
   closedAt: Date | null;
   /** The branch tips when the pull request was closed: GitHub keeps showing them after the branch is gone. */
   frozen: { headSha: string; baseSha: string } | undefined;
+  /** Set by `enablePullRequestAutoMerge`; GitHub merges once the required checks pass. */
+  autoMerge: AutoMergeState | undefined;
+  merged: { at: Date; by: Account; sha: string } | undefined;
 }
 
 export interface CommentState {
@@ -66,6 +96,8 @@ export interface CreateRepoOptions {
   description?: string;
   /** `owner/name` of the repository to fork: the fork shares its objects and starts with its branches. */
   forkOf?: string;
+  /** Merge settings; unset ones keep GitHub's defaults (auto-merge off, all merge methods on). */
+  settings?: Partial<RepoSettings>;
 }
 
 export interface PushOptions {
@@ -158,6 +190,15 @@ export class World {
       comments: [],
       nextNumber: 1,
       signed: parent?.signed ?? new Map(),
+      settings: {
+        allowAutoMerge: false,
+        allowMergeCommit: true,
+        allowSquashMerge: true,
+        allowRebaseMerge: true,
+        ...options.settings,
+      },
+      protection: new Map(),
+      passedChecks: parent?.passedChecks ?? new Set(),
     };
     this.repos.set(repo.fullName.toLowerCase(), repo);
     if (parent !== undefined) {
@@ -264,6 +305,8 @@ export class World {
       createdAt: pull.createdAt,
       updatedAt: pull.updatedAt,
       closedAt: pull.closedAt,
+      autoMerge: pull.autoMerge,
+      merged: pull.merged,
       comments: repo.comments.filter((comment) => comment.issueNumber === pull.number).length,
     };
   }

@@ -170,7 +170,11 @@ describe("checkFreshness: which inputs are behind, without Nix", () => {
       { name: "current", status: "current", rev: at(3) },
       { name: "behind", status: "outdated", rev: at(1), latest: at(3) },
       { name: "feature", status: "outdated", rev: at(1), latest: feature },
-      { name: "missing", status: "unknown", reason: "GitHub answered 404" },
+      {
+        name: "missing",
+        status: "unknown",
+        reason: "GitHub answered: Could not resolve to a Repository with the name 'acme/missing'.",
+      },
       { name: "plain-git", status: "outdated", rev: at(2), latest: at(3) },
       { name: "local", status: "unknown", reason: "a 'path' input is checked by Nix only" },
     ]);
