@@ -178,9 +178,8 @@ describe("checkFreshness: which inputs are behind, without Nix", () => {
       { name: "plain-git", status: "outdated", rev: at(2), latest: at(3) },
       { name: "local", status: "unknown", reason: "a 'path' input is checked by Nix only" },
     ]);
-    // One request per GitHub input, each for the head commit alone.
-    const asked = fake.requests.map((r) => `${r.operationId} ${r.query.per_page}`);
-    expect(asked).toStrictEqual(Array.from({ length: 4 }, () => "repos/list-commits 1"));
+    // One GraphQL request answers every GitHub input at once.
+    expect(fake.requests.map((r) => r.operationId)).toStrictEqual(["graphql"]);
   });
 
   test("without a client GitHub inputs are unknown and nothing is asked", async () => {
