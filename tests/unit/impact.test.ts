@@ -4,6 +4,7 @@ import {
   type DrvGraph,
   diffPackages,
   isNoise,
+  type PackageDiff,
   type PackageSet,
   parseDerivationShow,
   parseDrvName,
@@ -14,6 +15,7 @@ import {
   type HostImpact,
   type InputImpact,
   nixErrorExcerpt,
+  type OnlyFilter,
   parseOnly,
   parseTraces,
   type SideResult,
@@ -155,7 +157,7 @@ describe("closures", () => {
 });
 
 describe("--only and attribute names", () => {
-  const cases: [string, unknown][] = [
+  const cases: [string, OnlyFilter][] = [
     ["nixosConfigurations.web", ["nixosConfigurations", "web"]],
     ['homeConfigurations."me@laptop"', ["homeConfigurations", "me@laptop"]],
     ["darwinConfigurations", ["darwinConfigurations", null]],
