@@ -72,7 +72,7 @@ describe("diffPackages", () => {
     title: string;
     from: Record<string, string[]>;
     to: Record<string, string[]>;
-    diff: unknown;
+    diff: PackageDiff;
   }[] = [
     {
       title: "no change",
