@@ -1,7 +1,9 @@
 /**
- * Derivation closures: reading them from Nix (`derivation show -r`, one call for every root) and
- * diffing two of them as a reviewer reads a bump — packages by name and version, without the noise.
+ * Derivation closures: reading them (the store's .drv files directly where the store is local, else
+ * `nix derivation show -r`) and diffing two of them as a reviewer reads a bump — packages by name and
+ * version, without the noise.
  */
+import { existsSync, readFileSync } from "node:fs";
 import * as v from "valibot";
 import { $ } from "zx/core";
 import { RuntimeError } from "./cli.ts";
@@ -122,8 +124,17 @@ export async function readDrvGraph(
 /** Package name → the versions of it in one closure, without noise. */
 export type PackageSet = Map<string, Set<string>>;
 
+/** A node's package as a reviewer reads it, or null for noise. */
+export type PackageOf = (path: string, node: DrvNode) => { name: string; version: string } | null;
+
+const packageOfNode: PackageOf = (_path, node) => (isNoise(node) ? null : parseDrvName(node.name));
+
 /** The packages of `root`'s closure in `graph`. */
-export function closurePackages(graph: DrvGraph, root: string): PackageSet {
+export function closurePackages(
+  graph: DrvGraph,
+  root: string,
+  packageOf: PackageOf = packageOfNode,
+): PackageSet {
   const packages: PackageSet = new Map();
   const seen = new Set<string>([root]);
   const stack = [root];
@@ -136,11 +147,11 @@ export function closurePackages(graph: DrvGraph, root: string): PackageSet {
         stack.push(input);
       }
     }
-    if (isNoise(node)) continue;
-    const { name, version } = parseDrvName(node.name);
-    const versions = packages.get(name);
-    if (versions === undefined) packages.set(name, new Set([version]));
-    else versions.add(version);
+    const pkg = packageOf(path, node);
+    if (pkg === null) continue;
+    const versions = packages.get(pkg.name);
+    if (versions === undefined) packages.set(pkg.name, new Set([pkg.version]));
+    else versions.add(pkg.version);
   }
   return packages;
 }
@@ -190,12 +201,22 @@ export function diffPackages(from: PackageSet, to: PackageSet): PackageDiff {
 export class ClosureDiffer {
   private readonly sets = new Map<string, PackageSet>();
   private readonly diffs = new Map<string, PackageDiff>();
+  // Each derivation is classified once, not once per closure it is in: hosts share most of theirs.
+  private readonly nodePackages = new Map<string, { name: string; version: string } | null>();
+  private readonly packageOf: PackageOf = (path, node) => {
+    let pkg = this.nodePackages.get(path);
+    if (pkg === undefined) {
+      pkg = packageOfNode(path, node);
+      this.nodePackages.set(path, pkg);
+    }
+    return pkg;
+  };
   constructor(private readonly graph: DrvGraph) {}
 
   packages(root: string): PackageSet {
     let set = this.sets.get(root);
     if (set === undefined) {
-      set = closurePackages(this.graph, root);
+      set = closurePackages(this.graph, root, this.packageOf);
       this.sets.set(root, set);
     }
     return set;
@@ -209,5 +230,181 @@ export class ClosureDiffer {
       this.diffs.set(key, diff);
     }
     return diff;
+  }
+}
+
+/** A value of the ATerm text Nix writes a .drv in: strings, lists `[…]`, tuples `(…)`, `Ctor(…)`. */
+export type ATerm = string | { list: ATerm[] } | { tuple: ATerm[] } | { ctor: string; args: ATerm[] };
+
+class ATermSyntaxError extends Error {}
+
+/**
+ * Parse one ATerm. Strings are escaped as Nix's `printString` writes them (`\"`, `\\`, `\n`, `\r`,
+ * `\t`); a string's end is found with indexOf, so the large `env` values of a host's top-level
+ * derivation cost little more than a copy.
+ */
+export function parseATerm(text: string): ATerm {
+  let pos = 0;
+  // The next backslash at or after `pos`, found once per backslash: searching anew for every string
+  // would scan to the end of a file that has none, quadratic in a host's large top-level derivation.
+  let slash = -1;
+  const fail = (what: string): never => {
+    throw new ATermSyntaxError(`${what} at offset ${pos}`);
+  };
+  const string = (): string => {
+    pos++; // the opening quote
+    let out = "";
+    for (;;) {
+      const quote = text.indexOf('"', pos);
+      if (quote < 0) fail("unterminated string");
+      if (slash !== text.length && slash < pos) {
+        slash = text.indexOf("\\", pos);
+        if (slash < 0) slash = text.length;
+      }
+      if (slash > quote) {
+        out += text.slice(pos, quote);
+        pos = quote + 1;
+        return out;
+      }
+      out += text.slice(pos, slash);
+      const escaped = text.charAt(slash + 1);
+      out += escaped === "n" ? "\n" : escaped === "r" ? "\r" : escaped === "t" ? "\t" : escaped;
+      pos = slash + 2;
+    }
+  };
+  const items = (close: string): ATerm[] => {
+    pos++; // the opening bracket
+    const out: ATerm[] = [];
+    if (text[pos] === close) {
+      pos++;
+      return out;
+    }
+    for (;;) {
+      out.push(value());
+      const c = text[pos++];
+      if (c === close) return out;
+      if (c !== ",") fail(`expected ',' or '${close}'`);
+    }
+  };
+  const value = (): ATerm => {
+    const c = text[pos];
+    if (c === '"') return string();
+    if (c === "[") return { list: items("]") };
+    if (c === "(") return { tuple: items(")") };
+    const start = pos;
+    while (pos < text.length && /[A-Za-z]/.test(text.charAt(pos))) pos++;
+    if (pos === start || text[pos] !== "(") fail("expected a string, list, tuple or constructor");
+    return { ctor: text.slice(start, pos), args: items(")") };
+  };
+  const result = value();
+  if (pos !== text.length && text.slice(pos).trim() !== "") fail("unexpected text after the derivation");
+  return result;
+}
+
+function tupleOf(term: ATerm | undefined): ATerm[] | undefined {
+  return typeof term === "object" && "tuple" in term ? term.tuple : undefined;
+}
+function listOf(term: ATerm | undefined): ATerm[] | undefined {
+  return typeof term === "object" && "list" in term ? term.list : undefined;
+}
+
+/**
+ * The node of one .drv file's text (`drvPath` names it in errors and gives the name when the
+ * environment has none, as with `__structuredAttrs`). `Derive(outputs, inputDrvs, inputSrcs, system,
+ * builder, args, env)`; Nix's experimental dynamic derivations write `DrvWithVersion(version, …same)`.
+ */
+export function parseDrvFile(drvPath: string, text: string): DrvNode {
+  const bad = (why: string): never => {
+    throw new RuntimeError(
+      `${drvPath} is not a derivation flake-bump can read (${why}); report this with your Nix version`,
+    );
+  };
+  let term: ATerm;
+  try {
+    term = parseATerm(text);
+  } catch (error) {
+    return bad(error instanceof ATermSyntaxError ? error.message : String(error));
+  }
+  if (typeof term !== "object" || !("ctor" in term)) return bad("no Derive(…)");
+  const fields =
+    term.ctor === "Derive" ? term.args : term.ctor === "DrvWithVersion" ? term.args.slice(1) : bad(term.ctor);
+  const outputs = listOf(fields[0]) ?? bad("outputs is not a list");
+  const inputs = listOf(fields[1]) ?? bad("inputDrvs is not a list");
+  const env = listOf(fields[6]) ?? bad("env is not a list");
+  let fixedOutput = false;
+  for (const output of outputs) {
+    const hash = tupleOf(output)?.[3];
+    if (typeof hash !== "string") return bad("an output is not (name, path, hashAlgo, hash)");
+    if (hash !== "") fixedOutput = true;
+  }
+  const inputDrvs: string[] = [];
+  for (const input of inputs) {
+    const path = tupleOf(input)?.[0];
+    if (typeof path !== "string") return bad("an input derivation is not (path, outputs)");
+    inputDrvs.push(path);
+  }
+  let name: string | undefined;
+  for (const entry of env) {
+    const pair = tupleOf(entry);
+    if (pair?.[0] === "name" && typeof pair[1] === "string") name = pair[1];
+  }
+  return { name: name ?? drvName(drvPath), fixedOutput, inputDrvs };
+}
+
+/**
+ * Reads derivation closures into one graph shared by every root, so what the two sides of a bump
+ * (and every host) have in common is read once. Where the store's .drv files are readable at their
+ * paths (a local store), `add` parses a root's closure from its files at once, while the evaluation
+ * of the other hosts still runs; elsewhere (a store in a chroot or container, a remote store) the
+ * roots are collected and read by one `nix derivation show -r` in `graph()`.
+ */
+export class ClosureReader {
+  private readonly nodes: DrvGraph = new Map();
+  private readonly roots = new Set<string>();
+  /** Decided by the first root: is its .drv file where its path says? */
+  private direct: boolean | undefined;
+  private unreadable = false;
+
+  constructor(
+    private readonly version: NixVersion,
+    private readonly opts: { env?: NodeJS.ProcessEnv; signal?: AbortSignal } = {},
+  ) {}
+
+  /** Whether the .drv files are read directly (undefined before the first root). */
+  get readsFiles(): boolean | undefined {
+    return this.direct;
+  }
+
+  /**
+   * Read `root`'s closure now (direct reading) or with the others later. Synchronous reads: the
+   * files are small and in the page cache right after evaluation wrote them, and one walk at a time
+   * needs no bound on open files.
+   */
+  add(root: string): void {
+    if (this.roots.has(root)) return;
+    this.roots.add(root);
+    this.direct ??= existsSync(root);
+    if (!this.direct || this.unreadable) return;
+    const stack = [root];
+    for (let path = stack.pop(); path !== undefined; path = stack.pop()) {
+      if (this.nodes.has(path)) continue;
+      let text: string;
+      try {
+        text = readFileSync(path, "utf8");
+      } catch {
+        // Gone since evaluation wrote it (garbage collected?): Nix reads what remains, in graph().
+        this.unreadable = true;
+        return;
+      }
+      const node = parseDrvFile(path, text);
+      this.nodes.set(path, node);
+      for (const input of node.inputDrvs) if (!this.nodes.has(input)) stack.push(input);
+    }
+  }
+
+  /** Every added root's closure. */
+  async graph(): Promise<DrvGraph> {
+    if (this.direct && !this.unreadable) return this.nodes;
+    return readDrvGraph(this.version, [...this.roots], this.opts);
   }
 }

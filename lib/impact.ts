@@ -1,7 +1,7 @@
 /**
  * Host impact: which of the flake's machines a lock change touches, and how — from evaluation alone.
- * Each side (base lock, new lock) is one `nix eval` for every host; closures are read in one more
- * Nix call and diffed by package name and version.
+ * Every side (base lock, new locks) is evaluated in one `nix eval` for every host; closures are read
+ * from the store's .drv files (or one more Nix call) and diffed by package name and version.
  */
 import { cp, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -10,7 +10,7 @@ import { stripVTControlCharacters } from "node:util";
 import * as v from "valibot";
 import { $ } from "zx/core";
 import { RuntimeError, UsageError } from "./cli.ts";
-import { ClosureDiffer, type PackageDiff, readDrvGraph } from "./closure.ts";
+import { ClosureDiffer, ClosureReader, type PackageDiff } from "./closure.ts";
 import { EXPERIMENTAL, type NixVersion, nixEnv } from "./nix.ts";
 
 export type HostStatus = "unchanged" | "changed" | "added" | "removed" | "failed" | "unevaluable";
@@ -86,30 +86,43 @@ function nixString(text: string): string {
 
 const TRACE = "flake-bump-impact";
 
+/** A host of one side of the comparison: `[side, output, name]`, side indexing the flake refs. */
+export type SideHostPath = readonly [number, string, string];
+
 /**
- * The expression evaluated for one side: every selected host's drvPath, in order. It traces the host
- * list, then each host before and after its evaluation, so when one host aborts the whole evaluation
- * (which `builtins.tryEval` cannot catch) the trace says which host it was and which ones finished.
+ * The expression evaluated for every side at once: per side (one `builtins.getFlake` each), every
+ * selected host's drvPath, in order. One process for all sides lets Nix parse the files and hash the
+ * derivations the sides share once. It traces each side before its flake is fetched, its host list,
+ * then each host before and after its evaluation, so when one host (or one side's whole flake)
+ * aborts the evaluation — which `builtins.tryEval` cannot catch — the traces say which one it was and
+ * which finished.
+ * @param skip hosts already answered (done or failed) in an earlier evaluation.
+ * @param skipSides sides whose flake failed as a whole in an earlier evaluation.
  */
 export function impactExpression(
-  flakeRef: string,
+  flakeRefs: readonly string[],
   only: readonly OnlyFilter[] | null,
-  skip: readonly HostPath[],
+  skip: readonly SideHostPath[] = [],
+  skipSides: readonly number[] = [],
 ) {
-  const wanted = nixString(JSON.stringify({ only, skip, outputs: HOST_OUTPUTS }));
+  const wanted = nixString(JSON.stringify({ refs: flakeRefs, only, skip, skipSides, outputs: HOST_OUTPUTS }));
   return `let
-  flake = builtins.getFlake ${nixString(flakeRef)};
   wanted = builtins.fromJSON ${wanted};
   at = builtins.elemAt;
-  hostsOf = output: if flake ? \${output} then map (name: [ output name ]) (builtins.attrNames flake.\${output}) else [ ];
-  selected = p: !(builtins.elem p wanted.skip) && (wanted.only == null
-    || builtins.any (o: at o 0 == at p 0 && (at o 1 == null || at o 1 == at p 1)) wanted.only);
-  hosts = builtins.filter selected (builtins.concatMap hostsOf (builtins.attrNames wanted.outputs));
-  drvOf = p: (builtins.foldl' (value: key: value.\${key}) flake.\${at p 0}.\${at p 1} wanted.outputs.\${at p 0}).drvPath;
-  one = p: let key = builtins.toJSON p; in
-    builtins.trace "${TRACE} begin \${key}" (let drv = drvOf p; in
-      builtins.trace "${TRACE} done \${key} \${drv}" drv);
-in builtins.trace "${TRACE} hosts \${builtins.toJSON hosts}" (map one hosts)`;
+  side = i: let
+    flake = builtins.getFlake (at wanted.refs i);
+    hostsOf = output: if flake ? \${output} then map (name: [ i output name ]) (builtins.attrNames flake.\${output}) else [ ];
+    selected = p: !(builtins.elem p wanted.skip) && (wanted.only == null
+      || builtins.any (o: at o 0 == at p 1 && (at o 1 == null || at o 1 == at p 2)) wanted.only);
+    hosts = builtins.filter selected (builtins.concatMap hostsOf (builtins.attrNames wanted.outputs));
+    drvOf = p: (builtins.foldl' (value: key: value.\${key}) flake.\${at p 1}.\${at p 2} wanted.outputs.\${at p 1}).drvPath;
+    one = p: let key = builtins.toJSON p; in
+      builtins.trace "${TRACE} begin \${key}" (let drv = drvOf p; in
+        builtins.trace "${TRACE} done \${key} \${drv}" drv);
+  in builtins.trace "${TRACE} side \${toString i}"
+    (builtins.trace "${TRACE} hosts \${toString i} \${builtins.toJSON hosts}" (map one hosts));
+  sides = builtins.filter (i: !(builtins.elem i wanted.skipSides)) (builtins.genList (i: i) (builtins.length wanted.refs));
+in map side sides`;
 }
 
 /**
@@ -136,14 +149,27 @@ export function evalArgs(expression: string): string[] {
   ];
 }
 
-const HostPathJson = v.tuple([v.string(), v.string()]);
-const HostListJson = v.array(HostPathJson);
+const SideHostJson = v.tuple([v.pipe(v.number(), v.integer()), v.string(), v.string()]);
+const HostListJson = v.array(SideHostJson);
+
+/** A host finished evaluating on one side. */
+export interface HostDone {
+  side: number;
+  path: HostPath;
+  drvPath: string;
+}
 
 export interface TraceState {
-  hosts?: HostPath[];
-  done: Map<string, { path: HostPath; drvPath: string }>;
-  /** The host whose evaluation began and did not finish. */
-  pending?: HostPath;
+  /** Each side's host list, once its flake was fetched and listed. */
+  hosts: Map<number, HostPath[]>;
+  /** By `hostKey(side, path)`. */
+  done: Map<string, HostDone>;
+  /** What began and did not finish: a side's listing (no `path`) or one host's evaluation. */
+  pending?: { side: number; path?: HostPath };
+}
+
+export function hostKey(side: number, path: HostPath): string {
+  return `${side} ${attrName(path)}`;
 }
 
 function parseJson<T extends v.GenericSchema>(schema: T, text: string): v.InferOutput<T> | undefined {
@@ -155,33 +181,73 @@ function parseJson<T extends v.GenericSchema>(schema: T, text: string): v.InferO
   }
 }
 
-/** What the expression's traces on stderr say about one evaluation. */
-export function parseTraces(stderr: string): TraceState {
-  const state: TraceState = { done: new Map() };
-  const prefix = `trace: ${TRACE} `;
-  for (const raw of stderr.split("\n")) {
+/**
+ * Reads the expression's traces line by line, as Nix prints them, so a finished host is known (and
+ * its closure can be read) while the others still evaluate.
+ */
+export class TraceReader {
+  readonly state: TraceState = { hosts: new Map(), done: new Map() };
+  private partial = "";
+  /** @param onDone called for each host as its trace arrives. */
+  constructor(private readonly onDone: (done: HostDone) => void = () => {}) {}
+
+  /** Feed a chunk of stderr; lines may be split across chunks. */
+  write(chunk: string): void {
+    const lines = (this.partial + chunk).split("\n");
+    this.partial = lines.pop() ?? "";
+    for (const line of lines) this.line(line);
+  }
+
+  end(): TraceState {
+    if (this.partial !== "") this.line(this.partial);
+    this.partial = "";
+    return this.state;
+  }
+
+  private line(raw: string): void {
+    const prefix = `trace: ${TRACE} `;
     const line = stripVTControlCharacters(raw).trim();
-    if (!line.startsWith(prefix)) continue;
+    if (!line.startsWith(prefix)) return;
     const rest = line.slice(prefix.length);
     const space = rest.indexOf(" ");
     const kind = rest.slice(0, space);
     const body = rest.slice(space + 1);
-    if (kind === "hosts") {
-      const hosts = parseJson(HostListJson, body);
-      if (hosts) state.hosts = hosts;
+    const state = this.state;
+    if (kind === "side") {
+      const side = Number(body);
+      if (Number.isInteger(side)) state.pending = { side };
+    } else if (kind === "hosts") {
+      const split = body.indexOf(" ");
+      const side = Number(body.slice(0, split));
+      const hosts = parseJson(HostListJson, body.slice(split + 1));
+      if (hosts && Number.isInteger(side)) {
+        state.hosts.set(
+          side,
+          hosts.map(([, output, name]) => [output, name] as const),
+        );
+        delete state.pending;
+      }
     } else if (kind === "begin") {
-      const path = parseJson(HostPathJson, body);
-      if (path) state.pending = path;
+      const path = parseJson(SideHostJson, body);
+      if (path) state.pending = { side: path[0], path: [path[1], path[2]] };
     } else if (kind === "done") {
       const split = body.lastIndexOf(" ");
-      const path = parseJson(HostPathJson, body.slice(0, split));
+      const path = parseJson(SideHostJson, body.slice(0, split));
       if (path) {
-        state.done.set(attrName(path), { path, drvPath: body.slice(split + 1) });
+        const done: HostDone = { side: path[0], path: [path[1], path[2]], drvPath: body.slice(split + 1) };
+        state.done.set(hostKey(done.side, done.path), done);
         delete state.pending;
+        this.onDone(done);
       }
     }
   }
-  return state;
+}
+
+/** What the expression's traces on stderr say about one evaluation. */
+export function parseTraces(stderr: string): TraceState {
+  const reader = new TraceReader();
+  reader.write(stderr);
+  return reader.end();
 }
 
 /** The first lines of Nix's own error (its last `error:` paragraph), without traces and hints. */
@@ -207,7 +273,7 @@ export interface SideResult {
   /** The whole flake failed to evaluate (no host list): Nix's error. */
   error?: string;
   timedOut: boolean;
-  /** `nix eval` processes started. */
+  /** `nix eval` processes this side took part in. */
   evaluations: number;
 }
 
@@ -216,50 +282,85 @@ export interface EvalOptions {
   only: readonly OnlyFilter[] | null;
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
+  /** Called for each host of each side as soon as its drvPath is known. */
+  onHost?: (done: HostDone) => void;
 }
 
 /**
- * Every selected host's drvPath for the flake at `flakeRef`: one `nix eval` when all evaluate; when
- * one aborts the batch, it is recorded with Nix's error and the rest are evaluated again without it
- * (one more process per failing host, not per host).
+ * Every selected host's drvPath for every flake in `flakeRefs` (the sides), in one `nix eval` when
+ * all evaluate. When one host aborts the batch, it is recorded with Nix's error and the rest are
+ * evaluated again without it and without what finished (one more process per failing host, not per
+ * host); likewise a side whose flake fails as a whole.
  */
-export async function evaluateHosts(flakeRef: string, opts: EvalOptions): Promise<SideResult> {
-  const result: SideResult = { hosts: new Map(), timedOut: false, evaluations: 0 };
-  const skip: HostPath[] = [];
+export async function evaluateSides(flakeRefs: readonly string[], opts: EvalOptions): Promise<SideResult[]> {
+  const results: SideResult[] = flakeRefs.map(() => ({ hosts: new Map(), timedOut: false, evaluations: 0 }));
+  const timedOut = () => results.map((result) => ({ ...result, timedOut: true }));
+  const skip: SideHostPath[] = [];
+  const skipSides: number[] = [];
   const env = nixEnv(opts.env ?? process.env);
   for (;;) {
-    if (opts.signal?.aborted) return { ...result, timedOut: true };
-    result.evaluations++;
-    const out = await $({
+    if (opts.signal?.aborted) return timedOut();
+    for (const [i, result] of results.entries()) if (!skipSides.includes(i)) result.evaluations++;
+    const reader = new TraceReader((done) => {
+      results[done.side]?.hosts.set(attrName(done.path), { drvPath: done.drvPath });
+      skip.push([done.side, ...done.path]);
+      opts.onHost?.(done);
+    });
+    const proc = $({
       env,
       cwd: tmpdir(),
       quiet: true,
       nothrow: true,
       ...(opts.signal ? { signal: opts.signal } : {}),
-    })`nix ${evalArgs(impactExpression(flakeRef, opts.only, skip))}`;
-    if (opts.signal?.aborted) return { ...result, timedOut: true };
-    const traces = parseTraces(out.stderr);
-    for (const [attr, { path, drvPath }] of traces.done) {
-      result.hosts.set(attr, { drvPath });
-      skip.push(path);
-    }
-    if (out.exitCode === 0) return result;
+    })`nix ${evalArgs(impactExpression(flakeRefs, opts.only, skip, skipSides))}`;
+    proc.stderr.setEncoding("utf8");
+    proc.stderr.on("data", (chunk: string) => reader.write(chunk));
+    const out = await proc;
+    const traces = reader.end();
+    if (opts.signal?.aborted) return timedOut();
+    if (out.exitCode === 0) return results;
     const error = nixErrorExcerpt(out.stderr);
-    if (traces.hosts === undefined) {
-      if (result.evaluations === 1) return { ...result, error };
-      throw new RuntimeError(`Nix failed to evaluate the flake's hosts: ${error}`);
-    }
-    if (traces.pending === undefined) {
-      // Failed between hosts (printing the result?): every host not done carries the error.
-      for (const path of traces.hosts) {
-        if (!result.hosts.has(attrName(path))) result.hosts.set(attrName(path), { error });
+    const pending = traces.pending;
+    if (pending === undefined) {
+      if (traces.hosts.size === 0) {
+        throw new RuntimeError(`Nix failed to evaluate the flake's hosts: ${error}`);
       }
-      return result;
+      // Failed between hosts (printing the result?): every listed host not done carries the error.
+      for (const [side, hosts] of traces.hosts) {
+        const result = results[side];
+        for (const path of hosts) {
+          if (result && !result.hosts.has(attrName(path))) result.hosts.set(attrName(path), { error });
+        }
+      }
+      return results;
     }
-    result.hosts.set(attrName(traces.pending), { error });
-    skip.push(traces.pending);
-    if (traces.hosts.every((path) => result.hosts.has(attrName(path)))) return result;
+    const result = results[pending.side] ?? expectSide(pending.side);
+    if (pending.path === undefined) {
+      // The side's flake itself failed (fetching, its lock, its outputs): no host list.
+      result.error = error;
+      skipSides.push(pending.side);
+    } else {
+      result.hosts.set(attrName(pending.path), { error });
+      skip.push([pending.side, ...pending.path]);
+    }
+    const listed = (side: number) => traces.hosts.get(side) ?? [];
+    const complete = flakeRefs.every(
+      (_, side) =>
+        skipSides.includes(side) ||
+        (traces.hosts.has(side) && listed(side).every((path) => results[side]?.hosts.has(attrName(path)))),
+    );
+    if (complete) return results;
   }
+}
+
+function expectSide(side: number): never {
+  throw new RuntimeError(`Nix traced side ${side}, which flake-bump did not ask for; report this`);
+}
+
+/** One flake's hosts: `evaluateSides` with one side. */
+export async function evaluateHosts(flakeRef: string, opts: EvalOptions): Promise<SideResult> {
+  const [result] = await evaluateSides([flakeRef], opts);
+  return result ?? expectSide(0);
 }
 
 /** Per-host status from the two sides (packages are filled in later, for changed hosts). */
@@ -359,56 +460,83 @@ export interface ImpactRequest {
 
 export interface ImpactRun {
   impact: Impact;
-  /** `nix eval` processes (one per side when every host evaluates) and closure reads. */
+  /** `nix eval` processes: one for every side when every host evaluates. */
   evaluations: number;
+  /** `nix derivation show` processes: none where the store's .drv files are read directly. */
   closureReads: number;
 }
 
-/** Impact of every side against the base: base evaluated once, all closures read in one Nix call. */
+/**
+ * Impact of every side against the base: all sides evaluated in one Nix process; the closures of a
+ * host that changed are read as soon as both its drvPaths are known, while the other hosts still
+ * evaluate, into one graph shared by every host and side.
+ */
 export async function computeImpact(request: ImpactRequest): Promise<ImpactRun> {
-  const opts: EvalOptions = {
-    nix: request.nix,
-    only: request.only,
+  const readOpts = {
     ...(request.env ? { env: request.env } : {}),
     ...(request.signal ? { signal: request.signal } : {}),
   };
-  let evaluations = 0;
-  const evaluate = async (lock: string): Promise<SideResult> => {
-    await using copy = await flakeCopy(request.flakeDir, lock, request.env);
-    const side = await evaluateHosts(copy.ref, opts);
-    evaluations += side.evaluations;
-    return side;
+  // Side 0 is the base lock; a side whose lock is the base's (or another side's) is evaluated once.
+  const locks = [...new Set([request.baseLock, ...request.sides.map((side) => side.lock)])];
+  const copies = await Promise.allSettled(
+    locks.map((lock) => flakeCopy(request.flakeDir, lock, request.env)),
+  );
+  await using stack = new AsyncDisposableStack();
+  for (const copy of copies) if (copy.status === "fulfilled") stack.use(copy.value);
+  const refs = copies.map((copy) => {
+    if (copy.status === "rejected") throw copy.reason;
+    return copy.value.ref;
+  });
+
+  const reader = new ClosureReader(request.nix, readOpts);
+  const drvs = locks.map(() => new Map<string, string>());
+  const onHost = ({ side, path, drvPath }: HostDone) => {
+    const attr = attrName(path);
+    drvs[side]?.set(attr, drvPath);
+    for (const [other, map] of drvs.entries()) {
+      const theirs = map.get(attr);
+      if (other === side || theirs === undefined || theirs === drvPath || (side !== 0 && other !== 0))
+        continue;
+      reader.add(theirs);
+      reader.add(drvPath);
+    }
   };
+  const results = await evaluateSides(refs, {
+    nix: request.nix,
+    only: request.only,
+    onHost,
+    ...readOpts,
+  });
+  const evaluations = Math.max(...results.map((result) => result.evaluations));
+  const base = results[0] ?? expectSide(0);
   const timedOut = (side: ImpactSide): InputImpact => ({
     name: side.name,
     rev: side.rev,
     hosts: [],
     timedOut: true,
   });
-  const base = await evaluate(request.baseLock);
+  if (base.timedOut) {
+    return { impact: { schema: 1, inputs: request.sides.map(timedOut) }, evaluations, closureReads: 0 };
+  }
   if (base.error !== undefined && base.hosts.size === 0) {
     throw new RuntimeError(
       `the flake does not evaluate with its base lock: ${base.error.split("\n")[0]}; fix the flake (or pass --base-lock FILE) and rerun`,
     );
   }
-  if (base.timedOut)
-    return { impact: { schema: 1, inputs: request.sides.map(timedOut) }, evaluations, closureReads: 0 };
 
-  const inputs: InputImpact[] = [];
-  for (const side of request.sides) {
-    const next = side.lock === request.baseLock ? base : await evaluate(side.lock);
-    if (next.timedOut) inputs.push(timedOut(side));
-    else inputs.push({ name: side.name, rev: side.rev, hosts: classify(base, next) });
-  }
-
+  const inputs: InputImpact[] = request.sides.map((side) => {
+    const next = results[locks.indexOf(side.lock)] ?? expectSide(locks.indexOf(side.lock));
+    return { name: side.name, rev: side.rev, hosts: classify(base, next) };
+  });
   const changed = inputs.flatMap((input) => input.hosts.filter((host) => host.status === "changed"));
-  const roots = new Set(
-    changed.flatMap((host) => [host.drvPath?.from, host.drvPath?.to].filter((p) => p !== undefined)),
-  );
   let closureReads = 0;
-  if (roots.size > 0 && !request.signal?.aborted) {
-    closureReads++;
-    const graph = await readDrvGraph(request.nix, [...roots], opts);
+  if (changed.length > 0 && !request.signal?.aborted) {
+    for (const host of changed) {
+      if (host.drvPath?.from !== undefined) reader.add(host.drvPath.from);
+      if (host.drvPath?.to !== undefined) reader.add(host.drvPath.to);
+    }
+    if (reader.readsFiles === false) closureReads++;
+    const graph = await reader.graph();
     const differ = new ClosureDiffer(graph);
     for (const host of changed) {
       const from = host.drvPath?.from;

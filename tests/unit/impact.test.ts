@@ -12,6 +12,7 @@ import {
 import {
   attrName,
   classify,
+  type HostDone,
   type HostImpact,
   type InputImpact,
   nixErrorExcerpt,
@@ -19,6 +20,8 @@ import {
   parseOnly,
   parseTraces,
   type SideResult,
+  TraceReader,
+  type TraceState,
 } from "../../lib/impact.ts";
 import {
   deployLine,
@@ -172,20 +175,78 @@ describe("--only and attribute names", () => {
 });
 
 describe("traces and errors", () => {
-  test("the traces name the finished hosts and the one that aborted", () => {
-    const stderr = [
-      'trace: flake-bump-impact hosts [["nixosConfigurations","a"],["nixosConfigurations","b"]]',
-      'trace: flake-bump-impact begin ["nixosConfigurations","a"]',
-      'trace: flake-bump-impact done ["nixosConfigurations","a"] /nix/store/x-a.drv',
-      'trace: flake-bump-impact begin ["nixosConfigurations","b"]',
-      "error: attribute 'feature' missing",
-    ].join("\n");
-    const state = parseTraces(stderr);
-    expect(state.hosts).toHaveLength(2);
-    expect([...state.done.values()]).toStrictEqual([
-      { path: ["nixosConfigurations", "a"], drvPath: "/nix/store/x-a.drv" },
+  const traceCases: { title: string; lines: string[]; state: TraceState }[] = [
+    {
+      title: "a host aborted the evaluation of side 1",
+      lines: [
+        "trace: flake-bump-impact side 0",
+        'trace: flake-bump-impact hosts 0 [[0,"nixosConfigurations","a"]]',
+        'trace: flake-bump-impact begin [0,"nixosConfigurations","a"]',
+        'trace: flake-bump-impact done [0,"nixosConfigurations","a"] /nix/store/x-a.drv',
+        "trace: flake-bump-impact side 1",
+        'trace: flake-bump-impact hosts 1 [[1,"nixosConfigurations","a"],[1,"nixosConfigurations","b"]]',
+        'trace: flake-bump-impact begin [1,"nixosConfigurations","a"]',
+        'trace: flake-bump-impact done [1,"nixosConfigurations","a"] /nix/store/y-a.drv',
+        'trace: flake-bump-impact begin [1,"nixosConfigurations","b"]',
+        "error: attribute 'feature' missing",
+      ],
+      state: {
+        hosts: new Map([
+          [0, [["nixosConfigurations", "a"]]],
+          [
+            1,
+            [
+              ["nixosConfigurations", "a"],
+              ["nixosConfigurations", "b"],
+            ],
+          ],
+        ]),
+        done: new Map([
+          [
+            "0 nixosConfigurations.a",
+            { side: 0, path: ["nixosConfigurations", "a"], drvPath: "/nix/store/x-a.drv" },
+          ],
+          [
+            "1 nixosConfigurations.a",
+            { side: 1, path: ["nixosConfigurations", "a"], drvPath: "/nix/store/y-a.drv" },
+          ],
+        ]),
+        pending: { side: 1, path: ["nixosConfigurations", "b"] },
+      },
+    },
+    {
+      title: "a side's flake failed before listing its hosts",
+      lines: [
+        "trace: flake-bump-impact side 0",
+        "trace: flake-bump-impact hosts 0 []",
+        "trace: flake-bump-impact side 1",
+        "error: syntax error, unexpected end of file",
+      ],
+      state: { hosts: new Map([[0, []]]), done: new Map(), pending: { side: 1 } },
+    },
+    {
+      title: "colours and unrelated lines are ignored",
+      lines: [
+        "\u001b[35;1mtrace: flake-bump-impact side 0\u001b[0m",
+        "warning: Git tree is dirty",
+        "trace: something else",
+      ],
+      state: { hosts: new Map(), done: new Map(), pending: { side: 0 } },
+    },
+  ];
+  test.each(traceCases)("traces: $title", ({ lines, state }) =>
+    expect(parseTraces(lines.join("\n"))).toStrictEqual(state),
+  );
+  test("traces split across chunks are read as they arrive", () => {
+    const seen: HostDone[] = [];
+    const reader = new TraceReader((done) => seen.push(done));
+    const text = 'trace: flake-bump-impact done [0,"homeConfigurations","me@laptop"] /nix/store/z-home.drv\n';
+    reader.write(text.slice(0, 30));
+    expect(seen).toStrictEqual([]);
+    reader.write(text.slice(30));
+    expect(seen).toStrictEqual([
+      { side: 0, path: ["homeConfigurations", "me@laptop"], drvPath: "/nix/store/z-home.drv" },
     ]);
-    expect(state.pending).toStrictEqual(["nixosConfigurations", "b"]);
   });
   const cases: [string, string][] = [
     [
