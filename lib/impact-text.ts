@@ -46,9 +46,13 @@ function errorBlock(error: string | undefined, indent: string): string[] {
   return [`${indent}\`\`\``, ...text.split("\n").map((line) => `${indent}${line}`), `${indent}\`\`\``];
 }
 
+function firstLine(text: string | undefined): string {
+  return (text ?? "").split("\n")[0] ?? "";
+}
+
 /** The deploy line: `After merging, deploy: `web`, `laptop` (`db` unchanged).` */
 export function deployLine(hosts: readonly HostImpact[], sentence = DEFAULT_DEPLOY_SENTENCE): string {
-  const deploy = hosts.filter((h) => h.status === "changed" || h.status === "added");
+  const deploy = hosts.filter((h) => h.status === "changed" || h.status === "added" || h.status === "fixed");
   const unchanged = hosts.filter((h) => h.status === "unchanged");
   const list = deploy.length > 0 ? hostList(deploy) : "no host";
   const aside = unchanged.length > 0 ? ` (${hostList(unchanged)} unchanged)` : "";
@@ -91,11 +95,15 @@ function renderBody(input: InputImpact, opts: SectionOptions, perHost: number, m
   ]);
   listHosts("Changed", of("changed"), (h) => {
     const all = packageLines(h.packages);
-    const head = `- ${code(shortName(h.attr))}${h.drvPath?.from === undefined ? " (evaluates again)" : ""}`;
+    const head = `- ${code(shortName(h.attr))}`;
     if (all.length === 0) return [`${head}: no package version moved (rebuilt with new inputs)`];
     const more = all.length > perHost ? [`  - … and ${all.length - perHost} more`] : [];
     return [`${head}:`, ...all.slice(0, perHost).map((line) => `  - ${line}`), ...more];
   });
+  listHosts("Evaluates again with this bump (it failed on the base lock)", of("fixed"), (h) => [
+    `- ${code(shortName(h.attr))}, which failed with:`,
+    ...errorBlock(firstLine(h.error), "  "),
+  ]);
   listHosts("Added", of("added"), (h) => [`- ${code(shortName(h.attr))}`]);
   listHosts("Removed", of("removed"), (h) => [`- ${code(shortName(h.attr))}`]);
   const unevaluable = of("unevaluable");
@@ -176,7 +184,12 @@ export function summaryMarkdown(inputs: readonly InputImpact[], opts: SectionOpt
     }
     out.push("| host | status | packages / error |", "| --- | --- | --- |");
     for (const host of input.hosts) {
-      const detail = host.status === "failed" ? (host.error ?? "") : packageLines(host.packages).join("\n");
+      const detail =
+        host.status === "failed"
+          ? (host.error ?? "")
+          : host.status === "fixed"
+            ? `failed on the base lock: ${host.error ?? ""}`
+            : packageLines(host.packages).join("\n");
       out.push(`| \`${cell(host.attr)}\` | ${host.status} | ${cell(detail) || "—"} |`);
     }
     out.push("", deployLine(input.hosts, opts.deploySentence), "");
@@ -194,10 +207,12 @@ export function describeImpact(inputs: readonly InputImpact[]): string[] {
       const packages = packageLines(host.packages);
       const detail =
         host.status === "failed"
-          ? `: ${(host.error ?? "").split("\n")[0]}`
-          : packages.length > 0
-            ? `: ${packages.slice(0, 5).join(", ")}${packages.length > 5 ? `, and ${packages.length - 5} more` : ""}`
-            : "";
+          ? `: ${firstLine(host.error)}`
+          : host.status === "fixed"
+            ? `: evaluates again (it failed on the base lock: ${firstLine(host.error)})`
+            : packages.length > 0
+              ? `: ${packages.slice(0, 5).join(", ")}${packages.length > 5 ? `, and ${packages.length - 5} more` : ""}`
+              : "";
       lines.push(`  ${host.attr}: ${host.status}${detail}`);
     }
     if (!input.timedOut && input.hosts.length === 0) lines.push("  the flake has no hosts");

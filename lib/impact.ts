@@ -13,7 +13,11 @@ import { RuntimeError, UsageError } from "./cli.ts";
 import { ClosureDiffer, ClosureReader, type PackageDiff } from "./closure.ts";
 import { EXPERIMENTAL, type NixVersion, nixEnv } from "./nix.ts";
 
-export type HostStatus = "unchanged" | "changed" | "added" | "removed" | "failed" | "unevaluable";
+/**
+ * `fixed`: fails on the base lock, evaluates on the new one (the bump repairs it); `failed`: the
+ * reverse; `unevaluable`: fails on both, not this bump's doing.
+ */
+export type HostStatus = "unchanged" | "changed" | "added" | "removed" | "failed" | "fixed" | "unevaluable";
 
 export interface HostImpact {
   /** `nixosConfigurations.web`, `homeConfigurations."me@laptop"`. */
@@ -22,7 +26,7 @@ export interface HostImpact {
   drvPath?: { from?: string; to?: string };
   /** For `changed` hosts whose closures could both be read. */
   packages?: PackageDiff;
-  /** For `failed` hosts: the first lines of Nix's error on the new lock. */
+  /** The first lines of Nix's error: on the new lock for `failed` hosts, on the base lock for `fixed`. */
   error?: string;
 }
 
@@ -387,8 +391,7 @@ export function classify(base: SideResult, next: SideResult): HostImpact[] {
     } else if (fromDrv !== undefined) {
       hosts.push({ attr, status: "failed", drvPath, error: "error" in to ? to.error : "" });
     } else if (toDrv !== undefined) {
-      // Broken on the base lock, evaluates on the new one: the bump changes it (and fixes it).
-      hosts.push({ attr, status: "changed", drvPath });
+      hosts.push({ attr, status: "fixed", drvPath, error: from && "error" in from ? from.error : "" });
     } else {
       hosts.push({ attr, status: "unevaluable" });
     }

@@ -200,7 +200,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       for (const w of writes) info(`${w.input}: ${w.outcome}${w.url ? ` ${w.url}` : ""} — ${w.detail}`);
     }
   }
-  setOutputs({ impact: path, "changed-hosts": names("changed"), "failed-hosts": names("failed") }, env);
+  // A fixed host changes on deployment like any changed one.
+  const changedHosts = [names("changed"), names("fixed")].filter(Boolean).join(",");
+  setOutputs({ impact: path, "changed-hosts": changedHosts, "failed-hosts": names("failed") }, env);
   appendSummary(summaryMarkdown(impact.inputs, text), env);
   return 0;
 }

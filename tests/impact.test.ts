@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { $ } from "zx";
 import { createOctokit } from "../lib/github.ts";
-import { evaluateHosts, flakeCopy, type Impact, type InputImpact } from "../lib/impact.ts";
+import { computeImpact, evaluateHosts, flakeCopy, type Impact, type InputImpact } from "../lib/impact.ts";
 import { writeImpactSections } from "../lib/impact-pr.ts";
 import { SECTION_START } from "../lib/impact-text.ts";
 import { lockArgs, parseNixVersion } from "../lib/nix.ts";
@@ -29,12 +29,13 @@ const V2 = upstream(`{ version = "2.0"; feature = "1"; canary = true; }`);
 // Drops `feature`, which only the laptop's home configuration reads.
 const V3 = upstream(`{ version = "3.0"; }`);
 
-function fleet(tool: GitRepo): string {
+/** `salt` makes every derivation this run's own, so no other run's store already holds it. */
+function fleet(tool: GitRepo, salt: string): string {
   return `{
   inputs.tool.url = "${tool.url}";
   outputs = { self, tool }:
     let
-      mk = name: deps: derivation { inherit name deps; system = "x86_64-linux"; builder = "/bin/false"; };
+      mk = name: deps: derivation { inherit name deps; salt = "${salt}"; system = "x86_64-linux"; builder = "/bin/false"; };
       src = derivation {
         name = "tool-src.tar.gz"; system = "x86_64-linux"; builder = "/bin/false";
         outputHashMode = "flat"; outputHashAlgo = "sha256";
@@ -102,7 +103,7 @@ for (const variant of nixVariants()) {
       env = cleanEnv({ ...nix, ...variant.env });
       tool = await gitRepo({ files: V1 });
       revs = [await tool.head(), await tool.commit(V2, "v2"), await tool.commit(V3, "v3")];
-      down = await gitRepo({ files: { "flake.nix": fleet(tool) } });
+      down = await gitRepo({ files: { "flake.nix": fleet(tool, crypto.randomUUID()) } });
       await pin(revs[0] ?? "");
       await down.commit({}, "lock tool at v1");
     }, NIX_TIMEOUT);
@@ -180,6 +181,90 @@ for (const variant of nixVariants()) {
         expect(
           input.hosts.find((h) => h.attr === "nixosConfigurations.web")?.packages?.changed,
         ).toStrictEqual([{ name: "tool", from: "1.0", to: "3.0" }]);
+      },
+      NIX_TIMEOUT,
+    );
+
+    test(
+      "a bump that fixes a host: fixed, with the base lock's error; every side in one evaluation",
+      async () => {
+        const broken = await pin(revs[2] ?? "");
+        await Bun.write(join(down.dir, "broken.lock"), broken);
+        const fixing = await pin(revs[1] ?? "");
+        const result = await impact("--json", "--base-lock", "broken.lock");
+        expect(result.exitCode).toBe(0);
+        expect(result.stderr).toMatch(
+          /homeConfigurations."me@laptop": fixed: evaluates again \(it failed on the base lock: .*attribute 'feature' missing/,
+        );
+        const input: InputImpact = JSON.parse(result.stdout).inputs[0];
+        const laptop = input.hosts.find((h) => h.attr === 'homeConfigurations."me@laptop"');
+        expect(laptop?.status).toBe("fixed");
+        expect(laptop?.error).toMatch(/attribute 'feature' missing/);
+        expect(laptop?.drvPath?.from).toBeUndefined();
+        expect(laptop?.drvPath?.to).toMatch(/-home-manager-generation\.drv$/);
+
+        // Three failures (ifd on each side, the laptop on the base) cost one more process each;
+        // the system Nix's store is local, so its .drv files are parsed without another Nix process,
+        // while the chroot's store is not where its paths say and is read by Nix.
+        const run = await computeImpact({
+          flakeDir: down.dir,
+          baseLock: broken,
+          sides: [{ name: "tool", rev: revs[1] ?? "", lock: fixing }],
+          only: null,
+          nix: version,
+          env,
+        });
+        expect(run.evaluations).toBe(4);
+        expect(run.closureReads).toBe(variant.pathPrefix === undefined ? 0 : 1);
+        const web = run.impact.inputs[0]?.hosts.find((h) => h.attr === "nixosConfigurations.web");
+        expect(web?.packages?.changed).toStrictEqual([{ name: "tool", from: "3.0", to: "2.0" }]);
+
+        // All hosts evaluate on both sides: one process for both.
+        const clean = await computeImpact({
+          flakeDir: down.dir,
+          baseLock: fixing,
+          sides: [{ name: "tool", rev: revs[1] ?? "", lock: fixing }],
+          only: [["nixosConfigurations", "web"]],
+          nix: version,
+          env,
+        });
+        expect(clean.evaluations).toBe(1);
+      },
+      NIX_TIMEOUT,
+    );
+
+    test(
+      "a new lock on which the flake fails as a whole: every host failed, the base still evaluated",
+      async () => {
+        const lock = await pin(revs[1] ?? "");
+        const run = await computeImpact({
+          flakeDir: down.dir,
+          baseLock: lock,
+          // An input whose narHash matches nothing: the new side's getFlake fails before any host.
+          sides: [
+            {
+              name: "tool",
+              rev: "bad",
+              lock: lock.replace(
+                /"narHash": "sha256-[^"]+"/,
+                '"narHash": "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="',
+              ),
+            },
+          ],
+          only: [
+            ["nixosConfigurations", "web"],
+            ["nixosConfigurations", "db"],
+          ],
+          nix: version,
+          env,
+        });
+        const hosts = run.impact.inputs[0]?.hosts ?? [];
+        expect(hosts.map((h) => [h.attr, h.status])).toStrictEqual([
+          ["nixosConfigurations.db", "failed"],
+          ["nixosConfigurations.web", "failed"],
+        ]);
+        expect(hosts[0]?.drvPath?.from).toMatch(/-nixos-system-db\.drv$/);
+        expect(hosts[0]?.error).toMatch(/hash|mismatch/i);
       },
       NIX_TIMEOUT,
     );

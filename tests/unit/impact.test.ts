@@ -25,10 +25,12 @@ import {
 } from "../../lib/impact.ts";
 import {
   deployLine,
+  describeImpact,
   renderSection,
   replaceSection,
   SECTION_END,
   SECTION_START,
+  summaryMarkdown,
 } from "../../lib/impact-text.ts";
 import { renderMarker } from "../../lib/pr-text.ts";
 
@@ -276,7 +278,7 @@ describe("classify", () => {
     const next = side({ same: "/a", moved: "/b2", fresh: "/e", broken: "boom", never: "no", fixed: "/f" });
     expect(classify(base, next)).toStrictEqual([
       { attr: "broken", status: "failed", drvPath: { from: "/d" }, error: "boom" },
-      { attr: "fixed", status: "changed", drvPath: { to: "/f" } },
+      { attr: "fixed", status: "fixed", drvPath: { to: "/f" }, error: "no" },
       { attr: "fresh", status: "added", drvPath: { to: "/e" } },
       { attr: "gone", status: "removed", drvPath: { from: "/c" } },
       { attr: "moved", status: "changed", drvPath: { from: "/b", to: "/b2" } },
@@ -323,6 +325,29 @@ describe("the PR section", () => {
   test.each(cases)("deploy line: $title", ({ sentence, line }) =>
     expect(deployLine(hosts, sentence)).toBe(line),
   );
+
+  test("a host the bump fixes: its own list with the base lock's error, and deployed", () => {
+    const withFixed: HostImpact[] = [
+      ...hosts,
+      {
+        attr: "nixosConfigurations.gw",
+        status: "fixed",
+        drvPath: { to: "/nix/store/g-gw.drv" },
+        error: "attribute 'feature' missing\nat /f.nix:1:2:",
+      },
+    ];
+    const section = renderSection(impactOf(withFixed));
+    expect(section).toContain(
+      "**Evaluates again with this bump (it failed on the base lock) (1)**\n\n- `gw`, which failed with:\n  ```\n  attribute 'feature' missing\n  ```",
+    );
+    expect(section).toContain("After merging, deploy: `gw`, `me@laptop`, `web` (`db` unchanged).");
+    expect(summaryMarkdown([impactOf(withFixed)])).toContain(
+      "| `nixosConfigurations.gw` | fixed | failed on the base lock: attribute 'feature' missing<br>at /f.nix:1:2: |",
+    );
+    expect(describeImpact([impactOf(withFixed)])).toContain(
+      "  nixosConfigurations.gw: fixed: evaluates again (it failed on the base lock: attribute 'feature' missing)",
+    );
+  });
 
   test("hosts first, the failing host's error in a block it cannot close", () => {
     const section = renderSection(impactOf(hosts));
