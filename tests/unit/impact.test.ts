@@ -7,6 +7,7 @@ import {
   type PackageDiff,
   type PackageSet,
   parseDerivationShow,
+  parseDrvFile,
   parseDrvName,
 } from "../../lib/closure.ts";
 import {
@@ -159,6 +160,23 @@ describe("closures", () => {
   });
   test("an unknown shape is a runtime error naming the fix", () =>
     expect(() => parseDerivationShow({ x: { outputs: 1 } })).toThrow(/report this with your Nix version/));
+});
+
+describe("parseDrvFile on text that is not a derivation", () => {
+  const cases: { title: string; text: string; error: RegExp }[] = [
+    { title: "empty", text: "", error: /expected a string, list, tuple or constructor at offset 0/ },
+    { title: "unterminated string", text: 'Derive([("out","/x', error: /unterminated string/ },
+    { title: "another constructor", text: "Other([])", error: /\(Other\)/ },
+    { title: "outputs not a list", text: 'Derive("x",[],[],"s","b",[],[])', error: /outputs is not a list/ },
+    { title: "trailing text", text: 'Derive([],[],[],"s","b",[],[])x', error: /unexpected text/ },
+  ];
+  test.each(cases)("$title", ({ text, error }) =>
+    expect(() => parseDrvFile("/nix/store/x-y.drv", text)).toThrow(error),
+  );
+  test("the path names the file and the fix", () =>
+    expect(() => parseDrvFile("/nix/store/x-y.drv", "")).toThrow(
+      /^\/nix\/store\/x-y\.drv is not a derivation flake-bump can read .*; report this with your Nix version$/,
+    ));
 });
 
 describe("--only and attribute names", () => {
