@@ -124,18 +124,32 @@ export async function readDrvGraph(
 /** Package name → the versions of it in one closure, without noise. */
 export type PackageSet = Map<string, Set<string>>;
 
-/** A node's package as a reviewer reads it, or null for noise. */
-export type PackageOf = (path: string, node: DrvNode) => { name: string; version: string } | null;
+/**
+ * A closure's packages flat: `name\0version` keys and the names alone. Diffing two of these is set
+ * lookups over strings made once per derivation, with no set of versions built per name and host.
+ */
+export interface PackageKeys {
+  keys: Set<string>;
+  names: Set<string>;
+}
 
-const packageOfNode: PackageOf = (_path, node) => (isNoise(node) ? null : parseDrvName(node.name));
+const SEP = "\0";
 
-/** The packages of `root`'s closure in `graph`. */
-export function closurePackages(
+/** A derivation's package key (`openssl\03.3.3`), or null for noise. */
+export function packageKey(node: Pick<DrvNode, "name" | "fixedOutput">): string | null {
+  if (isNoise(node)) return null;
+  const { name, version } = parseDrvName(node.name);
+  return `${name}${SEP}${version}`;
+}
+
+/** The package keys of `root`'s closure in `graph`; `keyOf` may cache per derivation. */
+export function closureKeys(
   graph: DrvGraph,
   root: string,
-  packageOf: PackageOf = packageOfNode,
-): PackageSet {
-  const packages: PackageSet = new Map();
+  keyOf: (path: string, node: DrvNode) => string | null = (_path, node) => packageKey(node),
+): PackageKeys {
+  const keys = new Set<string>();
+  const names = new Set<string>();
   const seen = new Set<string>([root]);
   const stack = [root];
   for (let path = stack.pop(); path !== undefined; path = stack.pop()) {
@@ -147,13 +161,34 @@ export function closurePackages(
         stack.push(input);
       }
     }
-    const pkg = packageOf(path, node);
-    if (pkg === null) continue;
-    const versions = packages.get(pkg.name);
-    if (versions === undefined) packages.set(pkg.name, new Set([pkg.version]));
-    else versions.add(pkg.version);
+    const key = keyOf(path, node);
+    if (key === null || keys.has(key)) continue;
+    keys.add(key);
+    names.add(key.slice(0, key.indexOf(SEP)));
   }
-  return packages;
+  return { keys, names };
+}
+
+/** The packages of `root`'s closure in `graph`. */
+export function closurePackages(graph: DrvGraph, root: string): PackageSet {
+  return toPackageSet(closureKeys(graph, root));
+}
+
+function toPackageSet({ keys }: PackageKeys): PackageSet {
+  const set: PackageSet = new Map();
+  for (const key of keys) {
+    const [name = "", version = ""] = key.split(SEP);
+    const versions = set.get(name);
+    if (versions === undefined) set.set(name, new Set([version]));
+    else versions.add(version);
+  }
+  return set;
+}
+
+function toKeys(set: PackageSet): PackageKeys {
+  const keys = new Set<string>();
+  for (const [name, versions] of set) for (const version of versions) keys.add(`${name}${SEP}${version}`);
+  return { keys, names: new Set(set.keys()) };
 }
 
 export interface PackageChange {
@@ -179,54 +214,74 @@ const byVersion = new Intl.Collator("en", { numeric: true });
  * A package rebuilt at the same version is not listed: its version did not move.
  */
 export function diffPackages(from: PackageSet, to: PackageSet): PackageDiff {
+  return diffKeys(toKeys(from), toKeys(to));
+}
+
+/** `diffPackages` over flat keys: only the names whose versions differ are looked at. */
+export function diffKeys(from: PackageKeys, to: PackageKeys): PackageDiff {
+  const gone = new Map<string, string[]>();
+  const come = new Map<string, string[]>();
+  const collect = (side: PackageKeys, other: PackageKeys, into: Map<string, string[]>) => {
+    for (const key of side.keys) {
+      if (other.keys.has(key)) continue;
+      const split = key.indexOf(SEP);
+      const name = key.slice(0, split);
+      const versions = into.get(name);
+      if (versions === undefined) into.set(name, [key.slice(split + 1)]);
+      else versions.push(key.slice(split + 1));
+    }
+  };
+  collect(from, to, gone);
+  collect(to, from, come);
   const diff: PackageDiff = { changed: [], added: [], removed: [] };
-  const names = new Set([...from.keys(), ...to.keys()]);
-  for (const name of [...names].sort()) {
-    const before = from.get(name) ?? new Set<string>();
-    const after = to.get(name) ?? new Set<string>();
-    const gone = [...before].filter((version) => !after.has(version)).sort(byVersion.compare);
-    const come = [...after].filter((version) => !before.has(version)).sort(byVersion.compare);
-    const pairs = before.size > 0 && after.size > 0 ? Math.min(gone.length, come.length) : 0;
-    for (let i = 0; i < pairs; i++) diff.changed.push({ name, from: gone[i] ?? "", to: come[i] ?? "" });
-    for (const version of gone.slice(pairs)) diff.removed.push({ name, version });
-    for (const version of come.slice(pairs)) diff.added.push({ name, version });
+  for (const name of [...new Set([...gone.keys(), ...come.keys()])].sort()) {
+    const removed = (gone.get(name) ?? []).sort(byVersion.compare);
+    const added = (come.get(name) ?? []).sort(byVersion.compare);
+    const pairs = from.names.has(name) && to.names.has(name) ? Math.min(removed.length, added.length) : 0;
+    for (let i = 0; i < pairs; i++) diff.changed.push({ name, from: removed[i] ?? "", to: added[i] ?? "" });
+    for (const version of removed.slice(pairs)) diff.removed.push({ name, version });
+    for (const version of added.slice(pairs)) diff.added.push({ name, version });
   }
   return diff;
 }
 
 /**
  * Diffs many (from, to) root pairs over one graph. Hosts that share their closures share the work:
- * each root's package set is computed once, and a pair seen before is answered from the cache.
+ * each derivation is classified once, each root's packages are collected once, and a pair seen
+ * before is answered from the cache.
  */
 export class ClosureDiffer {
-  private readonly sets = new Map<string, PackageSet>();
+  private readonly sets = new Map<string, PackageKeys>();
   private readonly diffs = new Map<string, PackageDiff>();
-  // Each derivation is classified once, not once per closure it is in: hosts share most of theirs.
-  private readonly nodePackages = new Map<string, { name: string; version: string } | null>();
-  private readonly packageOf: PackageOf = (path, node) => {
-    let pkg = this.nodePackages.get(path);
-    if (pkg === undefined) {
-      pkg = packageOfNode(path, node);
-      this.nodePackages.set(path, pkg);
+  private readonly nodeKeys = new Map<string, string | null>();
+  private readonly keyOf = (path: string, node: DrvNode): string | null => {
+    let key = this.nodeKeys.get(path);
+    if (key === undefined) {
+      key = packageKey(node);
+      this.nodeKeys.set(path, key);
     }
-    return pkg;
+    return key;
   };
   constructor(private readonly graph: DrvGraph) {}
 
-  packages(root: string): PackageSet {
+  private keys(root: string): PackageKeys {
     let set = this.sets.get(root);
     if (set === undefined) {
-      set = closurePackages(this.graph, root, this.packageOf);
+      set = closureKeys(this.graph, root, this.keyOf);
       this.sets.set(root, set);
     }
     return set;
+  }
+
+  packages(root: string): PackageSet {
+    return toPackageSet(this.keys(root));
   }
 
   diff(from: string, to: string): PackageDiff {
     const key = `${from}\n${to}`;
     let diff = this.diffs.get(key);
     if (diff === undefined) {
-      diff = diffPackages(this.packages(from), this.packages(to));
+      diff = diffKeys(this.keys(from), this.keys(to));
       this.diffs.set(key, diff);
     }
     return diff;
@@ -400,6 +455,11 @@ export class ClosureReader {
       this.nodes.set(path, node);
       for (const input of node.inputDrvs) if (!this.nodes.has(input)) stack.push(input);
     }
+  }
+
+  /** The graph read so far when the files are read directly: complete for every added root. */
+  get local(): DrvGraph | undefined {
+    return this.direct && !this.unreadable ? this.nodes : undefined;
   }
 
   /** Every added root's closure. */

@@ -492,6 +492,7 @@ export async function computeImpact(request: ImpactRequest): Promise<ImpactRun> 
   });
 
   const reader = new ClosureReader(request.nix, readOpts);
+  let early: ClosureDiffer | undefined;
   const drvs = locks.map(() => new Map<string, string>());
   const onHost = ({ side, path, drvPath }: HostDone) => {
     const attr = attrName(path);
@@ -502,6 +503,13 @@ export async function computeImpact(request: ImpactRequest): Promise<ImpactRun> 
         continue;
       reader.add(theirs);
       reader.add(drvPath);
+      // Diffed now, while Nix evaluates the next hosts; the result waits in the differ's cache.
+      const local = reader.local;
+      if (local !== undefined) {
+        early ??= new ClosureDiffer(local);
+        if (side === 0) early.diff(drvPath, theirs);
+        else early.diff(theirs, drvPath);
+      }
     }
   };
   const results = await evaluateSides(refs, {
@@ -540,7 +548,7 @@ export async function computeImpact(request: ImpactRequest): Promise<ImpactRun> 
     }
     if (reader.readsFiles === false) closureReads++;
     const graph = await reader.graph();
-    const differ = new ClosureDiffer(graph);
+    const differ = early !== undefined && graph === reader.local ? early : new ClosureDiffer(graph);
     for (const host of changed) {
       const from = host.drvPath?.from;
       const to = host.drvPath?.to;
