@@ -21,6 +21,7 @@ import { cleanEnv } from "../tests/support/run.ts";
 import { benchApi } from "./api.ts";
 import { type Context, systemNix } from "./context.ts";
 import { formatTable, markdownTable } from "./figures.ts";
+import { benchImpact, impactLines } from "./impact.ts";
 import { benchLockDiff } from "./lock-diff.ts";
 import { expectSuccess, measure, ROOT } from "./measure.ts";
 import { benchNightly, NIGHTLY_INPUTS, NIGHTLY_INPUTS_LARGE } from "./nightly.ts";
@@ -126,6 +127,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     const nightly = await benchNightly(ctx);
     log(`bench: nightly over ${NIGHTLY_INPUTS_LARGE} current inputs, once (request count)…`);
     const nightlyLarge = await benchNightly(ctx, { inputs: NIGHTLY_INPUTS_LARGE, runs: 1, extras: false });
+    log(`bench: host impact on a synthetic fleet of 20 hosts, ${args.runs} runs…`);
+    const impact = await benchImpact(args.runs, env);
     // The launcher's own RSS is the lowest any child can report: a child starts as its copy.
     const floorRssBytes: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -168,13 +171,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     const text = [
       formatTable(rows),
       ...details,
+      ...impactLines(impact),
       "",
       `${misses.length === 0 ? "All targets met" : `Missed: ${misses.join(", ")}`}. Bench took ${json.total_s} s.`,
       ...(args.markdown ? ["", markdownTable(rows)] : []),
     ].join("\n");
     if (args.json) {
       process.stderr.write(`${text}\n`);
-      process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ ...json, impact }, null, 2)}\n`);
     } else {
       process.stdout.write(`${text}\n`);
     }

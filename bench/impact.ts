@@ -1,0 +1,164 @@
+/**
+ * impact_ms: host impact (lib/impact.ts, both sides evaluated, closures read and diffed) on a
+ * synthetic fleet of 20 hosts × 2,000 derivations sharing most of their closure, against one bare
+ * `nix eval` of the same 20 drvPaths; and the in-process diff of two 2,000-derivation closures.
+ * Runs alone too: `bun bench/impact.ts [RUNS]`.
+ */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { $ } from "zx";
+import { ClosureDiffer, type DrvGraph } from "../lib/closure.ts";
+import { computeImpact, evalArgs } from "../lib/impact.ts";
+import { detectNix } from "../lib/nix.ts";
+import { nixTestEnv } from "../tests/support/nix.ts";
+import { cleanEnv } from "../tests/support/run.ts";
+import { median, round } from "./stats.ts";
+
+export interface ImpactResult {
+  hosts: number;
+  derivationsPerHost: number;
+  runs: number;
+  impactMs: number;
+  bareEvalMs: number;
+  ratio: number;
+  diffMs: number;
+  changedPackages: number;
+}
+
+const HOSTS = 20;
+const SHARED = 1_900;
+const UNIQUE = 99;
+const MOVED = 50;
+
+function fleetFlake(upstream: string): string {
+  return `{
+  inputs.tool.url = "path:${upstream}";
+  outputs = { self, tool }:
+    let
+      mk = name: deps: derivation { inherit name deps; system = "x86_64-linux"; builder = "/bin/false"; };
+      version = i: if i < ${MOVED} then tool.lib.version else "1.0";
+      shared = builtins.genList (i: mk "pkg\${toString i}-\${version i}"
+        (if i == 0 then [ ] else [ (builtins.elemAt shared (i / 2)) ])) ${SHARED};
+      host = n: {
+        config.system.build.toplevel = mk "nixos-system-h\${toString n}-1.0"
+          (shared ++ builtins.genList (j: mk "h\${toString n}-u\${toString j}-1.0" [ ]) ${UNIQUE});
+      };
+    in {
+      nixosConfigurations = builtins.listToAttrs (builtins.genList (n: { name = "h\${toString n}"; value = host n; }) ${HOSTS});
+    };
+}
+`;
+}
+
+function upstreamFlake(version: string): string {
+  return `{ outputs = _: { lib.version = "${version}"; }; }\n`;
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const start = performance.now();
+  const value = await fn();
+  return [performance.now() - start, value];
+}
+
+/** A closure of `size` derivations and the same with `moved` versions bumped, as Nix would show it. */
+export function syntheticGraph(size: number, moved: number): { graph: DrvGraph; from: string; to: string } {
+  const graph: DrvGraph = new Map();
+  const build = (side: string, bump: boolean) => {
+    const paths: string[] = [];
+    for (let i = 0; i < size - 1; i++) {
+      const version = bump && i < moved ? "2.0" : "1.0";
+      const path = `/nix/store/${side}${String(i).padStart(31, "0")}-pkg${i}-${version}.drv`;
+      graph.set(path, {
+        name: `pkg${i}-${version}`,
+        fixedOutput: false,
+        inputDrvs: i > 0 ? [paths[i >> 1] ?? ""] : [],
+      });
+      paths.push(path);
+    }
+    const root = `/nix/store/${side}${"r".repeat(31)}-nixos-system-1.0.drv`;
+    graph.set(root, { name: "nixos-system-1.0", fixedOutput: false, inputDrvs: paths });
+    return root;
+  };
+  return { graph, from: build("a", false), to: build("b", true) };
+}
+
+export async function benchImpact(runs: number, env: NodeJS.ProcessEnv): Promise<ImpactResult> {
+  const dir = await mkdtemp(join(tmpdir(), "flake-bump-bench-impact-"));
+  try {
+    const up = join(dir, "up");
+    const fleet = join(dir, "fleet");
+    await $`mkdir -p ${up} ${fleet}`;
+    await writeFile(join(fleet, "flake.nix"), fleetFlake(up));
+    const nix = await detectNix({ env });
+    const lockAt = async (version: string) => {
+      await writeFile(join(up, "flake.nix"), upstreamFlake(version));
+      await $({
+        cwd: fleet,
+        env,
+        quiet: true,
+      })`nix --extra-experimental-features ${"nix-command flakes"} flake lock --update-input tool ${fleet}`;
+      return readFile(join(fleet, "flake.lock"), "utf8");
+    };
+    // The upstream's source stays in the store under each lock's narHash, so both locks resolve.
+    const baseLock = await lockAt("1.0");
+    const newLock = await lockAt("2.0");
+    await writeFile(join(fleet, "flake.lock"), newLock);
+    const bareExpr = `map (h: h.config.system.build.toplevel.drvPath) (builtins.attrValues (builtins.getFlake "path:${fleet}").nixosConfigurations)`;
+    const bare = () => $({ env, quiet: true })`nix ${evalArgs(bareExpr)}`;
+    const impact = () =>
+      computeImpact({
+        flakeDir: fleet,
+        baseLock,
+        sides: [{ name: "tool", rev: "bench", lock: newLock }],
+        only: null,
+        nix: nix.version,
+        env,
+      });
+    // Warm-up: writes every .drv once, so both measure evaluation, not the first store writes.
+    await bare();
+    const warm = await impact();
+    const changedPackages = warm.impact.inputs[0]?.hosts[0]?.packages?.changed.length ?? 0;
+    const bareTimes: number[] = [];
+    const impactTimes: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      bareTimes.push((await timed(bare))[0]);
+      impactTimes.push((await timed(impact))[0]);
+    }
+    const { graph, from, to } = syntheticGraph(2_000, MOVED);
+    const diffTimes: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      // A new differ each time: the measured diff computes both package sets from the graph.
+      diffTimes.push((await timed(async () => new ClosureDiffer(graph).diff(from, to)))[0]);
+    }
+    const impactMs = median(impactTimes);
+    const bareEvalMs = median(bareTimes);
+    return {
+      hosts: HOSTS,
+      derivationsPerHost: SHARED + UNIQUE + 1,
+      runs,
+      impactMs: round(impactMs),
+      bareEvalMs: round(bareEvalMs),
+      ratio: round(impactMs / bareEvalMs, 2),
+      diffMs: round(median(diffTimes), 2),
+      changedPackages,
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export function impactLines(result: ImpactResult): string[] {
+  return [
+    `impact_ms: ${result.impactMs} ms median over ${result.runs} runs (${result.hosts} hosts × ${result.derivationsPerHost} derivations, ${result.changedPackages} packages moved per host); bare nix eval of the 20 drvPaths ${result.bareEvalMs} ms; ratio ${result.ratio} (target ≤ 1.5) ${result.ratio <= 1.5 ? "ok" : "MISS"}`,
+    `impact closure diff (2,000 derivations each side): ${result.diffMs} ms median (target < 50) ${result.diffMs < 50 ? "ok" : "MISS"}`,
+  ];
+}
+
+if (import.meta.main) {
+  await using nixEnv = nixTestEnv();
+  const runs = Number(process.argv[2] ?? "5");
+  const result = await benchImpact(runs, cleanEnv({ ...nixEnv }));
+  process.stderr.write(`${impactLines(result).join("\n")}\n`);
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}

@@ -1,0 +1,95 @@
+/**
+ * Host impact into each moved input's open pull request: its section replaced in place, and only
+ * while the pull request still proposes the rev that was evaluated.
+ */
+import { describeGitHubError, type Octokit } from "./github.ts";
+import type { GitHubRepository } from "./ids.ts";
+import type { InputImpact } from "./impact.ts";
+import { renderSection, replaceSection, type SectionOptions } from "./impact-text.ts";
+import { branchName, parseMarker } from "./pr-text.ts";
+
+export type SectionOutcome = "written" | "unchanged" | "moved" | "no-pull-request" | "dry-run";
+
+export interface SectionWrite {
+  input: string;
+  outcome: SectionOutcome;
+  number?: number;
+  url?: string;
+  detail: string;
+}
+
+export interface SectionWriteOptions extends SectionOptions {
+  repo: GitHubRepository;
+  branchPrefix: string;
+  dryRun: boolean;
+}
+
+export async function writeImpactSections(
+  octokit: Octokit,
+  inputs: readonly InputImpact[],
+  opts: SectionWriteOptions,
+): Promise<SectionWrite[]> {
+  const results: SectionWrite[] = [];
+  const { owner, repo } = opts.repo;
+  for (const input of inputs) {
+    const branch = branchName(input.name, opts.branchPrefix);
+    let pulls: Awaited<ReturnType<Octokit["rest"]["pulls"]["list"]>>["data"];
+    try {
+      ({ data: pulls } = await octokit.rest.pulls.list({
+        owner,
+        repo,
+        head: `${owner}:${branch}`,
+        state: "open",
+        per_page: 10,
+      }));
+    } catch (error) {
+      throw describeGitHubError(error, `list the open pull requests of ${branch}`, `${owner}/${repo}`);
+    }
+    const pull = pulls[0];
+    if (pull === undefined) {
+      results.push({
+        input: input.name,
+        outcome: "no-pull-request",
+        detail: `no open pull request from ${branch}`,
+      });
+      continue;
+    }
+    const where = { number: pull.number, url: pull.html_url };
+    const marker = parseMarker(pull.body);
+    if (marker?.input !== input.name || marker.rev !== input.rev) {
+      results.push({
+        input: input.name,
+        outcome: "moved",
+        ...where,
+        detail: `left alone: it now proposes ${marker?.rev.slice(0, 7) ?? "another change"}, not the evaluated ${input.rev.slice(0, 7)}`,
+      });
+      continue;
+    }
+    const body = replaceSection(pull.body, renderSection(input, opts));
+    if (body === pull.body) {
+      results.push({
+        input: input.name,
+        outcome: "unchanged",
+        ...where,
+        detail: "section already up to date",
+      });
+      continue;
+    }
+    if (opts.dryRun) {
+      results.push({
+        input: input.name,
+        outcome: "dry-run",
+        ...where,
+        detail: "would write the host impact section",
+      });
+      continue;
+    }
+    try {
+      await octokit.rest.pulls.update({ owner, repo, pull_number: pull.number, body });
+    } catch (error) {
+      throw describeGitHubError(error, `update pull request #${pull.number}`, `${owner}/${repo}`);
+    }
+    results.push({ input: input.name, outcome: "written", ...where, detail: "host impact section written" });
+  }
+  return results;
+}

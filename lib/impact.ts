@@ -1,0 +1,559 @@
+/**
+ * Host impact: which of the flake's machines a lock change touches, and how — from evaluation alone.
+ * Every side (base lock, new locks) is evaluated in one `nix eval` for every host; closures are read
+ * from the store's .drv files (or one more Nix call) and diffed by package name and version.
+ */
+import { cp, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { stripVTControlCharacters } from "node:util";
+import * as v from "valibot";
+import { $ } from "zx/core";
+import { ClosureDiffer, ClosureReader, type PackageDiff } from "./closure.ts";
+import { RuntimeError, UsageError } from "./errors.ts";
+import { EXPERIMENTAL, type NixVersion, nixEnv } from "./nix.ts";
+
+/**
+ * `fixed`: fails on the base lock, evaluates on the new one (the bump repairs it); `failed`: the
+ * reverse; `unevaluable`: fails on both, not this bump's doing.
+ */
+export type HostStatus = "unchanged" | "changed" | "added" | "removed" | "failed" | "fixed" | "unevaluable";
+
+export interface HostImpact {
+  /** `nixosConfigurations.web`, `homeConfigurations."me@laptop"`. */
+  attr: string;
+  status: HostStatus;
+  drvPath?: { from?: string; to?: string };
+  /** For `changed` hosts whose closures could both be read. */
+  packages?: PackageDiff;
+  /** The first lines of Nix's error: on the new lock for `failed` hosts, on the base lock for `fixed`. */
+  error?: string;
+}
+
+export interface InputImpact {
+  name: string;
+  rev: string;
+  hosts: HostImpact[];
+  /** Set only when the time budget ran out before this input's hosts were all evaluated. */
+  timedOut?: true;
+}
+
+export interface Impact {
+  schema: 1;
+  inputs: InputImpact[];
+}
+
+/** The outputs that are machines, and where each keeps the derivation a deployment builds. */
+export const HOST_OUTPUTS = {
+  nixosConfigurations: ["config", "system", "build", "toplevel"],
+  darwinConfigurations: ["config", "system", "build", "toplevel"],
+  homeConfigurations: ["activationPackage"],
+} as const;
+export type HostOutput = keyof typeof HOST_OUTPUTS;
+const OUTPUT_NAMES = Object.keys(HOST_OUTPUTS);
+
+/** A host as `[output, name]`; `name` null in a filter means every host of that output. */
+export type HostPath = readonly [string, string];
+export type OnlyFilter = readonly [string, string | null];
+
+/** `homeConfigurations."me@laptop"`: the name quoted when Nix would quote it. */
+export function attrName([output, name]: HostPath): string {
+  return /^[A-Za-z_][\w'-]*$/.test(name) ? `${output}.${name}` : `${output}.${JSON.stringify(name)}`;
+}
+
+/** The host's own name for people: `web`, `me@laptop`. */
+export function shortName(attr: string): string {
+  const rest = attr.slice(attr.indexOf(".") + 1);
+  return rest.startsWith('"') ? rest.slice(1, -1) : rest;
+}
+
+/** `--only nixosConfigurations.web`, `--only 'homeConfigurations."me@laptop"'`, `--only darwinConfigurations`. */
+export function parseOnly(text: string): OnlyFilter {
+  const dot = text.indexOf(".");
+  const output = dot < 0 ? text : text.slice(0, dot);
+  if (!OUTPUT_NAMES.includes(output)) {
+    throw new UsageError(
+      `--only ${text}: must start with one of ${OUTPUT_NAMES.join(", ")} (e.g. --only nixosConfigurations.web)`,
+    );
+  }
+  if (dot < 0) return [output, null];
+  let name = text.slice(dot + 1);
+  if (/^".*"$/.test(name)) name = name.slice(1, -1);
+  if (name === "") throw new UsageError(`--only ${text}: names no host; write e.g. ${output}.web`);
+  return [output, name];
+}
+
+/** A Nix string literal holding `text` exactly. */
+function nixString(text: string): string {
+  return `"${text.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("${", "\\${")}"`;
+}
+
+const TRACE = "flake-bump-impact";
+
+/** A host of one side of the comparison: `[side, output, name]`, side indexing the flake refs. */
+export type SideHostPath = readonly [number, string, string];
+
+/**
+ * The expression evaluated for every side at once: per side (one `builtins.getFlake` each), every
+ * selected host's drvPath, in order. One process for all sides lets Nix parse the files and hash the
+ * derivations the sides share once. It traces each side before its flake is fetched, its host list,
+ * then each host before and after its evaluation, so when one host (or one side's whole flake)
+ * aborts the evaluation — which `builtins.tryEval` cannot catch — the traces say which one it was and
+ * which finished.
+ * @param skip hosts already answered (done or failed) in an earlier evaluation.
+ * @param skipSides sides whose flake failed as a whole in an earlier evaluation.
+ */
+export function impactExpression(
+  flakeRefs: readonly string[],
+  only: readonly OnlyFilter[] | null,
+  skip: readonly SideHostPath[] = [],
+  skipSides: readonly number[] = [],
+) {
+  const wanted = nixString(JSON.stringify({ refs: flakeRefs, only, skip, skipSides, outputs: HOST_OUTPUTS }));
+  return `let
+  wanted = builtins.fromJSON ${wanted};
+  at = builtins.elemAt;
+  side = i: let
+    flake = builtins.getFlake (at wanted.refs i);
+    hostsOf = output: if flake ? \${output} then map (name: [ i output name ]) (builtins.attrNames flake.\${output}) else [ ];
+    selected = p: !(builtins.elem p wanted.skip) && (wanted.only == null
+      || builtins.any (o: at o 0 == at p 1 && (at o 1 == null || at o 1 == at p 2)) wanted.only);
+    hosts = builtins.filter selected (builtins.concatMap hostsOf (builtins.attrNames wanted.outputs));
+    drvOf = p: (builtins.foldl' (value: key: value.\${key}) flake.\${at p 1}.\${at p 2} wanted.outputs.\${at p 1}).drvPath;
+    one = p: let key = builtins.toJSON p; in
+      builtins.trace "${TRACE} begin \${key}" (let drv = drvOf p; in
+        builtins.trace "${TRACE} done \${key} \${drv}" drv);
+  in builtins.trace "${TRACE} side \${toString i}"
+    (builtins.trace "${TRACE} hosts \${toString i} \${builtins.toJSON hosts}" (map one hosts));
+  sides = builtins.filter (i: !(builtins.elem i wanted.skipSides)) (builtins.genList (i: i) (builtins.length wanted.refs));
+in map side sides`;
+}
+
+/**
+ * `nix eval` that evaluates and nothing else: import-from-derivation refused (it would build), no
+ * substitution and no local builds, so a host needing either fails instead of building.
+ */
+export function evalArgs(expression: string): string[] {
+  return [
+    ...EXPERIMENTAL,
+    "eval",
+    "--json",
+    "--impure",
+    "--option",
+    "allow-import-from-derivation",
+    "false",
+    "--option",
+    "substitute",
+    "false",
+    "--option",
+    "max-jobs",
+    "0",
+    "--expr",
+    expression,
+  ];
+}
+
+const SideHostJson = v.tuple([v.pipe(v.number(), v.integer()), v.string(), v.string()]);
+const HostListJson = v.array(SideHostJson);
+
+/** A host finished evaluating on one side. */
+export interface HostDone {
+  side: number;
+  path: HostPath;
+  drvPath: string;
+}
+
+export interface TraceState {
+  /** Each side's host list, once its flake was fetched and listed. */
+  hosts: Map<number, HostPath[]>;
+  /** By `hostKey(side, path)`. */
+  done: Map<string, HostDone>;
+  /** What began and did not finish: a side's listing (no `path`) or one host's evaluation. */
+  pending?: { side: number; path?: HostPath };
+}
+
+export function hostKey(side: number, path: HostPath): string {
+  return `${side} ${attrName(path)}`;
+}
+
+function parseJson<T extends v.GenericSchema>(schema: T, text: string): v.InferOutput<T> | undefined {
+  try {
+    const result = v.safeParse(schema, JSON.parse(text));
+    return result.success ? result.output : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads the expression's traces line by line, as Nix prints them, so a finished host is known (and
+ * its closure can be read) while the others still evaluate.
+ */
+export class TraceReader {
+  readonly state: TraceState = { hosts: new Map(), done: new Map() };
+  private partial = "";
+  /** @param onDone called for each host as its trace arrives. */
+  constructor(private readonly onDone: (done: HostDone) => void = () => {}) {}
+
+  /** Feed a chunk of stderr; lines may be split across chunks. */
+  write(chunk: string): void {
+    const lines = (this.partial + chunk).split("\n");
+    this.partial = lines.pop() ?? "";
+    for (const line of lines) this.line(line);
+  }
+
+  end(): TraceState {
+    if (this.partial !== "") this.line(this.partial);
+    this.partial = "";
+    return this.state;
+  }
+
+  private line(raw: string): void {
+    const prefix = `trace: ${TRACE} `;
+    const line = stripVTControlCharacters(raw).trim();
+    if (!line.startsWith(prefix)) return;
+    const rest = line.slice(prefix.length);
+    const space = rest.indexOf(" ");
+    const kind = rest.slice(0, space);
+    const body = rest.slice(space + 1);
+    const state = this.state;
+    if (kind === "side") {
+      const side = Number(body);
+      if (Number.isInteger(side)) state.pending = { side };
+    } else if (kind === "hosts") {
+      const split = body.indexOf(" ");
+      const side = Number(body.slice(0, split));
+      const hosts = parseJson(HostListJson, body.slice(split + 1));
+      if (hosts && Number.isInteger(side)) {
+        state.hosts.set(
+          side,
+          hosts.map(([, output, name]) => [output, name] as const),
+        );
+        delete state.pending;
+      }
+    } else if (kind === "begin") {
+      const path = parseJson(SideHostJson, body);
+      if (path) state.pending = { side: path[0], path: [path[1], path[2]] };
+    } else if (kind === "done") {
+      const split = body.lastIndexOf(" ");
+      const path = parseJson(SideHostJson, body.slice(0, split));
+      if (path) {
+        const done: HostDone = { side: path[0], path: [path[1], path[2]], drvPath: body.slice(split + 1) };
+        state.done.set(hostKey(done.side, done.path), done);
+        delete state.pending;
+        this.onDone(done);
+      }
+    }
+  }
+}
+
+/** What the expression's traces on stderr say about one evaluation. */
+export function parseTraces(stderr: string): TraceState {
+  const reader = new TraceReader();
+  reader.write(stderr);
+  return reader.end();
+}
+
+/** The first lines of Nix's own error (its last `error:` paragraph), without traces and hints. */
+export function nixErrorExcerpt(stderr: string, maxLines = 6): string {
+  const lines = stderr
+    .split("\n")
+    .map((line) => stripVTControlCharacters(line).trimEnd())
+    .filter((line) => !line.startsWith("trace: ") && !/use '--show-trace'/.test(line));
+  const start = lines.findLastIndex((line) => /^\s*error:/.test(line));
+  const picked = (start >= 0 ? lines.slice(start) : lines).filter((line) => line.trim() !== "");
+  const text = picked
+    .slice(0, maxLines)
+    .map((line) => line.trim())
+    .join("\n")
+    .replace(/^error:\s*/, "");
+  return text.length > 1000 ? `${text.slice(0, 999)}…` : text || "Nix failed without an error message";
+}
+
+export type HostResult = { drvPath: string } | { error: string };
+
+export interface SideResult {
+  hosts: Map<string, HostResult>;
+  /** The whole flake failed to evaluate (no host list): Nix's error. */
+  error?: string;
+  timedOut: boolean;
+  /** `nix eval` processes this side took part in. */
+  evaluations: number;
+}
+
+export interface EvalOptions {
+  nix: NixVersion;
+  only: readonly OnlyFilter[] | null;
+  env?: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+  /** Called for each host of each side as soon as its drvPath is known. */
+  onHost?: (done: HostDone) => void;
+}
+
+/**
+ * Every selected host's drvPath for every flake in `flakeRefs` (the sides), in one `nix eval` when
+ * all evaluate. When one host aborts the batch, it is recorded with Nix's error and the rest are
+ * evaluated again without it and without what finished (one more process per failing host, not per
+ * host); likewise a side whose flake fails as a whole.
+ */
+export async function evaluateSides(flakeRefs: readonly string[], opts: EvalOptions): Promise<SideResult[]> {
+  const results: SideResult[] = flakeRefs.map(() => ({ hosts: new Map(), timedOut: false, evaluations: 0 }));
+  const timedOut = () => results.map((result) => ({ ...result, timedOut: true }));
+  const skip: SideHostPath[] = [];
+  const skipSides: number[] = [];
+  const env = nixEnv(opts.env ?? process.env);
+  for (;;) {
+    if (opts.signal?.aborted) return timedOut();
+    for (const [i, result] of results.entries()) if (!skipSides.includes(i)) result.evaluations++;
+    const reader = new TraceReader((done) => {
+      results[done.side]?.hosts.set(attrName(done.path), { drvPath: done.drvPath });
+      skip.push([done.side, ...done.path]);
+      opts.onHost?.(done);
+    });
+    const proc = $({
+      env,
+      cwd: tmpdir(),
+      quiet: true,
+      nothrow: true,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    })`nix ${evalArgs(impactExpression(flakeRefs, opts.only, skip, skipSides))}`;
+    proc.stderr.setEncoding("utf8");
+    proc.stderr.on("data", (chunk: string) => reader.write(chunk));
+    const out = await proc;
+    const traces = reader.end();
+    if (opts.signal?.aborted) return timedOut();
+    if (out.exitCode === 0) return results;
+    const error = nixErrorExcerpt(out.stderr);
+    const pending = traces.pending;
+    if (pending === undefined) {
+      if (traces.hosts.size === 0) {
+        throw new RuntimeError(`Nix failed to evaluate the flake's hosts: ${error}`);
+      }
+      // Failed between hosts (printing the result?): every listed host not done carries the error.
+      for (const [side, hosts] of traces.hosts) {
+        const result = results[side];
+        for (const path of hosts) {
+          if (result && !result.hosts.has(attrName(path))) result.hosts.set(attrName(path), { error });
+        }
+      }
+      return results;
+    }
+    const result = results[pending.side] ?? expectSide(pending.side);
+    if (pending.path === undefined) {
+      // The side's flake itself failed (fetching, its lock, its outputs): no host list.
+      result.error = error;
+      skipSides.push(pending.side);
+    } else {
+      result.hosts.set(attrName(pending.path), { error });
+      skip.push([pending.side, ...pending.path]);
+    }
+    const listed = (side: number) => traces.hosts.get(side) ?? [];
+    const complete = flakeRefs.every(
+      (_, side) =>
+        skipSides.includes(side) ||
+        (traces.hosts.has(side) && listed(side).every((path) => results[side]?.hosts.has(attrName(path)))),
+    );
+    if (complete) return results;
+  }
+}
+
+function expectSide(side: number): never {
+  throw new RuntimeError(`Nix traced side ${side}, which flake-bump did not ask for; report this`);
+}
+
+/** One flake's hosts: `evaluateSides` with one side. */
+export async function evaluateHosts(flakeRef: string, opts: EvalOptions): Promise<SideResult> {
+  const [result] = await evaluateSides([flakeRef], opts);
+  return result ?? expectSide(0);
+}
+
+/** Per-host status from the two sides (packages are filled in later, for changed hosts). */
+export function classify(base: SideResult, next: SideResult): HostImpact[] {
+  const attrs = new Set([...base.hosts.keys(), ...next.hosts.keys()]);
+  const hosts: HostImpact[] = [];
+  for (const attr of [...attrs].sort()) {
+    // A side that failed as a whole fails for every host the other side has.
+    const from = base.hosts.get(attr) ?? (base.error !== undefined ? { error: base.error } : undefined);
+    const to = next.hosts.get(attr) ?? (next.error !== undefined ? { error: next.error } : undefined);
+    const fromDrv = from && "drvPath" in from ? from.drvPath : undefined;
+    const toDrv = to && "drvPath" in to ? to.drvPath : undefined;
+    const drvPath = { ...(fromDrv ? { from: fromDrv } : {}), ...(toDrv ? { to: toDrv } : {}) };
+    if (from === undefined && to !== undefined) {
+      hosts.push(
+        toDrv
+          ? { attr, status: "added", drvPath }
+          : { attr, status: "failed", error: "error" in to ? to.error : "" },
+      );
+    } else if (to === undefined) {
+      hosts.push({ attr, status: "removed", drvPath });
+    } else if (fromDrv !== undefined && toDrv !== undefined) {
+      hosts.push({ attr, status: fromDrv === toDrv ? "unchanged" : "changed", drvPath });
+    } else if (fromDrv !== undefined) {
+      hosts.push({ attr, status: "failed", drvPath, error: "error" in to ? to.error : "" });
+    } else if (toDrv !== undefined) {
+      hosts.push({ attr, status: "fixed", drvPath, error: from && "error" in from ? from.error : "" });
+    } else {
+      hosts.push({ attr, status: "unevaluable" });
+    }
+  }
+  return hosts;
+}
+
+/**
+ * A copy of the flake with `lockText` as its lock, for `builtins.getFlake "path:…"`. Nix < 2.19 has
+ * no `--reference-lock-file`, and the checkout's own lock must never be touched, so each side gets
+ * its own copy: in a git repository, the files git tracks (what a `git+file` flake sees), else the
+ * directory. Under the system temp directory, which Nix in a chroot or container also sees.
+ */
+export async function flakeCopy(
+  flakeDir: string,
+  lockText: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ ref: string } & AsyncDisposable> {
+  const dir = await mkdtemp(join(tmpdir(), "flake-bump-impact-"));
+  const dispose = () => rm(dir, { recursive: true, force: true });
+  try {
+    const top = await $({ cwd: flakeDir, env, quiet: true, nothrow: true })`git rev-parse --show-toplevel`;
+    let target: string;
+    if (top.exitCode === 0) {
+      const root = top.stdout.trim();
+      const listed = await $({ cwd: root, env, quiet: true })`git ls-files -z --cached`;
+      const files = listed.stdout.split("\0").filter(Boolean);
+      await Promise.all(
+        files.map(async (file) => {
+          const to = join(dir, file);
+          await mkdir(dirname(to), { recursive: true });
+          // A tracked file deleted in the work tree is gone for Nix too.
+          await cp(join(root, file), to, { verbatimSymlinks: true }).catch(() => undefined);
+        }),
+      );
+      target = join(dir, relative(root, resolve(flakeDir)));
+    } else {
+      await cp(flakeDir, dir, { recursive: true, verbatimSymlinks: true });
+      target = dir;
+    }
+    if ((await stat(join(target, "flake.nix")).catch(() => undefined)) === undefined) {
+      throw new RuntimeError(`${flakeDir} has no flake.nix; pass --flake DIR with the fleet's flake`);
+    }
+    await writeFile(join(target, "flake.lock"), lockText);
+    return { ref: `path:${target}`, [Symbol.asyncDispose]: dispose };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+}
+
+export interface ImpactSide {
+  /** The input this lock moves (its pull request's branch), and the rev it moves it to. */
+  name: string;
+  rev: string;
+  lock: string;
+}
+
+export interface ImpactRequest {
+  flakeDir: string;
+  baseLock: string;
+  sides: readonly ImpactSide[];
+  only: readonly OnlyFilter[] | null;
+  nix: NixVersion;
+  env?: NodeJS.ProcessEnv;
+  /** The time budget; when it aborts, unfinished inputs are reported as timed out. */
+  signal?: AbortSignal;
+}
+
+export interface ImpactRun {
+  impact: Impact;
+  /** `nix eval` processes: one for every side when every host evaluates. */
+  evaluations: number;
+  /** `nix derivation show` processes: none where the store's .drv files are read directly. */
+  closureReads: number;
+}
+
+/**
+ * Impact of every side against the base: all sides evaluated in one Nix process; the closures of a
+ * host that changed are read as soon as both its drvPaths are known, while the other hosts still
+ * evaluate, into one graph shared by every host and side.
+ */
+export async function computeImpact(request: ImpactRequest): Promise<ImpactRun> {
+  const readOpts = {
+    ...(request.env ? { env: request.env } : {}),
+    ...(request.signal ? { signal: request.signal } : {}),
+  };
+  // Side 0 is the base lock; a side whose lock is the base's (or another side's) is evaluated once.
+  const locks = [...new Set([request.baseLock, ...request.sides.map((side) => side.lock)])];
+  const copies = await Promise.allSettled(
+    locks.map((lock) => flakeCopy(request.flakeDir, lock, request.env)),
+  );
+  await using stack = new AsyncDisposableStack();
+  for (const copy of copies) if (copy.status === "fulfilled") stack.use(copy.value);
+  const refs = copies.map((copy) => {
+    if (copy.status === "rejected") throw copy.reason;
+    return copy.value.ref;
+  });
+
+  const reader = new ClosureReader(request.nix, readOpts);
+  let early: ClosureDiffer | undefined;
+  const drvs = locks.map(() => new Map<string, string>());
+  const onHost = ({ side, path, drvPath }: HostDone) => {
+    const attr = attrName(path);
+    drvs[side]?.set(attr, drvPath);
+    for (const [other, map] of drvs.entries()) {
+      const theirs = map.get(attr);
+      if (other === side || theirs === undefined || theirs === drvPath || (side !== 0 && other !== 0))
+        continue;
+      reader.add(theirs);
+      reader.add(drvPath);
+      // Diffed now, while Nix evaluates the next hosts; the result waits in the differ's cache.
+      const local = reader.local;
+      if (local !== undefined) {
+        early ??= new ClosureDiffer(local);
+        if (side === 0) early.diff(drvPath, theirs);
+        else early.diff(theirs, drvPath);
+      }
+    }
+  };
+  const results = await evaluateSides(refs, {
+    nix: request.nix,
+    only: request.only,
+    onHost,
+    ...readOpts,
+  });
+  const evaluations = Math.max(...results.map((result) => result.evaluations));
+  const base = results[0] ?? expectSide(0);
+  const timedOut = (side: ImpactSide): InputImpact => ({
+    name: side.name,
+    rev: side.rev,
+    hosts: [],
+    timedOut: true,
+  });
+  if (base.timedOut) {
+    return { impact: { schema: 1, inputs: request.sides.map(timedOut) }, evaluations, closureReads: 0 };
+  }
+  if (base.error !== undefined && base.hosts.size === 0) {
+    throw new RuntimeError(
+      `the flake does not evaluate with its base lock: ${base.error.split("\n")[0]}; fix the flake (or pass --base-lock FILE) and rerun`,
+    );
+  }
+
+  const inputs: InputImpact[] = request.sides.map((side) => {
+    const next = results[locks.indexOf(side.lock)] ?? expectSide(locks.indexOf(side.lock));
+    return { name: side.name, rev: side.rev, hosts: classify(base, next) };
+  });
+  const changed = inputs.flatMap((input) => input.hosts.filter((host) => host.status === "changed"));
+  let closureReads = 0;
+  if (changed.length > 0 && !request.signal?.aborted) {
+    for (const host of changed) {
+      if (host.drvPath?.from !== undefined) reader.add(host.drvPath.from);
+      if (host.drvPath?.to !== undefined) reader.add(host.drvPath.to);
+    }
+    if (reader.readsFiles === false) closureReads++;
+    const graph = await reader.graph();
+    const differ = early !== undefined && graph === reader.local ? early : new ClosureDiffer(graph);
+    for (const host of changed) {
+      const from = host.drvPath?.from;
+      const to = host.drvPath?.to;
+      if (from !== undefined && to !== undefined) host.packages = differ.diff(from, to);
+    }
+  }
+  return { impact: { schema: 1, inputs }, evaluations, closureReads };
+}

@@ -1,0 +1,207 @@
+#!/usr/bin/env bun
+/**
+ * impact.ts — what a lock change does to the fleet's hosts, from evaluation alone (nothing is built).
+ * Parse args/env → lib/impact.ts → stderr for people, --json on stdout, the section in each moved
+ * input's pull request, Actions outputs and summary.
+ */
+import { mkdir, readFile } from "node:fs/promises";
+import { dirname, join, relative, resolve } from "node:path";
+import * as v from "valibot";
+import { $ } from "zx/core";
+import { annotate, appendSummary, group, inActions, info, setOutputs } from "../lib/actions.ts";
+import { writeAtomic } from "../lib/bump.ts";
+import { parseCli, runMain } from "../lib/cli.ts";
+import { UsageError } from "../lib/errors.ts";
+import { octokitFromEnv } from "../lib/github.ts";
+import { Branch, parseRepository, RepositoryName } from "../lib/ids.ts";
+import { computeImpact, type ImpactSide, type OnlyFilter, parseOnly } from "../lib/impact.ts";
+import { writeImpactSections } from "../lib/impact-pr.ts";
+import { DEFAULT_DEPLOY_SENTENCE, describeImpact, summaryMarkdown } from "../lib/impact-text.ts";
+import { diffLocks, parseLock } from "../lib/lock.ts";
+import { detectNix } from "../lib/nix.ts";
+import { defaultReportPath, readReport } from "../lib/report.ts";
+import { githubToken } from "../lib/secrets.ts";
+
+export const USAGE = `Usage: bun scripts/impact.ts [--report FILE] [--flake DIR] [--base-lock FILE] [--lock FILE]
+                            [--only ATTR ...] [--json] [--dry-run] [--timeout-minutes N]
+                            [--repo OWNER/REPO] [--branch-prefix P] [--footer TEXT] [--help]
+
+Say which hosts a lock change touches and how, by evaluating the flake with both locks (nothing is
+built or downloaded): nixosConfigurations and darwinConfigurations (config.system.build.toplevel)
+and homeConfigurations (activationPackage).
+
+  --report FILE        bump.ts's report: one comparison per moved input, each with its own lock
+                       (default in Actions: ${defaultReportPath()})
+  --flake DIR          the flake's directory (default: the report's, else the current directory)
+  --base-lock FILE     the lock before (default: flake.lock as committed at git HEAD)
+  --lock FILE          the lock after (default: the report's locks; without a report, the
+                       working tree's flake.lock)
+  --only ATTR          only this output or host, repeatable (nixosConfigurations.web,
+                       'homeConfigurations."me@laptop"', darwinConfigurations)
+  --json               print the impact as JSON on stdout
+  --dry-run            compute and print, change no pull request
+  --timeout-minutes N  time budget (default 20); when it runs out the section says so, exit 0
+  --repo OWNER/REPO    where the pull requests are (default: $GITHUB_REPOSITORY); with a report,
+                       each moved input's open pull request gets the host impact section
+  --branch-prefix P    the pull requests' branch prefix (default: flake-bump/)
+  --footer TEXT        the closing sentence; {hosts} becomes the hosts to deploy
+                       (default: "${DEFAULT_DEPLOY_SENTENCE}")
+
+Exit codes: 0 impact computed (hosts that fail to evaluate are reported, not a failure),
+1 failure (Nix missing, no flake), 2 bad usage.`;
+
+const options = {
+  report: { type: "string" },
+  flake: { type: "string" },
+  "base-lock": { type: "string" },
+  lock: { type: "string" },
+  only: { type: "string", multiple: true },
+  json: { type: "boolean" },
+  "dry-run": { type: "boolean" },
+  "timeout-minutes": { type: "string" },
+  repo: { type: "string" },
+  "branch-prefix": { type: "string" },
+  footer: { type: "string" },
+} as const;
+
+const Path = v.pipe(v.string(), v.minLength(1));
+const Args = v.object({
+  positionals: v.pipe(v.array(v.string()), v.maxLength(0, "takes no positional arguments")),
+  report: v.optional(Path),
+  flake: v.optional(Path),
+  "base-lock": v.optional(Path),
+  lock: v.optional(Path),
+  only: v.optional(v.array(v.pipe(v.string(), v.minLength(1))), []),
+  json: v.optional(v.boolean(), false),
+  "dry-run": v.optional(v.boolean(), false),
+  "timeout-minutes": v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^\d+(\.\d+)?$/, "must be a number of minutes, e.g. 20"),
+      v.transform(Number),
+      v.minValue(0.01, "must be more than 0"),
+    ),
+    "20",
+  ),
+  repo: v.optional(RepositoryName),
+  "branch-prefix": v.optional(Branch, "flake-bump/"),
+  footer: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(300)), DEFAULT_DEPLOY_SENTENCE),
+});
+
+async function readText(path: string, flag: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch {
+    throw new UsageError(`cannot read ${flag} ${path}; pass the path of an existing flake.lock`);
+  }
+}
+
+/** flake.lock as committed at HEAD, from the git repository holding `flakeDir`. */
+async function committedLock(flakeDir: string): Promise<string> {
+  const git = $({ cwd: flakeDir, quiet: true, nothrow: true });
+  const top = await git`git rev-parse --show-toplevel`;
+  if (top.exitCode !== 0) {
+    throw new UsageError(
+      `${flakeDir} is not in a git repository, so there is no committed flake.lock to compare with; pass --base-lock FILE`,
+    );
+  }
+  const path = relative(top.stdout.trim(), join(resolve(flakeDir), "flake.lock"));
+  const shown = await git`git show ${`HEAD:${path}`}`;
+  if (shown.exitCode !== 0) {
+    throw new UsageError(`${path} is not committed at HEAD; commit it or pass --base-lock FILE`);
+  }
+  return shown.stdout;
+}
+
+/** One comparison for a lock with no report: named after the root inputs it moves. */
+function localSide(baseLock: string, lock: string): ImpactSide {
+  const moved = diffLocks(parseLock(baseLock, "the base lock"), parseLock(lock, "the new lock")).direct;
+  const rev = moved.length === 1 ? (moved[0]?.to?.rev ?? "") : "";
+  return { name: moved.map((change) => change.path).join(",") || "flake.lock", rev, lock };
+}
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const args = parseCli(argv, options, Args, USAGE);
+  if (args === undefined) return 0;
+  const only: OnlyFilter[] | null = args.only.length > 0 ? args.only.map(parseOnly) : null;
+  const useReport = args.lock === undefined && (args.report !== undefined || inActions(env));
+  const report = useReport ? await readReport(args.report ?? defaultReportPath(env)) : undefined;
+  const flakeDir = resolve(args.flake ?? report?.flake.dir ?? process.cwd());
+  const baseLock =
+    args["base-lock"] !== undefined
+      ? await readText(args["base-lock"], "--base-lock")
+      : await committedLock(flakeDir);
+  parseLock(baseLock, "the base lock");
+
+  let sides: ImpactSide[];
+  if (report !== undefined) {
+    sides = report.inputs.map((input) => ({
+      name: input.name,
+      rev: input.to.rev ?? input.to.ref,
+      lock: input.lock.text,
+    }));
+  } else {
+    const lock = await readText(args.lock ?? join(flakeDir, "flake.lock"), "--lock");
+    sides = [localSide(baseLock, lock)];
+  }
+
+  const nix = await detectNix({ env });
+  const timeoutMinutes = args["timeout-minutes"];
+  const run = await group("Host impact", () =>
+    computeImpact({
+      flakeDir,
+      baseLock,
+      sides,
+      only,
+      nix: nix.version,
+      env,
+      signal: AbortSignal.timeout(timeoutMinutes * 60_000),
+    }),
+  );
+  const { impact } = run;
+  for (const line of describeImpact(impact.inputs)) info(line);
+  const json = `${JSON.stringify(impact, null, 2)}\n`;
+  if (args.json) process.stdout.write(json);
+
+  const path = join(dirname(defaultReportPath(env)), "impact.json");
+  await mkdir(dirname(path), { recursive: true });
+  await writeAtomic(path, json);
+  const hosts = impact.inputs.flatMap((input) => input.hosts);
+  const names = (status: string) =>
+    [...new Set(hosts.filter((h) => h.status === status).map((h) => h.attr))].join(",");
+  for (const host of hosts) {
+    if (host.status === "failed" && inActions(env)) {
+      annotate("warning", `${host.attr} no longer evaluates: ${(host.error ?? "").split("\n")[0]}`);
+    }
+  }
+  if (impact.inputs.some((input) => input.timedOut) && inActions(env)) {
+    annotate("warning", `host impact ran out of its time budget (${timeoutMinutes} minutes)`);
+  }
+  const text = { deploySentence: args.footer, timeoutMinutes };
+
+  const repo =
+    (args.repo ? parseRepository(args.repo) : undefined) ??
+    (env.GITHUB_REPOSITORY ? parseRepository(env.GITHUB_REPOSITORY) : undefined);
+  if (report !== undefined && repo !== undefined) {
+    if (!githubToken(env)) {
+      info("No GH_TOKEN or GITHUB_TOKEN: the pull requests are left as they are.");
+    } else {
+      const writes = await group(`Pull requests in ${repo.owner}/${repo.repo}`, () =>
+        writeImpactSections(octokitFromEnv(env), impact.inputs, {
+          repo,
+          branchPrefix: args["branch-prefix"],
+          dryRun: args["dry-run"],
+          ...text,
+        }),
+      );
+      for (const w of writes) info(`${w.input}: ${w.outcome}${w.url ? ` ${w.url}` : ""} — ${w.detail}`);
+    }
+  }
+  // A fixed host changes on deployment like any changed one.
+  const changedHosts = [names("changed"), names("fixed")].filter(Boolean).join(",");
+  setOutputs({ impact: path, "changed-hosts": changedHosts, "failed-hosts": names("failed") }, env);
+  appendSummary(summaryMarkdown(impact.inputs, text), env);
+  return 0;
+}
+
+if (import.meta.main) await runMain(() => main(process.argv.slice(2)));
