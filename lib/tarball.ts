@@ -24,6 +24,9 @@ export interface TarballInfo {
 /** An archive Nix would unpack differently, or not at all: the native path must not guess. */
 export class TarballError extends Error {}
 
+/** The bytes stopped or were corrupt (a reset connection, a truncated gzip): worth fetching again. */
+export class TarballReadError extends TarballError {}
+
 /** Split an archive path into components, refusing what could escape the tree. */
 function components(name: string): string[] {
   const parts = name.split("/").filter((part) => part !== "" && part !== ".");
@@ -118,13 +121,17 @@ export async function unpackTarball(
   for (const result of [consumed, piped]) {
     if (result.status === "rejected") {
       const error: unknown = result.reason;
-      if (error instanceof TarballError || error instanceof NarError) throw error;
+      if (
+        (error instanceof TarballError && !(error instanceof TarballReadError)) ||
+        error instanceof NarError
+      )
+        throw error;
     }
   }
   for (const result of [piped, consumed]) {
     if (result.status === "rejected") {
       const error: unknown = result.reason;
-      throw new TarballError(
+      throw new TarballReadError(
         `the tarball could not be read (${error instanceof Error ? error.message : String(error)})`,
       );
     }

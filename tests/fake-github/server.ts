@@ -398,6 +398,7 @@ export class FakeGitHub {
         const [, owner = "", name = "", sha = ""] = codeload;
         // Only faults that name a path reach codeload, so existing catch-all faults keep their target.
         const fault = this.takeFault(method, path, undefined, true);
+        if (fault !== undefined) record.fault = true;
         if (fault?.status !== undefined) return answer({ status: fault.status, body: null });
         const reply = await this.exclusive(() => this.tarball(owner, name, sha));
         return answer(fault?.cut === undefined ? reply : cutReply(reply, fault.cut));
