@@ -40,6 +40,8 @@ export interface Reply {
   headers?: Record<string, string>;
   /** Send the headers, then break the connection mid-body (an injected network failure). */
   drop?: boolean;
+  /** A body that arrives as a stream (an injected fault's partial archive). */
+  stream?: ReadableStream<Uint8Array>;
 }
 
 /** A failure GitHub would report; the server turns it into GitHub's error body for the status. */

@@ -78,6 +78,11 @@ export interface Fault {
   headers?: Record<string, string>;
   /** How many requests it answers before it is used up; default 1. */
   times?: number;
+  /**
+   * For the codeload archive (path `/_codeload/…`): send only the first `bytes` of the real tarball,
+   * then end the body (a truncated gzip) or, with `reset`, break the connection.
+   */
+  cut?: { bytes: number; reset?: boolean };
 }
 
 export interface FakeGitHubOptions {
@@ -442,7 +447,12 @@ export class FakeGitHub {
       const codeload = /^\/_codeload\/([^/]+)\/([^/]+)\/legacy\.tar\.gz\/([0-9a-f]{40})$/.exec(path);
       if (codeload !== null && method === "GET") {
         const [, owner = "", name = "", sha = ""] = codeload;
-        return answer(await this.exclusive(() => this.tarball(owner, name, sha)));
+        // Only faults that name a path reach codeload, so existing catch-all faults keep their target.
+        const fault = this.takeFault(method, path, undefined, true);
+        if (fault !== undefined) record.fault = true;
+        if (fault?.status !== undefined) return answer({ status: fault.status, body: null });
+        const reply = await this.exclusive(() => this.tarball(owner, name, sha));
+        return answer(fault?.cut === undefined ? reply : cutReply(reply, fault.cut));
       }
       return answer(await this.rest(request, record, path, text));
     } catch (error) {
@@ -460,12 +470,8 @@ export class FakeGitHub {
 
   /** The first pending fault matching the request, used up by one; its canned reply if it has one. */
   private async fault(record: RecordedRequest, path: string): Promise<Reply | undefined> {
-    const { method, operationId } = record;
-    const faultIndex = this.faults.findIndex((fault) => matchesFault(fault, method, path, operationId));
-    const fault = this.faults[faultIndex];
+    const fault = this.takeFault(record.method, path, record.operationId);
     if (fault === undefined) return undefined;
-    fault.times = (fault.times ?? 1) - 1;
-    if (fault.times <= 0) this.faults.splice(faultIndex, 1);
     record.fault = true;
     if (fault.delayMs !== undefined) await Bun.sleep(fault.delayMs);
     if (fault.drop === true) return { status: 200, drop: true };
@@ -642,6 +648,23 @@ export class FakeGitHub {
     return reply;
   }
 
+  /** The first pending fault matching the request, used up once it has answered `times` requests. */
+  private takeFault(
+    method: string,
+    path: string,
+    operationId: string | undefined,
+    byPathOnly = false,
+  ): Fault | undefined {
+    const index = this.faults.findIndex(
+      (fault) => (!byPathOnly || fault.path !== undefined) && matchesFault(fault, method, path, operationId),
+    );
+    const fault = this.faults[index];
+    if (fault === undefined) return undefined;
+    fault.times = (fault.times ?? 1) - 1;
+    if (fault.times <= 0) this.faults.splice(index, 1);
+    return fault;
+  }
+
   private route(method: string, path: string): Route | undefined {
     // The description's own router first: it tells `commits/{ref}` from `commits/{ref}/status`, which
     // the multi-segment patterns alone would confuse.
@@ -655,13 +678,14 @@ export class FakeGitHub {
     if (repo === undefined || (await repo.git.objectType(sha)) !== "commit") {
       return { status: 404, raw: { data: "404: Not Found", contentType: "text/plain; charset=utf-8" } };
     }
-    const data = await repo.git.archive(sha, `${repo.name}-${sha}/`);
+    // GitHub's tarballs are `git archive` output under `owner-repo-shortsha/`, with a pax global
+    // header holding the commit id; Nix drops the top directory whatever its name.
+    const top = `${repo.owner.login}-${repo.name}-${sha.slice(0, 7)}`;
+    const data = await repo.git.archive(sha, `${top}/`);
     return {
       status: 200,
       raw: { data, contentType: "application/x-gzip" },
-      headers: {
-        "content-disposition": `attachment; filename=${repo.owner.login}-${repo.name}-${sha.slice(0, 7)}.tar.gz`,
-      },
+      headers: { "content-disposition": `attachment; filename=${top}.tar.gz` },
     };
   }
 }
@@ -671,6 +695,21 @@ function describeCrash(error: unknown): string {
   // zx's errors carry the failed command's stderr, which says more than its stack.
   const stderr = "stderr" in error && typeof error.stderr === "string" ? `\n${error.stderr.trim()}` : "";
   return `${error.stack ?? error.message}${stderr}`;
+}
+
+/** The archive's first bytes only, then a clean end (truncated gzip) or a broken connection. */
+function cutReply(reply: Reply, cut: { bytes: number; reset?: boolean }): Reply {
+  const data = reply.raw?.data;
+  if (reply.raw === undefined || typeof data === "string" || data === undefined) return reply;
+  const head = data.subarray(0, cut.bytes);
+  if (cut.reset !== true) return { ...reply, raw: { ...reply.raw, data: head } };
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(head);
+      controller.error(new Error("connection reset by an injected fault"));
+    },
+  });
+  return { ...reply, stream: body };
 }
 
 function toResponse(reply: Reply): Response {
@@ -690,6 +729,10 @@ function toResponse(reply: Reply): Response {
       },
     });
     return new Response(broken, { status: reply.status, headers });
+  }
+  if (reply.stream !== undefined) {
+    headers.set("content-type", reply.raw?.contentType ?? "application/octet-stream");
+    return new Response(reply.stream, { status: reply.status, headers });
   }
   if (reply.raw !== undefined) {
     headers.set("content-type", reply.raw.contentType);

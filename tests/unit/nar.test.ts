@@ -1,0 +1,86 @@
+/**
+ * The NAR serializer and tarball unpacker against Nix's own `nix hash path` on the same tree, for
+ * `git archive` tarballs (what GitHub serves). Needs Nix on PATH, no network and no port 443.
+ */
+import { describe, expect, test } from "bun:test";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { $ } from "zx";
+import { NarTree } from "../../lib/nar.ts";
+import { TarballError, unpackTarball } from "../../lib/tarball.ts";
+import { gitRepo } from "../support/git.ts";
+
+async function nixHashOfArchive(tarGz: Buffer): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "flake-bump-nar-test-"));
+  try {
+    await $({ cwd: dir, input: tarGz, quiet: true })`tar xzf -`;
+    const [top] = (await $({ cwd: dir, quiet: true })`ls`).stdout.trim().split("\n");
+    const out = await $({
+      quiet: true,
+    })`nix --extra-experimental-features nix-command hash path ${join(dir, top ?? "")}`;
+    return out.stdout.trim();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** zx decodes output as text, which would mangle the gzip bytes: archive to a file instead. */
+async function archive(dir: string, rev: string, prefix?: string): Promise<Buffer> {
+  const file = join(dir, ".git", "test-archive.tar.gz");
+  const args = prefix === undefined ? [] : [`--prefix=${prefix}`];
+  await $({ cwd: dir, quiet: true })`git archive --format=tar.gz ${args} --output=${file} ${rev}`;
+  return readFile(file);
+}
+
+async function nativeHash(tarGz: Buffer) {
+  await using tree = new NarTree();
+  const info = await unpackTarball(Readable.from([tarGz]), tree);
+  return { hash: await tree.narHash(), info };
+}
+
+describe("NAR hash of a git archive tarball", () => {
+  test("matches nix hash path: exec bits, symlinks, deep trees, odd names, long paths", async () => {
+    await using repo = await gitRepo({ files: { "flake.nix": "{ outputs = _: { }; }\n" } });
+    const long = `${"d".repeat(60)}/${"e".repeat(60)}/${"f".repeat(60)}/long-file-name.txt`;
+    await repo.commit(
+      {
+        "bin/run": "#!/bin/sh\necho hi\n",
+        "a b/ünïcødé file.txt": "spaces and non-ASCII\n",
+        [long]: "a path longer than ustar's 100 bytes\n",
+        "deep/1/2/3/4/5/6/7/8/leaf": "deep\n",
+        A: "upper sorts before lower\n",
+        a: "lower\n",
+        "a.b": "dot\n",
+        empty: "",
+      },
+      "tree",
+    );
+    await repo.git("update-index", "--chmod=+x", "bin/run");
+    await $({ cwd: repo.dir, quiet: true })`ln -s ../a bin/rel-link`;
+    await $({ cwd: repo.dir, quiet: true })`ln -s does/not/exist dangling`;
+    await repo.git("add", "--all");
+    await repo.git("commit", "--quiet", "-m", "links");
+    const rev = await repo.head();
+    const tar = await archive(repo.dir, rev, "o-r-abc/");
+    const { hash, info } = await nativeHash(tar);
+    expect(hash).toBe(await nixHashOfArchive(tar));
+    expect(info.top).toBe("o-r-abc");
+    expect(info.topMtime).toBe(info.maxMtime);
+  });
+
+  test("a truncated tarball is one TarballError", async () => {
+    await using repo = await gitRepo({ files: { "x.txt": "x".repeat(100_000) } });
+    const tar = await archive(repo.dir, "HEAD", "t/");
+    await expect(nativeHash(tar.subarray(0, Math.floor(tar.length / 2)))).rejects.toBeInstanceOf(
+      TarballError,
+    );
+  });
+
+  test("a tarball without one top directory is refused", async () => {
+    await using repo = await gitRepo({ files: { "x.txt": "x", "y.txt": "y" } });
+    const tar = await archive(repo.dir, "HEAD");
+    await expect(nativeHash(tar)).rejects.toThrow(/top-level entry .x.txt. is a file/);
+  });
+});
