@@ -164,8 +164,8 @@ beforeAll(async () => {
   fake = await fakeGitHub();
   octokit = createOctokit({ token: fake.token, baseUrl: fake.apiUrl, waitScale: 0 });
 });
-afterAll(async () => {
-  await fake?.stop();
+// The shared fake lives as long as the process: later test files in the same run use it too.
+afterAll(() => {
   for (const [name, count] of Object.entries(compared))
     console.info(`${name}: ${count} locks compared byte for byte`);
 });
