@@ -94,10 +94,12 @@ beforeAll(async () => {
   });
 });
 
+// The scratch dir holds staged copies of flake-bump with their node_modules: removing them takes
+// longer than the default 5 s hook budget on a busy machine.
 afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
   await nixEnv[Symbol.asyncDispose]();
-});
+}, 60_000);
 
 /** A copy of flake-bump's files where the runner keeps a downloaded action; `edit` changes update's action.yml. */
 function stageFlakeBump(edit: (actionYml: string) => string): string {

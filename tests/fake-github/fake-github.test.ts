@@ -537,7 +537,8 @@ describe("GitHub behaviour", () => {
       if (!(data instanceof ArrayBuffer)) throw new Error("expected the tarball's bytes");
       await writeFile(join(dir, "a.tar.gz"), Buffer.from(data));
       const listing = (await $({ cwd: dir })`tar tzf a.tar.gz`).stdout.split("\n");
-      expect(listing).toContain(`up-${sha}/flake.nix`);
+      // GitHub names the top directory OWNER-REPO-SHORTSHA.
+      expect(listing).toContain(`o-up-${sha.slice(0, 7)}/flake.nix`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -573,7 +574,7 @@ describe("the HTTPS side Nix uses", () => {
         quiet: true,
       })`curl -sSfL --cacert ${fake.certFile} ${`https://localhost/api/v3/repos/owner/up/tarball/${sha}`} | tar tz`
     ).stdout;
-    expect(listing.split("\n")).toContain(`up-${sha}/flake.nix`);
+    expect(listing.split("\n")).toContain(`owner-up-${sha?.slice(0, 7)}/flake.nix`);
     expect(fake.requests.every((request) => request.listener === "nix")).toBe(true);
   });
 
