@@ -29,6 +29,7 @@ import { parseLock } from "../lib/lock.ts";
 import { parseReport } from "../lib/report.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
 import { nixTestEnv, nixVariants } from "./support/nix.ts";
+import { readmeSection } from "./support/readme.ts";
 import { cleanEnv } from "./support/run.ts";
 import { type JobResult, runJob, type UsesHandler } from "./workflows/runner.ts";
 
@@ -143,7 +144,7 @@ async function clone(owner: string, repo: string): Promise<string> {
  */
 function readmeWorkflows(): { update: string; notify: string } {
   const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-  const section = readme.slice(readme.indexOf("## Adopt flake-bump"), readme.indexOf("\n## Tests"));
+  const section = readmeSection(readme, "Adopt flake-bump");
   const blocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => match[1] ?? "");
   const pick = (name: string): string => {
     const block = blocks.find(

@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { parse } from "yaml";
+import { readmeSection } from "./support/readme.ts";
 import { actionAsWorkflow, lintWithActionlint, loadActionlint } from "./workflows/actionlint.ts";
 import { lintFiles, yamlFilesUnder } from "./workflows/lint.ts";
 import { checkFile, type Finding, RULES, type RuleId } from "./workflows/rules.ts";
@@ -339,7 +340,7 @@ describe("the files users copy", () => {
 
 describe("the README's adoption guide", () => {
   const readme = read("README.md");
-  const section = readme.slice(readme.indexOf("## Adopt flake-bump"), readme.indexOf("\n## Tests"));
+  const section = readmeSection(readme, "Adopt flake-bump");
   const yamlBlocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => match[1] ?? "");
 
   test("shows exactly the user's copies of update.yml and notify-example.yml", () => {
