@@ -538,7 +538,7 @@ describe("GitHub behaviour", () => {
       await writeFile(join(dir, "a.tar.gz"), Buffer.from(data));
       const listing = (await $({ cwd: dir })`tar tzf a.tar.gz`).stdout.split("\n");
       // GitHub names the top directory OWNER-REPO-SHORTSHA.
-      expect(listing).toContain(`o-up-${sha.slice(0, 7)}/flake.nix`);
+      expect(listing).toContain(`o-up-${sha?.slice(0, 7)}/flake.nix`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
