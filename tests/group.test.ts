@@ -32,7 +32,6 @@ let fake: FakeGitHub;
 beforeAll(async () => {
   fake = await fakeGitHub();
 });
-afterAll(() => fake?.stop());
 
 for (const variant of nixVariants()) {
   describe(`grouped pull requests with Nix ${variant.version}`, () => {
