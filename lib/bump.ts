@@ -9,7 +9,7 @@ import { join, relative, resolve } from "node:path";
 import * as v from "valibot";
 import { $ } from "zx/core";
 import { RuntimeError, UsageError } from "./errors.ts";
-import { githubSource, pinnedRef } from "./flakeref.ts";
+import { type GitHubSource, githubSource, pinnedRef } from "./flakeref.ts";
 import type { Freshness } from "./freshness.ts";
 import { Sha } from "./ids.ts";
 import {
@@ -22,7 +22,7 @@ import {
   type RootInput,
   rootInputs,
 } from "./lock.ts";
-import { type LockPlan, lockArgs, type Nix } from "./nix.ts";
+import { type LockPlan, lockArgs, type Nix, type Pin } from "./nix.ts";
 import type { InputChange, LockText, Report, Skipped } from "./report.ts";
 import type { TargetCheck } from "./upstream.ts";
 
@@ -42,6 +42,15 @@ export interface BumpDeps {
   checkTarget?: TargetCheck;
   /** Asks the inputs' sources which are behind, so Nix runs only for those (none on a quiet night). */
   freshness?: (inputs: readonly Selected[]) => Promise<Freshness[]>;
+  /** With a grouped pull request: its members are kept in the same lock (see withGroupMembers). */
+  group?: GroupDeps;
+}
+
+export interface GroupDeps {
+  /** The open grouped pull request's members, input → rev; empty when none is open. */
+  members: () => Promise<Readonly<Record<string, string>>>;
+  /** Is `rev` an ancestor of `than` upstream? An unknown answer counts as no. */
+  isOlder: (source: GitHubSource | undefined, rev: string, than: string) => Promise<boolean>;
 }
 
 export type Selected = Extract<RootInput, { kind: "node" }>;
@@ -295,6 +304,7 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     if (behind.length > 0) plan = { kind: "update", inputs: behind.map((input) => input.name) };
   }
   if (plan === undefined) return report;
+  if (deps.group !== undefined) plan = await withGroupMembers(plan, before, deps.group);
 
   const nix = await deps.nix();
   report.nix.version = nix.version.version;
@@ -318,6 +328,13 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
       throw new RuntimeError(
         `Nix locked '${step.input}' to ${lockedRevOf(lock, step.input) ?? "nothing"} instead of ${step.rev}; flake.lock was kept as it was — report this with your Nix version (${nix.version.version})`,
       );
+    }
+    for (const pin of step.also ?? []) {
+      if (lockedRevOf(lock, pin.input) !== pin.rev) {
+        throw new RuntimeError(
+          `Nix locked '${pin.input}' to ${lockedRevOf(lock, pin.input) ?? "nothing"} instead of the grouped pull request's ${pin.rev}; flake.lock was kept as it was — report this with your Nix version (${nix.version.version})`,
+        );
+      }
     }
     return { text, lock };
   };
@@ -373,6 +390,40 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     if (!request.dryRun) await writeAtomic(lockFile, combined.text);
   }
   return report;
+}
+
+/**
+ * A grouped pull request holds one lock with every member moved, so a run that moves one input must
+ * write a lock that still holds the others: each member the base lock is behind on is pinned at the
+ * group's rev in the same Nix run (one `nix flake lock` with several --override-input, exactly as
+ * Nix writes it). Members the base already has (same rev or newer) drop out. A dispatch older than
+ * the group's own rev for that input locks the group's rev instead: a group never moves back.
+ */
+export async function withGroupMembers(
+  plan: LockPlan,
+  before: FlakeLock,
+  group: GroupDeps,
+): Promise<LockPlan> {
+  const also: Pin[] = [...(plan.also ?? [])];
+  let widened = plan;
+  for (const [input, rev] of Object.entries(await group.members())) {
+    const node = selectedNode(before, input);
+    // A member the flake no longer has, or one that only follows another, cannot be pinned.
+    if (node === undefined || node.locked === undefined) continue;
+    const source = githubSource(node);
+    if (widened.kind === "pin" && widened.input === input) {
+      if (widened.rev !== rev && (await group.isOlder(source, widened.rev, rev))) {
+        widened = { ...widened, rev, ref: pinnedRef(input, node, rev) };
+      }
+      continue;
+    }
+    // Updated to its branch head anyway, which holds the group's rev (open-pr checks it).
+    if (widened.kind === "update" && widened.inputs.includes(input)) continue;
+    const locked = node.locked.rev;
+    if (locked === rev || (locked !== undefined && (await group.isOlder(source, rev, locked)))) continue;
+    also.push({ input, ref: pinnedRef(input, node, rev), rev });
+  }
+  return also.length === 0 ? widened : { ...widened, also };
 }
 
 function selectedNode(lock: FlakeLock, name: string) {

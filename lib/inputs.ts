@@ -40,6 +40,9 @@ export const ActionInputs = {
     rev: v.optional(text(Sha)),
     flake: v.optional(text(Path)),
     "dry-run": v.optional(flag),
+    /** With `group`, bump reads the grouped PR's branch (under this prefix) to keep its members. */
+    group: v.optional(flag),
+    "branch-prefix": v.optional(text(Branch)),
   }),
   "open-pr": v.object({
     /** Not an input of the action: the bump step's `report` output, wired through by the action. */
@@ -50,6 +53,7 @@ export const ActionInputs = {
     reviewers: v.optional(list(Login)),
     draft: v.optional(flag),
     "dry-run": v.optional(flag),
+    group: v.optional(flag),
   }),
   notify: v.object({
     repositories: v.optional(list(RepositoryName)),

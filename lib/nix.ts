@@ -35,9 +35,19 @@ export function hasPositionalUpdate(version: NixVersion): boolean {
 
 export const EXPERIMENTAL = ["--extra-experimental-features", "nix-command flakes"] as const;
 
+export interface Pin {
+  input: string;
+  ref: string;
+  rev: string;
+}
+
+/**
+ * `also`: more inputs pinned in the same Nix run (a grouped pull request's other members), so one
+ * lock holds every move exactly as Nix writes it.
+ */
 export type LockPlan =
-  | { kind: "update"; inputs: readonly string[] }
-  | { kind: "pin"; input: string; ref: string; rev: string };
+  | { kind: "update"; inputs: readonly string[]; also?: readonly Pin[] }
+  | { kind: "pin"; input: string; ref: string; rev: string; also?: readonly Pin[] };
 
 /**
  * The Nix arguments (after `nix`) that carry out a plan on `flakeDir` with the given version.
@@ -45,11 +55,13 @@ export type LockPlan =
  * `original` as flake.nix has it, on every version.
  */
 export function lockArgs(version: NixVersion, plan: LockPlan, flakeDir: string): string[] {
+  // Both `flake lock` and `flake update` take --override-input on every version (2.8, 2.26 tried).
+  const also = (plan.also ?? []).flatMap((pin) => ["--override-input", pin.input, pin.ref]);
   if (plan.kind === "pin") {
-    return [...EXPERIMENTAL, "flake", "lock", "--override-input", plan.input, plan.ref, flakeDir];
+    return [...EXPERIMENTAL, "flake", "lock", "--override-input", plan.input, plan.ref, ...also, flakeDir];
   }
   if (hasPositionalUpdate(version)) {
-    return [...EXPERIMENTAL, "flake", "update", ...plan.inputs, "--flake", flakeDir];
+    return [...EXPERIMENTAL, "flake", "update", ...plan.inputs, ...also, "--flake", flakeDir];
   }
   // Nix < 2.19 has no positional inputs for `flake update` (it always recreates the whole lock).
   return [
@@ -57,6 +69,7 @@ export function lockArgs(version: NixVersion, plan: LockPlan, flakeDir: string):
     "flake",
     "lock",
     ...plan.inputs.flatMap((input) => ["--update-input", input]),
+    ...also,
     flakeDir,
   ];
 }

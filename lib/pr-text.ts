@@ -87,7 +87,19 @@ export interface BodyInput {
   totalCommits?: number;
 }
 
-export function prBody({ change, commits, totalCommits }: BodyInput): string {
+export function prBody(input: BodyInput): string {
+  const to = input.change.to;
+  return [
+    ...inputSection(input),
+    "",
+    "After merging, switch the hosts (or use the fleet dashboard).",
+    "",
+    renderMarker({ input: input.change.name, rev: to.rev ?? to.ref }),
+  ].join("\n");
+}
+
+/** One input's part of a body: from/to, compare link, upstream commits, transitive changes. */
+export function inputSection({ change, commits, totalCommits }: BodyInput): string[] {
   const base = change.github ? webBase(change.github) : undefined;
   const upstream = change.github ? fullName(change.github) : change.name;
   const to = change.to;
@@ -138,11 +150,5 @@ export function prBody({ change, commits, totalCommits }: BodyInput): string {
     if (transitive.length > TRANSITIVE_LIMIT)
       lines.push(`- … and ${transitive.length - TRANSITIVE_LIMIT} more`);
   }
-  lines.push(
-    "",
-    "After merging, switch the hosts (or use the fleet dashboard).",
-    "",
-    renderMarker({ input: change.name, rev: to.rev ?? to.ref }),
-  );
-  return lines.join("\n");
+  return lines;
 }

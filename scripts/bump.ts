@@ -4,14 +4,16 @@
  * Parse args/env/event → lib/bump.ts → report (stderr for people, --json on stdout, Actions outputs).
  */
 import * as v from "valibot";
+import { $ } from "zx/core";
 import { appendSummary, group, info, setOutputs } from "../lib/actions.ts";
-import { type BumpRequest, bump, checkOutdated, type Selected } from "../lib/bump.ts";
+import { type BumpRequest, bump, checkOutdated, type GroupDeps, type Selected } from "../lib/bump.ts";
 import { debugRequested, parseCli, runMain } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { readEventRequest } from "../lib/event.ts";
 import { githubSource } from "../lib/flakeref.ts";
 import { checkFreshness, type Freshness } from "../lib/freshness.ts";
-import { InputName, Sha } from "../lib/ids.ts";
+import { groupBranch, openGroupMembers } from "../lib/group.ts";
+import { Branch, InputName, Sha } from "../lib/ids.ts";
 import { readActionInputs } from "../lib/inputs.ts";
 import { detectNix } from "../lib/nix.ts";
 import {
@@ -25,7 +27,8 @@ import {
 } from "../lib/report.ts";
 import { githubToken } from "../lib/secrets.ts";
 
-export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--flake DIR] [--report FILE] [--json] [--dry-run] [--check] [--help]
+export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--flake DIR] [--report FILE] [--json] [--dry-run] [--check]
+                       [--group [--branch-prefix P]] [--help]
 
 Move flake inputs in flake.lock with Nix and describe what moved.
 
@@ -37,11 +40,14 @@ Move flake inputs in flake.lock with Nix and describe what moved.
   --json         print the report on stdout (human output stays on stderr)
   --dry-run      compute and print everything, leave flake.lock untouched
   --check        only say which inputs are behind (outdated=NAMES); needs no Nix
+  --group        keep the open grouped pull request's inputs in the new lock (for open-pr.ts --group):
+                 each one the base is behind on is locked at the group's rev in the same Nix run
+  --branch-prefix P  the grouped branch is P + "all" (default: flake-bump/)
   --debug        show Nix's full output and stack traces
 
 In GitHub Actions the event (repository_dispatch, workflow_dispatch, schedule) chooses the
 inputs and rev; the update action's inputs (FLAKE_BUMP_INPUTS, FLAKE_BUMP_REV, FLAKE_BUMP_FLAKE,
-FLAKE_BUMP_DRY_RUN) override it, and command-line arguments override both.
+FLAKE_BUMP_DRY_RUN, FLAKE_BUMP_GROUP, FLAKE_BUMP_BRANCH_PREFIX) override it, and command-line arguments override both.
 Exit codes: 0 done (changed or nothing to do), 1 failure, 2 bad usage or input.`;
 
 const options = {
@@ -51,6 +57,8 @@ const options = {
   json: { type: "boolean" },
   "dry-run": { type: "boolean" },
   check: { type: "boolean" },
+  group: { type: "boolean" },
+  "branch-prefix": { type: "string" },
 } as const;
 
 const Args = v.object({
@@ -61,6 +69,8 @@ const Args = v.object({
   json: v.optional(v.boolean(), false),
   "dry-run": v.optional(v.boolean(), false),
   check: v.optional(v.boolean(), false),
+  group: v.optional(v.boolean(), false),
+  "branch-prefix": v.optional(Branch),
 });
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -102,6 +112,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 
   const reportPath = args.report ?? defaultReportPath(env);
   await checkReportPath(reportPath);
+  // Repository and client only: GitHub is asked about the group only when Nix is about to run.
+  const grouped =
+    args.group || action.group ? await groupDeps(request.flakeDir, args, action, env) : undefined;
   const report: Report = await group("Update flake.lock", () =>
     bump(request, {
       nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
@@ -110,6 +123,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         const { targetCheck } = await import("../lib/upstream.ts");
         return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
       },
+      ...(grouped ? { group: grouped } : {}),
     }),
   );
 
@@ -126,6 +140,40 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   );
   appendSummary(reportMarkdown(report), env);
   return 0;
+}
+
+/** What bump needs to keep a grouped pull request's members: asked of GitHub only if Nix will run. */
+async function groupDeps(
+  flakeDir: string,
+  args: { "branch-prefix"?: string | undefined },
+  action: { "branch-prefix"?: string | undefined },
+  env: NodeJS.ProcessEnv,
+): Promise<GroupDeps> {
+  const { parseRepository } = await import("../lib/ids.ts");
+  let repo = env.GITHUB_REPOSITORY ? parseRepository(env.GITHUB_REPOSITORY) : undefined;
+  if (repo === undefined) {
+    const origin = await $({ cwd: flakeDir, nothrow: true, quiet: true })`git remote get-url origin`;
+    repo = origin.exitCode === 0 ? parseRepository(origin.stdout) : undefined;
+  }
+  if (repo === undefined) {
+    throw new UsageError(
+      "--group needs to know the repository of the grouped pull request; run in Actions or in a clone whose 'origin' remote is on GitHub",
+    );
+  }
+  const where = repo;
+  const branch = groupBranch(args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/");
+  const { octokitFromEnv } = await import("../lib/github.ts");
+  const { isOlder } = await import("../lib/upstream.ts");
+  const octokit = octokitFromEnv(env);
+  return {
+    members: async () => {
+      const members = await openGroupMembers(octokit, where, branch);
+      const names = Object.keys(members);
+      if (names.length > 0) info(`Grouped pull request on '${branch}' holds: ${names.join(", ")}`);
+      return members;
+    },
+    isOlder: (source, rev, than) => isOlder(octokit, source, rev, than),
+  };
 }
 
 /** `--check`: one line per input, `outdated=NAMES` on stdout (or the answers as JSON) and in $GITHUB_OUTPUT. */

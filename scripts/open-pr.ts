@@ -10,6 +10,7 @@ import { parseCli, runMain } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { eventDefaultBranch } from "../lib/event.ts";
 import { octokitFromEnv } from "../lib/github.ts";
+import { openGroupPullRequest } from "../lib/group.ts";
 import {
   Branch,
   fullName,
@@ -25,7 +26,7 @@ import { defaultReportPath, readReport } from "../lib/report.ts";
 import { githubToken } from "../lib/secrets.ts";
 
 export const USAGE = `Usage: bun scripts/open-pr.ts [--report FILE] [--repo OWNER/REPO] [--base BRANCH] [--branch-prefix P]
-                           [--label L ...] [--reviewer U ...] [--draft] [--dry-run] [--help]
+                           [--label L ...] [--reviewer U ...] [--draft] [--group] [--dry-run] [--help]
 
 Open or update one pull request per input that bump.ts moved; close ones made obsolete.
 
@@ -37,11 +38,13 @@ Open or update one pull request per input that bump.ts moved; close ones made ob
   --label L          label to add, repeatable (default: dependencies, automated)
   --reviewer U       reviewer to request, repeatable
   --draft            open as a draft
+  --group            one pull request for every input the run moved, on branch P + "all", with the
+                     report's combined flake.lock (pair with bump.ts --group)
   --dry-run          say what would happen, change nothing on GitHub
 
 In the update action the inputs arrive as FLAKE_BUMP_REPORT, FLAKE_BUMP_BASE, FLAKE_BUMP_BRANCH_PREFIX,
-FLAKE_BUMP_LABELS (comma or newline separated), FLAKE_BUMP_REVIEWERS, FLAKE_BUMP_DRAFT and
-FLAKE_BUMP_DRY_RUN; flags override them.
+FLAKE_BUMP_LABELS (comma or newline separated), FLAKE_BUMP_REVIEWERS, FLAKE_BUMP_DRAFT,
+FLAKE_BUMP_GROUP and FLAKE_BUMP_DRY_RUN; flags override them.
 Needs a token in GH_TOKEN or GITHUB_TOKEN with Contents and Pull requests: read and write.`;
 
 const options = {
@@ -52,6 +55,7 @@ const options = {
   label: { type: "string", multiple: true },
   reviewer: { type: "string", multiple: true },
   draft: { type: "boolean" },
+  group: { type: "boolean" },
   "dry-run": { type: "boolean" },
 } as const;
 
@@ -64,6 +68,7 @@ const Args = v.object({
   label: v.optional(v.array(Label)),
   reviewer: v.optional(v.array(Login)),
   draft: v.optional(v.boolean(), false),
+  group: v.optional(v.boolean(), false),
   "dry-run": v.optional(v.boolean(), false),
 });
 
@@ -115,7 +120,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (base !== undefined) opts.base = base;
 
   const results = await group(`Pull requests in ${fullName(repo)}`, () =>
-    openPullRequests(octokitFromEnv(env), report, opts),
+    args.group || action.group
+      ? openGroupPullRequest(octokitFromEnv(env), report, opts)
+      : openPullRequests(octokitFromEnv(env), report, opts),
   );
   for (const result of results) info(resultLine(result));
   if (results.length === 0) info("Nothing to do: the report moved no input.");
