@@ -236,14 +236,14 @@ class PullRequests {
       }
       return result(wrote ? "updated" : "unchanged", existing, head.text.title);
     }
-    const { pr, created, labels } = await this.createPull(branch, base, head);
+    const { pr, created, labels, shown } = await this.createPull(branch, base, head);
     // A PR found after a 422 may be ours from an attempt whose answer was lost (timeout, dropped
     // connection): it then still lacks its labels.
     const unlabeled = this.opts.labels.some((label) => !labels.includes(label));
     if (created || unlabeled) await this.decorate(pr.number, { reviewers: created });
     // A PR we just created from the head we wrote needs no sync: a run that moves the branch after
     // us finds this PR and syncs it itself. One we found after a 422 may show anyone's text.
-    if (!created) await this.syncText(pr.number, branch, head, undefined);
+    if (!created) await this.syncText(pr.number, branch, head, shown);
     return result(created ? "created" : wrote ? "updated" : "unchanged", pr, head.text.title);
   }
 
@@ -273,7 +273,12 @@ class PullRequests {
     branch: string,
     base: string,
     head: BranchHead,
-  ): Promise<{ pr: { number: number; html_url: string }; created: boolean; labels: string[] }> {
+  ): Promise<{
+    pr: { number: number; html_url: string };
+    created: boolean;
+    labels: string[];
+    shown?: PrText;
+  }> {
     try {
       const { data } = await this.octokit.rest.pulls.create({
         ...this.repo,
@@ -289,7 +294,14 @@ class PullRequests {
       // Another run opened it between our lookup and now: use theirs (never two PRs for one input).
       if (statusOf(error) === 422) {
         const raced = await this.findOpen(branch);
-        if (raced) return { pr: raced, created: false, labels: raced.labels.map((label) => label.name) };
+        if (raced) {
+          return {
+            pr: raced,
+            created: false,
+            labels: raced.labels.map((label) => label.name),
+            shown: { title: raced.title, body: raced.body ?? "" },
+          };
+        }
       }
       throw describeGitHubError(error, `open the pull request for '${branch}'`, this.name);
     }
