@@ -214,7 +214,7 @@ describe("swapBranch", () => {
     expect(fake.requests.find((r) => r.operationId === "git/update-ref")?.body).toMatchObject({
       force: false,
     });
-    expect((await commit(head.sha)).parents.map((p) => p.sha)).toStrictEqual([old.base, old.sha]);
+    expect((await commit(head.sha)).parents.map((p) => p.sha)).toStrictEqual([old.base ?? "", old.sha]);
     expect(await readHead(gh, BRANCH)).toMatchObject({ sha: head.sha, rev: at(3) });
   });
 
