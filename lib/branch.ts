@@ -22,6 +22,8 @@ export interface BranchHead {
   sha: string;
   text: PrText;
   rev: string | undefined;
+  /** The head's first parent: the base commit it was built on, when known. */
+  base?: string | undefined;
 }
 
 /** Git's blob id for a text, so a branch's file can be compared without downloading it. */
@@ -58,13 +60,28 @@ export async function headSha(gh: RepositoryClient, branch: string): Promise<str
   }
 }
 
-export async function readHead(gh: RepositoryClient, branch: string): Promise<BranchHead | undefined> {
-  const sha = await headSha(gh, branch);
-  if (sha === undefined) return undefined;
+/** The branch head at a known commit: its text and rev from the commit message. */
+export async function headAt(gh: RepositoryClient, branch: string, sha: string): Promise<BranchHead> {
   const { data } = await request(gh, `read the head of '${branch}'`, () =>
     gh.octokit.rest.git.getCommit({ ...gh.repo, commit_sha: sha }),
   );
-  return { sha, text: textFromMessage(data.message), rev: parseMarker(data.message)?.rev };
+  return {
+    sha,
+    text: textFromMessage(data.message),
+    rev: parseMarker(data.message)?.rev,
+    base: data.parents[0]?.sha,
+  };
+}
+
+export async function readHead(gh: RepositoryClient, branch: string): Promise<BranchHead | undefined> {
+  const sha = await headSha(gh, branch);
+  return sha === undefined ? undefined : headAt(gh, branch, sha);
+}
+
+/** A commit and its tree. */
+export interface BaseCommit {
+  sha: string;
+  tree: string;
 }
 
 export interface Swap {
@@ -76,8 +93,30 @@ export interface Swap {
   change: InputChange;
   /** The head commit's message, asked for only when a commit is written. */
   text: () => Promise<PrText>;
+  /**
+   * The branch head as the caller already knows it (from the PR listing), instead of reading it; a
+   * stale one only costs a lost swap, since the update is a fast-forward from exactly this commit.
+   */
+  known?: BranchHead;
   /** Without an open PR the branch rarely exists: try to create it and read it only if that fails. */
   branchLikelyExists: boolean;
+  /**
+   * The base commit the lock was computed from (bump.ts's checkout), used instead of reading the base
+   * branch when the branch is new or its head was built on this same commit: never on an older base
+   * than the head's, which would revert the base's newer files in the PR. When GitHub does not know
+   * it (an unpushed checkout), the base branch is read as without it.
+   */
+  checkout?: BaseCommit;
+  /**
+   * Upstream revs known to be ancestors of the target rev (the commits between the locked rev and
+   * it): a head at one of them is older without asking the compare API.
+   */
+  ancestors?: () => Promise<ReadonlySet<string>>;
+}
+
+/** 404 or 422 on a tree or commit built on the checkout: GitHub does not have that commit. */
+function unknownToGitHub(error: unknown): boolean {
+  return statusOf(error) === 404 || statusOf(error) === 422;
 }
 
 /**
@@ -90,11 +129,48 @@ export async function swapBranch(
 ): Promise<{ head: BranchHead; wrote: boolean }> {
   const { branch, base, path, change } = swap;
   const rev = change.to.rev ?? change.to.ref;
-  let current = swap.branchLikelyExists ? await readHead(gh, branch) : undefined;
+  let current = swap.known ?? (swap.branchLikelyExists ? await readHead(gh, branch) : undefined);
+  let checkout = swap.checkout;
+  const readBase = async (): Promise<BaseCommit> => {
+    const { data } = await request(gh, `read branch '${base}' of ${fullName(gh.repo)}`, () =>
+      gh.octokit.rest.repos.getCommit({ ...gh.repo, ref: `heads/${base}`, per_page: 1 }),
+    );
+    return { sha: data.sha, tree: data.commit.tree.sha };
+  };
+  /** The tree and commit on `from`; undefined when `from` is the checkout and GitHub lacks it. */
+  const build = async (from: BaseCommit, parents: string[], text: PrText, fromCheckout: boolean) => {
+    const step = async <T>(what: string, fn: () => Promise<T>): Promise<T | undefined> => {
+      try {
+        return await fn();
+      } catch (error) {
+        if (fromCheckout && unknownToGitHub(error)) return undefined;
+        throw describeGitHubError(error, what, fullName(gh.repo));
+      }
+    };
+    const tree = await step("create the git tree", () =>
+      gh.octokit.rest.git.createTree({
+        ...gh.repo,
+        base_tree: from.tree,
+        tree: [{ path, mode: "100644", type: "blob", content: change.lock.text }],
+      }),
+    );
+    if (tree === undefined) return undefined;
+    // No author or committer: GitHub then signs the commit as the token's identity ("Verified").
+    const commit = await step("create the commit", () =>
+      gh.octokit.rest.git.createCommit({
+        ...gh.repo,
+        message: commitMessage(text),
+        tree: tree.data.sha,
+        parents,
+      }),
+    );
+    return commit?.data.sha;
+  };
   for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
     if (
       current?.rev !== undefined &&
       current.rev !== rev &&
+      !(await swap.ancestors?.())?.has(current.rev) &&
       (await isOlder(gh.octokit, change.github, rev, current.rev))
     ) {
       return { head: current, wrote: false };
@@ -102,45 +178,38 @@ export async function swapBranch(
     if (current?.rev === rev && (await branchHasFile(gh, branch, path, change.lock.text))) {
       return { head: current, wrote: false };
     }
-    const { data: baseCommit } = await request(gh, `read branch '${base}' of ${fullName(gh.repo)}`, () =>
-      gh.octokit.rest.repos.getCommit({ ...gh.repo, ref: `heads/${base}`, per_page: 1 }),
-    );
-    const { data: tree } = await request(gh, "create the git tree", () =>
-      gh.octokit.rest.git.createTree({
-        ...gh.repo,
-        base_tree: baseCommit.commit.tree.sha,
-        tree: [{ path, mode: "100644", type: "blob", content: change.lock.text }],
-      }),
-    );
     const prText = await swap.text();
     // Parents: the base first (so the PR's diff is exactly flake.lock), then the old head, which
     // makes the update a fast-forward that GitHub applies only if nobody moved the branch since.
-    const parents = current ? [baseCommit.sha, current.sha] : [baseCommit.sha];
-    // No author or committer: GitHub then signs the commit as the token's identity ("Verified").
-    const { data: commit } = await request(gh, "create the commit", () =>
-      gh.octokit.rest.git.createCommit({
-        ...gh.repo,
-        message: commitMessage(prText),
-        tree: tree.sha,
-        parents,
-      }),
-    );
+    const onCheckout =
+      checkout !== undefined && (current === undefined || current.base === checkout.sha)
+        ? checkout
+        : undefined;
+    let from = onCheckout ?? (await readBase());
+    const parentsOn = (sha: string) => (current ? [sha, current.sha] : [sha]);
+    let commitSha = await build(from, parentsOn(from.sha), prText, onCheckout !== undefined);
+    if (commitSha === undefined) {
+      checkout = undefined;
+      from = await readBase();
+      commitSha = await build(from, parentsOn(from.sha), prText, false);
+    }
+    if (commitSha === undefined) continue;
     try {
       if (current) {
         await gh.octokit.rest.git.updateRef({
           ...gh.repo,
           ref: `heads/${branch}`,
-          sha: commit.sha,
+          sha: commitSha,
           force: false,
         });
       } else {
         await gh.octokit.rest.git.createRef({
           ...gh.repo,
           ref: `refs/heads/${branch}`,
-          sha: commit.sha,
+          sha: commitSha,
         });
       }
-      return { head: { sha: commit.sha, text: prText, rev }, wrote: true };
+      return { head: { sha: commitSha, text: prText, rev, base: from.sha }, wrote: true };
     } catch (error) {
       // 422: the branch appeared or moved since we read it — another run got there first.
       if (statusOf(error) !== 422)

@@ -23,7 +23,7 @@ import {
   rootInputs,
 } from "./lock.ts";
 import { type LockPlan, lockArgs, type Nix, type Pin } from "./nix.ts";
-import type { InputChange, LockText, Report, Skipped } from "./report.ts";
+import type { CheckoutHead, InputChange, LockText, Report, Skipped, Upstream } from "./report.ts";
 import type { TargetCheck } from "./upstream.ts";
 
 export interface BumpRequest {
@@ -136,6 +136,18 @@ export function selectInputs(
 async function gitTopLevel(dir: string): Promise<string | undefined> {
   const out = await $({ cwd: dir, nothrow: true, quiet: true })`git rev-parse --show-toplevel`;
   return out.exitCode === 0 ? out.stdout.trim() : undefined;
+}
+
+/** HEAD's commit, its tree and the branch checked out; undefined before the first commit. */
+async function checkoutHead(dir: string): Promise<CheckoutHead | undefined> {
+  const out = await $({
+    cwd: dir,
+    nothrow: true,
+    quiet: true,
+  })`git rev-parse HEAD HEAD^{tree} --abbrev-ref HEAD`;
+  const [commit, tree, branch] = out.stdout.trim().split("\n");
+  if (out.exitCode !== 0 || commit === undefined || tree === undefined) return undefined;
+  return branch === undefined || branch === "HEAD" ? { commit, tree } : { commit, tree, branch };
 }
 
 /** Replace a file's contents atomically: a reader sees the old bytes or the new, never half. */
@@ -265,9 +277,12 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   if (repoRoot !== undefined) {
     report.flake.repoRoot = repoRoot;
     report.flake.lockPath = relative(repoRoot, lockFile);
+    const head = await checkoutHead(repoRoot);
+    if (head !== undefined) report.flake.head = head;
   }
 
   let plan: LockPlan | undefined;
+  let upstream: Upstream | undefined;
   const target = selected[0];
   if (request.rev !== undefined && target !== undefined) {
     const lockedRev = target.node.locked?.rev;
@@ -278,7 +293,15 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     } else if (
       source !== undefined &&
       deps.checkTarget !== undefined &&
-      (await deps.checkTarget({ input: target.name, source, lockedRev, rev: request.rev })) === "ahead"
+      (await deps.checkTarget({
+        input: target.name,
+        source,
+        lockedRev,
+        rev: request.rev,
+        upstream: (list) => {
+          upstream = list;
+        },
+      })) === "ahead"
     ) {
       skipped.push(
         skip(
@@ -372,6 +395,8 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     if (change.from !== undefined) entry.from = change.from;
     const github = reportGitHub(node);
     if (github !== undefined) entry.github = github;
+    if (upstream !== undefined && upstream.from === change.from?.rev && upstream.to === rev)
+      entry.upstream = upstream;
     report.inputs.push(entry);
   }
   for (const input of selected) {

@@ -4,9 +4,8 @@
  * the upstream commit list.
  */
 import * as v from "valibot";
-import { fullName } from "./ids.ts";
-import { formatDate, type InputChange } from "./report.ts";
-import type { CompareCommit } from "./upstream.ts";
+import { fullName, Sha } from "./ids.ts";
+import { formatDate, type InputChange, type UpstreamCommit } from "./report.ts";
 
 /** How many upstream commits the body lists before "and N more". */
 export const COMMIT_LIMIT = 30;
@@ -56,6 +55,36 @@ export function parseMarker(body: string | null | undefined): Marker | undefined
   }
 }
 
+/**
+ * Which branch head a pull request's text was written for: only the PR body carries it (a commit
+ * cannot name itself), so a PR listing whose `head.sha` matches it tells the head's rev without
+ * reading the commit. `base` is that head's first parent, the base commit it was built on.
+ */
+export const HeadMarker = v.object({ sha: Sha, base: v.optional(Sha) });
+export type HeadMarker = v.InferOutput<typeof HeadMarker>;
+
+const HEAD_MARKER = /\n?<!-- flake-bump-head (\{.*?\}) -->/;
+
+/** The PR body for a branch head: the head commit's body plus the head marker. */
+export function bodyForHead(body: string, head: HeadMarker): string {
+  const marker = head.base === undefined ? { sha: head.sha } : { sha: head.sha, base: head.base };
+  return `${body}\n<!-- flake-bump-head ${JSON.stringify(marker)} -->`;
+}
+
+/** The head marker of a PR body and the body without it. */
+export function parseHeadMarker(body: string | null | undefined): { head?: HeadMarker; body: string } {
+  const text = body ?? "";
+  const match = HEAD_MARKER.exec(text);
+  if (!match?.[1]) return { body: text };
+  const rest = text.replace(HEAD_MARKER, "");
+  try {
+    const result = v.safeParse(HeadMarker, JSON.parse(match[1]));
+    return result.success ? { head: result.output, body: rest } : { body: rest };
+  } catch {
+    return { body: rest };
+  }
+}
+
 /** The web address of a GitHub input: github.com, or its Enterprise host. */
 export function webBase(github: NonNullable<InputChange["github"]>): string {
   return `https://${github.host ?? "github.com"}/${github.owner}/${github.repo}`;
@@ -82,7 +111,7 @@ function revLink(base: string | undefined, rev: string | undefined): string {
 export interface BodyInput {
   change: InputChange;
   /** Upstream commits from the old rev to the new, oldest first (the compare API's order). */
-  commits?: readonly CompareCommit[];
+  commits?: readonly UpstreamCommit[];
   /** The compare API's total, which may exceed the commits it returned. */
   totalCommits?: number;
 }

@@ -4,11 +4,12 @@
  * branch head, re-read after every write, so concurrent runs converge on the newest commit.
  */
 import {
+  type BaseCommit,
   type BranchHead,
   branchHasFile,
   deleteBranch,
+  headAt,
   headSha,
-  readHead,
   SWAP_ATTEMPTS,
   swapBranch,
 } from "./branch.ts";
@@ -22,7 +23,16 @@ import {
   statusOf,
 } from "./github.ts";
 import { fullName, type GitHubRepository } from "./ids.ts";
-import { branchName, type PrText, parseMarker, prBody, prTitle } from "./pr-text.ts";
+import {
+  type BodyInput,
+  bodyForHead,
+  branchName,
+  type PrText,
+  parseHeadMarker,
+  parseMarker,
+  prBody,
+  prTitle,
+} from "./pr-text.ts";
 import type { InputChange, Report, Skipped } from "./report.ts";
 import { commitsBetween, isOlder } from "./upstream.ts";
 
@@ -49,6 +59,17 @@ export interface OpenPrOptions {
 }
 
 type PullRequest = RestEndpointMethodTypes["pulls"]["list"]["response"]["data"][number];
+
+/**
+ * The branch head as the PR listing tells it: when the body's head marker names the listing's
+ * `head.sha`, the body was written for exactly that commit, so its rev marker is that commit's rev.
+ */
+function headFromListing(pr: PullRequest): BranchHead | undefined {
+  const { head, body } = parseHeadMarker(pr.body);
+  const rev = parseMarker(body)?.rev;
+  if (head?.sha !== pr.head.sha || rev === undefined) return undefined;
+  return { sha: head.sha, text: { title: pr.title, body }, rev, base: head.base };
+}
 
 class PullRequests {
   private defaultBranch: string | undefined;
@@ -124,27 +145,30 @@ class PullRequests {
 
   /**
    * Make the PR's title and body match the branch head, re-reading the head after each write so a
-   * run that wrote an older text repairs it (see the module comment).
+   * run that wrote an older text repairs it (see the module comment). A run that writes nothing
+   * cannot have overwritten a newer text, so it needs no re-read.
    */
   async syncText(number: number, branch: string, head: BranchHead, shown: PrText | undefined): Promise<void> {
     let target = head;
     let current = shown;
     for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
-      if (current?.title !== target.text.title || current.body !== target.text.body) {
-        await this.call(`update pull request #${number}`, () =>
-          this.octokit.rest.pulls.update({ ...this.repo, pull_number: number, ...target.text }),
-        );
-        current = target.text;
-      }
+      const wanted = { title: target.text.title, body: bodyForHead(target.text.body, target) };
+      if (current?.title === wanted.title && current.body === wanted.body) return;
+      await this.call(`update pull request #${number}`, () =>
+        this.octokit.rest.pulls.update({ ...this.repo, pull_number: number, ...wanted }),
+      );
+      current = wanted;
       const now = await headSha(this.gh, branch);
       if (now === undefined || now === target.sha) return;
-      const moved = await readHead(this.gh, branch);
-      if (moved === undefined) return;
-      target = moved;
+      target = await headAt(this.gh, branch, now);
     }
   }
 
-  async open(change: InputChange, lockPath: string): Promise<PullRequestResult> {
+  async open(
+    change: InputChange,
+    lockPath: string,
+    checkoutOf: (base: string) => BaseCommit | undefined = () => undefined,
+  ): Promise<PullRequestResult> {
     const branch = branchName(change.name, this.opts.branchPrefix);
     const rev = change.to.rev ?? change.to.ref;
     const existing = await this.firstLook(branch);
@@ -170,20 +194,32 @@ class PullRequests {
       };
     }
     const base = await this.baseBranch(existing);
+    // The report's list when bump.ts read it for exactly this move, else one compare, asked once.
+    let listed: Promise<Omit<BodyInput, "change">> | undefined;
+    const commits = () => {
+      const known = change.upstream;
+      listed ??=
+        known !== undefined && known.from === change.from?.rev && known.to === change.to.rev
+          ? Promise.resolve({ commits: known.commits, totalCommits: known.total })
+          : commitsBetween(this.octokit, change.name, change.github, change.from?.rev, change.to.rev);
+      return listed;
+    };
     const text = async (): Promise<PrText> => ({
       title: prTitle(change.name, rev),
-      body: prBody({
-        change,
-        ...(await commitsBetween(this.octokit, change.name, change.github, change.from?.rev, change.to.rev)),
-      }),
+      body: prBody({ change, ...(await commits()) }),
     });
+    const known = existing === undefined ? undefined : headFromListing(existing);
+    const checkout = checkoutOf(base);
     const { head, wrote } = await swapBranch(this.gh, {
       branch,
       base,
       path: lockPath,
       change,
       text,
+      ...(known === undefined ? {} : { known }),
       branchLikelyExists: existing !== undefined,
+      ...(checkout === undefined ? {} : { checkout }),
+      ancestors: async () => new Set((await commits()).commits?.map((commit) => commit.sha)),
     });
 
     if (existing) {
@@ -200,14 +236,14 @@ class PullRequests {
       }
       return result(wrote ? "updated" : "unchanged", existing, head.text.title);
     }
-    const { pr, created, labels } = await this.createPull(branch, base, head);
+    const { pr, created, labels, shown } = await this.createPull(branch, base, head);
     // A PR found after a 422 may be ours from an attempt whose answer was lost (timeout, dropped
     // connection): it then still lacks its labels.
     const unlabeled = this.opts.labels.some((label) => !labels.includes(label));
     if (created || unlabeled) await this.decorate(pr.number, { reviewers: created });
     // A PR we just created from the head we wrote needs no sync: a run that moves the branch after
     // us finds this PR and syncs it itself. One we found after a 422 may show anyone's text.
-    if (!created) await this.syncText(pr.number, branch, head, undefined);
+    if (!created) await this.syncText(pr.number, branch, head, shown);
     return result(created ? "created" : wrote ? "updated" : "unchanged", pr, head.text.title);
   }
 
@@ -237,13 +273,19 @@ class PullRequests {
     branch: string,
     base: string,
     head: BranchHead,
-  ): Promise<{ pr: { number: number; html_url: string }; created: boolean; labels: string[] }> {
+  ): Promise<{
+    pr: { number: number; html_url: string };
+    created: boolean;
+    labels: string[];
+    shown?: PrText;
+  }> {
     try {
       const { data } = await this.octokit.rest.pulls.create({
         ...this.repo,
         head: branch,
         base,
-        ...head.text,
+        title: head.text.title,
+        body: bodyForHead(head.text.body, head),
         draft: this.opts.draft,
         maintainer_can_modify: false,
       });
@@ -252,7 +294,14 @@ class PullRequests {
       // Another run opened it between our lookup and now: use theirs (never two PRs for one input).
       if (statusOf(error) === 422) {
         const raced = await this.findOpen(branch);
-        if (raced) return { pr: raced, created: false, labels: raced.labels.map((label) => label.name) };
+        if (raced) {
+          return {
+            pr: raced,
+            created: false,
+            labels: raced.labels.map((label) => label.name),
+            shown: { title: raced.title, body: raced.body ?? "" },
+          };
+        }
       }
       throw describeGitHubError(error, `open the pull request for '${branch}'`, this.name);
     }
@@ -323,7 +372,11 @@ export async function openPullRequests(
         `the flake in ${report.flake.dir} is not in a git repository, so there is no path to commit flake.lock at; run bump.ts in a clone of the repository`,
       );
     }
-    for (const change of report.inputs) results.push(await prs.open(change, lockPath));
+    // The checkout bump.ts ran in, when it is the base branch: the commit the lock was computed from.
+    const head = report.flake.head;
+    const checkout = (base: string) =>
+      head?.branch === base ? { sha: head.commit, tree: head.tree } : undefined;
+    for (const change of report.inputs) results.push(await prs.open(change, lockPath, checkout));
   }
   for (const skip of report.skipped) {
     if (skip.reason === "pinned") continue;

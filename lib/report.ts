@@ -14,6 +14,36 @@ import { LockedSummary, NodeChange } from "./lock.ts";
 const LockText = v.object({ text: v.string(), sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) });
 export type LockText = v.InferOutput<typeof LockText>;
 
+/** An upstream commit as the PR body lists it: the compare API's fields it reads, subject line only. */
+export const UpstreamCommit = v.object({
+  sha: Sha,
+  commit: v.object({
+    message: v.string(),
+    author: v.nullable(v.object({ name: v.optional(v.string()) })),
+  }),
+  /** GitHub's account of the author; `{}` or null when the commit's email matches none. */
+  author: v.nullable(v.object({ login: v.optional(v.string()) })),
+});
+export type UpstreamCommit = v.InferOutput<typeof UpstreamCommit>;
+
+/** The upstream commits from `from` to `to` (oldest first, at most 100) and their total. */
+export const Upstream = v.object({
+  from: Sha,
+  to: Sha,
+  commits: v.array(UpstreamCommit),
+  total: v.pipe(v.number(), v.integer(), v.minValue(0)),
+});
+export type Upstream = v.InferOutput<typeof Upstream>;
+
+/** The checkout bump.ts ran in: its HEAD commit, that commit's tree, and the branch checked out. */
+export const CheckoutHead = v.object({
+  commit: Sha,
+  tree: Sha,
+  /** Absent when HEAD is detached. */
+  branch: v.optional(v.string()),
+});
+export type CheckoutHead = v.InferOutput<typeof CheckoutHead>;
+
 export const InputChange = v.object({
   /** Becomes a branch name in open-pr, so it is held to Nix's input-name rules here too. */
   name: InputName,
@@ -32,6 +62,11 @@ export const InputChange = v.object({
    * move in one run, each gets its own, so each rolling branch carries exactly one input's change.
    */
   lock: LockText,
+  /**
+   * The upstream commits bump.ts already fetched while checking a dispatched rev, so open-pr need not
+   * ask again for the PR body. Absent in older reports and when nothing was asked.
+   */
+  upstream: v.optional(Upstream),
 });
 export type InputChange = v.InferOutput<typeof InputChange>;
 
@@ -58,6 +93,11 @@ export const Report = v.object({
     lockPath: v.optional(v.string()),
     /** The git repository's top-level directory, if the flake is in one. */
     repoRoot: v.optional(v.string()),
+    /**
+     * The commit the lock was computed from: open-pr bases the PR's commit on it (one request fewer,
+     * and a flake.lock change landing on the base meanwhile becomes a conflict, not an overwrite).
+     */
+    head: v.optional(CheckoutHead),
   }),
   inputs: v.array(InputChange),
   skipped: v.array(Skipped),

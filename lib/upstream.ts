@@ -8,6 +8,7 @@ import { RuntimeError, UsageError } from "./errors.ts";
 import type { GitHubSource } from "./flakeref.ts";
 import { describeGitHubError, type Octokit, type RestEndpointMethodTypes, statusOf } from "./github.ts";
 import { fullName, type GitHubRepository } from "./ids.ts";
+import type { Upstream, UpstreamCommit } from "./report.ts";
 
 export type CompareCommit =
   RestEndpointMethodTypes["repos"]["compareCommitsWithBasehead"]["response"]["data"]["commits"][number];
@@ -23,6 +24,8 @@ export type TargetCheck = (args: {
   source: GitHubSource;
   lockedRev: string | undefined;
   rev: string;
+  /** Receives the upstream commits from the locked rev to `rev` when the check read them anyway. */
+  upstream?: (list: Upstream) => void;
 }) => Promise<"ok" | "ahead">;
 
 export async function compare(
@@ -39,6 +42,19 @@ export async function compare(
     per_page: perPage,
   });
   return { status: data.status, commits: data.commits, total: data.total_commits };
+}
+
+/** A compare API commit in the report's shape: only what the PR body reads, the subject line only. */
+export function slimCommit(commit: CompareCommit): UpstreamCommit {
+  const name = commit.commit.author?.name;
+  return {
+    sha: commit.sha,
+    commit: {
+      message: commit.commit.message.split("\n", 1)[0] ?? "",
+      author: commit.commit.author ? (name === undefined ? {} : { name }) : null,
+    },
+    author: commit.author?.login ? { login: commit.author.login } : null,
+  };
 }
 
 /** Is `rev` an ancestor of `than` upstream? An unknown answer counts as "no". */
@@ -88,7 +104,7 @@ export async function commitsBetween(
  * lets the bump go on, since a local user named the rev themselves.
  */
 export function targetCheck(octokit: Octokit, opts: { authenticated: boolean }): TargetCheck {
-  return async ({ input, source, lockedRev, rev }) => {
+  return async ({ input, source, lockedRev, rev, upstream }) => {
     const name = fullName(source);
     try {
       let branch = source.ref;
@@ -103,13 +119,15 @@ export function targetCheck(octokit: Octokit, opts: { authenticated: boolean }):
         );
       }
       if (lockedRev === undefined) return "ok";
-      const order = await compare(octokit, source, lockedRev, rev, 1);
+      // A full page, not one commit: the same answer then also lists the commits for the PR body.
+      const order = await compare(octokit, source, lockedRev, rev);
       if (order.status === "behind" || order.status === "identical") return "ahead";
       if (order.status === "diverged") {
         throw new RuntimeError(
           `commit ${rev} and the locked ${lockedRev.slice(0, 12)} of '${input}' have diverged (was ${name}'s history rewritten?); bump it by hand with 'bun scripts/bump.ts ${input} --rev ${rev}' after checking`,
         );
       }
+      upstream?.({ from: lockedRev, to: rev, commits: order.commits.map(slimCommit), total: order.total });
       return "ok";
     } catch (error) {
       if (error instanceof UsageError || error instanceof RuntimeError) throw error;
