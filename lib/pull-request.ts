@@ -22,6 +22,7 @@ import {
   statusOf,
 } from "./github.ts";
 import { fullName, type GitHubRepository } from "./ids.ts";
+import { carrySection } from "./impact-text.ts";
 import { branchName, type PrText, parseMarker, prBody, prTitle } from "./pr-text.ts";
 import type { InputChange, Report, Skipped } from "./report.ts";
 import { commitsBetween, isOlder } from "./upstream.ts";
@@ -130,11 +131,13 @@ class PullRequests {
     let target = head;
     let current = shown;
     for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
-      if (current?.title !== target.text.title || current.body !== target.text.body) {
+      // The host impact section outlives a rewrite that keeps the rev it was computed for.
+      const text = { title: target.text.title, body: carrySection(current?.body, target.text.body) };
+      if (current?.title !== text.title || current.body !== text.body) {
         await this.call(`update pull request #${number}`, () =>
-          this.octokit.rest.pulls.update({ ...this.repo, pull_number: number, ...target.text }),
+          this.octokit.rest.pulls.update({ ...this.repo, pull_number: number, ...text }),
         );
-        current = target.text;
+        current = text;
       }
       const now = await headSha(this.gh, branch);
       if (now === undefined || now === target.sha) return;
