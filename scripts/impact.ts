@@ -151,25 +151,22 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     setOutputs({ run: String(plan.run) }, env);
     return 0;
   }
-  const only: OnlyFilter[] | null = args.only.length > 0 ? args.only.map(parseOnly) : null;
-  const reportPath = args.report ?? action.report;
-  const useReport = args.lock === undefined && (reportPath !== undefined || inActions(env));
-  const report = useReport ? await readReport(reportPath ?? defaultReportPath(env)) : undefined;
-  const flakeDir = resolve(args.flake ?? report?.flake.dir ?? action.flake ?? process.cwd());
   const skip = (why: string) => {
     info(why);
     setOutputs({ impact: "", "changed-hosts": "", "failed-hosts": "" }, env);
     return 0;
   };
+  if (mode === "false") return skip("Host impact skipped: impact is false.");
+  const only: OnlyFilter[] | null = args.only.length > 0 ? args.only.map(parseOnly) : null;
+  const reportPath = args.report ?? action.report;
+  const useReport = args.lock === undefined && (reportPath !== undefined || inActions(env));
+  const report = useReport ? await readReport(reportPath ?? defaultReportPath(env)) : undefined;
+  const flakeDir = resolve(args.flake ?? report?.flake.dir ?? action.flake ?? process.cwd());
   if (report !== undefined && report.inputs.length === 0) {
     return skip("No input moved: there is no host impact to compute.");
   }
-  if (mode !== "true") {
-    const plan = planImpact(
-      mode,
-      undefined,
-      mode === "auto" ? await flakeNamesHosts(flakeDir, env) : undefined,
-    );
+  if (mode === "auto") {
+    const plan = planImpact(mode, undefined, await flakeNamesHosts(flakeDir, env));
     if (!plan.run) return skip(`Host impact skipped: ${plan.reason}.`);
   }
   const baseLock =
@@ -192,6 +189,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 
   const nix = await detectNix({ env });
   const timeoutMinutes = args["timeout-minutes"] ?? action["impact-timeout-minutes"] ?? 20;
+  info(
+    `Evaluating the hosts for ${sides.map((side) => side.name).join(", ")}; time budget ${timeoutMinutes} minutes.`,
+  );
   const run = await group("Host impact", () =>
     computeImpact({
       flakeDir,
