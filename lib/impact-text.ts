@@ -4,6 +4,7 @@
  */
 import type { PackageDiff } from "./closure.ts";
 import { type HostImpact, type InputImpact, shortName } from "./impact.ts";
+import { parseMarker } from "./pr-text.ts";
 
 export const SECTION_START = "<!-- flake-bump:impact -->";
 export const SECTION_END = "<!-- /flake-bump:impact -->";
@@ -148,7 +149,7 @@ export function renderSection(input: InputImpact, opts: SectionOptions = {}): st
  */
 export function replaceSection(body: string | null | undefined, section: string): string {
   const text = body ?? "";
-  const pattern = new RegExp(`${escapeRegExp(SECTION_START)}[\\s\\S]*?${escapeRegExp(SECTION_END)}`, "g");
+  const pattern = sectionPattern();
   let placed = false;
   const replaced = text.replace(pattern, () => {
     if (placed) return "";
@@ -160,6 +161,24 @@ export function replaceSection(body: string | null | undefined, section: string)
   if (marker === null) return text ? `${text.replace(/\s+$/, "")}\n\n${section}\n` : `${section}\n`;
   const before = text.slice(0, marker.index).replace(/\s+$/, "");
   return `${before}\n\n${section}\n\n${text.slice(marker.index).replace(/^\n/, "")}`;
+}
+
+/**
+ * `next`, the body open-pr is about to write, keeping the impact section of `shown` (the body the
+ * pull request has) when both propose the same input at the same rev: the section then still
+ * describes what the pull request proposes. A body for another rev gets none, since the old section
+ * would describe a lock the pull request no longer holds (the impact step writes the new one).
+ */
+export function carrySection(shown: string | null | undefined, next: string): string {
+  const section = shown ? sectionPattern().exec(shown)?.[0] : undefined;
+  if (section === undefined || sectionPattern().test(next)) return next;
+  const [before, after] = [parseMarker(shown), parseMarker(next)];
+  if (before === undefined || before.input !== after?.input || before.rev !== after.rev) return next;
+  return replaceSection(next, section);
+}
+
+function sectionPattern(): RegExp {
+  return new RegExp(`${escapeRegExp(SECTION_START)}[\\s\\S]*?${escapeRegExp(SECTION_END)}`, "g");
 }
 
 function escapeRegExp(text: string): string {

@@ -3,7 +3,7 @@
  * Every side (base lock, new locks) is evaluated in one `nix eval` for every host; closures are read
  * from the store's .drv files (or one more Nix call) and diffed by package name and version.
  */
-import { cp, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { stripVTControlCharacters } from "node:util";
@@ -556,4 +556,75 @@ export async function computeImpact(request: ImpactRequest): Promise<ImpactRun> 
     }
   }
   return { impact: { schema: 1, inputs }, evaluations, closureReads };
+}
+
+/** A host output named in Nix code, outside a `#` comment line. */
+const HOST_MENTION = new RegExp(`^(?!\\s*#).*\\b(${OUTPUT_NAMES.join("|")})\\b`, "m");
+
+/** Whether Nix source text names one of the host outputs (the `auto` decision, file by file). */
+export function mentionsHostOutputs(source: string): boolean {
+  return HOST_MENTION.test(source);
+}
+
+/**
+ * Whether the flake's repository names nixosConfigurations, darwinConfigurations or
+ * homeConfigurations in any of its .nix files: the `impact: auto` decision, made before Nix is
+ * installed, so it reads text instead of evaluating. The whole repository, not only flake.nix,
+ * because a flake often keeps its hosts in imported files. A host output built entirely by a
+ * library from an input (named nowhere in this repository) is missed: `impact: true` covers it.
+ */
+export async function flakeNamesHosts(
+  flakeDir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<boolean> {
+  const top = await $({ cwd: flakeDir, env, quiet: true, nothrow: true })`git rev-parse --show-toplevel`;
+  let files: string[];
+  if (top.exitCode === 0) {
+    const root = top.stdout.trim();
+    const listed = await $({ cwd: root, env, quiet: true })`git ls-files -z --cached -- ${"*.nix"}`;
+    files = listed.stdout
+      .split("\0")
+      .filter(Boolean)
+      .map((file) => join(root, file));
+  } else {
+    files = await Array.fromAsync(new Bun.Glob("**/*.nix").scan({ cwd: flakeDir, absolute: true }));
+  }
+  for (const file of files) {
+    const source = await readFile(file, "utf8").catch(() => "");
+    if (mentionsHostOutputs(source)) return true;
+  }
+  return false;
+}
+
+/** The update action's `impact` input. */
+export type ImpactMode = "auto" | "true" | "false";
+
+export interface ImpactPlan {
+  run: boolean;
+  /** Why, in one sentence for the log. */
+  reason: string;
+}
+
+/**
+ * Whether host impact runs: decided before Nix is installed, so the action installs Nix only when
+ * it will be used. `outdated` is the check step's answer (undefined outside the action);
+ * `namesHosts` is `flakeNamesHosts`'s, needed only for `auto`.
+ */
+export function planImpact(
+  mode: ImpactMode,
+  outdated: readonly string[] | undefined,
+  namesHosts?: boolean,
+): ImpactPlan {
+  if (mode === "false") return { run: false, reason: "impact is false" };
+  if (outdated !== undefined && outdated.length === 0) {
+    return { run: false, reason: "no input is behind, so no lock changes" };
+  }
+  if (mode === "true") return { run: true, reason: "impact is true" };
+  return namesHosts
+    ? { run: true, reason: "impact is auto and the flake names host outputs" }
+    : {
+        run: false,
+        reason:
+          "impact is auto and no .nix file names nixosConfigurations, darwinConfigurations or homeConfigurations; set impact: true if a library makes them",
+      };
 }

@@ -32,6 +32,13 @@ const flag = v.pipe(
   v.transform((value) => value === "true"),
 );
 const Path = v.pipe(v.string(), v.minLength(1));
+const minutes = v.pipe(
+  v.string(),
+  v.trim(),
+  v.regex(/^\d+(\.\d+)?$/, "must be a number of minutes, e.g. 20"),
+  v.transform(Number),
+  v.minValue(0.01, "must be more than 0"),
+);
 
 /** Each script's action inputs, by their names in action.yml. An empty input counts as not given. */
 export const ActionInputs = {
@@ -54,6 +61,17 @@ export const ActionInputs = {
     draft: v.optional(flag),
     "dry-run": v.optional(flag),
     group: v.optional(flag),
+  }),
+  impact: v.object({
+    /** Not an input of the action: the bump step's `report` output, wired through by the action. */
+    report: v.optional(text(Path)),
+    /** Not an input either: the check step's `outdated` output, so `--plan` knows whether Nix will be needed. */
+    outdated: v.optional(list(InputName)),
+    impact: v.optional(text(v.picklist(["auto", "true", "false"], "must be auto, true or false"))),
+    "impact-timeout-minutes": v.optional(minutes),
+    flake: v.optional(text(Path)),
+    "branch-prefix": v.optional(text(Branch)),
+    "dry-run": v.optional(flag),
   }),
   notify: v.object({
     repositories: v.optional(list(RepositoryName)),

@@ -23,6 +23,7 @@ import {
   statusOf,
 } from "./github.ts";
 import { fullName, type GitHubRepository } from "./ids.ts";
+import { carrySection } from "./impact-text.ts";
 import {
   type BodyInput,
   bodyForHead,
@@ -152,7 +153,11 @@ class PullRequests {
     let target = head;
     let current = shown;
     for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
-      const wanted = { title: target.text.title, body: bodyForHead(target.text.body, target) };
+      // The host impact section outlives a rewrite that keeps the rev it was computed for.
+      const wanted = {
+        title: target.text.title,
+        body: carrySection(current?.body, bodyForHead(target.text.body, target)),
+      };
       if (current?.title === wanted.title && current.body === wanted.body) return;
       await this.call(`update pull request #${number}`, () =>
         this.octokit.rest.pulls.update({ ...this.repo, pull_number: number, ...wanted }),

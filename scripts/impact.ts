@@ -14,9 +14,17 @@ import { parseCli, runMain } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { octokitFromEnv } from "../lib/github.ts";
 import { Branch, parseRepository, RepositoryName } from "../lib/ids.ts";
-import { computeImpact, type ImpactSide, type OnlyFilter, parseOnly } from "../lib/impact.ts";
+import {
+  computeImpact,
+  flakeNamesHosts,
+  type ImpactSide,
+  type OnlyFilter,
+  parseOnly,
+  planImpact,
+} from "../lib/impact.ts";
 import { writeImpactSections } from "../lib/impact-pr.ts";
 import { DEFAULT_DEPLOY_SENTENCE, describeImpact, summaryMarkdown } from "../lib/impact-text.ts";
+import { readActionInputs } from "../lib/inputs.ts";
 import { diffLocks, parseLock } from "../lib/lock.ts";
 import { detectNix } from "../lib/nix.ts";
 import { defaultReportPath, readReport } from "../lib/report.ts";
@@ -24,7 +32,7 @@ import { githubToken } from "../lib/secrets.ts";
 
 export const USAGE = `Usage: bun scripts/impact.ts [--report FILE] [--flake DIR] [--base-lock FILE] [--lock FILE]
                             [--only ATTR ...] [--json] [--dry-run] [--timeout-minutes N]
-                            [--repo OWNER/REPO] [--branch-prefix P] [--footer TEXT] [--help]
+                            [--repo OWNER/REPO] [--branch-prefix P] [--footer TEXT] [--plan] [--help]
 
 Say which hosts a lock change touches and how, by evaluating the flake with both locks (nothing is
 built or downloaded): nixosConfigurations and darwinConfigurations (config.system.build.toplevel)
@@ -46,6 +54,13 @@ and homeConfigurations (activationPackage).
   --branch-prefix P    the pull requests' branch prefix (default: flake-bump/)
   --footer TEXT        the closing sentence; {hosts} becomes the hosts to deploy
                        (default: "${DEFAULT_DEPLOY_SENTENCE}")
+  --plan               only decide whether host impact will run (run=true|false), without Nix,
+                       for the inputs that are behind in FLAKE_BUMP_OUTDATED (bump.ts --check)
+
+In the update action the inputs arrive as FLAKE_BUMP_IMPACT (auto, true or false; auto runs when a
+.nix file of the repository names one of those outputs), FLAKE_BUMP_IMPACT_TIMEOUT_MINUTES,
+FLAKE_BUMP_REPORT, FLAKE_BUMP_OUTDATED, FLAKE_BUMP_FLAKE, FLAKE_BUMP_BRANCH_PREFIX and
+FLAKE_BUMP_DRY_RUN; flags override them.
 
 Exit codes: 0 impact computed (hosts that fail to evaluate are reported, not a failure),
 1 failure (Nix missing, no flake), 2 bad usage.`;
@@ -62,6 +77,7 @@ const options = {
   repo: { type: "string" },
   "branch-prefix": { type: "string" },
   footer: { type: "string" },
+  plan: { type: "boolean" },
 } as const;
 
 const Path = v.pipe(v.string(), v.minLength(1));
@@ -81,11 +97,11 @@ const Args = v.object({
       v.transform(Number),
       v.minValue(0.01, "must be more than 0"),
     ),
-    "20",
   ),
   repo: v.optional(RepositoryName),
-  "branch-prefix": v.optional(Branch, "flake-bump/"),
+  "branch-prefix": v.optional(Branch),
   footer: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(300)), DEFAULT_DEPLOY_SENTENCE),
+  plan: v.optional(v.boolean(), false),
 });
 
 async function readText(path: string, flag: string): Promise<string> {
@@ -123,10 +139,36 @@ function localSide(baseLock: string, lock: string): ImpactSide {
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const args = parseCli(argv, options, Args, USAGE);
   if (args === undefined) return 0;
+  const action = readActionInputs("impact", env);
+  // Run by hand the script computes; the action passes its own default, auto.
+  const mode = action.impact ?? "true";
+  if (args.plan) {
+    const flake = resolve(args.flake ?? action.flake ?? process.cwd());
+    const names = mode === "auto" ? await flakeNamesHosts(flake, env) : undefined;
+    // The check step always answers: no value is its "nothing is behind".
+    const plan = planImpact(mode, action.outdated ?? [], names);
+    info(`Host impact ${plan.run ? "will run" : "will not run"}: ${plan.reason}.`);
+    setOutputs({ run: String(plan.run) }, env);
+    return 0;
+  }
+  const skip = (why: string) => {
+    info(why);
+    setOutputs({ impact: "", "changed-hosts": "", "failed-hosts": "" }, env);
+    return 0;
+  };
+  if (mode === "false") return skip("Host impact skipped: impact is false.");
   const only: OnlyFilter[] | null = args.only.length > 0 ? args.only.map(parseOnly) : null;
-  const useReport = args.lock === undefined && (args.report !== undefined || inActions(env));
-  const report = useReport ? await readReport(args.report ?? defaultReportPath(env)) : undefined;
-  const flakeDir = resolve(args.flake ?? report?.flake.dir ?? process.cwd());
+  const reportPath = args.report ?? action.report;
+  const useReport = args.lock === undefined && (reportPath !== undefined || inActions(env));
+  const report = useReport ? await readReport(reportPath ?? defaultReportPath(env)) : undefined;
+  const flakeDir = resolve(args.flake ?? report?.flake.dir ?? action.flake ?? process.cwd());
+  if (report !== undefined && report.inputs.length === 0) {
+    return skip("No input moved: there is no host impact to compute.");
+  }
+  if (mode === "auto") {
+    const plan = planImpact(mode, undefined, await flakeNamesHosts(flakeDir, env));
+    if (!plan.run) return skip(`Host impact skipped: ${plan.reason}.`);
+  }
   const baseLock =
     args["base-lock"] !== undefined
       ? await readText(args["base-lock"], "--base-lock")
@@ -146,7 +188,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   }
 
   const nix = await detectNix({ env });
-  const timeoutMinutes = args["timeout-minutes"];
+  const timeoutMinutes = args["timeout-minutes"] ?? action["impact-timeout-minutes"] ?? 20;
+  info(
+    `Evaluating the hosts for ${sides.map((side) => side.name).join(", ")}; time budget ${timeoutMinutes} minutes.`,
+  );
   const run = await group("Host impact", () =>
     computeImpact({
       flakeDir,
@@ -189,8 +234,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       const writes = await group(`Pull requests in ${repo.owner}/${repo.repo}`, () =>
         writeImpactSections(octokitFromEnv(env), impact.inputs, {
           repo,
-          branchPrefix: args["branch-prefix"],
-          dryRun: args["dry-run"],
+          branchPrefix: args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/",
+          dryRun: args["dry-run"] || (action["dry-run"] ?? false),
           ...text,
         }),
       );

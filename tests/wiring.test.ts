@@ -49,6 +49,7 @@ const DOWNSTREAMS = [
   "nixcfg-broken",
   "nixcfg-inputs",
   "nixcfg-dry",
+  "nixcfg-impact",
 ] as const;
 type Downstream = (typeof DOWNSTREAMS)[number];
 /** The job's automatic GITHUB_TOKEN, and the App token a user stores as FLAKE_BUMP_TOKEN. */
@@ -61,6 +62,19 @@ const upstreamFiles = (n: number) => ({ "flake.nix": `{ outputs = _: { version =
 const downstreamNix = `{
   inputs.nixfleet.url = "github:acme/nixfleet?host=localhost";
   outputs = _: { };
+}
+`;
+/** Hosts made of derivations that cannot build: `web` uses a tool whose version is the upstream's. */
+const hostsNix = `{
+  inputs.nixfleet.url = "github:acme/nixfleet?host=localhost";
+  outputs = { nixfleet, ... }:
+    let
+      pkg = name: deps: derivation { inherit name deps; builder = "/bin/false"; system = "x86_64-linux"; };
+      host = name: deps: { config.system.build.toplevel = pkg "nixos-system-\${name}-1" deps; };
+    in {
+      nixosConfigurations.web = host "web" [ (pkg "tool-1.\${toString nixfleet.version}" [ ]) ];
+      nixosConfigurations.db = host "db" [ (pkg "postgresql-16.4" [ ]) ];
+    };
 }
 `;
 /** Two inputs from the same upstream, so one run can name several. */
@@ -289,7 +303,8 @@ async function world(): Promise<string[]> {
   await lockedDownstream("nixcfg-inputs", twoInputsNix);
   await fake.push("acme", "nixcfg-inputs", { RELEASE: "1\n" }, "release branch", { branch: "release" });
   for (const downstream of others) {
-    await fake.createRepo("acme", downstream, { files: { "flake.nix": downstreamNix, "flake.lock": lock } });
+    const flakeNix = downstream === "nixcfg-impact" ? hostsNix : downstreamNix;
+    await fake.createRepo("acme", downstream, { files: { "flake.nix": flakeNix, "flake.lock": lock } });
   }
   for (let i = 1; i <= 3; i++)
     revs.push(await fake.push(UP.owner, UP.repo, upstreamFiles(i), `feat: change ${i}`));
@@ -341,9 +356,12 @@ describe("update.yml and the actions, per trigger", () => {
         ["update/./.github/actions/update/Set up Bun", "success"],
         ["update/./.github/actions/update/Install flake-bump's dependencies", "success"],
         ["update/./.github/actions/update/Find the inputs that are behind", "success"],
+        ["update/./.github/actions/update/Decide on host impact", "success"],
         ["update/./.github/actions/update/Install Nix", "success"],
         ["update/./.github/actions/update/Bump flake inputs", "success"],
         ["update/./.github/actions/update/Open or update the pull request", "success"],
+        // impact: auto, and this flake names no host output: it stops before Nix.
+        ["update/./.github/actions/update/Compute host impact", "success"],
         ["update/./.github/actions/update", "success"],
       ]);
       const outputs = actionOutputs(update);
@@ -517,6 +535,47 @@ describe("every action input reaches GitHub", () => {
   );
 
   test(
+    "update: impact and impact-timeout-minutes reach the impact step; the PR body names the hosts it changes",
+    async () => {
+      const job = await runUpdate({
+        workflow: actionWorkflow("update", { impact: "true", "impact-timeout-minutes": "7" }),
+        downstream: "nixcfg-impact",
+        event: workflowDispatch("nixcfg-impact", { inputs: "", rev: "" }),
+        secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
+      });
+      expectSuccess(job);
+      const step = (name: string) => job.steps.find((s) => s.path.endsWith(`/${name}`));
+      expect(step("Decide on host impact")?.outputs).toStrictEqual({ run: "true" });
+      expect(step("Compute host impact")?.outcome).toBe("success");
+      expect(job.log).toContain("time budget 7 minutes");
+      const outputs = actionOutputs(job);
+      expect(outputs).toMatchObject({
+        operation: "created",
+        "changed-hosts": "nixosConfigurations.web",
+        "failed-hosts": "",
+      });
+      expect(JSON.parse(readFileSync(outputs?.impact ?? "", "utf8"))).toMatchObject({
+        schema: 1,
+        inputs: [
+          {
+            name: "nixfleet",
+            rev: revs[3],
+            hosts: [
+              { attr: "nixosConfigurations.db", status: "unchanged" },
+              { attr: "nixosConfigurations.web", status: "changed" },
+            ],
+          },
+        ],
+      });
+      const [pull] = openPulls("nixcfg-impact");
+      expect(pull?.body).toContain("- `web`:\n  - tool 1.0 → 1.3");
+      expect(pull?.body).toContain("After merging, deploy: `web` (`db` unchanged).");
+      expect(pull?.body?.split("<!-- flake-bump:impact -->")).toHaveLength(2);
+    },
+    TIMEOUT,
+  );
+
+  test(
     "update: rev and dry-run reach both the check and the bump; nothing changes on GitHub",
     async () => {
       const wanted = revs[2] ?? "";
@@ -645,6 +704,16 @@ describe("a broken copy of the update action fails the run", () => {
       name: "the action's output names an output open-pr never sets",
       edit: replaceOnce("${{ steps.open-pr.outputs.operation }}", "${{ steps.open-pr.outputs.result }}"),
       evidence: /steps\.open-pr\.outputs has no 'result'/,
+    },
+    {
+      name: "the action's output names an output impact never sets",
+      edit: replaceOnce("${{ steps.impact.outputs.changed-hosts }}", "${{ steps.impact.outputs.changed }}"),
+      evidence: /steps\.impact\.outputs has no 'changed'/,
+    },
+    {
+      name: "impact's mode passed through unchecked text",
+      edit: replaceOnce("FLAKE_BUMP_IMPACT: ${{ inputs.impact }}", "FLAKE_BUMP_IMPACT: on"),
+      evidence: /action input 'impact' must be auto, true or false/,
     },
     {
       name: "open-pr's token under a wrong env name",

@@ -26,6 +26,14 @@ const downstreamNix = `{
 export interface DownstreamRun {
   bump: RunResult;
   openPr: RunResult;
+  /** impact.ts, when the run asked for it. */
+  impact?: RunResult;
+}
+
+/** What the repositories hold: the upstream's flake at commit n, the downstream's flake.nix. */
+export interface ChainFiles {
+  upstream?: (n: number) => Record<string, string>;
+  downstream?: string;
 }
 
 export interface Chain extends AsyncDisposable {
@@ -35,13 +43,15 @@ export interface Chain extends AsyncDisposable {
   /** Upstream commits, oldest first; [0] is what the downstream lock pins at the start. */
   revs: string[];
   /** Recreate both repositories on a reset fake (call in beforeEach). */
-  seed(commits?: number): Promise<void>;
+  seed(commits?: number, files?: ChainFiles): Promise<void>;
   notify(sha: string): Promise<RunResult>;
   /** bump.ts then open-pr.ts in a fresh clone, for `event` (default: the newest recorded dispatch). */
   downstreamRun(opts?: {
     event?: object;
     eventName?: string;
     env?: Record<string, string>;
+    /** Run impact.ts after open-pr, as the update action does. */
+    impact?: boolean;
   }): Promise<DownstreamRun>;
   /** The rev flake.lock on the PR branch pins, if the branch exists. */
   branchLockRev(): Promise<string | undefined>;
@@ -72,10 +82,13 @@ export async function chain(fake: FakeGitHub, variant: NixVariant): Promise<Chai
     scratch,
     env,
     revs: [],
-    async seed(commits = 3) {
-      await fake.createRepo(UP.owner, UP.repo, { files: upstreamFiles(0) });
+    async seed(commits = 3, files = {}) {
+      const upstream = files.upstream ?? upstreamFiles;
+      await fake.createRepo(UP.owner, UP.repo, { files: upstream(0) });
       self.revs = [(await fake.branchSha(UP.owner, UP.repo, "main")) ?? ""];
-      await fake.createRepo(DOWN.owner, DOWN.repo, { files: { "flake.nix": downstreamNix } });
+      await fake.createRepo(DOWN.owner, DOWN.repo, {
+        files: { "flake.nix": files.downstream ?? downstreamNix },
+      });
       const dir = await freshCheckout();
       await $({
         cwd: dir,
@@ -90,9 +103,7 @@ export async function chain(fake: FakeGitHub, variant: NixVariant): Promise<Chai
       );
       await rm(dir, { recursive: true, force: true });
       for (let i = 1; i <= commits; i++) {
-        self.revs.push(
-          await fake.push(UP.owner, UP.repo, upstreamFiles(i), `feat: change ${i} (#${10 + i})`),
-        );
+        self.revs.push(await fake.push(UP.owner, UP.repo, upstream(i), `feat: change ${i} (#${10 + i})`));
       }
     },
     notify(sha) {
@@ -129,7 +140,12 @@ export async function chain(fake: FakeGitHub, variant: NixVariant): Promise<Chai
         const bump = await runScript("bump", ["--report", reportFile], { cwd: checkout, env: runEnv });
         if (bump.exitCode !== 0) return { bump, openPr: { exitCode: -1, stdout: "", stderr: "not run" } };
         const openPr = await runScript("open-pr", ["--report", reportFile], { cwd: checkout, env: runEnv });
-        return { bump, openPr };
+        if (!opts.impact || openPr.exitCode !== 0) return { bump, openPr };
+        const impact = await runScript("impact", ["--report", reportFile], {
+          cwd: checkout,
+          env: { ...runEnv, RUNNER_TEMP: join(scratch, `runner-${id}`) },
+        });
+        return { bump, openPr, impact };
       } finally {
         await rm(checkout, { recursive: true, force: true });
       }
