@@ -8,6 +8,7 @@
 import * as v from "valibot";
 import { UsageError } from "./errors.ts";
 import { Branch, EventType, GitRef, InputName, Label, Login, RepositoryName, Sha } from "./ids.ts";
+import { MergeMethod, MergeMode } from "./land.ts";
 
 /** Names, reviewers, repositories: separated by commas, spaces or newlines. */
 export function splitNames(text: string): string[] {
@@ -32,6 +33,13 @@ const flag = v.pipe(
   v.transform((value) => value === "true"),
 );
 const Path = v.pipe(v.string(), v.minLength(1));
+/** The PR body's closing sentence: one line, short. */
+export const Footer = v.pipe(
+  v.string(),
+  v.minLength(1),
+  v.maxLength(300, "must be at most 300 characters"),
+  v.regex(/^[^\n]*$/, "must be one line"),
+);
 
 /** Each script's action inputs, by their names in action.yml. An empty input counts as not given. */
 export const ActionInputs = {
@@ -50,6 +58,11 @@ export const ActionInputs = {
     reviewers: v.optional(list(Login)),
     draft: v.optional(flag),
     "dry-run": v.optional(flag),
+    merge: v.optional(text(MergeMode)),
+    "merge-method": v.optional(text(MergeMethod)),
+    "pr-footer": v.optional(text(Footer)),
+    /** Not an input of the action: the impact step's `impact` output, wired through by the action. */
+    impact: v.optional(text(Path)),
   }),
   notify: v.object({
     repositories: v.optional(list(RepositoryName)),

@@ -5,6 +5,7 @@
  */
 import * as v from "valibot";
 import { fullName } from "./ids.ts";
+import { SECTION_END, SECTION_START } from "./impact-text.ts";
 import { formatDate, type InputChange } from "./report.ts";
 import type { CompareCommit } from "./upstream.ts";
 
@@ -79,15 +80,33 @@ function revLink(base: string | undefined, rev: string | undefined): string {
   return base ? `[${short}](${base}/commit/${rev})` : short;
 }
 
+/**
+ * The body's closing sentence when host impact does not replace it. `{hosts}` is filled the way the
+ * impact step fills it, so one template serves both (`pr-footer` in the update action).
+ */
+export const DEFAULT_FOOTER = "After merging, deploy: {hosts}";
+
+/** The footer with `{hosts}` standing for the hosts that use the input (impact not computed). */
+export function footerLine(footer: string, input: string): string {
+  const hosts = `the hosts that use \`${input}\``;
+  const filled = footer.includes("{hosts}") ? footer.replace("{hosts}", hosts) : footer;
+  return /[.!?]$/.test(filled.trim()) ? filled.trim() : `${filled.trim()}.`;
+}
+
 export interface BodyInput {
   change: InputChange;
+  /**
+   * The closing sentence (DEFAULT_FOOTER when absent), written between the host impact markers so
+   * the impact step replaces it with its concrete deploy line; null for no footer (a direct commit).
+   */
+  footer?: string | null;
   /** Upstream commits from the old rev to the new, oldest first (the compare API's order). */
   commits?: readonly CompareCommit[];
   /** The compare API's total, which may exceed the commits it returned. */
   totalCommits?: number;
 }
 
-export function prBody({ change, commits, totalCommits }: BodyInput): string {
+export function prBody({ change, commits, totalCommits, footer }: BodyInput): string {
   const base = change.github ? webBase(change.github) : undefined;
   const upstream = change.github ? fullName(change.github) : change.name;
   const to = change.to;
@@ -138,11 +157,10 @@ export function prBody({ change, commits, totalCommits }: BodyInput): string {
     if (transitive.length > TRANSITIVE_LIMIT)
       lines.push(`- … and ${transitive.length - TRANSITIVE_LIMIT} more`);
   }
-  lines.push(
-    "",
-    "After merging, switch the hosts (or use the fleet dashboard).",
-    "",
-    renderMarker({ input: change.name, rev: to.rev ?? to.ref }),
-  );
+  lines.push("");
+  if (footer !== null) {
+    lines.push(SECTION_START, footerLine(footer ?? DEFAULT_FOOTER, change.name), SECTION_END, "");
+  }
+  lines.push(renderMarker({ input: change.name, rev: to.rev ?? to.ref }));
   return lines.join("\n");
 }

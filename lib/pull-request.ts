@@ -22,6 +22,7 @@ import {
   statusOf,
 } from "./github.ts";
 import { fullName, type GitHubRepository } from "./ids.ts";
+import { disableAutoMerge } from "./land.ts";
 import { branchName, type PrText, parseMarker, prBody, prTitle } from "./pr-text.ts";
 import type { InputChange, Report, Skipped } from "./report.ts";
 import { commitsBetween, isOlder } from "./upstream.ts";
@@ -46,6 +47,8 @@ export interface OpenPrOptions {
   reviewers: readonly string[];
   draft: boolean;
   dryRun: boolean;
+  /** The body's closing sentence (pr-text's DEFAULT_FOOTER when absent). */
+  footer?: string;
 }
 
 type PullRequest = RestEndpointMethodTypes["pulls"]["list"]["response"]["data"][number];
@@ -175,6 +178,7 @@ class PullRequests {
       body: prBody({
         change,
         ...(await commitsBetween(this.octokit, change.name, change.github, change.from?.rev, change.to.rev)),
+        ...(this.opts.footer === undefined ? {} : { footer: this.opts.footer }),
       }),
     });
     const { head, wrote } = await swapBranch(this.gh, {
@@ -282,6 +286,8 @@ class PullRequests {
     if (this.opts.dryRun) {
       return { ...keep, operation: "closed", detail: `dry run: would close #${existing.number}` };
     }
+    // An armed PR could still merge between the comment and the close.
+    if (existing.auto_merge) await disableAutoMerge(this.octokit, existing.node_id, `#${existing.number}`);
     await this.call(`comment on #${existing.number}`, () =>
       this.octokit.rest.issues.createComment({
         ...this.repo,
