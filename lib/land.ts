@@ -190,14 +190,15 @@ function graphqlMessages(error: unknown): string[] | undefined {
   return parsed.success ? parsed.output.errors.map((e) => e.message) : undefined;
 }
 
-const ENABLE = `mutation($id: ID!, $method: PullRequestMergeMethod!, $head: GitObjectID!) {
-  enablePullRequestAutoMerge(input: { pullRequestId: $id, mergeMethod: $method, expectedHeadOid: $head }) {
+// Octokit reserves `method`, `url` and `headers` as variable names.
+const ENABLE = `mutation($pullRequestId: ID!, $mergeMethod: PullRequestMergeMethod!, $expectedHeadOid: GitObjectID!) {
+  enablePullRequestAutoMerge(input: { pullRequestId: $pullRequestId, mergeMethod: $mergeMethod, expectedHeadOid: $expectedHeadOid }) {
     clientMutationId
   }
 }`;
 
-const DISABLE = `mutation($id: ID!) {
-  disablePullRequestAutoMerge(input: { pullRequestId: $id }) { clientMutationId }
+const DISABLE = `mutation($pullRequestId: ID!) {
+  disablePullRequestAutoMerge(input: { pullRequestId: $pullRequestId }) { clientMutationId }
 }`;
 
 type Armed = "enabled" | "clean" | "moved";
@@ -209,7 +210,11 @@ async function enableAutoMerge(
   head: string,
 ): Promise<Armed> {
   try {
-    await gh.octokit.graphql(ENABLE, { id: pull.nodeId, method: method.toUpperCase(), head });
+    await gh.octokit.graphql(ENABLE, {
+      pullRequestId: pull.nodeId,
+      mergeMethod: method.toUpperCase(),
+      expectedHeadOid: head,
+    });
     return "enabled";
   } catch (error) {
     const messages = graphqlMessages(error);
@@ -231,7 +236,7 @@ async function enableAutoMerge(
 /** Turn off auto-merge on a pull request (closing it as obsolete, or holding it for a human). */
 export async function disableAutoMerge(octokit: Octokit, nodeId: string, what: string): Promise<void> {
   try {
-    await octokit.graphql(DISABLE, { id: nodeId });
+    await octokit.graphql(DISABLE, { pullRequestId: nodeId });
   } catch (error) {
     const messages = graphqlMessages(error);
     throw messages === undefined
