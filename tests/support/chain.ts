@@ -28,6 +28,12 @@ export interface DownstreamRun {
   openPr: RunResult;
 }
 
+export interface AfterRun {
+  checkout: string;
+  reportFile: string;
+  env: Record<string, string | undefined>;
+}
+
 export interface Chain extends AsyncDisposable {
   readonly scratch: string;
   /** Environment for the scripts: hermetic Nix, the fake's API and token, no waits. */
@@ -42,6 +48,12 @@ export interface Chain extends AsyncDisposable {
     event?: object;
     eventName?: string;
     env?: Record<string, string>;
+    /** More open-pr.ts arguments (e.g. `--step open`). */
+    openPrArgs?: string[];
+    /** Runs between bump.ts and open-pr.ts, in the same checkout (a human pushing meanwhile). */
+    beforeOpenPr?: () => Promise<void>;
+    /** Runs after open-pr.ts, before the checkout is removed (the impact and landing steps). */
+    after?: (run: AfterRun) => Promise<void>;
   }): Promise<DownstreamRun>;
   /** The rev flake.lock on the PR branch pins, if the branch exists. */
   branchLockRev(): Promise<string | undefined>;
@@ -128,7 +140,12 @@ export async function chain(fake: FakeGitHub, variant: NixVariant): Promise<Chai
         };
         const bump = await runScript("bump", ["--report", reportFile], { cwd: checkout, env: runEnv });
         if (bump.exitCode !== 0) return { bump, openPr: { exitCode: -1, stdout: "", stderr: "not run" } };
-        const openPr = await runScript("open-pr", ["--report", reportFile], { cwd: checkout, env: runEnv });
+        await opts.beforeOpenPr?.();
+        const openPr = await runScript("open-pr", ["--report", reportFile, ...(opts.openPrArgs ?? [])], {
+          cwd: checkout,
+          env: runEnv,
+        });
+        await opts.after?.({ checkout, reportFile, env: runEnv });
         return { bump, openPr };
       } finally {
         await rm(checkout, { recursive: true, force: true });

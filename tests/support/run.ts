@@ -10,7 +10,7 @@ const ROOT = resolve(import.meta.dir, "..", "..");
 
 /** Run one of the entry scripts exactly as a user would: `bun scripts/NAME.ts ARGS…`, as a child process. */
 export async function runScript(
-  name: "bump" | "notify" | "open-pr",
+  name: "bump" | "notify" | "open-pr" | "impact",
   args: readonly string[],
   opts: { cwd: string; env: Record<string, string | undefined> },
 ): Promise<RunResult> {
