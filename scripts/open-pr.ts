@@ -210,11 +210,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     outputs["pull-request-number"] = results.flatMap((r) => (r.number ? [String(r.number)] : [])).join(",");
     outputs["pull-request-url"] = results.flatMap((r) => (r.url ? [r.url] : [])).join(",");
   }
-  // The landing step reports an operation only when it landed something, so the action's output
-  // falls back to the opening step's (created, updated, …) otherwise.
-  const operation = landed?.operation ?? (args.step === "land" ? undefined : (primary?.operation ?? "none"));
-  if (operation !== undefined) outputs.operation = operation;
-  if (landed?.sha !== undefined) outputs["commit-sha"] = landed.sha;
+  // The landing step's operation is empty unless it landed something, so the action's output falls
+  // back to the opening step's (created, updated, …).
+  outputs.operation = landed?.operation ?? (args.step === "land" ? "" : (primary?.operation ?? "none"));
+  outputs["commit-sha"] = landed?.sha ?? "";
   setOutputs(outputs, env);
   appendSummary(
     [

@@ -341,7 +341,7 @@ describe("update.yml and the actions, per trigger", () => {
         ["update/./.github/actions/update/Install Nix", "success"],
         ["update/./.github/actions/update/Bump flake inputs", "success"],
         ["update/./.github/actions/update/Open or update the pull request", "success"],
-        ["update/./.github/actions/update/Land the bump", "skipped"],
+        ["update/./.github/actions/update/Land the bump", "success"],
         ["update/./.github/actions/update", "success"],
       ]);
       const outputs = actionOutputs(update);
