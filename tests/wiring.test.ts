@@ -641,7 +641,7 @@ describe("a broken copy of the update action fails the run", () => {
     },
     {
       name: "the action's output names an output open-pr never sets",
-      edit: replaceOnce("${{ steps.open-pr.outputs.operation }}", "${{ steps.open-pr.outputs.result }}"),
+      edit: replaceOnce("steps.open-pr.outputs.operation }}", "steps.open-pr.outputs.result }}"),
       evidence: /steps\.open-pr\.outputs has no 'result'/,
     },
     {
