@@ -4,10 +4,7 @@
  */
 import type { PackageDiff } from "./closure.ts";
 import { type HostImpact, type InputImpact, shortName } from "./impact.ts";
-import { parseMarker } from "./pr-text.ts";
-
-export const SECTION_START = "<!-- flake-bump:impact -->";
-export const SECTION_END = "<!-- /flake-bump:impact -->";
+import { parseMarker, SECTION_END, SECTION_START } from "./pr-text.ts";
 
 /** GitHub refuses pull request bodies over 65,536 characters; the section keeps to a fraction of it. */
 export const SECTION_BUDGET = 16_000;

@@ -8,6 +8,7 @@
 import * as v from "valibot";
 import { UsageError } from "./errors.ts";
 import { Branch, EventType, GitRef, InputName, Label, Login, RepositoryName, Sha } from "./ids.ts";
+import { MergeMethod, MergeMode } from "./land.ts";
 
 /** Names, reviewers, repositories: separated by commas, spaces or newlines. */
 export function splitNames(text: string): string[] {
@@ -39,6 +40,13 @@ const minutes = v.pipe(
   v.transform(Number),
   v.minValue(0.01, "must be more than 0"),
 );
+/** The PR body's closing sentence: one line, short. */
+export const Footer = v.pipe(
+  v.string(),
+  v.minLength(1),
+  v.maxLength(300, "must be at most 300 characters"),
+  v.regex(/^[^\n]*$/, "must be one line"),
+);
 
 /** Each script's action inputs, by their names in action.yml. An empty input counts as not given. */
 export const ActionInputs = {
@@ -61,6 +69,11 @@ export const ActionInputs = {
     draft: v.optional(flag),
     "dry-run": v.optional(flag),
     group: v.optional(flag),
+    merge: v.optional(text(MergeMode)),
+    "merge-method": v.optional(text(MergeMethod)),
+    "pr-footer": v.optional(text(Footer)),
+    /** Not an input of the action: the impact step's `impact` output, wired through by the action. */
+    "impact-report": v.optional(text(Path)),
   }),
   impact: v.object({
     /** Not an input of the action: the bump step's `report` output, wired through by the action. */
@@ -71,6 +84,7 @@ export const ActionInputs = {
     "impact-timeout-minutes": v.optional(minutes),
     flake: v.optional(text(Path)),
     "branch-prefix": v.optional(text(Branch)),
+    "pr-footer": v.optional(text(Footer)),
     "dry-run": v.optional(flag),
   }),
   notify: v.object({

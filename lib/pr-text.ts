@@ -7,6 +7,13 @@ import * as v from "valibot";
 import { fullName, Sha } from "./ids.ts";
 import { formatDate, type InputChange, type UpstreamCommit } from "./report.ts";
 
+/**
+ * The markers around the part of a body that host impact owns: the footer until impact runs, then its
+ * section with the concrete deploy line (lib/impact-text.ts writes it).
+ */
+export const SECTION_START = "<!-- flake-bump:impact -->";
+export const SECTION_END = "<!-- /flake-bump:impact -->";
+
 /** How many upstream commits the body lists before "and N more". */
 export const COMMIT_LIMIT = 30;
 const TRANSITIVE_LIMIT = 40;
@@ -108,8 +115,26 @@ function revLink(base: string | undefined, rev: string | undefined): string {
   return base ? `[${short}](${base}/commit/${rev})` : short;
 }
 
+/**
+ * The body's closing sentence when host impact does not replace it. `{hosts}` is filled the way the
+ * impact step fills it, so one template serves both (`pr-footer` in the update action).
+ */
+export const DEFAULT_FOOTER = "After merging, deploy: {hosts}";
+
+/** The footer with `{hosts}` standing for the hosts that use the input (impact not computed). */
+export function footerLine(footer: string, input: string): string {
+  const hosts = `the hosts that use \`${input}\``;
+  const filled = footer.includes("{hosts}") ? footer.replace("{hosts}", hosts) : footer;
+  return /[.!?]$/.test(filled.trim()) ? filled.trim() : `${filled.trim()}.`;
+}
+
 export interface BodyInput {
   change: InputChange;
+  /**
+   * The closing sentence (DEFAULT_FOOTER when absent), written between the host impact markers so
+   * the impact step replaces it with its concrete deploy line; null for no footer (a direct commit).
+   */
+  footer?: string | null;
   /** Upstream commits from the old rev to the new, oldest first (the compare API's order). */
   commits?: readonly UpstreamCommit[];
   /** The compare API's total, which may exceed the commits it returned. */
@@ -117,14 +142,14 @@ export interface BodyInput {
 }
 
 export function prBody(input: BodyInput): string {
-  const to = input.change.to;
-  return [
-    ...inputSection(input),
-    "",
-    "After merging, switch the hosts (or use the fleet dashboard).",
-    "",
-    renderMarker({ input: input.change.name, rev: to.rev ?? to.ref }),
-  ].join("\n");
+  const { change, footer } = input;
+  const to = change.to;
+  const lines = [...inputSection(input), ""];
+  if (footer !== null) {
+    lines.push(SECTION_START, footerLine(footer ?? DEFAULT_FOOTER, change.name), SECTION_END, "");
+  }
+  lines.push(renderMarker({ input: change.name, rev: to.rev ?? to.ref }));
+  return lines.join("\n");
 }
 
 /** One input's part of a body: from/to, compare link, upstream commits, transitive changes. */

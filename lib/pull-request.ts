@@ -24,6 +24,7 @@ import {
 } from "./github.ts";
 import { fullName, type GitHubRepository } from "./ids.ts";
 import { carrySection } from "./impact-text.ts";
+import { disableAutoMerge } from "./land.ts";
 import {
   type BodyInput,
   bodyForHead,
@@ -57,6 +58,8 @@ export interface OpenPrOptions {
   reviewers: readonly string[];
   draft: boolean;
   dryRun: boolean;
+  /** The body's closing sentence (pr-text's DEFAULT_FOOTER when absent). */
+  footer?: string;
 }
 
 type PullRequest = RestEndpointMethodTypes["pulls"]["list"]["response"]["data"][number];
@@ -211,7 +214,11 @@ class PullRequests {
     };
     const text = async (): Promise<PrText> => ({
       title: prTitle(change.name, rev),
-      body: prBody({ change, ...(await commits()) }),
+      body: prBody({
+        change,
+        ...(await commits()),
+        ...(this.opts.footer === undefined ? {} : { footer: this.opts.footer }),
+      }),
     });
     const known = existing === undefined ? undefined : headFromListing(existing);
     const checkout = checkoutOf(base);
@@ -336,6 +343,8 @@ class PullRequests {
     if (this.opts.dryRun) {
       return { ...keep, operation: "closed", detail: `dry run: would close #${existing.number}` };
     }
+    // An armed PR could still merge between the comment and the close.
+    if (existing.auto_merge) await disableAutoMerge(this.octokit, existing.node_id, `#${existing.number}`);
     await this.call(`comment on #${existing.number}`, () =>
       this.octokit.rest.issues.createComment({
         ...this.repo,

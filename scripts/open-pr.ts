@@ -5,11 +5,11 @@
  */
 import * as v from "valibot";
 import { $ } from "zx/core";
-import { appendSummary, group, inActions, info, setOutputs, warn } from "../lib/actions.ts";
+import { annotate, appendSummary, group, inActions, info, setOutputs, warn } from "../lib/actions.ts";
 import { parseCli, runMain } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { eventDefaultBranch } from "../lib/event.ts";
-import { octokitFromEnv } from "../lib/github.ts";
+import { type Octokit, octokitFromEnv, request } from "../lib/github.ts";
 import { openGroupPullRequest } from "../lib/group.ts";
 import {
   Branch,
@@ -20,15 +20,30 @@ import {
   parseRepository,
   RepositoryName,
 } from "../lib/ids.ts";
-import { readActionInputs } from "../lib/inputs.ts";
+import { Footer, readActionInputs } from "../lib/inputs.ts";
+import {
+  type AutoOptions,
+  checkAutoMergeSettings,
+  commitDirect,
+  type ImpactFile,
+  type LandResult,
+  landAuto,
+  MergeMethod,
+  MergeMode,
+  readImpactFile,
+} from "../lib/land.ts";
+import { DEFAULT_FOOTER } from "../lib/pr-text.ts";
 import { type OpenPrOptions, openPullRequests, type PullRequestResult } from "../lib/pull-request.ts";
-import { defaultReportPath, readReport } from "../lib/report.ts";
+import { defaultReportPath, type Report, readReport } from "../lib/report.ts";
 import { githubToken } from "../lib/secrets.ts";
 
 export const USAGE = `Usage: bun scripts/open-pr.ts [--report FILE] [--repo OWNER/REPO] [--base BRANCH] [--branch-prefix P]
-                           [--label L ...] [--reviewer U ...] [--draft] [--group] [--dry-run] [--help]
+                           [--label L ...] [--reviewer U ...] [--draft] [--group] [--footer TEXT]
+                           [--merge review|auto|direct] [--merge-method merge|squash|rebase]
+                           [--impact FILE] [--step open|land] [--dry-run] [--help]
 
-Open or update one pull request per input that bump.ts moved; close ones made obsolete.
+Open or update one pull request per input that bump.ts moved; close ones made obsolete; then land
+them as --merge says.
 
   --report FILE      bump.ts's report (default: ${defaultReportPath()})
   --repo OWNER/REPO  the repository to open it in (default: $GITHUB_REPOSITORY, else the
@@ -40,11 +55,23 @@ Open or update one pull request per input that bump.ts moved; close ones made ob
   --draft            open as a draft
   --group            one pull request for every input the run moved, on branch P + "all", with the
                      report's combined flake.lock (pair with bump.ts --group)
+  --footer TEXT      the body's closing sentence; {hosts} names the hosts to deploy
+                     (default: "${DEFAULT_FOOTER}"; the impact step replaces it)
+  --merge MODE       review (default): a human merges the pull request;
+                     auto: GitHub's auto-merge once the required checks pass (merged at once when
+                     nothing is required), never when --impact reports a host that fails;
+                     direct: no pull request, the new lock is committed onto the base branch
+  --merge-method M   merge, squash (default) or rebase, for --merge auto
+  --impact FILE      scripts/impact.ts's JSON: a host that no longer evaluates keeps the bump from
+                     landing by itself (auto: left open for a human; direct: not committed)
+  --step STEP        open: only open/update/close pull requests; land: only land (after the impact
+                     step); default both
   --dry-run          say what would happen, change nothing on GitHub
 
 In the update action the inputs arrive as FLAKE_BUMP_REPORT, FLAKE_BUMP_BASE, FLAKE_BUMP_BRANCH_PREFIX,
 FLAKE_BUMP_LABELS (comma or newline separated), FLAKE_BUMP_REVIEWERS, FLAKE_BUMP_DRAFT,
-FLAKE_BUMP_GROUP and FLAKE_BUMP_DRY_RUN; flags override them.
+FLAKE_BUMP_GROUP, FLAKE_BUMP_MERGE, FLAKE_BUMP_MERGE_METHOD, FLAKE_BUMP_PR_FOOTER,
+FLAKE_BUMP_IMPACT_REPORT and FLAKE_BUMP_DRY_RUN; flags override them.
 Needs a token in GH_TOKEN or GITHUB_TOKEN with Contents and Pull requests: read and write.`;
 
 const options = {
@@ -56,6 +83,11 @@ const options = {
   reviewer: { type: "string", multiple: true },
   draft: { type: "boolean" },
   group: { type: "boolean" },
+  footer: { type: "string" },
+  merge: { type: "string" },
+  "merge-method": { type: "string" },
+  impact: { type: "string" },
+  step: { type: "string" },
   "dry-run": { type: "boolean" },
 } as const;
 
@@ -69,6 +101,11 @@ const Args = v.object({
   reviewer: v.optional(v.array(Login)),
   draft: v.optional(v.boolean(), false),
   group: v.optional(v.boolean(), false),
+  footer: v.optional(Footer),
+  merge: v.optional(MergeMode),
+  "merge-method": v.optional(MergeMethod),
+  impact: v.optional(v.pipe(v.string(), v.minLength(1))),
+  step: v.optional(v.picklist(["open", "land"], "must be open or land")),
   "dry-run": v.optional(v.boolean(), false),
 });
 
@@ -103,7 +140,19 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       "open-pr needs a GitHub token; set GH_TOKEN (or GITHUB_TOKEN) to a token that can write to the repository",
     );
   }
-  if (inActions(env) && (env.FLAKE_BUMP_DEFAULT_TOKEN === "true" || (!env.GH_TOKEN && env.GITHUB_TOKEN))) {
+  const mode = args.merge ?? action.merge ?? "review";
+  const method = args["merge-method"] ?? action["merge-method"] ?? "squash";
+  const draft = args.draft || (action.draft ?? false);
+  if (mode === "auto" && draft) {
+    throw new UsageError(
+      "GitHub does not auto-merge draft pull requests; drop --draft (action input draft) or use --merge review",
+    );
+  }
+  const impactPath = args.impact ?? action["impact-report"];
+  const impact = impactPath === undefined ? undefined : await readImpactFile(impactPath);
+  const defaultToken =
+    inActions(env) && (env.FLAKE_BUMP_DEFAULT_TOKEN === "true" || (!env.GH_TOKEN && !!env.GITHUB_TOKEN));
+  if (defaultToken && mode !== "direct" && args.step !== "land") {
     warn(
       "pull requests opened with the default GITHUB_TOKEN do not start the repository's own checks; use a GitHub App or fine-grained token (see the README section 'Which token opens the pull request')",
     );
@@ -113,42 +162,133 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     branchPrefix: args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/",
     labels: args.label ?? action.labels ?? ["dependencies", "automated"],
     reviewers: args.reviewer ?? action.reviewers ?? [],
-    draft: args.draft || (action.draft ?? false),
+    draft,
     dryRun,
   };
+  const footer = args.footer ?? action["pr-footer"];
+  if (footer !== undefined) opts.footer = footer;
   const base = args.base ?? action.base ?? (await eventDefaultBranch(env, repo));
   if (base !== undefined) opts.base = base;
+  const octokit = octokitFromEnv(env);
 
-  const results = await group(`Pull requests in ${fullName(repo)}`, () =>
-    args.group || action.group
-      ? openGroupPullRequest(octokitFromEnv(env), report, opts)
-      : openPullRequests(octokitFromEnv(env), report, opts),
-  );
+  const grouped = args.group || (action.group ?? false);
+  // direct opens no pull request; the landing step (or the second half of this run) commits.
+  const results =
+    mode === "direct" || args.step === "land"
+      ? []
+      : await group(`Pull requests in ${fullName(repo)}`, () =>
+          grouped ? openGroupPullRequest(octokit, report, opts) : openPullRequests(octokit, report, opts),
+        );
   for (const result of results) info(resultLine(result));
-  if (results.length === 0) info("Nothing to do: the report moved no input.");
+  if (results.length === 0 && !report.changed && args.step !== "land") {
+    info("Nothing to do: the report moved no input.");
+  }
 
+  const landing =
+    args.step === "open" || mode === "review" || !report.changed
+      ? []
+      : await group(`Landing (merge: ${mode})`, () =>
+          land(octokit, report, {
+            repo,
+            mode,
+            method,
+            base,
+            impact,
+            defaultToken,
+            dryRun,
+            branchPrefix: opts.branchPrefix,
+          }),
+        );
+  for (const result of landing) {
+    const where = result.url ? ` ${result.url}` : result.number ? ` #${result.number}` : "";
+    info(`${result.input}: ${result.operation}${where} — ${result.detail}`);
+    if (result.operation === "held" && inActions(env))
+      annotate("warning", `${result.input}: ${result.detail}`);
+  }
+  if (landing.some((r) => r.operation === "auto-merge-enabled") && defaultToken) {
+    warn(
+      "auto-merge is enabled, but required checks do not start on pull requests written with the default GITHUB_TOKEN, so it will wait; give the update action a GitHub App or fine-grained token (README: 'Choose how bumps land')",
+    );
+  }
+
+  const landed = landing.find((r) => ["merged", "auto-merge-enabled", "committed"].includes(r.operation));
   const primary = results.find((r) => r.operation !== "none") ?? results[0];
-  setOutputs(
-    {
-      "pull-request-number": results.flatMap((r) => (r.number ? [String(r.number)] : [])).join(","),
-      "pull-request-url": results.flatMap((r) => (r.url ? [r.url] : [])).join(","),
-      operation: primary?.operation ?? "none",
-    },
-    env,
-  );
+  const outputs: Record<string, string> = {};
+  if (args.step !== "land") {
+    outputs["pull-request-number"] = results.flatMap((r) => (r.number ? [String(r.number)] : [])).join(",");
+    outputs["pull-request-url"] = results.flatMap((r) => (r.url ? [r.url] : [])).join(",");
+  }
+  // The landing step's operation is empty unless it landed something, so the action's output falls
+  // back to the opening step's (created, updated, …).
+  outputs.operation = landed?.operation ?? (args.step === "land" ? "" : (primary?.operation ?? "none"));
+  outputs["commit-sha"] = landed?.sha ?? "";
+  setOutputs(outputs, env);
   appendSummary(
     [
-      "### flake-bump: pull requests",
+      `### flake-bump: ${mode === "direct" ? "direct commit" : "pull requests"} (merge: ${mode})`,
       "",
-      "| input | operation | pull request |",
-      "| --- | --- | --- |",
-      ...results.map(
-        (r) => `| \`${r.input}\` | ${r.operation} | ${r.url ?? (r.number ? `#${r.number}` : "—")} |`,
+      "| input | operation | where | detail |",
+      "| --- | --- | --- | --- |",
+      ...[...results, ...landing].map(
+        (r) =>
+          `| \`${r.input}\` | ${r.operation} | ${r.url ?? (r.number ? `#${r.number}` : "—")} | ${r.detail.replaceAll("|", "\\|")} |`,
       ),
     ].join("\n"),
     env,
   );
-  return 0;
+  // A direct run that kept a bump off the base branch has not done its job: fail the step so
+  // someone looks (auto leaves a pull request open instead, which is visible by itself).
+  return mode === "direct" && landing.some((r) => r.operation === "held") ? 1 : 0;
+}
+
+interface LandRequest extends Omit<AutoOptions, "impact"> {
+  repo: GitHubRepository;
+  mode: "auto" | "direct";
+  base: string | undefined;
+  impact: ImpactFile | undefined;
+}
+
+async function land(octokit: Octokit, report: Report, req: LandRequest): Promise<LandResult[]> {
+  const gh = { octokit, repo: req.repo };
+  if (req.mode === "auto") {
+    await checkAutoMergeSettings(gh, req.method);
+    const results: LandResult[] = [];
+    for (const change of report.inputs) results.push(await landAuto(gh, change, req));
+    return results;
+  }
+  if (report.dryRun && !req.dryRun) {
+    throw new UsageError(
+      "the report comes from a --dry-run; run bump.ts without --dry-run before committing",
+    );
+  }
+  const { lockPath, repoRoot } = report.flake;
+  if (lockPath === undefined || repoRoot === undefined) {
+    throw new UsageError(
+      `the flake in ${report.flake.dir} is not in a git repository, so there is no base commit to build on; run bump.ts in a clone of the repository`,
+    );
+  }
+  const git = $({ cwd: repoRoot, quiet: true, nothrow: true });
+  const head = await git`git rev-parse HEAD`;
+  const lock = await git`git show ${`HEAD:${lockPath}`}`;
+  if (head.exitCode !== 0 || lock.exitCode !== 0) {
+    throw new UsageError(
+      `${lockPath} is not committed at HEAD of ${repoRoot}, so there is no base lock to compare with; commit it first`,
+    );
+  }
+  let base = req.base;
+  if (base === undefined) {
+    const { data } = await request(gh, `read ${fullName(req.repo)}`, () =>
+      octokit.rest.repos.get({ ...req.repo }),
+    );
+    base = data.default_branch;
+  }
+  return commitDirect(gh, report, {
+    base,
+    path: lockPath,
+    from: { sha: head.stdout.trim(), lock: lock.stdout },
+    impact: req.impact,
+    dryRun: req.dryRun,
+  });
 }
 
 if (import.meta.main) await runMain(() => main(process.argv.slice(2)));

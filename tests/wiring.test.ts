@@ -362,6 +362,7 @@ describe("update.yml and the actions, per trigger", () => {
         ["update/./.github/actions/update/Open or update the pull request", "success"],
         // impact: auto, and this flake names no host output: it stops before Nix.
         ["update/./.github/actions/update/Compute host impact", "success"],
+        ["update/./.github/actions/update/Land the bump", "success"],
         ["update/./.github/actions/update", "success"],
       ]);
       const outputs = actionOutputs(update);
@@ -702,7 +703,7 @@ describe("a broken copy of the update action fails the run", () => {
     },
     {
       name: "the action's output names an output open-pr never sets",
-      edit: replaceOnce("${{ steps.open-pr.outputs.operation }}", "${{ steps.open-pr.outputs.result }}"),
+      edit: replaceOnce("steps.open-pr.outputs.operation }}", "steps.open-pr.outputs.result }}"),
       evidence: /steps\.open-pr\.outputs has no 'result'/,
     },
     {

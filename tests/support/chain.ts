@@ -36,6 +36,12 @@ export interface ChainFiles {
   downstream?: string;
 }
 
+export interface AfterRun {
+  checkout: string;
+  reportFile: string;
+  env: Record<string, string | undefined>;
+}
+
 export interface Chain extends AsyncDisposable {
   readonly scratch: string;
   /** Environment for the scripts: hermetic Nix, the fake's API and token, no waits. */
@@ -52,6 +58,12 @@ export interface Chain extends AsyncDisposable {
     env?: Record<string, string>;
     /** Run impact.ts after open-pr, as the update action does. */
     impact?: boolean;
+    /** More open-pr.ts arguments (e.g. `--step open`). */
+    openPrArgs?: string[];
+    /** Runs between bump.ts and open-pr.ts, in the same checkout (a human pushing meanwhile). */
+    beforeOpenPr?: () => Promise<void>;
+    /** Runs after open-pr.ts, before the checkout is removed (the impact and landing steps). */
+    after?: (run: AfterRun) => Promise<void>;
   }): Promise<DownstreamRun>;
   /** The rev flake.lock on the PR branch pins, if the branch exists. */
   branchLockRev(): Promise<string | undefined>;
@@ -139,7 +151,12 @@ export async function chain(fake: FakeGitHub, variant: NixVariant): Promise<Chai
         };
         const bump = await runScript("bump", ["--report", reportFile], { cwd: checkout, env: runEnv });
         if (bump.exitCode !== 0) return { bump, openPr: { exitCode: -1, stdout: "", stderr: "not run" } };
-        const openPr = await runScript("open-pr", ["--report", reportFile], { cwd: checkout, env: runEnv });
+        await opts.beforeOpenPr?.();
+        const openPr = await runScript("open-pr", ["--report", reportFile, ...(opts.openPrArgs ?? [])], {
+          cwd: checkout,
+          env: runEnv,
+        });
+        await opts.after?.({ checkout, reportFile, env: runEnv });
         if (!opts.impact || openPr.exitCode !== 0) return { bump, openPr };
         const impact = await runScript("impact", ["--report", reportFile], {
           cwd: checkout,

@@ -19,9 +19,9 @@ import {
   planImpact,
 } from "../../lib/impact.ts";
 import { writeImpactSections } from "../../lib/impact-pr.ts";
-import { carrySection, renderSection, SECTION_END, SECTION_START } from "../../lib/impact-text.ts";
+import { carrySection, renderSection } from "../../lib/impact-text.ts";
 import { readActionInputs } from "../../lib/inputs.ts";
-import { renderMarker } from "../../lib/pr-text.ts";
+import { renderMarker, SECTION_END, SECTION_START } from "../../lib/pr-text.ts";
 import { openPullRequests } from "../../lib/pull-request.ts";
 import type { InputChange, Report } from "../../lib/report.ts";
 import { main as impactMain } from "../../scripts/impact.ts";

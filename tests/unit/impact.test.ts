@@ -29,11 +29,9 @@ import {
   describeImpact,
   renderSection,
   replaceSection,
-  SECTION_END,
-  SECTION_START,
   summaryMarkdown,
 } from "../../lib/impact-text.ts";
-import { renderMarker } from "../../lib/pr-text.ts";
+import { renderMarker, SECTION_END, SECTION_START } from "../../lib/pr-text.ts";
 
 describe("parseDrvName", () => {
   const cases: [string, { name: string; version: string }][] = [

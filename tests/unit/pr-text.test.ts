@@ -1,4 +1,5 @@
 import { expect, test } from "bun:test";
+import { replaceSection } from "../../lib/impact-text.ts";
 import { parseMarker, prBody, prTitle, renderMarker, safeSubject } from "../../lib/pr-text.ts";
 import type { InputChange } from "../../lib/report.ts";
 import type { CompareCommit } from "../../lib/upstream.ts";
@@ -70,7 +71,10 @@ test("the body carries SHAs, links, dates, the commit list capped at 30, and the
   expect(body).toContain("— @\u200buser34");
   expect(body).toContain("— Author 35");
   expect(body).toContain("None: only this input moved.");
-  expect(body).toContain("After merging, switch the hosts (or use the fleet dashboard).");
+  expect(body).toContain(
+    "<!-- flake-bump:impact -->\nAfter merging, deploy: the hosts that use `nixfleet`.\n<!-- /flake-bump:impact -->",
+  );
+  expect(body).not.toMatch(/switch the hosts|dashboard/);
   expect(body.trimEnd().endsWith(renderMarker({ input: "nixfleet", rev: to }))).toBe(true);
 });
 
@@ -96,3 +100,28 @@ test("a GitHub Enterprise input links to its own host", () => {
   });
   expect(body).toContain(`https://ghe.example.com/acme/nixfleet/commit/${to}`);
 });
+
+interface FooterCase {
+  footer: string | null | undefined;
+  shown: string | undefined;
+}
+const footers: FooterCase[] = [
+  { footer: undefined, shown: "After merging, deploy: the hosts that use `nixfleet`." },
+  { footer: "Merge, then run `deploy-all`", shown: "Merge, then run `deploy-all`." },
+  {
+    footer: "Roll out {hosts} after merging!",
+    shown: "Roll out the hosts that use `nixfleet` after merging!",
+  },
+  { footer: null, shown: undefined },
+];
+for (const { footer, shown } of footers) {
+  test(`the footer ${JSON.stringify(footer)} closes the body inside the host impact markers`, () => {
+    const body = prBody({ change: change(), ...(footer === undefined ? {} : { footer }) });
+    const section = /<!-- flake-bump:impact -->\n(.*)\n<!-- \/flake-bump:impact -->/.exec(body);
+    expect(section?.[1]).toStrictEqual(shown);
+    // The impact step replaces the footer in place, never adding a second closing sentence.
+    const replaced = replaceSection(body, "<!-- flake-bump:impact -->\nX\n<!-- /flake-bump:impact -->");
+    expect(replaced.match(/flake-bump:impact -->/g)?.length).toBe(2);
+    if (shown !== undefined) expect(replaced).not.toContain(shown);
+  });
+}

@@ -1,0 +1,564 @@
+/**
+ * How a computed bump lands on the base branch: left for a human (`review`), merged by GitHub once
+ * the repository's required checks pass (`auto`), or committed onto the base branch itself
+ * (`direct`). Auto-merge is GitHub's own (GraphQL `enablePullRequestAutoMerge`), so the repository's
+ * rules decide when it merges; when nothing is required GitHub refuses to arm it ("clean status") and
+ * the PR is merged through REST with the head SHA that was evaluated, so a branch that moved meanwhile
+ * is never merged blind. A direct commit goes through the same Git Data API commit (no author, so
+ * GitHub signs it) and the same non-forced ref update as the rolling branches.
+ */
+import { readFile } from "node:fs/promises";
+import * as v from "valibot";
+import { gitBlobSha, headSha, readHead, SWAP_ATTEMPTS } from "./branch.ts";
+import { describeIssues, RuntimeError, UsageError } from "./errors.ts";
+import { describeGitHubError, type Octokit, type RepositoryClient, request, statusOf } from "./github.ts";
+import { fullName } from "./ids.ts";
+import { parseLock, rootInputs } from "./lock.ts";
+import { branchName, commitMessage, type PrText, prBody, prTitle } from "./pr-text.ts";
+import type { InputChange, Report } from "./report.ts";
+import { commitsBetween, isOlder } from "./upstream.ts";
+
+export const MergeMode = v.picklist(["review", "auto", "direct"], "must be review, auto or direct");
+export type MergeMode = v.InferOutput<typeof MergeMode>;
+
+export const MergeMethod = v.picklist(["merge", "squash", "rebase"], "must be merge, squash or rebase");
+export type MergeMethod = v.InferOutput<typeof MergeMethod>;
+
+/** What the landing did per input; `held` means it was left for a human on purpose. */
+export type LandOperation = "merged" | "auto-merge-enabled" | "committed" | "held" | "none";
+
+export interface LandResult {
+  input: string;
+  operation: LandOperation;
+  number?: number;
+  url?: string;
+  /** The merge or direct commit. */
+  sha?: string;
+  detail: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host impact as scripts/impact.ts writes it: only the fields landing decides on.
+
+const ImpactHost = v.object({ attr: v.string(), status: v.string(), error: v.optional(v.string()) });
+export const ImpactFile = v.object({
+  schema: v.literal(1),
+  inputs: v.array(
+    v.object({
+      name: v.string(),
+      rev: v.string(),
+      hosts: v.array(ImpactHost),
+      timedOut: v.optional(v.boolean()),
+    }),
+  ),
+});
+export type ImpactFile = v.InferOutput<typeof ImpactFile>;
+
+export async function readImpactFile(path: string): Promise<ImpactFile> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch {
+    throw new UsageError(`cannot read --impact ${path}; pass the JSON file scripts/impact.ts wrote`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new UsageError(`--impact ${path} is not JSON; pass the file scripts/impact.ts wrote (--json)`);
+  }
+  const parsed = v.safeParse(ImpactFile, json);
+  if (!parsed.success) {
+    throw new UsageError(
+      `--impact ${path} is not a host impact report (${describeIssues(parsed.issues)}); pass the file scripts/impact.ts wrote`,
+    );
+  }
+  return parsed.output;
+}
+
+/** The host's own name: `web` for `nixosConfigurations.web`, `me@laptop` for a quoted one. */
+function hostName(attr: string): string {
+  const rest = attr.slice(attr.indexOf(".") + 1);
+  return rest.startsWith('"') ? rest.slice(1, -1) : rest;
+}
+
+/**
+ * Why this input's bump must wait for a human, or undefined when host impact does not stand in the
+ * way (none was given). A host that no longer evaluates holds it, and so does an impact that was not
+ * computed for exactly this rev or ran out of time: landing unreviewed needs a clean answer.
+ */
+export function impactHold(impact: ImpactFile | undefined, input: string, rev: string): string | undefined {
+  if (impact === undefined) return undefined;
+  const entry = impact.inputs.find((candidate) => candidate.name === input && candidate.rev === rev);
+  if (entry === undefined) return `host impact was not computed for \`${input}\` at \`${rev.slice(0, 7)}\``;
+  if (entry.timedOut) return "host impact ran out of time before every host was evaluated";
+  const failed = entry.hosts.filter((host) => host.status === "failed").map((host) => hostName(host.attr));
+  if (failed.length === 0) return undefined;
+  const list = failed.map((name) => `\`${name}\``).join(", ");
+  return `${list} no longer ${failed.length === 1 ? "evaluates" : "evaluate"} with this bump`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pull request's landing note: one section, replaced in place, removed when it no longer applies.
+
+export const NOTE_START = "<!-- flake-bump:land -->";
+export const NOTE_END = "<!-- /flake-bump:land -->";
+
+export function heldNote(reason: string): string {
+  return [
+    "### Not merged automatically",
+    "",
+    `Auto-merge is off for this pull request: ${reason} (see Host impact). Merge it by hand once that is understood, or close it.`,
+  ].join("\n");
+}
+
+export const DEFAULT_TOKEN_NOTE = [
+  "### Auto-merge is waiting for checks that will not start",
+  "",
+  'This pull request was written with the workflow\'s default `GITHUB_TOKEN`, and GitHub starts no workflow for events that token causes: required checks never run, so auto-merge waits. Give the update action a GitHub App or fine-grained token as `token` (README: "Choose how bumps land"), or run the checks by hand.',
+].join("\n");
+
+/** `body` with the landing note set to `note` (or removed when undefined), before flake-bump's marker. */
+export function withNote(body: string | null | undefined, note: string | undefined): string {
+  const text = body ?? "";
+  const start = text.indexOf(NOTE_START);
+  const end = text.indexOf(NOTE_END, start);
+  const without =
+    start >= 0 && end >= 0
+      ? `${text.slice(0, start).replace(/\s+$/, "")}\n\n${text.slice(end + NOTE_END.length).replace(/^\s+/, "")}`
+      : text;
+  if (note === undefined) return start >= 0 && end >= 0 ? without.replace(/^\n\n/, "") : text;
+  const section = `${NOTE_START}\n${note}\n${NOTE_END}`;
+  const marker = /\n?<!-- flake-bump \{.*?\} -->/.exec(without);
+  if (marker === null) return `${without.replace(/\s+$/, "")}\n\n${section}\n`;
+  const before = without.slice(0, marker.index).replace(/\s+$/, "");
+  return `${before}\n\n${section}\n\n${without.slice(marker.index).replace(/^\n/, "")}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// GitHub: repository settings, GraphQL auto-merge, REST merge.
+
+const Settings = v.object({
+  allow_auto_merge: v.optional(v.boolean()),
+  allow_merge_commit: v.optional(v.boolean()),
+  allow_squash_merge: v.optional(v.boolean()),
+  allow_rebase_merge: v.optional(v.boolean()),
+});
+
+const METHOD_SETTING = {
+  merge: ["allow_merge_commit", "Allow merge commits"],
+  squash: ["allow_squash_merge", "Allow squash merging"],
+  rebase: ["allow_rebase_merge", "Allow rebase merging"],
+} as const;
+
+function autoMergeOff(repo: string): RuntimeError {
+  return new RuntimeError(
+    `${repo} does not allow auto-merge, so the pull request is left open; turn on "Allow auto-merge" in the repository's Settings → General → Pull Requests, or use merge: review`,
+  );
+}
+
+function methodOff(repo: string, method: MergeMethod): RuntimeError {
+  const others = Object.keys(METHOD_SETTING).filter((m) => m !== method);
+  return new RuntimeError(
+    `${repo} does not allow ${method} merges, so the pull request is left open; turn on "${METHOD_SETTING[method][1]}" in Settings → General → Pull Requests, or set merge-method to ${others.join(" or ")}`,
+  );
+}
+
+/**
+ * Refuse early when the repository says it cannot auto-merge with this method. GitHub shows these
+ * fields only to tokens that may see the settings; when they are absent the mutation's own answer
+ * decides (same sentences).
+ */
+export async function checkAutoMergeSettings(gh: RepositoryClient, method: MergeMethod): Promise<void> {
+  const { data } = await request(gh, `read ${fullName(gh.repo)}`, () =>
+    gh.octokit.rest.repos.get({ ...gh.repo }),
+  );
+  const parsed = v.safeParse(Settings, data);
+  if (!parsed.success) return;
+  const settings = parsed.output;
+  if (settings.allow_auto_merge === false) throw autoMergeOff(fullName(gh.repo));
+  if (settings[METHOD_SETTING[method][0]] === false) throw methodOff(fullName(gh.repo), method);
+}
+
+const GraphQLErrors = v.object({
+  errors: v.array(v.object({ message: v.string(), type: v.optional(v.string()) })),
+});
+
+/** GraphQL's error messages, or undefined when the failure was not a GraphQL answer. */
+function graphqlMessages(error: unknown): string[] | undefined {
+  const parsed = v.safeParse(GraphQLErrors, error);
+  return parsed.success ? parsed.output.errors.map((e) => e.message) : undefined;
+}
+
+// Octokit reserves `method`, `url` and `headers` as variable names.
+const ENABLE = `mutation($pullRequestId: ID!, $mergeMethod: PullRequestMergeMethod!, $expectedHeadOid: GitObjectID!) {
+  enablePullRequestAutoMerge(input: { pullRequestId: $pullRequestId, mergeMethod: $mergeMethod, expectedHeadOid: $expectedHeadOid }) {
+    clientMutationId
+  }
+}`;
+
+const DISABLE = `mutation($pullRequestId: ID!) {
+  disablePullRequestAutoMerge(input: { pullRequestId: $pullRequestId }) { clientMutationId }
+}`;
+
+type Armed = "enabled" | "clean" | "moved";
+
+async function enableAutoMerge(
+  gh: RepositoryClient,
+  pull: { number: number; nodeId: string },
+  method: MergeMethod,
+  head: string,
+): Promise<Armed> {
+  try {
+    await gh.octokit.graphql(ENABLE, {
+      pullRequestId: pull.nodeId,
+      mergeMethod: method.toUpperCase(),
+      expectedHeadOid: head,
+    });
+    return "enabled";
+  } catch (error) {
+    const messages = graphqlMessages(error);
+    if (messages === undefined) {
+      throw describeGitHubError(error, `enable auto-merge on #${pull.number}`, fullName(gh.repo));
+    }
+    const said = messages.join("; ");
+    // GitHub will not arm auto-merge on a PR it could merge right now (no required checks pending).
+    if (/clean status/i.test(said)) return "clean";
+    if (/head branch was modified/i.test(said)) return "moved";
+    if (/auto merge is not allowed/i.test(said)) throw autoMergeOff(fullName(gh.repo));
+    if (/merges are not allowed/i.test(said)) throw methodOff(fullName(gh.repo), method);
+    throw new RuntimeError(
+      `GitHub refused to enable auto-merge on #${pull.number} of ${fullName(gh.repo)} (${said}); the pull request is left open for a human`,
+    );
+  }
+}
+
+/** Turn off auto-merge on a pull request (closing it as obsolete, or holding it for a human). */
+export async function disableAutoMerge(octokit: Octokit, nodeId: string, what: string): Promise<void> {
+  try {
+    await octokit.graphql(DISABLE, { pullRequestId: nodeId });
+  } catch (error) {
+    const messages = graphqlMessages(error);
+    throw messages === undefined
+      ? describeGitHubError(error, `disable auto-merge on ${what}`)
+      : new RuntimeError(`GitHub refused to disable auto-merge on ${what} (${messages.join("; ")}); rerun`);
+  }
+}
+
+type Merged = { sha: string } | "moved";
+
+async function mergeAt(
+  gh: RepositoryClient,
+  number: number,
+  method: MergeMethod,
+  head: string,
+): Promise<Merged> {
+  try {
+    const { data } = await gh.octokit.rest.pulls.merge({
+      ...gh.repo,
+      pull_number: number,
+      sha: head,
+      merge_method: method,
+    });
+    return { sha: data.sha };
+  } catch (error) {
+    // 409: the head is no longer the one we evaluated.
+    if (statusOf(error) === 409) return "moved";
+    if (statusOf(error) === 405) {
+      const message = error instanceof Error ? error.message.replace(/ - https:\S*$/, "") : String(error);
+      throw new RuntimeError(
+        `GitHub refused to merge #${number} of ${fullName(gh.repo)} (405: ${message}); the pull request is left open — check the repository's merge settings and branch rules`,
+      );
+    }
+    throw describeGitHubError(error, `merge #${number}`, fullName(gh.repo));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// auto
+
+export interface AutoOptions {
+  branchPrefix: string;
+  method: MergeMethod;
+  impact: ImpactFile | undefined;
+  /** The token is the workflow's default GITHUB_TOKEN: required checks will not start. */
+  defaultToken: boolean;
+  dryRun: boolean;
+}
+
+type OpenPull = Awaited<ReturnType<Octokit["rest"]["pulls"]["list"]>>["data"][number];
+
+async function openPull(gh: RepositoryClient, branch: string): Promise<OpenPull | undefined> {
+  const { data } = await request(gh, `list pull requests of ${fullName(gh.repo)}`, () =>
+    gh.octokit.rest.pulls.list({
+      ...gh.repo,
+      state: "open",
+      head: `${gh.repo.owner}:${branch}`,
+      per_page: 10,
+    }),
+  );
+  return data.find((pr) => pr.head.ref === branch);
+}
+
+async function setNote(gh: RepositoryClient, pr: OpenPull, note: string | undefined): Promise<void> {
+  const body = withNote(pr.body, note);
+  if (body === (pr.body ?? "")) return;
+  await request(gh, `update pull request #${pr.number}`, () =>
+    gh.octokit.rest.pulls.update({ ...gh.repo, pull_number: pr.number, body }),
+  );
+}
+
+/**
+ * Land one input's pull request by auto-merge. Safe to repeat: an armed PR stays armed, a held one
+ * stays held (and is disarmed if an earlier run armed it), and only the head whose commit proposes
+ * the evaluated rev is ever armed or merged.
+ */
+export async function landAuto(
+  gh: RepositoryClient,
+  change: InputChange,
+  opts: AutoOptions,
+): Promise<LandResult> {
+  const branch = branchName(change.name, opts.branchPrefix);
+  const rev = change.to.rev ?? change.to.ref;
+  const none = (detail: string): LandResult => ({ input: change.name, operation: "none", detail });
+  const head = await readHead(gh, branch);
+  if (head === undefined) return none(`no branch '${branch}', so no pull request to merge`);
+  if (head.rev !== rev) {
+    return none(
+      `'${branch}' now proposes ${head.rev?.slice(0, 12) ?? "another change"}, not ${rev.slice(0, 12)}: the run that moved it lands it`,
+    );
+  }
+  const pr = await openPull(gh, branch);
+  if (pr === undefined) return none(`no open pull request from '${branch}'`);
+  const at = { input: change.name, number: pr.number, url: pr.html_url };
+  const hold = impactHold(opts.impact, change.name, rev);
+  if (hold !== undefined || pr.draft) {
+    const reason = hold ?? "it is a draft";
+    if (opts.dryRun)
+      return { ...at, operation: "held", detail: `dry run: would leave #${pr.number} open: ${reason}` };
+    if (pr.auto_merge) await disableAutoMerge(gh.octokit, pr.node_id, `#${pr.number}`);
+    await setNote(gh, pr, hold === undefined ? undefined : heldNote(hold));
+    return { ...at, operation: "held", detail: `left open for a human: ${reason.replaceAll("`", "")}` };
+  }
+  if (opts.dryRun) {
+    return {
+      ...at,
+      operation: "none",
+      detail: `dry run: would enable auto-merge (${opts.method}) on #${pr.number}`,
+    };
+  }
+  const waiting = opts.defaultToken ? DEFAULT_TOKEN_NOTE : undefined;
+  if (pr.auto_merge) {
+    await setNote(gh, pr, waiting);
+    return { ...at, operation: "auto-merge-enabled", detail: `auto-merge stays enabled on #${pr.number}` };
+  }
+  const armed = await enableAutoMerge(gh, { number: pr.number, nodeId: pr.node_id }, opts.method, head.sha);
+  if (armed === "moved") {
+    return {
+      ...at,
+      operation: "none",
+      detail: `'${branch}' moved while it was being armed: the run that moved it lands it`,
+    };
+  }
+  if (armed === "enabled") {
+    await setNote(gh, pr, waiting);
+    return {
+      ...at,
+      operation: "auto-merge-enabled",
+      detail: `auto-merge (${opts.method}) enabled at ${head.sha.slice(0, 12)}; GitHub merges it once the required checks pass`,
+    };
+  }
+  await setNote(gh, pr, undefined);
+  const merged = await mergeAt(gh, pr.number, opts.method, head.sha);
+  if (merged === "moved") {
+    return {
+      ...at,
+      operation: "none",
+      detail: `'${branch}' moved after ${head.sha.slice(0, 12)} was evaluated: left open`,
+    };
+  }
+  return {
+    ...at,
+    operation: "merged",
+    sha: merged.sha,
+    detail: `merged (${opts.method}) at head ${head.sha.slice(0, 12)}: nothing was required`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// direct
+
+export interface DirectOptions {
+  base: string;
+  /** flake.lock's path in the repository. */
+  path: string;
+  /** The base lock the new lock was computed from, and the commit it came from (the checkout's HEAD). */
+  from: { sha: string; lock: string };
+  impact: ImpactFile | undefined;
+  dryRun: boolean;
+}
+
+async function lockAt(
+  gh: RepositoryClient,
+  path: string,
+  ref: string,
+): Promise<{ sha: string; text: string } | undefined> {
+  try {
+    const { data } = await gh.octokit.rest.repos.getContent({ ...gh.repo, path, ref });
+    if (Array.isArray(data) || data.type !== "file" || !("content" in data)) return undefined;
+    return { sha: data.sha, text: Buffer.from(data.content, "base64").toString("utf8") };
+  } catch (error) {
+    if (statusOf(error) === 404) return undefined;
+    throw describeGitHubError(error, `read ${path} at ${ref.slice(0, 12)}`, fullName(gh.repo));
+  }
+}
+
+/** The rev the lock pins for a root input, if it is a plain node. */
+function pinned(text: string, input: string): string | undefined {
+  try {
+    const found = rootInputs(parseLock(text)).find((candidate) => candidate.name === input);
+    return found?.kind === "node" ? found.node.locked?.rev : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function directText(gh: RepositoryClient, changes: readonly InputChange[]): Promise<PrText> {
+  const bodies: string[] = [];
+  for (const change of changes) {
+    const commits = await commitsBetween(
+      gh.octokit,
+      change.name,
+      change.github,
+      change.from?.rev,
+      change.to.rev,
+    );
+    bodies.push(prBody({ change, ...commits, footer: null }));
+  }
+  const [only] = changes;
+  const title =
+    changes.length === 1 && only !== undefined
+      ? prTitle(only.name, only.to.rev ?? only.to.ref)
+      : `chore(flake): update ${changes.length} inputs`;
+  return { title, body: bodies.join("\n\n---\n\n") };
+}
+
+/**
+ * Commit the report's new lock onto the base branch. The commit's parent is the base head read just
+ * before the non-forced ref update, so GitHub applies it only as a fast-forward; when the base moved,
+ * the tree is rebuilt on the new head if its flake.lock is still the one the lock was computed from,
+ * and the run refuses (nothing written) when it is not. Inputs whose host impact holds them are not
+ * committed: no review means no landing of a bump that breaks a host.
+ */
+export async function commitDirect(
+  gh: RepositoryClient,
+  report: Report,
+  opts: DirectOptions,
+): Promise<LandResult[]> {
+  const results: LandResult[] = [];
+  const landable: InputChange[] = [];
+  for (const change of report.inputs) {
+    const hold = impactHold(opts.impact, change.name, change.to.rev ?? change.to.ref);
+    if (hold === undefined) landable.push(change);
+    else {
+      results.push({
+        input: change.name,
+        operation: "held",
+        detail: `not committed: ${hold.replaceAll("`", "")}; with merge: direct nothing reviews it, so fix the hosts or use merge: review`,
+      });
+    }
+  }
+  if (landable.length === 0) return results;
+  let lock: string;
+  const [single] = landable;
+  if (landable.length === report.inputs.length && report.lock !== null) lock = report.lock.text;
+  else if (landable.length === 1 && single !== undefined) lock = single.lock.text;
+  else {
+    const names = landable.map((change) => change.name).join(", ");
+    for (const change of landable) {
+      results.push({
+        input: change.name,
+        operation: "held",
+        detail: `not committed: its lock was computed together with inputs that are held; rerun with inputs: ${names}`,
+      });
+    }
+    return results;
+  }
+  const done = (operation: LandOperation, detail: string, sha?: string) => {
+    for (const change of landable) {
+      results.push({ input: change.name, operation, detail, ...(sha === undefined ? {} : { sha }) });
+    }
+    return results;
+  };
+  const repo = fullName(gh.repo);
+  const fromBlob = gitBlobSha(opts.from.lock);
+  const newBlob = gitBlobSha(lock);
+  let text: PrText | undefined;
+  for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
+    const { data: baseCommit } = await request(gh, `read branch '${opts.base}' of ${repo}`, () =>
+      gh.octokit.rest.repos.getCommit({ ...gh.repo, ref: `heads/${opts.base}`, per_page: 1 }),
+    );
+    const current = await lockAt(gh, opts.path, baseCommit.sha);
+    if (current?.sha === newBlob) {
+      return done("none", `'${opts.base}' already has this flake.lock (${baseCommit.sha.slice(0, 12)})`);
+    }
+    if (current?.sha !== fromBlob) {
+      // Not what the lock was computed from: only a base that already holds every rev is fine.
+      let ahead = current !== undefined;
+      for (const change of landable) {
+        const rev = change.to.rev;
+        const there = current === undefined ? undefined : pinned(current.text, change.name);
+        if (rev === undefined || there === undefined) ahead = false;
+        else if (there !== rev && !(await isOlder(gh.octokit, change.github, rev, there))) ahead = false;
+      }
+      if (ahead) {
+        return done(
+          "none",
+          `'${opts.base}' already locks these inputs at the same or newer revs; nothing to commit`,
+        );
+      }
+      throw new RuntimeError(
+        `${opts.path} on '${opts.base}' of ${repo} changed since this run computed the new lock from ${opts.from.sha.slice(0, 12)}, so nothing was committed; rerun flake-bump to compute it from the new one`,
+      );
+    }
+    if (opts.dryRun) {
+      return done(
+        "none",
+        `dry run: would commit ${opts.path} onto '${opts.base}' at ${baseCommit.sha.slice(0, 12)}`,
+      );
+    }
+    text ??= await directText(gh, landable);
+    const { data: tree } = await request(gh, "create the git tree", () =>
+      gh.octokit.rest.git.createTree({
+        ...gh.repo,
+        base_tree: baseCommit.commit.tree.sha,
+        tree: [{ path: opts.path, mode: "100644", type: "blob", content: lock }],
+      }),
+    );
+    const message = commitMessage(text);
+    // No author or committer: GitHub signs the commit as the token's identity ("Verified").
+    const { data: commit } = await request(gh, "create the commit", () =>
+      gh.octokit.rest.git.createCommit({ ...gh.repo, message, tree: tree.sha, parents: [baseCommit.sha] }),
+    );
+    try {
+      await gh.octokit.rest.git.updateRef({
+        ...gh.repo,
+        ref: `heads/${opts.base}`,
+        sha: commit.sha,
+        force: false,
+      });
+      return done("committed", `committed ${commit.sha.slice(0, 12)} onto '${opts.base}'`, commit.sha);
+    } catch (error) {
+      if (statusOf(error) !== 422) throw describeGitHubError(error, `move branch '${opts.base}'`, repo);
+      // 422 is both "not a fast forward" (someone pushed: rebuild on their head) and a branch rule.
+      if ((await headSha(gh, opts.base)) !== baseCommit.sha) continue;
+      const said = error instanceof Error ? error.message.replace(/ - https:\S*$/, "") : String(error);
+      throw new RuntimeError(
+        `GitHub refused to commit ${opts.path} onto '${opts.base}' of ${repo} (${said}), so nothing was written: the branch is protected (branch protection or a ruleset requires pull requests or checks); use merge: auto, which opens a pull request and lets GitHub merge it once the rules are met`,
+      );
+    }
+  }
+  throw new RuntimeError(
+    `'${opts.base}' of ${repo} kept moving under ${SWAP_ATTEMPTS} attempts, so nothing was committed; rerun, it is safe to repeat`,
+  );
+}
