@@ -7,6 +7,9 @@ import { type HostImpact, type InputImpact, shortName } from "./impact.ts";
 import { parseMarker, SECTION_END, SECTION_START } from "./pr-text.ts";
 
 /** GitHub refuses pull request bodies over 65,536 characters; the section keeps to a fraction of it. */
+/** The first line of a computed section, which tells it from the footer open-pr writes there. */
+const HEADING = "### Host impact";
+
 export const SECTION_BUDGET = 16_000;
 
 export const DEFAULT_DEPLOY_SENTENCE = "After merging, deploy: {hosts}";
@@ -61,7 +64,7 @@ export function deployLine(hosts: readonly HostImpact[], sentence = DEFAULT_DEPL
 }
 
 function renderBody(input: InputImpact, opts: SectionOptions, perHost: number, maxHosts: number): string {
-  const lines: string[] = ["### Host impact", ""];
+  const lines: string[] = [HEADING, ""];
   if (input.timedOut) {
     lines.push(
       `Not computed: evaluating the hosts took longer than the time budget${opts.timeoutMinutes ? ` (${opts.timeoutMinutes} minutes)` : ""}. Check the hosts yourself before merging, or raise \`impact-timeout-minutes\`.`,
@@ -168,7 +171,9 @@ export function replaceSection(body: string | null | undefined, section: string)
  */
 export function carrySection(shown: string | null | undefined, next: string): string {
   const section = shown ? sectionPattern().exec(shown)?.[0] : undefined;
-  if (section === undefined || sectionPattern().test(next)) return next;
+  // Only a computed section is carried: the footer open-pr writes there until impact runs is not.
+  const computed = (text: string | undefined) => text?.startsWith(`${SECTION_START}\n${HEADING}`) === true;
+  if (!computed(section) || section === undefined || computed(sectionPattern().exec(next)?.[0])) return next;
   const [before, after] = [parseMarker(shown), parseMarker(next)];
   if (before === undefined || before.input !== after?.input || before.rev !== after.rev) return next;
   return replaceSection(next, section);
