@@ -7,7 +7,7 @@
  */
 import * as v from "valibot";
 import { UsageError } from "./errors.ts";
-import { Branch, EventType, GitRef, InputName, Label, Login, RepositoryName, Sha } from "./ids.ts";
+import { Branch, Engine, EventType, GitRef, InputName, Label, Login, RepositoryName, Sha } from "./ids.ts";
 
 /** Names, reviewers, repositories: separated by commas, spaces or newlines. */
 export function splitNames(text: string): string[] {
@@ -40,6 +40,7 @@ export const ActionInputs = {
     rev: v.optional(text(Sha)),
     flake: v.optional(text(Path)),
     "dry-run": v.optional(flag),
+    engine: v.optional(text(Engine)),
   }),
   "open-pr": v.object({
     /** Not an input of the action: the bump step's `report` output, wired through by the action. */

@@ -32,6 +32,10 @@ export const InputChange = v.object({
    * move in one run, each gets its own, so each rolling branch carries exactly one input's change.
    */
   lock: LockText,
+  /** Which engine moved it: the native GitHub-tarball writer or Nix (absent in older reports). */
+  engine: v.optional(v.picklist(["native", "nix"])),
+  /** Why that engine: what made the native move provable, or what left the input to Nix. */
+  engineReason: v.optional(v.string()),
 });
 export type InputChange = v.InferOutput<typeof InputChange>;
 

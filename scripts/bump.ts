@@ -11,7 +11,8 @@ import { UsageError } from "../lib/errors.ts";
 import { readEventRequest } from "../lib/event.ts";
 import { githubSource } from "../lib/flakeref.ts";
 import { checkFreshness, type Freshness } from "../lib/freshness.ts";
-import { InputName, Sha } from "../lib/ids.ts";
+import type { Octokit } from "../lib/github.ts";
+import { Engine, InputName, Sha } from "../lib/ids.ts";
 import { readActionInputs } from "../lib/inputs.ts";
 import { detectNix } from "../lib/nix.ts";
 import {
@@ -25,23 +26,27 @@ import {
 } from "../lib/report.ts";
 import { githubToken } from "../lib/secrets.ts";
 
-export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--flake DIR] [--report FILE] [--json] [--dry-run] [--check] [--help]
+export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--engine auto|native|nix] [--flake DIR] [--report FILE] [--json] [--dry-run] [--check] [--help]
 
-Move flake inputs in flake.lock with Nix and describe what moved.
+Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
 
   INPUT          direct inputs of the flake to update (default: every tracked input,
                  i.e. not pinned to a rev or tag in flake.nix)
   --rev SHA      lock exactly this commit (40 hex characters; exactly one INPUT)
+  --engine E     who moves each input: 'native' writes a github: input's lock node itself
+                 (only where that is provably what Nix writes; refuses otherwise), 'nix' runs
+                 Nix for everything, 'auto' (default) is native where provable, Nix elsewhere
   --flake DIR    the flake's directory (default: current directory)
   --report FILE  where to write the JSON report (default: ${defaultReportPath()})
   --json         print the report on stdout (human output stays on stderr)
   --dry-run      compute and print everything, leave flake.lock untouched
-  --check        only say which inputs are behind (outdated=NAMES); needs no Nix
+  --check        only say which inputs are behind (outdated=NAMES) and whether moving them
+                 needs Nix (needs-nix=true|false); needs no Nix itself
   --debug        show Nix's full output and stack traces
 
 In GitHub Actions the event (repository_dispatch, workflow_dispatch, schedule) chooses the
 inputs and rev; the update action's inputs (FLAKE_BUMP_INPUTS, FLAKE_BUMP_REV, FLAKE_BUMP_FLAKE,
-FLAKE_BUMP_DRY_RUN) override it, and command-line arguments override both.
+FLAKE_BUMP_DRY_RUN, FLAKE_BUMP_ENGINE) override it, and command-line arguments override both.
 Exit codes: 0 done (changed or nothing to do), 1 failure, 2 bad usage or input.`;
 
 const options = {
@@ -51,6 +56,7 @@ const options = {
   json: { type: "boolean" },
   "dry-run": { type: "boolean" },
   check: { type: "boolean" },
+  engine: { type: "string" },
 } as const;
 
 const Args = v.object({
@@ -61,6 +67,7 @@ const Args = v.object({
   json: v.optional(v.boolean(), false),
   "dry-run": v.optional(v.boolean(), false),
   check: v.optional(v.boolean(), false),
+  engine: v.optional(Engine),
 });
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -86,19 +93,24 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     flakeDir: args.flake ?? action.flake ?? process.cwd(),
     inputs: given ? named : (event?.inputs ?? []),
     dryRun: args["dry-run"] || (action["dry-run"] ?? false),
+    engine: args.engine ?? action.engine ?? "auto",
   };
   const rev = given ? asked : event?.rev;
   if (rev !== undefined) request.rev = rev;
   if (event?.repository !== undefined) request.repository = event.repository;
 
   // Octokit is loaded only when a GitHub input needs asking: plain git bumps skip its start-up.
-  const octokit = async () => (await import("../lib/github.ts")).octokitFromEnv(env);
+  let client: Promise<Octokit> | undefined;
+  const octokit = () => {
+    client ??= import("../lib/github.ts").then((github) => github.octokitFromEnv(env));
+    return client;
+  };
   const freshness = async (inputs: readonly Selected[]) => {
     const needsGitHub = inputs.some((input) => githubSource(input.node) !== undefined);
     return checkFreshness(inputs, needsGitHub ? { octokit: await octokit() } : {});
   };
 
-  if (args.check) return check(request, freshness, args.json, env);
+  if (args.check) return check(request, freshness, octokit, args.json, env);
 
   const reportPath = args.report ?? defaultReportPath(env);
   await checkReportPath(reportPath);
@@ -106,6 +118,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     bump(request, {
       nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
       freshness,
+      octokit,
       checkTarget: async (target) => {
         const { targetCheck } = await import("../lib/upstream.ts");
         return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
@@ -132,19 +145,23 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 async function check(
   request: BumpRequest,
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
+  octokit: () => Promise<Octokit>,
   json: boolean,
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
   const rev = request.rev;
-  const { answers, skipped } = await checkOutdated(request, async (inputs) =>
-    rev === undefined
-      ? freshness(inputs)
-      : inputs.map((input): Freshness => {
-          const locked = input.node.locked?.rev;
-          return locked === rev
-            ? { name: input.name, status: "current", rev }
-            : { name: input.name, status: "outdated", rev: locked, latest: rev };
-        }),
+  const { answers, skipped, needsNix, engines } = await checkOutdated(
+    request,
+    async (inputs) =>
+      rev === undefined
+        ? freshness(inputs)
+        : inputs.map((input): Freshness => {
+            const locked = input.node.locked?.rev;
+            return locked === rev
+              ? { name: input.name, status: "current", rev }
+              : { name: input.name, status: "outdated", rev: locked, latest: rev };
+          }),
+    octokit,
   );
   for (const a of answers) {
     if (a.status === "current") info(`• '${a.name}' is up to date (${a.rev.slice(0, 7)})`);
@@ -153,11 +170,16 @@ async function check(
     else info(`• '${a.name}' needs Nix to tell (${a.reason})`);
   }
   for (const s of skipped) info(`• ${s.message}`);
+  for (const e of engines)
+    info(
+      `• '${e.name}' would be moved by ${e.engine === "native" ? "the native engine" : "Nix"}: ${e.reason}`,
+    );
   // "unknown" counts as outdated: only Nix can tell, so the workflow must install it.
   const outdated = answers.filter((a) => a.status !== "current").map((a) => a.name);
-  if (json) process.stdout.write(`${JSON.stringify({ outdated, answers, skipped }, null, 2)}\n`);
-  else process.stdout.write(`outdated=${outdated.join(",")}\n`);
-  setOutputs({ outdated: outdated.join(",") }, env);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ outdated, needsNix, answers, engines, skipped }, null, 2)}\n`);
+  } else process.stdout.write(`outdated=${outdated.join(",")}\nneeds-nix=${needsNix}\n`);
+  setOutputs({ outdated: outdated.join(","), "needs-nix": String(needsNix) }, env);
   return 0;
 }
 
