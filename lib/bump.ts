@@ -7,7 +7,6 @@ import { existsSync, writeFileSync } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import * as v from "valibot";
-import { $ } from "zx/core";
 import { mapBounded } from "./bounded.ts";
 import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
@@ -135,9 +134,20 @@ export function selectInputs(
   return { selected, skipped };
 }
 
+/** The git repository around `dir`, if any. A plain spawn: every bump asks, and zx is not loaded for it. */
 async function gitTopLevel(dir: string): Promise<string | undefined> {
-  const out = await $({ cwd: dir, nothrow: true, quiet: true })`git rev-parse --show-toplevel`;
-  return out.exitCode === 0 ? out.stdout.trim() : undefined;
+  try {
+    const proc = Bun.spawn(["git", "rev-parse", "--show-toplevel"], {
+      cwd: dir,
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "ignore",
+    });
+    const [code, out] = await Promise.all([proc.exited, new Response(proc.stdout).text()]);
+    return code === 0 ? out.trim() : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Replace a file's contents atomically: a reader sees the old bytes or the new, never half. */

@@ -5,16 +5,16 @@
  */
 import * as v from "valibot";
 import { appendSummary, group, info, setOutputs } from "../lib/actions.ts";
-import { type BumpRequest, bump, checkOutdated, type Selected } from "../lib/bump.ts";
+import type { BumpRequest, Selected } from "../lib/bump.ts";
 import { debugRequested, parseCli, runMain } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { readEventRequest } from "../lib/event.ts";
 import { githubSource } from "../lib/flakeref.ts";
-import { checkFreshness, type Freshness } from "../lib/freshness.ts";
+import type { Freshness } from "../lib/freshness.ts";
 import type { Octokit } from "../lib/github.ts";
 import { Engine, InputName, Sha } from "../lib/ids.ts";
 import { readActionInputs } from "../lib/inputs.ts";
-import { detectNix } from "../lib/nix.ts";
+import { detectNix, nixEnv, probeNix } from "../lib/nix.ts";
 import {
   checkReportPath,
   defaultReportPath,
@@ -99,6 +99,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (rev !== undefined) request.rev = rev;
   if (event?.repository !== undefined) request.repository = event.repository;
 
+  // `nix --version` starts first and runs while the heavy modules load and GitHub answers; a run
+  // that turns out native or has nothing to do simply never reads it.
+  const probe = args.check || request.engine === "native" ? undefined : probeNix(nixEnv(env));
+  const [{ bump, checkOutdated }, { checkFreshness }] = await Promise.all([
+    import("../lib/bump.ts"),
+    import("../lib/freshness.ts"),
+  ]);
+
   // Octokit is loaded only when a GitHub input needs asking: plain git bumps skip its start-up.
   let client: Promise<Octokit> | undefined;
   const octokit = () => {
@@ -110,13 +118,13 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return checkFreshness(inputs, needsGitHub ? { octokit: await octokit() } : {});
   };
 
-  if (args.check) return check(request, freshness, octokit, args.json, env);
+  if (args.check) return check(request, checkOutdated, freshness, octokit, args.json, env);
 
   const reportPath = args.report ?? defaultReportPath(env);
   await checkReportPath(reportPath);
   const report: Report = await group("Update flake.lock", () =>
     bump(request, {
-      nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
+      nix: () => detectNix({ env, debug: debugRequested(argv, env), ...(probe ? { probe } : {}) }),
       freshness,
       octokit,
       checkTarget: async (target) => {
@@ -144,6 +152,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 /** `--check`: one line per input, `outdated=NAMES` on stdout (or the answers as JSON) and in $GITHUB_OUTPUT. */
 async function check(
   request: BumpRequest,
+  checkOutdated: typeof import("../lib/bump.ts").checkOutdated,
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
   octokit: () => Promise<Octokit>,
   json: boolean,
