@@ -24,6 +24,7 @@ import { formatTable, markdownTable } from "./figures.ts";
 import { benchImpact, impactLines } from "./impact.ts";
 import { benchLockDiff } from "./lock-diff.ts";
 import { expectSuccess, measure, ROOT } from "./measure.ts";
+import { benchNative, nativeJson, nativeLines } from "./native.ts";
 import { benchNightly, NIGHTLY_INPUTS, NIGHTLY_INPUTS_LARGE } from "./nightly.ts";
 import { benchOverhead } from "./overhead.ts";
 import { round } from "./stats.ts";
@@ -121,6 +122,8 @@ export async function main(argv: readonly string[]): Promise<number> {
 
     log(`bench: bump overhead, ${args.runs} runs each of bump.ts and raw Nix ${nix.version}, alternating…`);
     const overhead = await benchOverhead(ctx);
+    log("bench: native engine vs Nix, small and 50 MB repositories, fresh commits…");
+    const native = await benchNative(ctx);
     log("bench: API requests per scenario (notify → bump → open-pr, as the workflows run them)…");
     const api = await benchApi(ctx);
     log(`bench: nightly over ${NIGHTLY_INPUTS} current inputs, ${args.runs} runs…`);
@@ -172,13 +175,14 @@ export async function main(argv: readonly string[]): Promise<number> {
       formatTable(rows),
       ...details,
       ...impactLines(impact),
+      ...nativeLines(native),
       "",
       `${misses.length === 0 ? "All targets met" : `Missed: ${misses.join(", ")}`}. Bench took ${json.total_s} s.`,
       ...(args.markdown ? ["", markdownTable(rows)] : []),
     ].join("\n");
     if (args.json) {
       process.stderr.write(`${text}\n`);
-      process.stdout.write(`${JSON.stringify({ ...json, impact }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ ...json, impact, native: nativeJson(native) }, null, 2)}\n`);
     } else {
       process.stdout.write(`${text}\n`);
     }

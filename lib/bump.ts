@@ -7,10 +7,12 @@ import { existsSync, writeFileSync } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import * as v from "valibot";
-import { $ } from "zx/core";
+import { mapBounded } from "./bounded.ts";
+import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
 import { type GitHubSource, githubSource, pinnedRef } from "./flakeref.ts";
 import type { Freshness } from "./freshness.ts";
+import type { Octokit } from "./github.ts";
 import { Sha } from "./ids.ts";
 import {
   diffLocks,
@@ -22,6 +24,7 @@ import {
   type RootInput,
   rootInputs,
 } from "./lock.ts";
+import { fetchLocked, movedLockText, type NativeResult, NotNative, serializeLock } from "./native.ts";
 import { type LockPlan, lockArgs, type Nix, type Pin } from "./nix.ts";
 import type { CheckoutHead, InputChange, LockText, Report, Skipped, Upstream } from "./report.ts";
 import type { TargetCheck } from "./upstream.ts";
@@ -34,7 +37,12 @@ export interface BumpRequest {
   /** OWNER/REPO of a pushed upstream, used to choose the input when none is named. */
   repository?: string;
   dryRun: boolean;
+  /** Who moves the inputs (default auto: native where provably identical, Nix elsewhere). */
+  engine?: Engine;
 }
+
+/** Tarballs downloaded at once when several inputs move natively. */
+const NATIVE_DOWNLOADS = 4;
 
 export interface BumpDeps {
   /** Nix is found lazily: a bump that has nothing to do needs no Nix at all. */
@@ -42,6 +50,8 @@ export interface BumpDeps {
   checkTarget?: TargetCheck;
   /** Asks the inputs' sources which are behind, so Nix runs only for those (none on a quiet night). */
   freshness?: (inputs: readonly Selected[]) => Promise<Freshness[]>;
+  /** The GitHub client the native engine reads upstreams with; without it every input goes to Nix. */
+  octokit?: () => Promise<Octokit>;
   /** With a grouped pull request: its members are kept in the same lock (see withGroupMembers). */
   group?: GroupDeps;
 }
@@ -133,20 +143,27 @@ export function selectInputs(
   return { selected, skipped };
 }
 
+/** The git repository around `dir`, if any. */
 async function gitTopLevel(dir: string): Promise<string | undefined> {
-  const out = await $({ cwd: dir, nothrow: true, quiet: true })`git rev-parse --show-toplevel`;
-  return out.exitCode === 0 ? out.stdout.trim() : undefined;
+  return (await git(dir, ["rev-parse", "--show-toplevel"]))?.trim();
+}
+
+/** `git ARGS` in `dir`: its stdout, or undefined when it fails. A plain spawn: every bump asks git, and zx is not loaded for it. */
+async function git(dir: string, args: readonly string[]): Promise<string | undefined> {
+  try {
+    const proc = Bun.spawn(["git", ...args], { cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+    const [code, out] = await Promise.all([proc.exited, new Response(proc.stdout).text()]);
+    return code === 0 ? out : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** HEAD's commit, its tree and the branch checked out; undefined before the first commit. */
 async function checkoutHead(dir: string): Promise<CheckoutHead | undefined> {
-  const out = await $({
-    cwd: dir,
-    nothrow: true,
-    quiet: true,
-  })`git rev-parse HEAD HEAD^{tree} --abbrev-ref HEAD`;
-  const [commit, tree, branch] = out.stdout.trim().split("\n");
-  if (out.exitCode !== 0 || commit === undefined || tree === undefined) return undefined;
+  const out = await git(dir, ["rev-parse", "HEAD", "HEAD^{tree}", "--abbrev-ref", "HEAD"]);
+  const [commit, tree, branch] = out?.trim().split("\n") ?? [];
+  if (commit === undefined || tree === undefined) return undefined;
   return branch === undefined || branch === "HEAD" ? { commit, tree } : { commit, tree, branch };
 }
 
@@ -230,18 +247,129 @@ async function readFlake(
   return { dir, lockFile, text, lock: parseLock(text, lockFile) };
 }
 
-/** `bump.ts --check`: which of the requested (or tracked) inputs are behind, without Nix or changes. */
+/** `bump.ts --check`'s answer: which inputs are behind, and whether moving them needs Nix. */
+export interface CheckResult {
+  answers: Freshness[];
+  skipped: Skipped[];
+  /** True when some input that is behind (or that only Nix can judge) must go through Nix. */
+  needsNix: boolean;
+  /** The engine each input that is behind would get, and why. */
+  engines: Array<{ name: string; engine: "native" | "nix"; reason: string }>;
+}
+
+/**
+ * `bump.ts --check`: which of the requested (or tracked) inputs are behind, and which engine would
+ * move each, without Nix or changes. `native` never needs Nix: what it cannot prove, bump refuses.
+ */
 export async function checkOutdated(
-  request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository">,
+  request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository" | "engine">,
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
-): Promise<{ answers: Freshness[]; skipped: Skipped[] }> {
-  const { lock } = await readFlake(request.flakeDir);
+  octokit?: () => Promise<Octokit>,
+): Promise<CheckResult> {
+  const { text, lock } = await readFlake(request.flakeDir);
   const { selected, skipped } = selectInputs(lock, request);
-  return { answers: await freshness(selected), skipped };
+  const answers = await freshness(selected);
+  const engine = request.engine ?? "auto";
+  const engines = await Promise.all(
+    answers
+      .filter((answer) => answer.status !== "current")
+      .map(async (answer) => {
+        const node = selected.find((input) => input.name === answer.name)?.node;
+        if (answer.status === "unknown" || node === undefined) {
+          return {
+            name: answer.name,
+            engine: "nix" as const,
+            reason: answer.status === "unknown" ? answer.reason : "no lock node",
+          };
+        }
+        const choice = await chooseEngine({
+          // Judged as auto would judge it; with native a refusal then comes from the bump itself.
+          engine: engine === "native" ? "auto" : engine,
+          lock,
+          lockText: text,
+          name: answer.name,
+          node,
+          to: answer.latest,
+          octokit,
+        });
+        return { name: answer.name, engine: choice.engine, reason: choice.reason };
+      }),
+  );
+  const needsNix = engine !== "native" && engines.some((entry) => entry.engine === "nix");
+  return { answers, skipped, needsNix, engines };
+}
+
+/** One input to move, where to, and which engine moves it. */
+interface Move {
+  input: Selected;
+  /** The commit to lock: the dispatched SHA, or the head freshness read; undefined → Nix's own update. */
+  to: string | undefined;
+  choice: EngineChoice;
+}
+
+/**
+ * Nix 2.8's `--override-input` also writes the rev into a non-flake input's `original` (later Nix
+ * does not). Left there, the next run would read the input as pinned in flake.nix and skip it, and
+ * Nix itself would find the lock out of date with flake.nix. Put `original` back as it was.
+ */
+export function restoreOriginal(
+  before: FlakeLock,
+  after: { text: string; lock: FlakeLock },
+  input: string,
+  rev: string,
+): { text: string; lock: FlakeLock } {
+  const was = selectedNode(before, input)?.original;
+  const key = after.lock.nodes[after.lock.root]?.inputs?.[input];
+  const node = typeof key === "string" ? after.lock.nodes[key] : undefined;
+  const now = node?.original;
+  if (typeof key !== "string" || node === undefined || was === undefined || now === undefined) return after;
+  if (was.rev !== undefined || now.rev !== rev || !Bun.deepEquals({ ...now, rev: undefined }, was)) {
+    return after;
+  }
+  // Only a file in Nix's own format can be rewritten without touching any other byte.
+  if (serializeLock(after.lock) !== after.text) return after;
+  const lock: FlakeLock = {
+    ...after.lock,
+    nodes: { ...after.lock.nodes, [key]: { ...node, original: was } },
+  };
+  return { text: serializeLock(lock), lock };
+}
+
+/**
+ * Whether a native move of `name` can be laid onto the lock Nix wrote for the other inputs: Nix's
+ * file is in the format the native writer reproduces, and Nix left that input's node exactly as it
+ * was, so the two moves touch disjoint bytes.
+ */
+function composable(before: FlakeLock, byNix: { text: string; lock: FlakeLock }, name: string): boolean {
+  if (serializeLock(byNix.lock) !== byNix.text) return false;
+  const key = before.nodes[before.root]?.inputs?.[name];
+  if (typeof key !== "string" || byNix.lock.nodes[byNix.lock.root]?.inputs?.[name] !== key) return false;
+  return Bun.deepEquals(before.nodes[key], byNix.lock.nodes[key], true);
 }
 
 export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report> {
-  const { dir, lockFile, text: originalText, lock: before } = await readFlake(request.flakeDir);
+  const engine = request.engine ?? "auto";
+  // Started now, awaited later: git and the questions to GitHub overlap.
+  const topLevel = readFlake(request.flakeDir).then(async (flake) => ({
+    flake,
+    repoRoot: await gitTopLevel(flake.dir),
+  }));
+  /** Nix is found once, and only started when some input may need it. */
+  let nixProbe: Promise<Nix> | undefined;
+  const startNix = () => {
+    if (nixProbe === undefined) {
+      nixProbe = deps.nix();
+      // Handled when awaited; a run that ends up native never awaits it.
+      nixProbe.catch(() => undefined);
+    }
+    return nixProbe;
+  };
+  if (engine === "nix") void topLevel.then(startNix, () => undefined);
+
+  const {
+    flake: { dir, lockFile, text: originalText, lock: before },
+    repoRoot,
+  } = await topLevel;
 
   if (request.rev !== undefined) {
     if (!v.is(Sha, request.rev)) {
@@ -261,7 +389,6 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     throw new UsageError("--rev pins exactly one input; name it (bun scripts/bump.ts INPUT --rev SHA)");
   }
 
-  const repoRoot = await gitTopLevel(dir);
   const report: Report = {
     schema: 1,
     changed: false,
@@ -281,12 +408,12 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     if (head !== undefined) report.flake.head = head;
   }
 
-  let plan: LockPlan | undefined;
   let upstream: Upstream | undefined;
+  const targets: Array<{ input: Selected; to: string | undefined }> = [];
   const target = selected[0];
+  const pinning = request.rev !== undefined && target !== undefined;
   if (request.rev !== undefined && target !== undefined) {
     const lockedRev = target.node.locked?.rev;
-    const ref = pinnedRef(target.name, target.node, request.rev);
     const source = githubSource(target.node);
     if (lockedRev === request.rev) {
       skipped.push(skip(target, "already-at-rev", `'${target.name}' is already locked to ${request.rev}`));
@@ -311,29 +438,85 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
         ),
       );
     } else {
-      plan = { kind: "pin", input: target.name, ref, rev: request.rev };
+      targets.push({ input: target, to: request.rev });
     }
   } else if (selected.length > 0) {
-    let behind = selected;
+    let answers: Freshness[] | undefined;
     if (deps.freshness !== undefined) {
-      const answers = await deps.freshness(selected);
-      const current = new Set(answers.filter((a) => a.status === "current").map((a) => a.name));
-      behind = selected.filter((input) => !current.has(input.name));
+      answers = await deps.freshness(selected);
       for (const input of selected) {
-        if (current.has(input.name))
+        if (answers.some((a) => a.name === input.name && a.status === "current"))
           skipped.push(skip(input, "up-to-date", `'${input.name}' is already up to date`));
       }
     }
-    if (behind.length > 0) plan = { kind: "update", inputs: behind.map((input) => input.name) };
+    for (const input of selected) {
+      const answer = answers?.find((a) => a.name === input.name);
+      if (answer?.status === "current") continue;
+      targets.push({ input, to: answer?.status === "outdated" ? answer.latest : undefined });
+    }
   }
-  if (plan === undefined) return report;
-  if (deps.group !== undefined) plan = await withGroupMembers(plan, before, deps.group);
+  if (targets.length === 0) return report;
+  // A grouped pull request's members are locked beside the moved inputs in the same Nix run
+  // (withGroupMembers), so a run that keeps an open group moves everything through Nix.
+  const grouping = deps.group !== undefined && Object.keys(await deps.group.members()).length > 0;
+  if (grouping && engine === "native") {
+    throw nativeRefusal(
+      targets.map((t) => t.input.name).join("', '"),
+      "the open grouped pull request's other inputs must be locked beside it in one Nix run",
+    );
+  }
+  const chosen: Engine = grouping ? "nix" : engine;
+  if (chosen !== "native") startNix();
 
-  const nix = await deps.nix();
-  report.nix.version = nix.version.version;
+  const moves: Move[] = await Promise.all(
+    targets.map(async ({ input, to }) => ({
+      input,
+      to,
+      choice: await chooseEngine({
+        engine: chosen,
+        lock: before,
+        lockText: originalText,
+        name: input.name,
+        node: input.node,
+        to,
+        octokit: deps.octokit,
+      }),
+    })),
+  );
+
+  // The native downloads, side by side; a tarball Nix would read differently goes back to Nix.
+  const natives = new Map<string, { result: NativeResult; reason: string }>();
+  await mapBounded(moves, NATIVE_DOWNLOADS, async (move) => {
+    const { choice } = move;
+    if (choice.engine !== "native" || deps.octokit === undefined) return;
+    try {
+      const result = await fetchLocked(await deps.octokit(), choice.source, choice.rev);
+      natives.set(move.input.name, { result, reason: choice.reason });
+    } catch (error) {
+      if (!(error instanceof NotNative)) throw error;
+      if (engine === "native") throw nativeRefusal(move.input.name, error.message);
+      move.choice = { engine: "nix", reason: error.message };
+    }
+  });
+  let viaNix = moves.filter((move) => move.choice.engine === "nix");
+
+  /** Nix, or one sentence saying which input needs it and why when it is not there. */
+  const needNix = async (): Promise<Nix> => {
+    try {
+      return await startNix();
+    } catch (error) {
+      const why = viaNix.map((move) => `'${move.input.name}' (${move.choice.reason})`).join(", ");
+      const cause = error instanceof Error ? error.message : String(error);
+      throw new RuntimeError(
+        `${why} can only be moved by Nix, but ${cause.charAt(0).toLowerCase()}${cause.slice(1)}; flake.lock was left as it was`,
+      );
+    }
+  };
 
   /** One Nix run on the original lock; returns the parsed result, the file itself untouched. */
   const run = async (step: LockPlan, what: string): Promise<{ text: string; lock: FlakeLock }> => {
+    const nix = await needNix();
+    report.nix.version = nix.version.version;
     report.nix.invocations++;
     const args = lockArgs(nix.version, step, dir);
     const text = await nixLockText(lockFile, originalText, (signal) =>
@@ -359,38 +542,86 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
         );
       }
     }
-    return { text, lock };
+    return step.kind === "pin"
+      ? restoreOriginal(before, { text, lock }, step.input, step.rev)
+      : { text, lock };
+  };
+  const runNixFor = async (inputs: readonly Move[]) => {
+    const [only] = inputs;
+    let plan: LockPlan;
+    let what: string;
+    if (pinning && only !== undefined && request.rev !== undefined) {
+      const ref = pinnedRef(only.input.name, only.input.node, request.rev);
+      plan = { kind: "pin", input: only.input.name, ref, rev: request.rev };
+      what = `lock '${only.input.name}' at ${request.rev}; check that the commit exists upstream and is reachable from here`;
+    } else {
+      const names = inputs.map((move) => move.input.name);
+      plan = { kind: "update", inputs: names };
+      what = `update ${names.map((name) => `'${name}'`).join(", ")}; check that the inputs' sources are reachable and flake.nix evaluates`;
+    }
+    if (deps.group !== undefined) plan = await withGroupMembers(plan, before, deps.group);
+    return run(plan, what);
   };
 
-  const combined = await run(
-    plan,
-    plan.kind === "pin"
-      ? `lock '${plan.input}' at ${request.rev}; check that the commit exists upstream and is reachable from here`
-      : `update ${plan.inputs.map((name) => `'${name}'`).join(", ")}; check that the inputs' sources are reachable and flake.nix evaluates`,
-  );
+  // Nix first, for its inputs, on the original lock; then the native moves on top of what it wrote,
+  // each only when provably independent of Nix's changes. Otherwise Nix moves everything (as before
+  // the native engine existed), which is always correct.
+  let combined: { text: string; lock: FlakeLock } = { text: originalText, lock: before };
+  if (viaNix.length > 0) {
+    combined = await runNixFor(viaNix);
+    const clash = [...natives.keys()].find((name) => !composable(before, combined, name));
+    if (clash !== undefined) {
+      const reason = `Nix's run for the other inputs also changed '${clash}''s lock node, so the native move could not be combined with it`;
+      if (engine === "native") throw nativeRefusal(clash, reason);
+      for (const move of moves) if (move.choice.engine === "native") move.choice = { engine: "nix", reason };
+      natives.clear();
+      viaNix = moves;
+      combined = await runNixFor(viaNix);
+    }
+  }
+  /** What Nix alone wrote: the lock of its one input, when it moved one. */
+  const byNix = combined;
+  for (const [name, { result }] of natives) {
+    const text = movedLockText(combined.lock, name, result);
+    combined = { text, lock: parseLock(text, lockFile) };
+  }
+
   const diff = diffLocks(before, combined.lock);
   const moved = diff.direct.filter((change) => change.to !== undefined);
+  const nixMoved = moved.filter((change) => !natives.has(change.path));
 
   for (const change of moved) {
     if (change.to === undefined) continue;
-    // Each input's pull request must carry only that input's move: with several, re-lock each one
-    // alone at the rev the combined run found (deterministic, unlike a second "latest").
-    let own = { text: combined.text, diff };
-    const rev = change.to.rev;
     const node = selectedNode(combined.lock, change.path);
-    if (moved.length > 1 && rev !== undefined && node !== undefined) {
+    const native = natives.get(change.path);
+    const rev = change.to.rev;
+    let own: { text: string; diff: LockDiff };
+    if (native !== undefined) {
+      // Each input's pull request carries only that input's move: the base plus its own node.
+      const text = movedLockText(before, change.path, native.result);
+      own = { text, diff: diffLocks(before, parseLock(text, lockFile)) };
+    } else if (nixMoved.length > 1 && rev !== undefined && node !== undefined) {
+      // With several Nix moves, re-lock each one alone at the rev the combined run found
+      // (deterministic, unlike a second "latest").
       const ref = pinnedRef(change.path, node, rev);
       const alone = await run(
         { kind: "pin", input: change.path, ref, rev },
         `lock '${change.path}' alone at ${rev}; rerun, and report it if it persists`,
       );
       own = { text: alone.text, diff: diffLocks(before, alone.lock) };
+    } else {
+      own = { text: byNix.text, diff: diffLocks(before, byNix.lock) };
     }
     const entry: InputChange = {
       name: change.path,
       to: change.to,
       transitive: groupTransitive(own.diff, change.path),
       lock: lockText(own.text),
+      engine: native === undefined ? "nix" : "native",
+      engineReason:
+        native?.reason ??
+        moves.find((move) => move.input.name === change.path)?.choice.reason ??
+        "moved by Nix",
     };
     if (change.from !== undefined) entry.from = change.from;
     const github = reportGitHub(node);

@@ -8,7 +8,6 @@
  * this way is "unknown" and left to Nix.
  */
 import * as v from "valibot";
-import { $ } from "zx/core";
 import { warn as warnLine } from "./actions.ts";
 import { mapBounded } from "./bounded.ts";
 import { type GitHubSource, githubSource } from "./flakeref.ts";
@@ -40,6 +39,8 @@ export interface FreshnessDeps {
 type Answer = string | { reason: string };
 
 async function gitHead(url: string, ref: string | undefined): Promise<string | undefined> {
+  // Loaded here: a run with only GitHub inputs never needs zx.
+  const { $ } = await import("zx/core");
   // GIT_TERMINAL_PROMPT=0: a private remote must fail, not wait for a password nobody will type.
   const out = await $({
     nothrow: true,

@@ -88,3 +88,7 @@ export type Login = v.InferOutput<typeof Login>;
 /** A pull request label: GitHub allows 50 characters, spaces included. */
 export const Label = v.pipe(v.string(), v.minLength(1), v.maxLength(50));
 export type Label = v.InferOutput<typeof Label>;
+
+/** Who moves flake inputs: native where provably what Nix writes, else Nix (`auto`); one of them only. */
+export const Engine = v.picklist(["auto", "native", "nix"], "must be auto, native or nix");
+export type Engine = v.InferOutput<typeof Engine>;

@@ -7,7 +7,7 @@
  */
 import * as v from "valibot";
 import { UsageError } from "./errors.ts";
-import { Branch, EventType, GitRef, InputName, Label, Login, RepositoryName, Sha } from "./ids.ts";
+import { Branch, Engine, EventType, GitRef, InputName, Label, Login, RepositoryName, Sha } from "./ids.ts";
 import { MergeMethod, MergeMode } from "./land.ts";
 
 /** Names, reviewers, repositories: separated by commas, spaces or newlines. */
@@ -58,6 +58,7 @@ export const ActionInputs = {
     /** With `group`, bump reads the grouped PR's branch (under this prefix) to keep its members. */
     group: v.optional(flag),
     "branch-prefix": v.optional(text(Branch)),
+    engine: v.optional(text(Engine)),
   }),
   "open-pr": v.object({
     /** Not an input of the action: the bump step's `report` output, wired through by the action. */

@@ -3,7 +3,6 @@
  * with the user's own settings plus only what flakes need.
  */
 import { stripVTControlCharacters } from "node:util";
-import { $, ProcessOutput } from "zx/core";
 import { RuntimeError } from "./errors.ts";
 import { githubToken } from "./secrets.ts";
 
@@ -114,19 +113,48 @@ export function nixErrorLine(stderr: string): string {
     .slice(0, 600);
 }
 
+/** What `nix --version` answered; exitCode -1 when there is no `nix` to start. */
+export interface VersionProbe {
+  exitCode: number;
+  stdout: string;
+}
+
+/**
+ * Start `nix --version` now (a plain spawn, no shell and no zx to load first), so it runs while the
+ * caller is still importing modules and asking GitHub. Never rejects.
+ */
+export function probeNix(env: NodeJS.ProcessEnv = process.env): Promise<VersionProbe> {
+  try {
+    const proc = Bun.spawn(["nix", "--version"], { env, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+    return Promise.all([proc.exited, new Response(proc.stdout).text()]).then(
+      ([exitCode, stdout]) => ({ exitCode, stdout }),
+      () => ({ exitCode: -1, stdout: "" }),
+    );
+  } catch {
+    return Promise.resolve({ exitCode: -1, stdout: "" });
+  }
+}
+
 /**
  * Find Nix and detect its version once. On a terminal Nix draws its own progress bar on stderr; in CI
  * and other non-terminal runs its output is captured and only shown when it fails (or with --debug).
+ * @param opts.probe a `probeNix()` the caller started earlier, to use instead of starting one
  */
-export async function detectNix(opts: { env?: NodeJS.ProcessEnv; debug?: boolean } = {}): Promise<Nix> {
+export async function detectNix(
+  opts: { env?: NodeJS.ProcessEnv; debug?: boolean; probe?: Promise<VersionProbe> } = {},
+): Promise<Nix> {
   const env = nixEnv(opts.env ?? process.env);
-  const probe = await $({ env, nothrow: true, quiet: true })`nix --version`;
+  // zx is only needed to run Nix: load it while `nix --version` runs.
+  const zx = import("zx/core");
+  zx.catch(() => undefined);
+  const probe = await (opts.probe ?? probeNix(env));
   const version = probe.exitCode === 0 ? parseNixVersion(probe.stdout) : undefined;
   if (version === undefined) {
     throw new RuntimeError(
       "Nix was not found on PATH (or 'nix --version' failed); install Nix (e.g. 'apt-get install nix-bin' or the Determinate/official installer) and retry",
     );
   }
+  const { $, ProcessOutput } = await zx;
   const interactive = process.stderr.isTTY === true;
   return {
     version,

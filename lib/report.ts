@@ -67,6 +67,10 @@ export const InputChange = v.object({
    * ask again for the PR body. Absent in older reports and when nothing was asked.
    */
   upstream: v.optional(Upstream),
+  /** Which engine moved it: the native GitHub-tarball writer or Nix (absent in older reports). */
+  engine: v.optional(v.picklist(["native", "nix"])),
+  /** Why that engine: what made the native move provable, or what left the input to Nix. */
+  engineReason: v.optional(v.string()),
 });
 export type InputChange = v.InferOutput<typeof InputChange>;
 

@@ -4,18 +4,17 @@
  * Parse args/env/event → lib/bump.ts → report (stderr for people, --json on stdout, Actions outputs).
  */
 import * as v from "valibot";
-import { $ } from "zx/core";
 import { appendSummary, group, info, setOutputs } from "../lib/actions.ts";
-import { type BumpRequest, bump, checkOutdated, type GroupDeps, type Selected } from "../lib/bump.ts";
+import type { BumpRequest, GroupDeps, Selected } from "../lib/bump.ts";
 import { debugRequested, parseCli, runMain } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { readEventRequest } from "../lib/event.ts";
 import { githubSource } from "../lib/flakeref.ts";
-import { checkFreshness, type Freshness } from "../lib/freshness.ts";
-import { groupBranch, openGroupMembers } from "../lib/group.ts";
-import { Branch, InputName, Sha } from "../lib/ids.ts";
+import type { Freshness } from "../lib/freshness.ts";
+import type { Octokit } from "../lib/github.ts";
+import { Branch, Engine, InputName, Sha } from "../lib/ids.ts";
 import { readActionInputs } from "../lib/inputs.ts";
-import { detectNix } from "../lib/nix.ts";
+import { detectNix, nixEnv, probeNix } from "../lib/nix.ts";
 import {
   checkReportPath,
   defaultReportPath,
@@ -27,19 +26,23 @@ import {
 } from "../lib/report.ts";
 import { githubToken } from "../lib/secrets.ts";
 
-export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--flake DIR] [--report FILE] [--json] [--dry-run] [--check]
-                       [--group [--branch-prefix P]] [--help]
+export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--engine auto|native|nix] [--flake DIR] [--report FILE]
+                       [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
 
-Move flake inputs in flake.lock with Nix and describe what moved.
+Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
 
   INPUT          direct inputs of the flake to update (default: every tracked input,
                  i.e. not pinned to a rev or tag in flake.nix)
   --rev SHA      lock exactly this commit (40 hex characters; exactly one INPUT)
+  --engine E     who moves each input: 'native' writes a github: input's lock node itself
+                 (only where that is provably what Nix writes; refuses otherwise), 'nix' runs
+                 Nix for everything, 'auto' (default) is native where provable, Nix elsewhere
   --flake DIR    the flake's directory (default: current directory)
   --report FILE  where to write the JSON report (default: ${defaultReportPath()})
   --json         print the report on stdout (human output stays on stderr)
   --dry-run      compute and print everything, leave flake.lock untouched
-  --check        only say which inputs are behind (outdated=NAMES); needs no Nix
+  --check        only say which inputs are behind (outdated=NAMES) and whether moving them
+                 needs Nix (needs-nix=true|false); needs no Nix itself
   --group        keep the open grouped pull request's inputs in the new lock (for open-pr.ts --group):
                  each one the base is behind on is locked at the group's rev in the same Nix run
   --branch-prefix P  the grouped branch is P + "all" (default: flake-bump/)
@@ -47,7 +50,8 @@ Move flake inputs in flake.lock with Nix and describe what moved.
 
 In GitHub Actions the event (repository_dispatch, workflow_dispatch, schedule) chooses the
 inputs and rev; the update action's inputs (FLAKE_BUMP_INPUTS, FLAKE_BUMP_REV, FLAKE_BUMP_FLAKE,
-FLAKE_BUMP_DRY_RUN, FLAKE_BUMP_GROUP, FLAKE_BUMP_BRANCH_PREFIX) override it, and command-line arguments override both.
+FLAKE_BUMP_DRY_RUN, FLAKE_BUMP_ENGINE, FLAKE_BUMP_GROUP, FLAKE_BUMP_BRANCH_PREFIX) override it, and command-line
+arguments override both.
 Exit codes: 0 done (changed or nothing to do), 1 failure, 2 bad usage or input.`;
 
 const options = {
@@ -59,6 +63,7 @@ const options = {
   check: { type: "boolean" },
   group: { type: "boolean" },
   "branch-prefix": { type: "string" },
+  engine: { type: "string" },
 } as const;
 
 const Args = v.object({
@@ -71,6 +76,7 @@ const Args = v.object({
   check: v.optional(v.boolean(), false),
   group: v.optional(v.boolean(), false),
   "branch-prefix": v.optional(Branch),
+  engine: v.optional(Engine),
 });
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -96,19 +102,32 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     flakeDir: args.flake ?? action.flake ?? process.cwd(),
     inputs: given ? named : (event?.inputs ?? []),
     dryRun: args["dry-run"] || (action["dry-run"] ?? false),
+    engine: args.engine ?? action.engine ?? "auto",
   };
   const rev = given ? asked : event?.rev;
   if (rev !== undefined) request.rev = rev;
   if (event?.repository !== undefined) request.repository = event.repository;
 
+  // `nix --version` starts first and runs while the heavy modules load and GitHub answers; a run
+  // that turns out native or has nothing to do simply never reads it.
+  const probe = args.check || request.engine === "native" ? undefined : probeNix(nixEnv(env));
+  const [{ bump, checkOutdated }, { checkFreshness }] = await Promise.all([
+    import("../lib/bump.ts"),
+    import("../lib/freshness.ts"),
+  ]);
+
   // Octokit is loaded only when a GitHub input needs asking: plain git bumps skip its start-up.
-  const octokit = async () => (await import("../lib/github.ts")).octokitFromEnv(env);
+  let client: Promise<Octokit> | undefined;
+  const octokit = () => {
+    client ??= import("../lib/github.ts").then((github) => github.octokitFromEnv(env));
+    return client;
+  };
   const freshness = async (inputs: readonly Selected[]) => {
     const needsGitHub = inputs.some((input) => githubSource(input.node) !== undefined);
     return checkFreshness(inputs, needsGitHub ? { octokit: await octokit() } : {});
   };
 
-  if (args.check) return check(request, freshness, args.json, env);
+  if (args.check) return check(request, checkOutdated, freshness, octokit, args.json, env);
 
   const reportPath = args.report ?? defaultReportPath(env);
   await checkReportPath(reportPath);
@@ -117,8 +136,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     args.group || action.group ? await groupDeps(request.flakeDir, args, action, env) : undefined;
   const report: Report = await group("Update flake.lock", () =>
     bump(request, {
-      nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
+      nix: () => detectNix({ env, debug: debugRequested(argv, env), ...(probe ? { probe } : {}) }),
       freshness,
+      octokit,
       checkTarget: async (target) => {
         const { targetCheck } = await import("../lib/upstream.ts");
         return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
@@ -149,7 +169,11 @@ async function groupDeps(
   action: { "branch-prefix"?: string | undefined },
   env: NodeJS.ProcessEnv,
 ): Promise<GroupDeps> {
-  const { parseRepository } = await import("../lib/ids.ts");
+  const [{ parseRepository }, { $ }, { groupBranch, openGroupMembers }] = await Promise.all([
+    import("../lib/ids.ts"),
+    import("zx/core"),
+    import("../lib/group.ts"),
+  ]);
   let repo = env.GITHUB_REPOSITORY ? parseRepository(env.GITHUB_REPOSITORY) : undefined;
   if (repo === undefined) {
     const origin = await $({ cwd: flakeDir, nothrow: true, quiet: true })`git remote get-url origin`;
@@ -165,12 +189,16 @@ async function groupDeps(
   const { octokitFromEnv } = await import("../lib/github.ts");
   const { isOlder } = await import("../lib/upstream.ts");
   const octokit = octokitFromEnv(env);
+  let asked: Promise<Readonly<Record<string, string>>> | undefined;
   return {
-    members: async () => {
-      const members = await openGroupMembers(octokit, where, branch);
-      const names = Object.keys(members);
-      if (names.length > 0) info(`Grouped pull request on '${branch}' holds: ${names.join(", ")}`);
-      return members;
+    // Asked once: bump reads the members both to choose the engine and to widen Nix's plan.
+    members: () => {
+      asked ??= openGroupMembers(octokit, where, branch).then((members) => {
+        const names = Object.keys(members);
+        if (names.length > 0) info(`Grouped pull request on '${branch}' holds: ${names.join(", ")}`);
+        return members;
+      });
+      return asked;
     },
     isOlder: (source, rev, than) => isOlder(octokit, source, rev, than),
   };
@@ -179,20 +207,25 @@ async function groupDeps(
 /** `--check`: one line per input, `outdated=NAMES` on stdout (or the answers as JSON) and in $GITHUB_OUTPUT. */
 async function check(
   request: BumpRequest,
+  checkOutdated: typeof import("../lib/bump.ts").checkOutdated,
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
+  octokit: () => Promise<Octokit>,
   json: boolean,
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
   const rev = request.rev;
-  const { answers, skipped } = await checkOutdated(request, async (inputs) =>
-    rev === undefined
-      ? freshness(inputs)
-      : inputs.map((input): Freshness => {
-          const locked = input.node.locked?.rev;
-          return locked === rev
-            ? { name: input.name, status: "current", rev }
-            : { name: input.name, status: "outdated", rev: locked, latest: rev };
-        }),
+  const { answers, skipped, needsNix, engines } = await checkOutdated(
+    request,
+    async (inputs) =>
+      rev === undefined
+        ? freshness(inputs)
+        : inputs.map((input): Freshness => {
+            const locked = input.node.locked?.rev;
+            return locked === rev
+              ? { name: input.name, status: "current", rev }
+              : { name: input.name, status: "outdated", rev: locked, latest: rev };
+          }),
+    octokit,
   );
   for (const a of answers) {
     if (a.status === "current") info(`• '${a.name}' is up to date (${a.rev.slice(0, 7)})`);
@@ -201,11 +234,16 @@ async function check(
     else info(`• '${a.name}' needs Nix to tell (${a.reason})`);
   }
   for (const s of skipped) info(`• ${s.message}`);
+  for (const e of engines)
+    info(
+      `• '${e.name}' would be moved by ${e.engine === "native" ? "the native engine" : "Nix"}: ${e.reason}`,
+    );
   // "unknown" counts as outdated: only Nix can tell, so the workflow must install it.
   const outdated = answers.filter((a) => a.status !== "current").map((a) => a.name);
-  if (json) process.stdout.write(`${JSON.stringify({ outdated, answers, skipped }, null, 2)}\n`);
-  else process.stdout.write(`outdated=${outdated.join(",")}\n`);
-  setOutputs({ outdated: outdated.join(",") }, env);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ outdated, needsNix, answers, engines, skipped }, null, 2)}\n`);
+  } else process.stdout.write(`outdated=${outdated.join(",")}\nneeds-nix=${needsNix}\n`);
+  setOutputs({ outdated: outdated.join(","), "needs-nix": String(needsNix) }, env);
   return 0;
 }
 

@@ -240,7 +240,7 @@ for (const variant of nixVariants()) {
           env: { ...w.env, PATH: onlyGit },
         });
         expect(result.exitCode).toBe(0);
-        expect(result.stdout).toBe("outdated=up\n");
+        expect(result.stdout).toBe("outdated=up\nneeds-nix=true\n");
         expect(result.stderr).toContain("'tagged' is pinned to tag v1.0.0");
         expect(await w.lockText()).toBe(before);
         expect((await w.bump("up")).exitCode).toBe(0);

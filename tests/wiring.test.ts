@@ -589,7 +589,7 @@ describe("every action input reaches GitHub", () => {
       });
       expectSuccess(job);
       const check = job.steps.find((step) => step.path.endsWith("/Find the inputs that are behind"));
-      expect(check?.outputs).toStrictEqual({ outdated: "nixfleet" });
+      expect(check?.outputs).toStrictEqual({ outdated: "nixfleet", "needs-nix": "true" });
       const outputs = actionOutputs(job);
       expect(outputs).toMatchObject({ changed: "true", inputs: "nixfleet", operation: "created" });
       const report = parseReport(readFileSync(outputs?.report ?? "", "utf8"), "report");

@@ -73,15 +73,22 @@ test("GitHub's INPUT_<NAME> is read when FLAKE_BUMP_<NAME> is not set, and loses
   });
 });
 
-test("bump's inputs: names with commas and newlines, rev, flake, dry-run", () => {
+test("bump's inputs: names with commas and newlines, rev, flake, dry-run, engine", () => {
   expect(
     readActionInputs("bump", {
       FLAKE_BUMP_INPUTS: "nixfleet,\n home-manager",
       FLAKE_BUMP_REV: sha,
       FLAKE_BUMP_FLAKE: "hosts",
       FLAKE_BUMP_DRY_RUN: "true",
+      FLAKE_BUMP_ENGINE: " native ",
     }),
-  ).toStrictEqual({ inputs: ["nixfleet", "home-manager"], rev: sha, flake: "hosts", "dry-run": true });
+  ).toStrictEqual({
+    inputs: ["nixfleet", "home-manager"],
+    rev: sha,
+    flake: "hosts",
+    "dry-run": true,
+    engine: "native",
+  });
   expect(readActionInputs("bump", {})).toStrictEqual({});
 });
 
@@ -92,6 +99,11 @@ interface BadCase {
 }
 const bad: BadCase[] = [
   { script: "bump", env: { FLAKE_BUMP_REV: "abc" }, error: /^action input 'rev' must be a full commit SHA/ },
+  {
+    script: "bump",
+    env: { FLAKE_BUMP_ENGINE: "fast" },
+    error: /^action input 'engine' must be auto, native or nix/,
+  },
   {
     script: "bump",
     env: { FLAKE_BUMP_INPUTS: "ok,../x" },
