@@ -360,6 +360,8 @@ describe("update.yml and the actions, per trigger", () => {
         ["update/./.github/actions/update/Install Nix", "success"],
         ["update/./.github/actions/update/Bump flake inputs", "success"],
         ["update/./.github/actions/update/Open or update the pull request", "success"],
+        // Nix is already there for the bump: the second install is for host impact alone.
+        ["update/./.github/actions/update/Install Nix for host impact", "skipped"],
         // impact: auto, and this flake names no host output: it stops before Nix.
         ["update/./.github/actions/update/Compute host impact", "success"],
         ["update/./.github/actions/update/Land the bump", "success"],
