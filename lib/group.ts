@@ -10,13 +10,25 @@ import { RuntimeError, UsageError } from "./errors.ts";
 import { githubSource } from "./flakeref.ts";
 import { describeGitHubError, type Octokit, type RepositoryClient, request, statusOf } from "./github.ts";
 import { fullName, type GitHubRepository, InputName } from "./ids.ts";
+import { computedSection, replaceSection } from "./impact-text.ts";
+import {
+  type AutoOptions,
+  disableAutoMerge,
+  groupImpactHold,
+  type LandResult,
+  landTarget,
+  sameMembers,
+} from "./land.ts";
 import { type FlakeLock, parseLock } from "./lock.ts";
 import {
   type BodyInput,
   commitMessage,
+  DEFAULT_FOOTER,
   inputSection,
   type PrText,
   prTitle,
+  SECTION_END,
+  SECTION_START,
   textFromMessage,
 } from "./pr-text.ts";
 import type { OpenPrOptions, Operation, PullRequestResult } from "./pull-request.ts";
@@ -64,8 +76,12 @@ export function groupTitle(changes: readonly InputChange[]): string {
 /** One member's part of the body: its report entry and upstream commits, as a per-input PR has them. */
 export type GroupSection = BodyInput;
 
-/** The body: an overview table, one section per member (lib/pr-text.ts's), the marker last. */
-export function groupBody(sections: readonly GroupSection[]): string {
+/**
+ * The body: an overview table, one section per member (lib/pr-text.ts's), the closing sentence
+ * between the host impact markers (the impact step replaces it with one combined section), the
+ * marker last.
+ */
+export function groupBody(sections: readonly GroupSection[], footer: string = DEFAULT_FOOTER): string {
   const members: Members = {};
   for (const { change } of sections) members[change.name] = revOf(change);
   const lines = [
@@ -82,7 +98,10 @@ export function groupBody(sections: readonly GroupSection[]): string {
   for (const section of sections) {
     lines.push(`## \`${section.change.name}\``, "", ...inputSection(section), "");
   }
-  lines.push("After merging, switch the hosts (or use the fleet dashboard).", "", renderGroupMarker(members));
+  const hosts = "the hosts that use these inputs";
+  const filled = (footer.includes("{hosts}") ? footer.replace("{hosts}", hosts) : footer).trim();
+  const sentence = /[.!?]$/.test(filled) ? filled : `${filled}.`;
+  lines.push(SECTION_START, sentence, SECTION_END, "", renderGroupMarker(members));
   return lines.join("\n");
 }
 
@@ -227,7 +246,7 @@ export async function openGroupPullRequest(
         ...(await commitsBetween(octokit, change.name, change.github, change.from?.rev, change.to.rev)),
       })),
     );
-    return { title: groupTitle(report.inputs), body: groupBody(sections) };
+    return { title: groupTitle(report.inputs), body: groupBody(sections, opts.footer) };
   };
 
   let current = await readGroupHead(gh, branch);
@@ -321,6 +340,20 @@ interface OpenPull {
   html_url: string;
   title: string;
   body: string | null;
+  node_id: string;
+  auto_merge?: unknown;
+}
+
+/**
+ * `next` with the computed host impact section of `shown` when both name the same members at the
+ * same revs: the section still describes the lock the pull request proposes.
+ */
+export function carryGroupSection(shown: string | null | undefined, next: string): string {
+  const section = computedSection(shown);
+  if (section === undefined || computedSection(next) !== undefined) return next;
+  const [before, after] = [parseGroupMarker(shown), parseGroupMarker(next)];
+  if (before === undefined || after === undefined || !sameMembers(before, after)) return next;
+  return replaceSection(next, section);
 }
 
 /** Make the PR's text match the branch head, re-reading the head after the write (lib/pull-request.ts's rule). */
@@ -328,8 +361,8 @@ async function syncText(gh: RepositoryClient, pr: OpenPull, branch: string, head
   let target = head;
   let shown: PrText = { title: pr.title, body: pr.body ?? "" };
   for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
-    if (shown.title !== target.text.title || shown.body !== target.text.body) {
-      const text = target.text;
+    const text = { title: target.text.title, body: carryGroupSection(shown.body, target.text.body) };
+    if (shown.title !== text.title || shown.body !== text.body) {
       await request(gh, `update pull request #${pr.number}`, () =>
         gh.octokit.rest.pulls.update({ ...gh.repo, pull_number: pr.number, ...text }),
       );
@@ -412,6 +445,8 @@ async function closeIfCovered(
     return { ...keep, detail: `#${pr.number} still proposes ${missing.join(", ")}, which '${base}' lacks` };
   }
   if (opts.dryRun) return { ...keep, operation: "closed", detail: `dry run: would close #${pr.number}` };
+  // An armed PR could still merge between the comment and the close.
+  if (pr.auto_merge) await disableAutoMerge(gh.octokit, pr.node_id, `#${pr.number}`);
   const list = entries.map(([input, rev]) => `\`${input}\` \`${rev.slice(0, 12)}\``).join(", ");
   await request(gh, `comment on #${pr.number}`, () =>
     gh.octokit.rest.issues.createComment({
@@ -431,4 +466,38 @@ async function closeIfCovered(
     }
   }
   return { ...keep, operation: "closed", detail: `closed #${pr.number}: '${base}' already holds ${names}` };
+}
+
+/**
+ * Land the grouped pull request by auto-merge (lib/land.ts's landTarget): only while the branch head's
+ * marker names exactly this run's members and revs, so the head armed or merged is the one this run
+ * wrote and host impact evaluated; held when host impact reports a failed host for any member.
+ */
+export function landGroupAuto(gh: RepositoryClient, report: Report, opts: AutoOptions): Promise<LandResult> {
+  const members: Members = {};
+  for (const change of report.inputs) members[change.name] = revOf(change);
+  const branch = groupBranch(opts.branchPrefix);
+  const list = (of: Members) =>
+    Object.entries(of)
+      .map(([input, rev]) => `${input} ${rev.slice(0, 7)}`)
+      .join(", ");
+  return landTarget(
+    gh,
+    {
+      input: Object.keys(members).join(", "),
+      branch,
+      hold: groupImpactHold(opts.impact, members),
+      evaluatedHead: async () => {
+        const head = await readGroupHead(gh, branch);
+        if (head === undefined) return { skip: `no branch '${branch}', so no pull request to merge` };
+        if (!sameMembers(head.members, members)) {
+          return {
+            skip: `'${branch}' now proposes ${list(head.members) || "another change"}, not ${list(members)}: the run that moved it lands it`,
+          };
+        }
+        return { sha: head.sha };
+      },
+    },
+    opts,
+  );
 }

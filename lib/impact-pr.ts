@@ -1,11 +1,13 @@
 /**
- * Host impact into each moved input's open pull request: its section replaced in place, and only
- * while the pull request still proposes the rev that was evaluated.
+ * Host impact into each moved input's open pull request (or the one grouped pull request): its section
+ * replaced in place, and only while the pull request still proposes what was evaluated.
  */
 import { describeGitHubError, type Octokit } from "./github.ts";
+import { groupBranch, parseGroupMarker } from "./group.ts";
 import type { GitHubRepository } from "./ids.ts";
 import type { InputImpact } from "./impact.ts";
 import { renderSection, replaceSection, type SectionOptions } from "./impact-text.ts";
+import { sameMembers } from "./land.ts";
 import { branchName, parseMarker } from "./pr-text.ts";
 
 export type SectionOutcome = "written" | "unchanged" | "moved" | "no-pull-request" | "dry-run";
@@ -92,4 +94,59 @@ export async function writeImpactSections(
     results.push({ input: input.name, outcome: "written", ...where, detail: "host impact section written" });
   }
   return results;
+}
+
+/**
+ * A grouped run's one section, evaluated with the combined lock, into the grouped pull request
+ * (`<prefix>all`), written only while its marker still names exactly the evaluated members and revs.
+ */
+export async function writeGroupImpactSection(
+  octokit: Octokit,
+  input: InputImpact,
+  opts: SectionWriteOptions,
+): Promise<SectionWrite> {
+  const { owner, repo } = opts.repo;
+  const branch = groupBranch(opts.branchPrefix);
+  const members = input.members ?? {};
+  const name = Object.keys(members).join(", ");
+  let pulls: Awaited<ReturnType<Octokit["rest"]["pulls"]["list"]>>["data"];
+  try {
+    ({ data: pulls } = await octokit.rest.pulls.list({
+      owner,
+      repo,
+      head: `${owner}:${branch}`,
+      state: "open",
+      per_page: 10,
+    }));
+  } catch (error) {
+    throw describeGitHubError(error, `list the open pull requests of ${branch}`, `${owner}/${repo}`);
+  }
+  const pull = pulls.find((candidate) => candidate.head.ref === branch);
+  if (pull === undefined) {
+    return { input: name, outcome: "no-pull-request", detail: `no open pull request from ${branch}` };
+  }
+  const where = { input: name, number: pull.number, url: pull.html_url };
+  const shown = parseGroupMarker(pull.body);
+  if (shown === undefined || !sameMembers(shown, members)) {
+    const now =
+      shown === undefined
+        ? "another change"
+        : Object.entries(shown)
+            .map(([n, r]) => `${n} ${r.slice(0, 7)}`)
+            .join(", ");
+    return {
+      ...where,
+      outcome: "moved",
+      detail: `left alone: it now proposes ${now}, not the evaluated members`,
+    };
+  }
+  const body = replaceSection(pull.body, renderSection(input, opts));
+  if (body === pull.body) return { ...where, outcome: "unchanged", detail: "section already up to date" };
+  if (opts.dryRun) return { ...where, outcome: "dry-run", detail: "would write the host impact section" };
+  try {
+    await octokit.rest.pulls.update({ owner, repo, pull_number: pull.number, body });
+  } catch (error) {
+    throw describeGitHubError(error, `update pull request #${pull.number}`, `${owner}/${repo}`);
+  }
+  return { ...where, outcome: "written", detail: "host impact section written" };
 }

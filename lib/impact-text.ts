@@ -157,7 +157,7 @@ export function replaceSection(body: string | null | undefined, section: string)
     return section;
   });
   if (placed) return replaced.replace(/\n{3,}/g, "\n\n");
-  const marker = /\n?<!-- flake-bump \{.*?\} -->/.exec(text);
+  const marker = /\n?<!-- flake-bump(?:-group)? \{.*?\} -->/.exec(text);
   if (marker === null) return text ? `${text.replace(/\s+$/, "")}\n\n${section}\n` : `${section}\n`;
   const before = text.slice(0, marker.index).replace(/\s+$/, "");
   return `${before}\n\n${section}\n\n${text.slice(marker.index).replace(/^\n/, "")}`;
@@ -179,6 +179,19 @@ export function carrySection(shown: string | null | undefined, next: string): st
   return replaceSection(next, section);
 }
 
+/** The computed host impact section of a body (not the footer placeholder), if it has one. */
+export function computedSection(body: string | null | undefined): string | undefined {
+  const section = body ? sectionPattern().exec(body)?.[0] : undefined;
+  return section?.startsWith(`${SECTION_START}\n${HEADING}`) ? section : undefined;
+}
+
+/** What an entry evaluated: `nixfleet → abc1234`, or a group's members with theirs. */
+export function impactLabel(input: InputImpact): string {
+  if (input.members === undefined) return `\`${input.name}\` → \`${input.rev.slice(0, 12)}\``;
+  const members = Object.entries(input.members).map(([name, rev]) => `\`${name}\` → \`${rev.slice(0, 7)}\``);
+  return `the grouped update (${members.join(", ")})`;
+}
+
 function sectionPattern(): RegExp {
   return new RegExp(`${escapeRegExp(SECTION_START)}[\\s\\S]*?${escapeRegExp(SECTION_END)}`, "g");
 }
@@ -195,7 +208,7 @@ function cell(text: string): string {
 export function summaryMarkdown(inputs: readonly InputImpact[], opts: SectionOptions = {}): string {
   const out: string[] = [];
   for (const input of inputs) {
-    out.push(`### flake-bump: host impact of \`${input.name}\` → \`${input.rev.slice(0, 12)}\``, "");
+    out.push(`### flake-bump: host impact of ${impactLabel(input)}`, "");
     if (input.timedOut) {
       out.push(
         `Not computed: the time budget${opts.timeoutMinutes ? ` (${opts.timeoutMinutes} minutes)` : ""} ran out.`,
@@ -222,7 +235,11 @@ export function summaryMarkdown(inputs: readonly InputImpact[], opts: SectionOpt
 export function describeImpact(inputs: readonly InputImpact[]): string[] {
   const lines: string[] = [];
   for (const input of inputs) {
-    lines.push(`Host impact of ${input.name} → ${input.rev.slice(0, 7)}:`);
+    lines.push(
+      input.members === undefined
+        ? `Host impact of ${input.name} → ${input.rev.slice(0, 7)}:`
+        : `Host impact of ${impactLabel(input).replaceAll("`", "")}:`,
+    );
     if (input.timedOut) lines.push("  not computed: the time budget ran out");
     for (const host of input.hosts) {
       const packages = packageLines(host.packages);

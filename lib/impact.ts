@@ -36,6 +36,11 @@ export interface InputImpact {
   hosts: HostImpact[];
   /** Set only when the time budget ran out before this input's hosts were all evaluated. */
   timedOut?: true;
+  /**
+   * A grouped run's one entry: every member and its rev, all evaluated together in the combined lock
+   * (then `name` lists the members and `rev` is that lock's sha256, since a group has no single rev).
+   */
+  members?: Record<string, string>;
 }
 
 export interface Impact {

@@ -87,6 +87,8 @@ export const ActionInputs = {
     "branch-prefix": v.optional(text(Branch)),
     "pr-footer": v.optional(text(Footer)),
     "dry-run": v.optional(flag),
+    /** One combined section, evaluated with the report's combined lock, into the grouped pull request. */
+    group: v.optional(flag),
   }),
   notify: v.object({
     repositories: v.optional(list(RepositoryName)),

@@ -49,6 +49,8 @@ export const ImpactFile = v.object({
       rev: v.string(),
       hosts: v.array(ImpactHost),
       timedOut: v.optional(v.boolean()),
+      /** Set on a grouped run's one entry: every member and its rev, evaluated together in one lock. */
+      members: v.optional(v.record(v.string(), v.string())),
     }),
   ),
 });
@@ -82,6 +84,17 @@ function hostName(attr: string): string {
   return rest.startsWith('"') ? rest.slice(1, -1) : rest;
 }
 
+type ImpactEntry = ImpactFile["inputs"][number];
+
+/** Why an evaluated entry holds its bump: a host that no longer evaluates, or no clean answer. */
+function entryHold(entry: ImpactEntry): string | undefined {
+  if (entry.timedOut) return "host impact ran out of time before every host was evaluated";
+  const failed = entry.hosts.filter((host) => host.status === "failed").map((host) => hostName(host.attr));
+  if (failed.length === 0) return undefined;
+  const list = failed.map((name) => `\`${name}\``).join(", ");
+  return `${list} no longer ${failed.length === 1 ? "evaluates" : "evaluate"} with this bump`;
+}
+
 /**
  * Why this input's bump must wait for a human, or undefined when host impact does not stand in the
  * way (none was given). A host that no longer evaluates holds it, and so does an impact that was not
@@ -89,13 +102,46 @@ function hostName(attr: string): string {
  */
 export function impactHold(impact: ImpactFile | undefined, input: string, rev: string): string | undefined {
   if (impact === undefined) return undefined;
-  const entry = impact.inputs.find((candidate) => candidate.name === input && candidate.rev === rev);
+  const entry = impact.inputs.find(
+    (candidate) => candidate.members === undefined && candidate.name === input && candidate.rev === rev,
+  );
   if (entry === undefined) return `host impact was not computed for \`${input}\` at \`${rev.slice(0, 7)}\``;
-  if (entry.timedOut) return "host impact ran out of time before every host was evaluated";
-  const failed = entry.hosts.filter((host) => host.status === "failed").map((host) => hostName(host.attr));
-  if (failed.length === 0) return undefined;
-  const list = failed.map((name) => `\`${name}\``).join(", ");
-  return `${list} no longer ${failed.length === 1 ? "evaluates" : "evaluate"} with this bump`;
+  return entryHold(entry);
+}
+
+export function sameMembers(
+  a: Readonly<Record<string, string>>,
+  b: Readonly<Record<string, string>>,
+): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => b[key] === a[key]);
+}
+
+/** The grouped entry evaluated for exactly these members (same inputs, same revs), if any. */
+function groupedEntry(
+  impact: ImpactFile,
+  members: Readonly<Record<string, string>>,
+): ImpactEntry | undefined {
+  return impact.inputs.find((entry) => entry.members !== undefined && sameMembers(entry.members, members));
+}
+
+/**
+ * Why a set of inputs landed together (a grouped pull request, or one combined lock) must wait: the
+ * grouped entry evaluated with their combined lock when there is one, else each member's own entry.
+ * A failed host for any member holds them all, since they land as one lock.
+ */
+export function groupImpactHold(
+  impact: ImpactFile | undefined,
+  members: Readonly<Record<string, string>>,
+): string | undefined {
+  if (impact === undefined) return undefined;
+  const grouped = groupedEntry(impact, members);
+  if (grouped !== undefined) return entryHold(grouped);
+  const holds = Object.entries(members).flatMap(([input, rev]) => {
+    const hold = impactHold(impact, input, rev);
+    return hold === undefined ? [] : [hold];
+  });
+  return holds.length === 0 ? undefined : holds.join("; ");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -129,7 +175,7 @@ export function withNote(body: string | null | undefined, note: string | undefin
       : text;
   if (note === undefined) return start >= 0 && end >= 0 ? without.replace(/^\n\n/, "") : text;
   const section = `${NOTE_START}\n${note}\n${NOTE_END}`;
-  const marker = /\n?<!-- flake-bump \{.*?\} -->/.exec(without);
+  const marker = /\n?<!-- flake-bump(?:-group)? \{.*?\} -->/.exec(without);
   if (marker === null) return `${without.replace(/\s+$/, "")}\n\n${section}\n`;
   const before = without.slice(0, marker.index).replace(/\s+$/, "");
   return `${before}\n\n${section}\n\n${without.slice(marker.index).replace(/^\n/, "")}`;
@@ -309,29 +355,63 @@ async function setNote(gh: RepositoryClient, pr: OpenPull, note: string | undefi
 }
 
 /**
+ * A pull request to land by auto-merge: its branch, how to tell that the branch head is the one this
+ * run wrote and host impact evaluated, and whether host impact holds it.
+ */
+export interface AutoTarget {
+  /** What the result names: the input, or a grouped pull request's members. */
+  input: string;
+  branch: string;
+  /** The head's SHA when it proposes exactly what was evaluated, else why it is left to another run. */
+  evaluatedHead: () => Promise<{ sha: string } | { skip: string }>;
+  /** Why host impact keeps it from landing by itself (lib/land.ts's impactHold or groupImpactHold). */
+  hold: string | undefined;
+}
+
+/** One input's pull request: its branch head's marker must name the rev the report moved it to. */
+export function inputTarget(gh: RepositoryClient, change: InputChange, opts: AutoOptions): AutoTarget {
+  const branch = branchName(change.name, opts.branchPrefix);
+  const rev = change.to.rev ?? change.to.ref;
+  return {
+    input: change.name,
+    branch,
+    hold: impactHold(opts.impact, change.name, rev),
+    evaluatedHead: async () => {
+      const head = await readHead(gh, branch);
+      if (head === undefined) return { skip: `no branch '${branch}', so no pull request to merge` };
+      if (head.rev !== rev) {
+        return {
+          skip: `'${branch}' now proposes ${head.rev?.slice(0, 12) ?? "another change"}, not ${rev.slice(0, 12)}: the run that moved it lands it`,
+        };
+      }
+      return { sha: head.sha };
+    },
+  };
+}
+
+/**
  * Land one input's pull request by auto-merge. Safe to repeat: an armed PR stays armed, a held one
  * stays held (and is disarmed if an earlier run armed it), and only the head whose commit proposes
  * the evaluated rev is ever armed or merged.
  */
-export async function landAuto(
+export function landAuto(gh: RepositoryClient, change: InputChange, opts: AutoOptions): Promise<LandResult> {
+  return landTarget(gh, inputTarget(gh, change, opts), opts);
+}
+
+/** Land a pull request by auto-merge (see landAuto), whichever branch and marker prove its head. */
+export async function landTarget(
   gh: RepositoryClient,
-  change: InputChange,
+  target: AutoTarget,
   opts: AutoOptions,
 ): Promise<LandResult> {
-  const branch = branchName(change.name, opts.branchPrefix);
-  const rev = change.to.rev ?? change.to.ref;
-  const none = (detail: string): LandResult => ({ input: change.name, operation: "none", detail });
-  const head = await readHead(gh, branch);
-  if (head === undefined) return none(`no branch '${branch}', so no pull request to merge`);
-  if (head.rev !== rev) {
-    return none(
-      `'${branch}' now proposes ${head.rev?.slice(0, 12) ?? "another change"}, not ${rev.slice(0, 12)}: the run that moved it lands it`,
-    );
-  }
+  const { branch } = target;
+  const none = (detail: string): LandResult => ({ input: target.input, operation: "none", detail });
+  const head = await target.evaluatedHead();
+  if ("skip" in head) return none(head.skip);
   const pr = await openPull(gh, branch);
   if (pr === undefined) return none(`no open pull request from '${branch}'`);
-  const at = { input: change.name, number: pr.number, url: pr.html_url };
-  const hold = impactHold(opts.impact, change.name, rev);
+  const at = { input: target.input, number: pr.number, url: pr.html_url };
+  const hold = target.hold;
   if (hold !== undefined || pr.draft) {
     const reason = hold ?? "it is a draft";
     if (opts.dryRun)
@@ -457,8 +537,16 @@ export async function commitDirect(
 ): Promise<LandResult[]> {
   const results: LandResult[] = [];
   const landable: InputChange[] = [];
+  // A grouped run evaluated the combined lock once: its entry answers for every member.
+  const members = Object.fromEntries(
+    report.inputs.map((change) => [change.name, change.to.rev ?? change.to.ref]),
+  );
+  const grouped = opts.impact === undefined ? undefined : groupedEntry(opts.impact, members);
   for (const change of report.inputs) {
-    const hold = impactHold(opts.impact, change.name, change.to.rev ?? change.to.ref);
+    const hold =
+      grouped === undefined
+        ? impactHold(opts.impact, change.name, change.to.rev ?? change.to.ref)
+        : entryHold(grouped);
     if (hold === undefined) landable.push(change);
     else {
       results.push({

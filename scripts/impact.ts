@@ -22,7 +22,7 @@ import {
   parseOnly,
   planImpact,
 } from "../lib/impact.ts";
-import { writeImpactSections } from "../lib/impact-pr.ts";
+import { writeGroupImpactSection, writeImpactSections } from "../lib/impact-pr.ts";
 import { DEFAULT_DEPLOY_SENTENCE, describeImpact, summaryMarkdown } from "../lib/impact-text.ts";
 import { readActionInputs } from "../lib/inputs.ts";
 import { diffLocks, parseLock } from "../lib/lock.ts";
@@ -32,7 +32,8 @@ import { githubToken } from "../lib/secrets.ts";
 
 export const USAGE = `Usage: bun scripts/impact.ts [--report FILE] [--flake DIR] [--base-lock FILE] [--lock FILE]
                             [--only ATTR ...] [--json] [--dry-run] [--timeout-minutes N]
-                            [--repo OWNER/REPO] [--branch-prefix P] [--footer TEXT] [--plan] [--help]
+                            [--repo OWNER/REPO] [--branch-prefix P] [--group] [--footer TEXT] [--plan]
+                            [--help]
 
 Say which hosts a lock change touches and how, by evaluating the flake with both locks (nothing is
 built or downloaded): nixosConfigurations and darwinConfigurations (config.system.build.toplevel)
@@ -52,6 +53,8 @@ and homeConfigurations (activationPackage).
   --repo OWNER/REPO    where the pull requests are (default: $GITHUB_REPOSITORY); with a report,
                        each moved input's open pull request gets the host impact section
   --branch-prefix P    the pull requests' branch prefix (default: flake-bump/)
+  --group              the report is a grouped run's (open-pr.ts --group): evaluate its combined
+                       lock once and write one section into the grouped pull request (P + "all")
   --footer TEXT        the closing sentence; {hosts} becomes the hosts to deploy
                        (default: "${DEFAULT_DEPLOY_SENTENCE}")
   --plan               only decide whether host impact will run (run=true|false), without Nix,
@@ -59,8 +62,8 @@ and homeConfigurations (activationPackage).
 
 In the update action the inputs arrive as FLAKE_BUMP_IMPACT (auto, true or false; auto runs when a
 .nix file of the repository names one of those outputs), FLAKE_BUMP_IMPACT_TIMEOUT_MINUTES,
-FLAKE_BUMP_REPORT, FLAKE_BUMP_OUTDATED, FLAKE_BUMP_FLAKE, FLAKE_BUMP_BRANCH_PREFIX and
-FLAKE_BUMP_DRY_RUN; flags override them.
+FLAKE_BUMP_REPORT, FLAKE_BUMP_OUTDATED, FLAKE_BUMP_FLAKE, FLAKE_BUMP_BRANCH_PREFIX, FLAKE_BUMP_GROUP
+and FLAKE_BUMP_DRY_RUN; flags override them.
 
 Exit codes: 0 impact computed (hosts that fail to evaluate are reported, not a failure),
 1 failure (Nix missing, no flake), 2 bad usage.`;
@@ -76,6 +79,7 @@ const options = {
   "timeout-minutes": { type: "string" },
   repo: { type: "string" },
   "branch-prefix": { type: "string" },
+  group: { type: "boolean" },
   footer: { type: "string" },
   plan: { type: "boolean" },
 } as const;
@@ -100,6 +104,7 @@ const Args = v.object({
   ),
   repo: v.optional(RepositoryName),
   "branch-prefix": v.optional(Branch),
+  group: v.optional(v.boolean(), false),
   footer: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(300)), DEFAULT_DEPLOY_SENTENCE),
   plan: v.optional(v.boolean(), false),
 });
@@ -176,7 +181,18 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   parseLock(baseLock, "the base lock");
 
   let sides: ImpactSide[];
-  if (report !== undefined) {
+  const grouped = report !== undefined && (args.group || (action.group ?? false));
+  /** The grouped run's members: one comparison of the combined lock, which a group has no single rev for. */
+  const members: Record<string, string> = {};
+  if (grouped && report !== undefined) {
+    if (report.lock === null) {
+      throw new UsageError(
+        "the report has no combined flake.lock, so a grouped host impact has nothing to evaluate; pass the report bump.ts --group wrote",
+      );
+    }
+    for (const input of report.inputs) members[input.name] = input.to.rev ?? input.to.ref;
+    sides = [{ name: Object.keys(members).join(","), rev: report.lock.sha256, lock: report.lock.text }];
+  } else if (report !== undefined) {
     sides = report.inputs.map((input) => ({
       name: input.name,
       rev: input.to.rev ?? input.to.ref,
@@ -203,7 +219,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       signal: AbortSignal.timeout(timeoutMinutes * 60_000),
     }),
   );
-  const { impact } = run;
+  const impact = grouped
+    ? { ...run.impact, inputs: run.impact.inputs.map((input) => ({ ...input, members })) }
+    : run.impact;
   for (const line of describeImpact(impact.inputs)) info(line);
   const json = `${JSON.stringify(impact, null, 2)}\n`;
   if (args.json) process.stdout.write(json);
@@ -231,13 +249,17 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     if (!githubToken(env)) {
       info("No GH_TOKEN or GITHUB_TOKEN: the pull requests are left as they are.");
     } else {
+      const where = {
+        repo,
+        branchPrefix: args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/",
+        dryRun: args["dry-run"] || (action["dry-run"] ?? false),
+        ...text,
+      };
+      const octokit = octokitFromEnv(env);
       const writes = await group(`Pull requests in ${repo.owner}/${repo.repo}`, () =>
-        writeImpactSections(octokitFromEnv(env), impact.inputs, {
-          repo,
-          branchPrefix: args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/",
-          dryRun: args["dry-run"] || (action["dry-run"] ?? false),
-          ...text,
-        }),
+        grouped
+          ? Promise.all(impact.inputs.map((input) => writeGroupImpactSection(octokit, input, where)))
+          : writeImpactSections(octokit, impact.inputs, where),
       );
       for (const w of writes) info(`${w.input}: ${w.outcome}${w.url ? ` ${w.url}` : ""} — ${w.detail}`);
     }

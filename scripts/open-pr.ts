@@ -10,7 +10,7 @@ import { parseCli, runMain } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { eventDefaultBranch } from "../lib/event.ts";
 import { type Octokit, octokitFromEnv, request } from "../lib/github.ts";
-import { openGroupPullRequest } from "../lib/group.ts";
+import { landGroupAuto, openGroupPullRequest } from "../lib/group.ts";
 import {
   Branch,
   fullName,
@@ -191,6 +191,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
           land(octokit, report, {
             repo,
             mode,
+            grouped,
             method,
             base,
             impact,
@@ -244,6 +245,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 interface LandRequest extends Omit<AutoOptions, "impact"> {
   repo: GitHubRepository;
   mode: "auto" | "direct";
+  /** One grouped pull request (auto lands it whole); direct commits the combined lock either way. */
+  grouped: boolean;
   base: string | undefined;
   impact: ImpactFile | undefined;
 }
@@ -252,6 +255,7 @@ async function land(octokit: Octokit, report: Report, req: LandRequest): Promise
   const gh = { octokit, repo: req.repo };
   if (req.mode === "auto") {
     await checkAutoMergeSettings(gh, req.method);
+    if (req.grouped) return [await landGroupAuto(gh, report, req)];
     const results: LandResult[] = [];
     for (const change of report.inputs) results.push(await landAuto(gh, change, req));
     return results;

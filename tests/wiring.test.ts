@@ -50,6 +50,7 @@ const DOWNSTREAMS = [
   "nixcfg-inputs",
   "nixcfg-dry",
   "nixcfg-impact",
+  "nixcfg-group",
 ] as const;
 type Downstream = (typeof DOWNSTREAMS)[number];
 /** The job's automatic GITHUB_TOKEN, and the App token a user stores as FLAKE_BUMP_TOKEN. */
@@ -84,6 +85,12 @@ const twoInputsNix = `{
   outputs = _: { };
 }
 `;
+
+/** Two inputs and hosts: one grouped pull request, one combined host impact section. */
+const groupHostsNix = hostsNix.replace(
+  "inputs.nixfleet.url",
+  'inputs.other.url = "github:acme/nixfleet?host=localhost";\n  inputs.nixfleet.url',
+);
 
 let fake: FakeGitHub;
 let scratch: string;
@@ -297,10 +304,12 @@ async function world(): Promise<string[]> {
   await fake.createRepo(UP.owner, UP.repo, { files: upstreamFiles(0) });
   const revs = [(await fake.branchSha(UP.owner, UP.repo, "main")) ?? ""];
   const [first, ...others] = DOWNSTREAMS.filter(
-    (name) => name !== "nixcfg-broken" && name !== "nixcfg-inputs",
+    (name) => name !== "nixcfg-broken" && name !== "nixcfg-inputs" && name !== "nixcfg-group",
   );
   const lock = await lockedDownstream(first ?? "nixcfg");
   await lockedDownstream("nixcfg-inputs", twoInputsNix);
+  await lockedDownstream("nixcfg-group", groupHostsNix);
+  fake.setRepoSettings("acme", "nixcfg-group", { allowAutoMerge: true });
   await fake.push("acme", "nixcfg-inputs", { RELEASE: "1\n" }, "release branch", { branch: "release" });
   for (const downstream of others) {
     const flakeNix = downstream === "nixcfg-impact" ? hostsNix : downstreamNix;
@@ -574,6 +583,51 @@ describe("every action input reaches GitHub", () => {
       expect(pull?.body).toContain("- `web`:\n  - tool 1.0 → 1.3");
       expect(pull?.body).toContain("After merging, deploy: `web` (`db` unchanged).");
       expect(pull?.body?.split("<!-- flake-bump:impact -->")).toHaveLength(2);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "update: group with merge auto reaches open, impact and land; one grouped PR, one combined section, merged",
+    async () => {
+      const job = await runUpdate({
+        workflow: actionWorkflow("update", { group: "true", merge: "auto", impact: "true" }),
+        downstream: "nixcfg-group",
+        event: workflowDispatch("nixcfg-group", { inputs: "", rev: "" }),
+        secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
+      });
+      expectSuccess(job);
+      const outputs = actionOutputs(job);
+      expect(outputs).toMatchObject({
+        changed: "true",
+        inputs: "nixfleet,other",
+        operation: "merged",
+        "changed-hosts": "nixosConfigurations.web",
+        "failed-hosts": "",
+      });
+      expect(JSON.parse(readFileSync(outputs?.impact ?? "", "utf8"))).toMatchObject({
+        inputs: [{ name: "nixfleet,other", members: { nixfleet: revs[3], other: revs[3] } }],
+      });
+      const pulls = fake.pulls("acme", "nixcfg-group");
+      expect(pulls.map((pull) => [pull.headRef, pull.state, pull.title])).toStrictEqual([
+        ["flake-bump/all", "closed", "chore(flake): update 2 inputs"],
+      ]);
+      const [pull] = pulls;
+      expect(pull?.merged?.sha).toBe(outputs?.["commit-sha"] ?? "");
+      expect(pull?.body?.split("<!-- flake-bump:impact -->")).toHaveLength(2);
+      expect(pull?.body).toContain("- `web`:\n  - tool 1.0 → 1.3");
+      expect(pull?.body).toContain("After merging, deploy: `web` (`db` unchanged).");
+      const merge = fake.requests.find(
+        (r) => r.operationId === "pulls/merge" && r.path.includes("nixcfg-group"),
+      );
+      const head = await fake.branchSha("acme", "nixcfg-group", "flake-bump/all");
+      expect(merge?.body).toStrictEqual({ sha: head, merge_method: "squash" });
+      const main = await fake.readFile("acme", "nixcfg-group", "main", "flake.lock");
+      const lock = main === undefined ? undefined : parseLock(main);
+      expect([lock?.nodes.nixfleet?.locked?.rev, lock?.nodes.other?.locked?.rev]).toStrictEqual([
+        revs[3],
+        revs[3],
+      ]);
     },
     TIMEOUT,
   );
