@@ -76,7 +76,8 @@ export async function unpackTarball(
   gz: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
   tree: NarTree,
 ): Promise<TarballInfo> {
-  const compressed: ReadableStream<ArrayBufferView | ArrayBuffer> = gz instanceof ReadableStream ? gz : webStream(gz);
+  const compressed: ReadableStream<ArrayBufferView | ArrayBuffer> =
+    gz instanceof ReadableStream ? gz : webStream(gz);
   // Bun's DecompressionStream (native zlib on whole chunks) gunzips a 50 MB tarball in about half
   // the time node:zlib's createGunzip takes with its 16 KiB output chunks.
   const source = Readable.fromWeb(compressed.pipeThrough(new DecompressionStream("gzip")));
