@@ -83,7 +83,13 @@ async function benchSize(
     return { measured, lock: await readFile(lockFile, "utf8") };
   };
   // A commit that leaves flake.nix alone, new to both engines.
-  const fresh = () => fake.push("acme", repo, { [`notes/${++pushes}.txt`]: `${pushes}\n` }, `note ${pushes}`);
+  // Its tarball is made before either engine asks (the fake caches archives, as GitHub does), so
+  // both download the same ready bytes and the figure times the clients, not `git archive`.
+  const fresh = async () => {
+    const sha = await fake.push("acme", repo, { [`notes/${++pushes}.txt`]: `${pushes}\n` }, `note ${pushes}`);
+    await fake.prepareTarball("acme", repo, sha);
+    return sha;
+  };
 
   // Warm-up, not counted: Bun's caches, Nix's evaluation cache.
   const warm = await fresh();

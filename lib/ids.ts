@@ -92,3 +92,10 @@ export type Label = v.InferOutput<typeof Label>;
 /** Who moves flake inputs: native where provably what Nix writes, else Nix (`auto`); one of them only. */
 export const Engine = v.picklist(["auto", "native", "nix"], "must be auto, native or nix");
 export type Engine = v.InferOutput<typeof Engine>;
+
+// Here rather than in land.ts, which loads Octokit: every script parses its action inputs with these.
+export const MergeMode = v.picklist(["review", "auto", "direct"], "must be review, auto or direct");
+export type MergeMode = v.InferOutput<typeof MergeMode>;
+
+export const MergeMethod = v.picklist(["merge", "squash", "rebase"], "must be merge, squash or rebase");
+export type MergeMethod = v.InferOutput<typeof MergeMethod>;

@@ -7,8 +7,19 @@
  */
 import * as v from "valibot";
 import { UsageError } from "./errors.ts";
-import { Branch, Engine, EventType, GitRef, InputName, Label, Login, RepositoryName, Sha } from "./ids.ts";
-import { MergeMethod, MergeMode } from "./land.ts";
+import {
+  Branch,
+  Engine,
+  EventType,
+  GitRef,
+  InputName,
+  Label,
+  Login,
+  MergeMethod,
+  MergeMode,
+  RepositoryName,
+  Sha,
+} from "./ids.ts";
 
 /** Names, reviewers, repositories: separated by commas, spaces or newlines. */
 export function splitNames(text: string): string[] {

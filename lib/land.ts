@@ -12,17 +12,13 @@ import * as v from "valibot";
 import { gitBlobSha, headSha, readHead, SWAP_ATTEMPTS } from "./branch.ts";
 import { describeIssues, RuntimeError, UsageError } from "./errors.ts";
 import { describeGitHubError, type Octokit, type RepositoryClient, request, statusOf } from "./github.ts";
-import { fullName } from "./ids.ts";
+import { fullName, type MergeMethod } from "./ids.ts";
 import { parseLock, rootInputs } from "./lock.ts";
 import { branchName, commitMessage, type PrText, prBody, prTitle } from "./pr-text.ts";
 import type { InputChange, Report } from "./report.ts";
 import { commitsBetween, isOlder } from "./upstream.ts";
 
-export const MergeMode = v.picklist(["review", "auto", "direct"], "must be review, auto or direct");
-export type MergeMode = v.InferOutput<typeof MergeMode>;
-
-export const MergeMethod = v.picklist(["merge", "squash", "rebase"], "must be merge, squash or rebase");
-export type MergeMethod = v.InferOutput<typeof MergeMethod>;
+export { MergeMethod, MergeMode } from "./ids.ts";
 
 /** What the landing did per input; `held` means it was left for a human on purpose. */
 export type LandOperation = "merged" | "auto-merge-enabled" | "committed" | "held" | "none";

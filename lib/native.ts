@@ -16,8 +16,10 @@ import type { GitHubSource } from "./flakeref.ts";
 import { describeGitHubError, type Octokit, statusOf } from "./github.ts";
 import { Sha } from "./ids.ts";
 import type { FlakeLock, LockNode } from "./lock.ts";
-import { NarTree } from "./nar.ts";
-import { TarballError, TarballReadError, unpackTarball } from "./tarball.ts";
+// Types only: the unpacker and the NAR writer are loaded when a tarball is fetched, so a run that
+// ends up with Nix (or with nothing to do) never pays for them.
+import type { NarTree } from "./nar.ts";
+import type { TarballInfo } from "./tarball.ts";
 
 /** Where a native-eligible input lives, with the flake's subdirectory (`?dir=`) if any. */
 export interface NativeSource extends GitHubSource {
@@ -156,10 +158,33 @@ export async function fetchLocked(
 ): Promise<NativeResult> {
   if (!v.is(Sha, rev)) throw new RuntimeError(`'${rev}' is not a full commit SHA; pass 40 hex characters`);
   const repo = `${source.owner}/${source.repo}`;
+  const [{ NarTree }, { TarballError, TarballReadError, unpackTarball }] = await Promise.all([
+    import("./nar.ts"),
+    import("./tarball.ts"),
+  ]);
+  const fetchOnce = async (): Promise<NativeResult> => {
+    const response = await octokit.request("GET /repos/{owner}/{repo}/tarball/{ref}", {
+      owner: source.owner,
+      repo: source.repo,
+      ref: rev,
+      // The body as a stream: a 50 MB tarball must never sit in memory whole.
+      request: { parseSuccessResponseBody: false },
+    });
+    const body: unknown = response.data;
+    if (!(body instanceof ReadableStream)) throw new TarballReadError("GitHub's answer had no body");
+    await using tree: NarTree = new NarTree();
+    const info: TarballInfo = await unpackTarball(body, tree);
+    if (info.topMtime !== info.maxMtime) {
+      throw new NotNative(
+        `the tarball's entries carry different times (top directory ${info.topMtime ?? "absent"}, newest ${info.maxMtime}), so Nix 2.8 and Nix 2.19+ would record different lastModified values`,
+      );
+    }
+    return { rev, narHash: await tree.narHash(), lastModified: info.maxMtime };
+  };
   let last: unknown;
   for (let attempt = 1; attempt <= DOWNLOAD_ATTEMPTS; attempt++) {
     try {
-      return await fetchOnce(octokit, source, rev);
+      return await fetchOnce();
     } catch (error) {
       if (error instanceof NotNative) throw error;
       if (error instanceof TarballError && !(error instanceof TarballReadError)) {
@@ -181,26 +206,6 @@ export async function fetchLocked(
     );
   }
   throw describeGitHubError(last, `download ${repo} at ${rev.slice(0, 12)}`);
-}
-
-async function fetchOnce(octokit: Octokit, source: NativeSource, rev: string): Promise<NativeResult> {
-  const response = await octokit.request("GET /repos/{owner}/{repo}/tarball/{ref}", {
-    owner: source.owner,
-    repo: source.repo,
-    ref: rev,
-    // The body as a stream: a 50 MB tarball must never sit in memory whole.
-    request: { parseSuccessResponseBody: false },
-  });
-  const body: unknown = response.data;
-  if (!(body instanceof ReadableStream)) throw new TarballReadError("GitHub's answer had no body");
-  await using tree = new NarTree();
-  const info = await unpackTarball(body, tree);
-  if (info.topMtime !== info.maxMtime) {
-    throw new NotNative(
-      `the tarball's entries carry different times (top directory ${info.topMtime ?? "absent"}, newest ${info.maxMtime}), so Nix 2.8 and Nix 2.19+ would record different lastModified values`,
-    );
-  }
-  return { rev, narHash: await tree.narHash(), lastModified: info.maxMtime };
 }
 
 /** flake.lock text with root input `name` moved to `result`, every other byte as Nix writes it. */

@@ -151,6 +151,9 @@ function matchesFault(fault: Fault, method: string, path: string, operationId: s
   return true;
 }
 
+/** Bytes of tarballs the fake keeps made (two of the bench's 50 MB archives and change). */
+const ARCHIVE_CACHE_BYTES = 128 * 1024 * 1024;
+
 export class FakeGitHub {
   /** Every request received, in order; reset() empties it. */
   readonly requests: RecordedRequest[] = [];
@@ -168,6 +171,13 @@ export class FakeGitHub {
   private readonly world: World;
   private readonly routes: Route[];
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Tarballs already made, newest last, by `owner/name/sha` (a commit's archive never changes).
+   * GitHub serves archives from a cache too; without one, `git archive` (gzip of the whole tree) is
+   * most of what a download costs here, on both the native engine's and Nix's side, and the bench
+   * would time the fake instead of the clients.
+   */
+  private readonly archives = new Map<string, Buffer>();
   private api: Server<undefined> | undefined;
   private nix: Server<undefined> | undefined;
 
@@ -382,8 +392,15 @@ export class FakeGitHub {
       this.violations.length = 0;
       this.dispatches.length = 0;
       this.faults.length = 0;
+      this.archives.clear();
       this.resetTokens();
     });
+  }
+
+  /** Makes the tarball of `sha` now, so that the next download of it is served from the cache. */
+  async prepareTarball(owner: string, name: string, sha: string): Promise<void> {
+    const reply = await this.exclusive(() => this.tarball(owner, name, sha));
+    if (reply.status !== 200) throw new Error(`no tarball of ${owner}/${name} at ${sha} (${reply.status})`);
   }
 
   async stop(): Promise<void> {
@@ -681,7 +698,17 @@ export class FakeGitHub {
     // GitHub's tarballs are `git archive` output under `owner-repo-shortsha/`, with a pax global
     // header holding the commit id; Nix drops the top directory whatever its name.
     const top = `${repo.owner.login}-${repo.name}-${sha.slice(0, 7)}`;
-    const data = await repo.git.archive(sha, `${top}/`);
+    const key = `${repo.fullName}/${sha}`;
+    const data = this.archives.get(key) ?? (await repo.git.archive(sha, `${top}/`));
+    this.archives.delete(key);
+    this.archives.set(key, data);
+    // A few recent archives are enough (a test downloads the commits it just pushed): bound the memory.
+    let held = [...this.archives.values()].reduce((sum, buffer) => sum + buffer.length, 0);
+    for (const [old, buffer] of this.archives) {
+      if (held <= ARCHIVE_CACHE_BYTES || old === key) break;
+      this.archives.delete(old);
+      held -= buffer.length;
+    }
     return {
       status: 200,
       raw: { data, contentType: "application/x-gzip" },
