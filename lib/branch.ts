@@ -9,7 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { RuntimeError } from "./errors.ts";
-import { describeGitHubError, type RepositoryClient, request, statusOf } from "./github.ts";
+import { describeGitHubError, type Octokit, type RepositoryClient, request, statusOf } from "./github.ts";
 import { fullName } from "./ids.ts";
 import { commitMessage, type PrText, parseMarker, textFromMessage } from "./pr-text.ts";
 import type { InputChange } from "./report.ts";
@@ -231,4 +231,20 @@ export async function deleteBranch(gh: RepositoryClient, branch: string): Promis
       throw describeGitHubError(error, `delete branch '${branch}'`, fullName(gh.repo));
     }
   }
+}
+
+/** A pull request as the listing answers it: head sha, body, labels and auto-merge state included. */
+export type OpenPull = Awaited<ReturnType<Octokit["rest"]["pulls"]["list"]>>["data"][number];
+
+/** The open pull request from `branch` of this repository, if any: one listing filtered by head. */
+export async function openPullOf(gh: RepositoryClient, branch: string): Promise<OpenPull | undefined> {
+  const { data } = await request(gh, `list the open pull requests of '${branch}'`, () =>
+    gh.octokit.rest.pulls.list({
+      ...gh.repo,
+      state: "open",
+      head: `${gh.repo.owner}:${branch}`,
+      per_page: 10,
+    }),
+  );
+  return data.find((pr) => pr.head.ref === branch);
 }

@@ -5,7 +5,7 @@
  * the head commit lists each member's rev, and no write may leave any member older than that.
  */
 import * as v from "valibot";
-import { branchHasFile } from "./branch.ts";
+import { branchHasFile, openPullOf } from "./branch.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
 import { githubSource } from "./flakeref.ts";
 import { describeGitHubError, type Octokit, type RepositoryClient, request, statusOf } from "./github.ts";
@@ -140,21 +140,9 @@ export async function openGroupMembers(
   branch: string,
 ): Promise<Members> {
   const gh = { octokit, repo };
-  const open = await findOpen(gh, branch);
+  const open = await openPullOf(gh, branch);
   if (open === undefined) return {};
   return (await readGroupHead(gh, branch))?.members ?? {};
-}
-
-async function findOpen(gh: RepositoryClient, branch: string) {
-  const { data } = await request(gh, `list pull requests of ${fullName(gh.repo)}`, () =>
-    gh.octokit.rest.pulls.list({
-      ...gh.repo,
-      state: "open",
-      head: `${gh.repo.owner}:${branch}`,
-      per_page: 10,
-    }),
-  );
-  return data.find((pr) => pr.head.ref === branch);
 }
 
 function rootNode(lock: FlakeLock, name: string) {
@@ -208,7 +196,7 @@ export async function openGroupPullRequest(
       "the report comes from a --dry-run; run bump.ts without --dry-run before opening a pull request",
     );
   }
-  const existing = await findOpen(gh, branch);
+  const existing = await openPullOf(gh, branch);
   let base = opts.base ?? existing?.base.ref;
   if (base === undefined) {
     const { data } = await request(gh, `read ${fullName(opts.repo)}`, () =>
@@ -271,7 +259,7 @@ export async function openGroupPullRequest(
             addsNew.push(change.name);
         }
         if (addsNew.length === 0) {
-          const pr = existing ?? (await findOpen(gh, branch));
+          const pr = existing ?? (await openPullOf(gh, branch));
           return [
             result("unchanged", `the grouped branch already holds newer revs (${behind.join(", ")})`, pr),
           ];
@@ -395,7 +383,7 @@ async function createOrFind(
     // 422: a concurrent run opened it first (or our own earlier answer was lost).
     if (statusOf(error) !== 422)
       throw describeGitHubError(error, "open the grouped pull request", fullName(gh.repo));
-    const found = await findOpen(gh, branch);
+    const found = await openPullOf(gh, branch);
     if (found === undefined)
       throw describeGitHubError(error, "open the grouped pull request", fullName(gh.repo));
     pr = found;

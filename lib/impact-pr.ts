@@ -2,6 +2,7 @@
  * Host impact into each moved input's open pull request (or the one grouped pull request): its section
  * replaced in place, and only while the pull request still proposes what was evaluated.
  */
+import { openPullOf } from "./branch.ts";
 import { describeGitHubError, type Octokit } from "./github.ts";
 import { groupBranch, parseGroupMarker } from "./group.ts";
 import type { GitHubRepository } from "./ids.ts";
@@ -33,21 +34,10 @@ export async function writeImpactSections(
 ): Promise<SectionWrite[]> {
   const results: SectionWrite[] = [];
   const { owner, repo } = opts.repo;
+  const gh = { octokit, repo: opts.repo };
   for (const input of inputs) {
     const branch = branchName(input.name, opts.branchPrefix);
-    let pulls: Awaited<ReturnType<Octokit["rest"]["pulls"]["list"]>>["data"];
-    try {
-      ({ data: pulls } = await octokit.rest.pulls.list({
-        owner,
-        repo,
-        head: `${owner}:${branch}`,
-        state: "open",
-        per_page: 10,
-      }));
-    } catch (error) {
-      throw describeGitHubError(error, `list the open pull requests of ${branch}`, `${owner}/${repo}`);
-    }
-    const pull = pulls[0];
+    const pull = await openPullOf(gh, branch);
     if (pull === undefined) {
       results.push({
         input: input.name,
@@ -106,22 +96,11 @@ export async function writeGroupImpactSection(
   opts: SectionWriteOptions,
 ): Promise<SectionWrite> {
   const { owner, repo } = opts.repo;
+  const gh = { octokit, repo: opts.repo };
   const branch = groupBranch(opts.branchPrefix);
   const members = input.members ?? {};
   const name = Object.keys(members).join(", ");
-  let pulls: Awaited<ReturnType<Octokit["rest"]["pulls"]["list"]>>["data"];
-  try {
-    ({ data: pulls } = await octokit.rest.pulls.list({
-      owner,
-      repo,
-      head: `${owner}:${branch}`,
-      state: "open",
-      per_page: 10,
-    }));
-  } catch (error) {
-    throw describeGitHubError(error, `list the open pull requests of ${branch}`, `${owner}/${repo}`);
-  }
-  const pull = pulls.find((candidate) => candidate.head.ref === branch);
+  const pull = await openPullOf(gh, branch);
   if (pull === undefined) {
     return { input: name, outcome: "no-pull-request", detail: `no open pull request from ${branch}` };
   }

@@ -9,7 +9,7 @@
  */
 import { readFile } from "node:fs/promises";
 import * as v from "valibot";
-import { gitBlobSha, headSha, readHead, SWAP_ATTEMPTS } from "./branch.ts";
+import { gitBlobSha, headSha, type OpenPull, openPullOf, readHead, SWAP_ATTEMPTS } from "./branch.ts";
 import { describeIssues, RuntimeError, UsageError } from "./errors.ts";
 import { describeGitHubError, type Octokit, type RepositoryClient, request, statusOf } from "./github.ts";
 import { fullName, type MergeMethod } from "./ids.ts";
@@ -328,20 +328,6 @@ export interface AutoOptions {
   dryRun: boolean;
 }
 
-type OpenPull = Awaited<ReturnType<Octokit["rest"]["pulls"]["list"]>>["data"][number];
-
-async function openPull(gh: RepositoryClient, branch: string): Promise<OpenPull | undefined> {
-  const { data } = await request(gh, `list pull requests of ${fullName(gh.repo)}`, () =>
-    gh.octokit.rest.pulls.list({
-      ...gh.repo,
-      state: "open",
-      head: `${gh.repo.owner}:${branch}`,
-      per_page: 10,
-    }),
-  );
-  return data.find((pr) => pr.head.ref === branch);
-}
-
 async function setNote(gh: RepositoryClient, pr: OpenPull, note: string | undefined): Promise<void> {
   const body = withNote(pr.body, note);
   if (body === (pr.body ?? "")) return;
@@ -404,7 +390,7 @@ export async function landTarget(
   const none = (detail: string): LandResult => ({ input: target.input, operation: "none", detail });
   const head = await target.evaluatedHead();
   if ("skip" in head) return none(head.skip);
-  const pr = await openPull(gh, branch);
+  const pr = await openPullOf(gh, branch);
   if (pr === undefined) return none(`no open pull request from '${branch}'`);
   const at = { input: target.input, number: pr.number, url: pr.html_url };
   const hold = target.hold;

@@ -10,6 +10,7 @@ import {
   deleteBranch,
   headAt,
   headSha,
+  openPullOf,
   SWAP_ATTEMPTS,
   swapBranch,
 } from "./branch.ts";
@@ -123,16 +124,8 @@ class PullRequests {
     return known === undefined ? this.findOpen(branch) : known.get(branch);
   }
 
-  async findOpen(branch: string): Promise<PullRequest | undefined> {
-    const { data } = await this.call(`list pull requests of ${this.name}`, () =>
-      this.octokit.rest.pulls.list({
-        ...this.repo,
-        state: "open",
-        head: `${this.repo.owner}:${branch}`,
-        per_page: 10,
-      }),
-    );
-    return data.find((pr) => pr.head.ref === branch);
+  findOpen(branch: string): Promise<PullRequest | undefined> {
+    return openPullOf(this.gh, branch);
   }
 
   async baseBranch(existing: PullRequest | undefined): Promise<string> {
