@@ -27,7 +27,7 @@ import {
 import { fetchLocked, movedLockText, type NativeResult, NotNative, serializeLock } from "./native.ts";
 import { type LockPlan, lockArgs, type Nix, type Pin } from "./nix.ts";
 import type { CheckoutHead, InputChange, LockText, Report, Skipped, Upstream } from "./report.ts";
-import type { TargetCheck } from "./upstream.ts";
+import type { Compared, TargetCheck } from "./upstream.ts";
 
 export interface BumpRequest {
   flakeDir: string;
@@ -409,6 +409,9 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   }
 
   let upstream: Upstream | undefined;
+  // The target check's compare of the locked rev and the SHA also tells the engine choice whether the
+  // upstream's flake.nix or flake.lock changed, so a dispatch under auto asks GitHub no more than Nix's.
+  let compared: Compared | undefined;
   const targets: Array<{ input: Selected; to: string | undefined }> = [];
   const target = selected[0];
   const pinning = request.rev !== undefined && target !== undefined;
@@ -427,6 +430,9 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
         rev: request.rev,
         upstream: (list) => {
           upstream = list;
+        },
+        compared: (answer) => {
+          compared = answer;
         },
       })) === "ahead"
     ) {
@@ -480,6 +486,7 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
         node: input.node,
         to,
         octokit: deps.octokit,
+        compared,
       }),
     })),
   );

@@ -1,14 +1,15 @@
 /**
  * Which engine moves each input: the native writer (lib/native.ts) where the result is provably what
  * Nix would write, Nix everywhere else. `auto` picks per input, `native` refuses what it cannot prove,
- * `nix` is Nix for everything. The decision needs the lock and at most one compare request per input;
- * the download itself (and its own "not native after all") comes later, in bump().
+ * `nix` is Nix for everything. The decision needs the lock and at most one compare request per input
+ * (none when bump's target check already compared the same revs); the download itself (and its own "not native after all") comes later, in bump().
  */
 import { UsageError } from "./errors.ts";
 import type { Octokit } from "./github.ts";
 import type { Engine } from "./ids.ts";
 import type { FlakeLock, LockNode } from "./lock.ts";
 import { lockEligibility, type NativeSource, upstreamEligibility } from "./native.ts";
+import type { Compared } from "./upstream.ts";
 
 export { Engine } from "./ids.ts";
 
@@ -27,6 +28,8 @@ export interface EngineQuestion {
   to: string | undefined;
   /** The client for the compare request; undefined when there is none (then: Nix). */
   octokit: (() => Promise<Octokit>) | undefined;
+  /** The target check's compare of the locked rev and `to`, when it made one: then no request is made. */
+  compared?: Compared | undefined;
 }
 
 /** The one sentence `--engine native` ends with when it cannot prove a move. */
@@ -68,7 +71,14 @@ export async function chooseEngine(q: EngineQuestion): Promise<EngineChoice> {
   if (from === undefined) return refuse("the lock holds no rev to compare with");
   let upstream: Awaited<ReturnType<typeof upstreamEligibility>>;
   try {
-    upstream = await upstreamEligibility(await q.octokit(), q.node, first.source, from, first.rev);
+    upstream = await upstreamEligibility(
+      await q.octokit(),
+      q.node,
+      first.source,
+      from,
+      first.rev,
+      q.compared,
+    );
   } catch (error) {
     if (q.engine === "native") throw error;
     return {

@@ -20,6 +20,7 @@ import type { FlakeLock, LockNode } from "./lock.ts";
 // ends up with Nix (or with nothing to do) never pays for them.
 import type { NarTree } from "./nar.ts";
 import type { TarballInfo } from "./tarball.ts";
+import type { Compared } from "./upstream.ts";
 
 /** Where a native-eligible input lives, with the flake's subdirectory (`?dir=`) if any. */
 export interface NativeSource extends GitHubSource {
@@ -78,6 +79,8 @@ const COMPARE_FILE_LIMIT = 300;
  * Whether moving from `from` to `to` leaves the input's own flake.nix and flake.lock (under `dir`)
  * unchanged — one compare request — so Nix would compute the same transitive nodes. A `flake = false`
  * input has none and needs no request.
+ * @param known a compare of the same two revs already made (bump's target check): it answers the
+ *   question, and no request is made for it
  */
 export async function upstreamEligibility(
   octokit: Octokit,
@@ -85,22 +88,26 @@ export async function upstreamEligibility(
   source: NativeSource,
   from: string,
   to: string,
+  known?: Compared,
 ): Promise<Eligibility> {
   const no = (reason: string): Eligibility => ({ native: false, reason });
   if (node.flake === false) return { native: true, source };
   const base = source.dir ? `${source.dir.replace(/^\/+|\/+$/g, "")}/` : "";
   const watched = new Set([`${base}flake.nix`, `${base}flake.lock`]);
   const repo = `${source.owner}/${source.repo}`;
-  let data: { status: string; files?: Array<{ filename: string; previous_filename?: string }> };
-  try {
-    ({ data } = await octokit.rest.repos.compareCommitsWithBasehead({
-      owner: source.owner,
-      repo: source.repo,
-      basehead: `${from}...${to}`,
-      per_page: 1,
-    }));
-  } catch (error) {
-    throw describeGitHubError(error, `compare ${from.slice(0, 12)}...${to.slice(0, 12)} of ${repo}`);
+  let data: Pick<Compared, "status"> & { files?: Compared["files"] | undefined };
+  if (known !== undefined && known.from === from && known.to === to) data = known;
+  else {
+    try {
+      ({ data } = await octokit.rest.repos.compareCommitsWithBasehead({
+        owner: source.owner,
+        repo: source.repo,
+        basehead: `${from}...${to}`,
+        per_page: 1,
+      }));
+    } catch (error) {
+      throw describeGitHubError(error, `compare ${from.slice(0, 12)}...${to.slice(0, 12)} of ${repo}`);
+    }
   }
   if (data.status !== "ahead") {
     return no(`${to.slice(0, 12)} is not a descendant of the locked ${from.slice(0, 12)} (${data.status})`);

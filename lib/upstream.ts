@@ -15,6 +15,22 @@ export type CompareCommit =
 
 type CompareStatus = "ahead" | "behind" | "identical" | "diverged";
 
+type CompareFile = NonNullable<
+  RestEndpointMethodTypes["repos"]["compareCommitsWithBasehead"]["response"]["data"]["files"]
+>[number];
+
+/**
+ * One compare answer of `from...to` as the native engine's eligibility reads it: its status and its
+ * changed files (GitHub lists at most 300, on the first page whatever `per_page` is), so the question
+ * "did flake.nix or flake.lock change?" needs no second request for the same two revs.
+ */
+export interface Compared {
+  from: string;
+  to: string;
+  status: string;
+  files: ReadonlyArray<{ filename: string; previous_filename?: string | undefined }>;
+}
+
 /**
  * Decides, before Nix runs, whether an exact target rev may be locked for a GitHub input. Returns
  * "ahead" when the lock already holds a newer commit (dispatches arrive out of order).
@@ -26,6 +42,8 @@ export type TargetCheck = (args: {
   rev: string;
   /** Receives the upstream commits from the locked rev to `rev` when the check read them anyway. */
   upstream?: (list: Upstream) => void;
+  /** Receives the compare of the locked rev and `rev` (status, changed files) when the check made it. */
+  compared?: (answer: Compared) => void;
 }) => Promise<"ok" | "ahead">;
 
 export async function compare(
@@ -34,14 +52,14 @@ export async function compare(
   base: string,
   head: string,
   perPage = 100,
-): Promise<{ status: CompareStatus; commits: CompareCommit[]; total: number }> {
+): Promise<{ status: CompareStatus; commits: CompareCommit[]; total: number; files: CompareFile[] }> {
   const { data } = await octokit.rest.repos.compareCommitsWithBasehead({
     owner: source.owner,
     repo: source.repo,
     basehead: `${base}...${head}`,
     per_page: perPage,
   });
-  return { status: data.status, commits: data.commits, total: data.total_commits };
+  return { status: data.status, commits: data.commits, total: data.total_commits, files: data.files ?? [] };
 }
 
 /** A compare API commit in the report's shape: only what the PR body reads, the subject line only. */
@@ -104,7 +122,7 @@ export async function commitsBetween(
  * lets the bump go on, since a local user named the rev themselves.
  */
 export function targetCheck(octokit: Octokit, opts: { authenticated: boolean }): TargetCheck {
-  return async ({ input, source, lockedRev, rev, upstream }) => {
+  return async ({ input, source, lockedRev, rev, upstream, compared }) => {
     const name = fullName(source);
     try {
       let branch = source.ref;
@@ -128,6 +146,7 @@ export function targetCheck(octokit: Octokit, opts: { authenticated: boolean }):
         );
       }
       upstream?.({ from: lockedRev, to: rev, commits: order.commits.map(slimCommit), total: order.total });
+      compared?.({ from: lockedRev, to: rev, status: order.status, files: order.files });
       return "ok";
     } catch (error) {
       if (error instanceof UsageError || error instanceof RuntimeError) throw error;

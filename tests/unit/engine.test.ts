@@ -18,6 +18,7 @@ import type { Engine } from "../../lib/ids.ts";
 import { type FlakeLock, parseLock } from "../../lib/lock.ts";
 import { fetchLocked, movedLockText, serializeLock } from "../../lib/native.ts";
 import type { Nix } from "../../lib/nix.ts";
+import { targetCheck } from "../../lib/upstream.ts";
 import { main } from "../../scripts/bump.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 import { runInProcess } from "../support/in-process.ts";
@@ -217,6 +218,118 @@ describe("one input pinned at a dispatched SHA", () => {
     expect(report.inputs[0]?.engineReason).toBe(
       "flake.lock is not formatted as Nix writes it, so Nix would also reformat it",
     );
+  });
+});
+
+describe("a dispatch asks GitHub one compare of the locked rev and the SHA, whatever the engine", () => {
+  // The target check's full-page compare also answers eligibility: before, auto asked it again.
+  const check = ["repos/get", "repos/compare-commits", "repos/compare-commits"];
+  interface Case {
+    name: string;
+    engine: Engine;
+    to: (up: Up) => string;
+    expected: "native" | "nix";
+    requests: (up: Up, rev: string) => string[];
+  }
+  const cases: Case[] = [
+    {
+      name: "auto, flake.nix untouched: the check, then the tarball",
+      engine: "auto",
+      to: (up) => up.same,
+      expected: "native",
+      // GitHub answers the tarball with a redirect to codeload, which the fake serves itself.
+      requests: (up, rev) => [
+        ...check,
+        "repos/download-tarball-archive",
+        `api /_codeload/${OWNER}/${up.name}/legacy.tar.gz/${rev}`,
+      ],
+    },
+    {
+      name: "auto, flake.nix changed: the check only",
+      engine: "auto",
+      to: (up) => up.changed,
+      expected: "nix",
+      requests: () => check,
+    },
+    {
+      name: "nix: the check only",
+      engine: "nix",
+      to: (up) => up.same,
+      expected: "nix",
+      requests: () => check,
+    },
+    {
+      name: "native, flake.nix changed: the check only, then the refusal",
+      engine: "native",
+      to: (up) => up.changed,
+      expected: "nix",
+      requests: () => check,
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      const f = await flake([a]);
+      const rev = c.to(a);
+      const stand = nixStandIn({ commits: { [rev]: commit(rev) } });
+      fake.requests.length = 0;
+      const run = bump(
+        { flakeDir: f.dir, inputs: [a.name], rev, dryRun: false, engine: c.engine },
+        deps(stand, { checkTarget: targetCheck(octokit, { authenticated: true }) }),
+      );
+      if (c.engine === "native" && c.expected === "nix") {
+        await expect(run).rejects.toThrow(
+          `--engine native cannot move '${a.name}' without Nix: its flake.nix changed, so Nix must re-lock its inputs; use --engine auto to let Nix move it`,
+        );
+        expect(await readFile(f.lockFile, "utf8")).toBe(f.text);
+      } else {
+        const report = await run;
+        expect([report.inputs[0]?.engine, report.inputs[0]?.to.rev]).toStrictEqual([c.expected, rev]);
+        expect(report.inputs[0]?.upstream?.commits.map((commit) => commit.sha)).toStrictEqual(
+          rev === a.same ? [a.same] : [a.same, a.changed],
+        );
+      }
+      expect(fake.requests.map((r) => r.operationId ?? `${r.listener} ${r.path}`)).toStrictEqual(
+        c.requests(a, rev),
+      );
+    });
+  }
+
+  test("a compare of other revs than the move's is not reused: eligibility asks its own", async () => {
+    const f = await flake([a]);
+    const stand = nixStandIn({ commits: { [a.changed]: commit(a.changed) } });
+    fake.requests.length = 0;
+    // A stale answer that says nothing changed, for the wrong pair of revs: believing it would go native.
+    const report = await bump(
+      { flakeDir: f.dir, inputs: [a.name], rev: a.changed, dryRun: false, engine: "auto" },
+      deps(stand, {
+        checkTarget: async ({ compared }) => {
+          compared?.({ from: a.first, to: a.same, status: "ahead", files: [] });
+          return "ok";
+        },
+      }),
+    );
+    expect(report.inputs[0]?.engine).toBe("nix");
+    expect(report.inputs[0]?.engineReason).toBe("its flake.nix changed, so Nix must re-lock its inputs");
+    expect(fake.requests.map((r) => r.operationId)).toStrictEqual(["repos/compare-commits"]);
+  });
+
+  test("a handed-on list of 300 files is truncated: Nix, without another request", async () => {
+    const f = await flake([a]);
+    const stand = nixStandIn({ commits: { [a.same]: commit(a.same) } });
+    fake.requests.length = 0;
+    const files = Array.from({ length: 300 }, (_, i) => ({ filename: `src/${i}.txt` }));
+    const report = await bump(
+      { flakeDir: f.dir, inputs: [a.name], rev: a.same, dryRun: false, engine: "auto" },
+      deps(stand, {
+        checkTarget: async ({ compared, lockedRev }) => {
+          compared?.({ from: lockedRev ?? "", to: a.same, status: "ahead", files });
+          return "ok";
+        },
+      }),
+    );
+    expect(report.inputs[0]?.engine).toBe("nix");
+    expect(report.inputs[0]?.engineReason).toMatch(/^more than 299 files changed/);
+    expect(fake.requests).toStrictEqual([]);
   });
 });
 

@@ -8,7 +8,7 @@ import type { GitHubSource } from "../../lib/flakeref.ts";
 import { checkFreshness } from "../../lib/freshness.ts";
 import { createOctokit, describeGitHubError, type Octokit, statusOf } from "../../lib/github.ts";
 import type { LockNode } from "../../lib/lock.ts";
-import { targetCheck } from "../../lib/upstream.ts";
+import { type Compared, targetCheck } from "../../lib/upstream.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 
 let fake: FakeGitHub;
@@ -61,6 +61,40 @@ describe("targetCheck: may a dispatched SHA be locked?", () => {
       "repos/compare-commits",
       "repos/compare-commits",
     ]);
+  });
+
+  test("the compare of the locked rev and the SHA is handed on with its changed files, asked once", async () => {
+    const answers: Compared[] = [];
+    const verdict = await targetCheck(octokit, { authenticated: true })({
+      input: "nixfleet",
+      source: SOURCE,
+      lockedRev: at(1),
+      rev: at(3),
+      compared: (answer) => answers.push(answer),
+    });
+    expect(verdict).toBe("ok");
+    expect(
+      answers.map((answer) => ({ ...answer, files: answer.files.map((file) => file.filename) })),
+    ).toStrictEqual([{ from: at(1), to: at(3), status: "ahead", files: ["flake.nix"] }]);
+    expect(fake.requests.map((r) => r.operationId)).toStrictEqual([
+      "repos/get",
+      "repos/compare-commits",
+      "repos/compare-commits",
+    ]);
+  });
+
+  test("no compare of the locked rev (first lock, or already ahead): nothing is handed on", async () => {
+    const answers: Compared[] = [];
+    const run = (rev: string, lockedRev?: string) =>
+      targetCheck(octokit, { authenticated: true })({
+        input: "nixfleet",
+        source: SOURCE,
+        lockedRev,
+        rev,
+        compared: (answer) => answers.push(answer),
+      });
+    expect([await run(at(2)), await run(at(1), at(3))]).toStrictEqual(["ok", "ahead"]);
+    expect(answers).toStrictEqual([]);
   });
 
   test("the first lock of an input (nothing locked yet): ok after one compare", async () => {
