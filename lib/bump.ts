@@ -364,7 +364,7 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     }
     return nixProbe;
   };
-  if (engine === "nix") void topLevel.then(startNix, () => undefined);
+  // Not started before the inputs are known to be behind: a quiet night never starts Nix at all.
 
   const {
     flake: { dir, lockFile, text: originalText, lock: before },

@@ -119,11 +119,8 @@ export interface VersionProbe {
   stdout: string;
 }
 
-/**
- * Start `nix --version` now (a plain spawn, no shell and no zx to load first), so it runs while the
- * caller is still importing modules and asking GitHub. Never rejects.
- */
-export function probeNix(env: NodeJS.ProcessEnv = process.env): Promise<VersionProbe> {
+/** `nix --version` as a plain spawn (no shell, no zx to load first). Never rejects. */
+function probeNix(env: NodeJS.ProcessEnv = process.env): Promise<VersionProbe> {
   try {
     const proc = Bun.spawn(["nix", "--version"], { env, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
     return Promise.all([proc.exited, new Response(proc.stdout).text()]).then(
@@ -138,16 +135,13 @@ export function probeNix(env: NodeJS.ProcessEnv = process.env): Promise<VersionP
 /**
  * Find Nix and detect its version once. On a terminal Nix draws its own progress bar on stderr; in CI
  * and other non-terminal runs its output is captured and only shown when it fails (or with --debug).
- * @param opts.probe a `probeNix()` the caller started earlier, to use instead of starting one
  */
-export async function detectNix(
-  opts: { env?: NodeJS.ProcessEnv; debug?: boolean; probe?: Promise<VersionProbe> } = {},
-): Promise<Nix> {
+export async function detectNix(opts: { env?: NodeJS.ProcessEnv; debug?: boolean } = {}): Promise<Nix> {
   const env = nixEnv(opts.env ?? process.env);
   // zx is only needed to run Nix: load it while `nix --version` runs.
   const zx = import("zx/core");
   zx.catch(() => undefined);
-  const probe = await (opts.probe ?? probeNix(env));
+  const probe = await probeNix(env);
   const version = probe.exitCode === 0 ? parseNixVersion(probe.stdout) : undefined;
   if (version === undefined) {
     throw new RuntimeError(

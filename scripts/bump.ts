@@ -14,7 +14,7 @@ import type { Freshness } from "../lib/freshness.ts";
 import type { Octokit } from "../lib/github.ts";
 import { Branch, Engine, InputName, Sha } from "../lib/ids.ts";
 import { readActionInputs } from "../lib/inputs.ts";
-import { detectNix, nixEnv, probeNix } from "../lib/nix.ts";
+import { detectNix } from "../lib/nix.ts";
 import {
   checkReportPath,
   defaultReportPath,
@@ -108,9 +108,6 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (rev !== undefined) request.rev = rev;
   if (event?.repository !== undefined) request.repository = event.repository;
 
-  // `nix --version` starts first and runs while the heavy modules load and GitHub answers; a run
-  // that turns out native or has nothing to do simply never reads it.
-  const probe = args.check || request.engine === "native" ? undefined : probeNix(nixEnv(env));
   const [{ bump, checkOutdated }, { checkFreshness }] = await Promise.all([
     import("../lib/bump.ts"),
     import("../lib/freshness.ts"),
@@ -136,7 +133,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     args.group || action.group ? await groupDeps(request.flakeDir, args, action, env) : undefined;
   const report: Report = await group("Update flake.lock", () =>
     bump(request, {
-      nix: () => detectNix({ env, debug: debugRequested(argv, env), ...(probe ? { probe } : {}) }),
+      nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
       freshness,
       octokit,
       checkTarget: async (target) => {
