@@ -79,6 +79,10 @@ export function createOctokit(opts: ClientOptions = {}): Octokit {
       retryAfterBaseValue: 1000 * scale,
       // GitHub: at most 80 content-creating requests a minute; space writes one second apart.
       write: new Bottleneck.Group({ maxConcurrent: 1, minTime: 1000 * scale }),
+      // The plugin's own spacing for writes that notify people (comments, PRs: 3 s) and for search
+      // (2 s), scaled too: left to the plugin they ignore the scale, and every comment waited 3 s.
+      notifications: new Bottleneck.Group({ maxConcurrent: 1, minTime: 3000 * scale }),
+      search: new Bottleneck.Group({ maxConcurrent: 1, minTime: 2000 * scale }),
       onRateLimit: limitHandler("rate limit"),
       onSecondaryRateLimit: limitHandler("secondary rate limit"),
     },

@@ -7,9 +7,10 @@
  * into one shared store and reads it through `objects/info/alternates`. That is what lets a parent
  * repository serve a commit that exists only in a fork, as GitHub does, while refs stay per repository.
  */
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { $ } from "zx";
+import { deflateSync } from "node:zlib";
 
 export interface GitIdentity {
   name: string;
@@ -84,6 +85,41 @@ function gitEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   };
 }
 
+interface GitResult {
+  exitCode: number;
+  stdout: string;
+  bytes: Buffer;
+  stderr: string;
+}
+
+/**
+ * Runs git directly, without a shell: every fake operation is a handful of git calls, and a shell per
+ * call doubled the processes. Output is kept as bytes too, since blobs and tarballs are binary.
+ */
+async function spawnGit(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  input?: Uint8Array | string,
+  allowFailure = false,
+): Promise<GitResult> {
+  const proc = Bun.spawn(["git", ...args], {
+    env,
+    stdin: input === undefined ? "ignore" : toBuffer(input),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [out, stderr, exitCode] = await Promise.all([
+    new Response(proc.stdout).arrayBuffer(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  const bytes = Buffer.from(out);
+  if (exitCode !== 0 && !allowFailure) {
+    throw new Error(`git ${args.join(" ")} failed (exit ${exitCode}): ${stderr.trim()}`);
+  }
+  return { exitCode, stdout: bytes.toString("utf8"), bytes, stderr };
+}
+
 function formatIdentity(identity: GitIdentity): string {
   return `${identity.name} <${identity.email}> ${Math.floor(identity.date.getTime() / 1000)} +0000`;
 }
@@ -97,13 +133,63 @@ function parseIdentity(text: string): GitIdentity {
   return { name, email, date: new Date(Number(seconds) * 1000) };
 }
 
+/**
+ * Lays out a bare repository as `git init --bare` does, minus the sample hooks and description: the
+ * fake creates one or two per test, and a process per repository was a large share of a test's time.
+ */
+async function initBare(dir: string, defaultBranch: string): Promise<void> {
+  await Promise.all(
+    ["objects/info", "objects/pack", "refs/heads", "refs/tags"].map((sub) =>
+      mkdir(join(dir, sub), { recursive: true }),
+    ),
+  );
+  await Promise.all([
+    writeFile(join(dir, "HEAD"), `ref: refs/heads/${safeArg(defaultBranch)}\n`),
+    writeFile(
+      join(dir, "config"),
+      "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n",
+    ),
+  ]);
+}
+
 /** A network's shared object store: create one per root repository; forks join their parent's. */
 export class GitNetwork {
+  /** Commits already parsed: objects never change, so each is read from git once. */
+  readonly commits = new Map<string, CommitObject>();
+
   private constructor(readonly objectsDir: string) {}
 
   static async create(dir: string): Promise<GitNetwork> {
-    await $({ env: gitEnv({}), quiet: true })`git init --quiet --bare ${dir}`;
+    await initBare(dir, "main");
     return new GitNetwork(join(dir, "objects"));
+  }
+
+  /**
+   * Stores one object as a loose object, exactly as `git hash-object -w` would (same SHA, same
+   * zlib-deflated file), without a git process.
+   */
+  async writeObject(type: ObjectType, content: Uint8Array): Promise<string> {
+    const header = Buffer.from(`${type} ${content.byteLength}\0`);
+    const data = Buffer.concat([header, content]);
+    const sha = createHash("sha1").update(data).digest("hex");
+    const dir = join(this.objectsDir, sha.slice(0, 2));
+    const file = join(dir, sha.slice(2));
+    if (await exists(file)) return sha;
+    await mkdir(dir, { recursive: true });
+    // Written aside and renamed, so a concurrent reader never sees half an object.
+    const temp = join(dir, `tmp-${crypto.randomUUID()}`);
+    await writeFile(temp, deflateSync(data));
+    await rename(temp, file);
+    return sha;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -123,34 +209,30 @@ export class GitRepo {
   }
 
   static async create(gitDir: string, network: GitNetwork, defaultBranch: string): Promise<GitRepo> {
-    await $({
-      env: gitEnv({}),
-      quiet: true,
-    })`git init --quiet --bare --initial-branch=${defaultBranch} ${gitDir}`;
-    const info = join(gitDir, "objects", "info");
-    await mkdir(info, { recursive: true });
+    await initBare(gitDir, defaultBranch);
     // So that plain git (a test's `git clone`) sees the network's objects too.
-    await writeFile(join(info, "alternates"), `${network.objectsDir}\n`);
+    await writeFile(join(gitDir, "objects", "info", "alternates"), `${network.objectsDir}\n`);
     return new GitRepo(gitDir, network);
   }
 
-  private run(args: string[], input?: Uint8Array | string) {
-    const options =
-      input === undefined
-        ? { env: this.env, quiet: true }
-        : { env: this.env, quiet: true, input: toBuffer(input) };
-    return $(options)`git ${args}`;
+  private run(args: string[], input?: Uint8Array | string): Promise<GitResult> {
+    return spawnGit(args, this.env, input);
+  }
+
+  /** Like `run`, but a non-zero exit is an answer (ref absent, not an ancestor), not a failure. */
+  private probe(args: string[]): Promise<GitResult> {
+    return spawnGit(args, this.env, undefined, true);
   }
 
   /** The commit a ref, short SHA or full SHA names (as GitHub's `commits/{ref}` resolves it). */
   async resolveCommit(ref: string): Promise<string | undefined> {
-    const result = await this.run(["rev-parse", "--verify", "--quiet", `${safeArg(ref)}^{commit}`]).nothrow();
+    const result = await this.probe(["rev-parse", "--verify", "--quiet", `${safeArg(ref)}^{commit}`]);
     return result.exitCode === 0 ? result.stdout.trim() : undefined;
   }
 
   /** The SHA a fully qualified ref (`refs/heads/main`) points at. */
   async refSha(ref: string): Promise<string | undefined> {
-    const result = await this.run(["rev-parse", "--verify", "--quiet", safeArg(ref)]).nothrow();
+    const result = await this.probe(["rev-parse", "--verify", "--quiet", safeArg(ref)]);
     return result.exitCode === 0 ? result.stdout.trim() : undefined;
   }
 
@@ -177,7 +259,7 @@ export class GitRepo {
   async updateRef(ref: string, sha: string, expected?: string): Promise<boolean> {
     const args = ["update-ref", safeArg(ref), safeArg(sha)];
     if (expected !== undefined) args.push(safeArg(expected));
-    const result = await this.run(args).nothrow();
+    const result = await this.probe(args);
     return result.exitCode === 0;
   }
 
@@ -186,11 +268,13 @@ export class GitRepo {
   }
 
   async objectType(sha: string): Promise<ObjectType | undefined> {
-    const result = await this.run(["cat-file", "-t", safeArg(sha)]).nothrow();
+    const result = await this.probe(["cat-file", "-t", safeArg(sha)]);
     return result.exitCode === 0 ? toObjectType(result.stdout.trim()) : undefined;
   }
 
   async readCommit(sha: string): Promise<CommitObject> {
+    const known = this.network.commits.get(sha);
+    if (known !== undefined) return known;
     const raw = (await this.run(["cat-file", "commit", safeArg(sha)])).stdout;
     const split = raw.indexOf("\n\n");
     const headers = (split === -1 ? raw : raw.slice(0, split)).split("\n");
@@ -210,7 +294,10 @@ export class GitRepo {
     }
     if (author === undefined || committer === undefined)
       throw new Error(`commit ${sha} has no author or committer`);
-    return { sha, tree, parents, author, committer, message, raw };
+    const commit = { sha, tree, parents, author, committer, message, raw };
+    // Only under its full SHA: a short SHA or a ref name could mean another commit later.
+    if (isFullSha(sha)) this.network.commits.set(sha, commit);
+    return commit;
   }
 
   async writeBlob(content: Uint8Array | string): Promise<string> {
@@ -221,35 +308,11 @@ export class GitRepo {
 
   /** Stores blobs in one git call; SHAs in the order given. */
   async writeBlobs(contents: readonly (Uint8Array | string)[]): Promise<string[]> {
-    if (contents.length === 0) return [];
-    // Through files, not stdin: file bytes reach git untouched, whatever the content.
-    return await this.withTempFile(async (dir) => {
-      await mkdir(dir);
-      const files = contents.map((_, i) => join(dir, String(i)));
-      await Promise.all(contents.map((content, i) => writeFile(join(dir, String(i)), content)));
-      const result = await this.run(["hash-object", "-w", "--no-filters", "--", ...files]);
-      return result.stdout.split("\n").filter((line) => line !== "");
-    });
+    return await Promise.all(contents.map((content) => this.network.writeObject("blob", toBuffer(content))));
   }
 
   async readBlob(sha: string): Promise<Buffer> {
-    return await this.withTempFile(async (file) => {
-      await $({ env: this.env, quiet: true })`git cat-file blob ${safeArg(sha)} > ${file}`;
-      return await readFile(file);
-    });
-  }
-
-  /**
-   * zx decodes a command's output as UTF-8, which mangles binary data (blobs, tarballs); commands
-   * whose output is bytes write to a temporary file instead.
-   */
-  private async withTempFile<T>(work: (file: string) => Promise<T>): Promise<T> {
-    const file = join(this.gitDir, `fake-tmp-${crypto.randomUUID()}`);
-    try {
-      return await work(file);
-    } finally {
-      await rm(file, { recursive: true, force: true });
-    }
+    return (await this.run(["cat-file", "blob", safeArg(sha)])).bytes;
   }
 
   /** Entries of a tree (one level, or the single entry at `path` when given). */
@@ -281,10 +344,7 @@ export class GitRepo {
   async buildTree(base: string | undefined, changes: readonly TreeChange[]): Promise<string> {
     const index = join(this.gitDir, `fake-index-${crypto.randomUUID()}`);
     const env = { ...this.env, GIT_INDEX_FILE: index };
-    const git = (args: string[], input?: string) =>
-      input === undefined
-        ? $({ env, quiet: true })`git ${args}`
-        : $({ env, quiet: true, input })`git ${args}`;
+    const git = (args: string[], input?: string) => spawnGit(args, env, input);
     try {
       await git(base === undefined ? ["read-tree", "--empty"] : ["read-tree", safeArg(base)]);
       // Whatever is at a changed path, file or whole directory, goes: the change replaces or deletes it.
@@ -321,11 +381,11 @@ export class GitRepo {
     const lines = [`tree ${commit.tree}`, ...commit.parents.map((parent) => `parent ${parent}`)];
     lines.push(`author ${formatIdentity(commit.author)}`, `committer ${formatIdentity(commit.committer)}`);
     const text = `${lines.join("\n")}\n\n${commit.message}`;
-    return (await this.run(["hash-object", "-t", "commit", "-w", "--stdin"], text)).stdout.trim();
+    return await this.network.writeObject("commit", Buffer.from(text, "utf8"));
   }
 
   async mergeBase(a: string, b: string): Promise<string | undefined> {
-    const result = await this.run(["merge-base", safeArg(a), safeArg(b)]).nothrow();
+    const result = await this.probe(["merge-base", safeArg(a), safeArg(b)]);
     return result.exitCode === 0 ? result.stdout.trim() : undefined;
   }
 
@@ -350,7 +410,7 @@ export class GitRepo {
 
   /** The tree of merging two commits (git ≥ 2.38), or undefined when they conflict. */
   async mergeTree(ours: string, theirs: string): Promise<string | undefined> {
-    const result = await this.run(["merge-tree", "--write-tree", safeArg(ours), safeArg(theirs)]).nothrow();
+    const result = await this.probe(["merge-tree", "--write-tree", safeArg(ours), safeArg(theirs)]);
     // Exit 1 is a conflict; anything else non-zero is a real failure of the fake.
     if (result.exitCode === 1) return undefined;
     if (result.exitCode !== 0) throw new Error(`git merge-tree failed: ${result.stderr}`);
@@ -358,12 +418,7 @@ export class GitRepo {
   }
 
   async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
-    const result = await this.run([
-      "merge-base",
-      "--is-ancestor",
-      safeArg(ancestor),
-      safeArg(descendant),
-    ]).nothrow();
+    const result = await this.probe(["merge-base", "--is-ancestor", safeArg(ancestor), safeArg(descendant)]);
     return result.exitCode === 0;
   }
 
@@ -397,15 +452,12 @@ export class GitRepo {
   }
 
   async isValidRefName(ref: string): Promise<boolean> {
-    return (await this.run(["check-ref-format", safeArg(ref)]).nothrow()).exitCode === 0;
+    return (await this.probe(["check-ref-format", safeArg(ref)])).exitCode === 0;
   }
 
   /** `git archive` of a commit as .tar.gz with every path under `prefix` (what GitHub's tarball is). */
   async archive(sha: string, prefix: string): Promise<Buffer> {
-    return await this.withTempFile(async (file) => {
-      await this.run(["archive", "--format=tar.gz", `--prefix=${prefix}`, `--output=${file}`, safeArg(sha)]);
-      return await readFile(file);
-    });
+    return (await this.run(["archive", "--format=tar.gz", `--prefix=${prefix}`, safeArg(sha)])).bytes;
   }
 }
 

@@ -451,7 +451,13 @@ describe("bump.ts --check: needs-nix", () => {
     await writeFile(output, "");
     const result = await runInProcess(main, ["--check", a.name, "--rev", a.same], {
       cwd: f.dir,
-      env: { GITHUB_API_URL: fake.apiUrl, GH_TOKEN: fake.token, GITHUB_OUTPUT: output, PATH: "" },
+      env: {
+        GITHUB_API_URL: fake.apiUrl,
+        GH_TOKEN: fake.token,
+        GITHUB_OUTPUT: output,
+        PATH: "",
+        FLAKE_BUMP_WAIT_SCALE: "0",
+      },
     });
     expect([result.exitCode, result.stdout]).toStrictEqual([0, `outdated=${a.name}\nneeds-nix=false\n`]);
     expect(await readFile(output, "utf8")).toMatch(/^needs-nix<<(\S+)\nfalse\n\1$/m);

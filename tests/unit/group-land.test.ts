@@ -324,7 +324,12 @@ describe("grouped + merge: auto", () => {
       await writeFile(path, JSON.stringify(report));
       const impactPath = join(dir, "impact.json");
       await writeFile(impactPath, JSON.stringify(groupedImpact(report, "changed")));
-      const env = { GITHUB_API_URL: fake.apiUrl, GH_TOKEN: fake.token, FLAKE_BUMP_GROUP: "true" };
+      const env = {
+        GITHUB_API_URL: fake.apiUrl,
+        GH_TOKEN: fake.token,
+        FLAKE_BUMP_GROUP: "true",
+        FLAKE_BUMP_WAIT_SCALE: "0",
+      };
       const repo = `${DOWN.owner}/${DOWN.repo}`;
       const open = await runInProcess(
         openPrMain,
