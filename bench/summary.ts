@@ -10,7 +10,8 @@ import type { OverheadResult } from "./overhead.ts";
 import { max, median, round } from "./stats.ts";
 
 export const TARGETS = {
-  overheadMs: { op: "<=", limit: 60 },
+  // The target the project set for the overhead once GitHub questions came before Nix (60 ms before them).
+  overheadMs: { op: "<=", limit: 200 },
   notify: { op: "<=", limit: 1 },
   openPrCreate: { op: "<=", limit: 6 },
   openPrUpdate: { op: "<=", limit: 6 },
