@@ -171,6 +171,9 @@ test("a cyclic node graph still diffs (each node visited once)", () => {
   expect(diffLocks(lock, lock).direct).toStrictEqual([]);
 });
 
-test("fixture path helper points at the shared fixtures", () => {
-  expect(realLockPath("x")).toBe(join(realLockPath(""), "x"));
+test("the real-lock fixtures live inside the repository", () => {
+  const repository = join(import.meta.dir, "..", "..");
+  const path = realLockPath("nixcfg-2026-08-22.flake.lock");
+  expect(path.startsWith(`${repository}/tests/fixtures/`)).toBe(true);
+  expect(readFileSync(path, "utf8")).toContain('"root": "root"');
 });
