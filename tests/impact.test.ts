@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { $ } from "zx";
 import { createOctokit } from "../lib/github.ts";
 import { computeImpact, evaluateHosts, flakeCopy, type Impact, type InputImpact } from "../lib/impact.ts";
@@ -15,10 +15,9 @@ import { renderMarker, SECTION_START } from "../lib/pr-text.ts";
 import { FakeGitHub } from "./fake-github/index.ts";
 import { type GitRepo, gitRepo } from "./support/git.ts";
 import { nixTestEnv, nixVariants } from "./support/nix.ts";
-import { cleanEnv, type RunResult } from "./support/run.ts";
+import { cleanEnv, type RunResult, runScript } from "./support/run.ts";
 
 const NIX_TIMEOUT = 180_000;
-const SCRIPT = resolve(import.meta.dir, "..", "scripts", "impact.ts");
 
 function upstream(lib: string): Record<string, string> {
   return { "flake.nix": `{ outputs = _: { lib = ${lib}; }; }\n` };
@@ -80,20 +79,8 @@ for (const variant of nixVariants()) {
       return readFile(join(down.dir, "flake.lock"), "utf8");
     }
 
-    async function impact(...args: string[]): Promise<RunResult> {
-      const proc = Bun.spawn([process.execPath, SCRIPT, ...args], {
-        cwd: down.dir,
-        env,
-        stdin: "ignore",
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      const [stdout, stderr, exitCode] = await Promise.all([
-        new Response(proc.stdout).text(),
-        new Response(proc.stderr).text(),
-        proc.exited,
-      ]);
-      return { stdout, stderr, exitCode };
+    function impact(...args: string[]): Promise<RunResult> {
+      return runScript("impact", args, { cwd: down.dir, env });
     }
 
     beforeAll(async () => {
