@@ -5,13 +5,14 @@
  * moves nothing back; once main has everything, the PR is closed.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
 import { parseGroupMarker } from "../lib/group.ts";
 import { parseLock } from "../lib/lock.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
+import { pushNixLock } from "./support/chain.ts";
 import { type NixTestEnv, nixTestEnv, nixVariants } from "./support/nix.ts";
 import { cleanEnv, type RunResult, runScript } from "./support/run.ts";
 
@@ -59,17 +60,7 @@ for (const variant of nixVariants()) {
       }
       await fake.createRepo(DOWN.owner, DOWN.repo, { files: { "flake.nix": downstreamNix } });
       const dir = await checkout();
-      await $({
-        cwd: dir,
-        env,
-        quiet: true,
-      })`nix --extra-experimental-features ${"nix-command flakes"} flake lock`;
-      await fake.push(
-        DOWN.owner,
-        DOWN.repo,
-        { "flake.lock": await readFile(join(dir, "flake.lock"), "utf8") },
-        "lock",
-      );
+      await pushNixLock(fake, DOWN, dir, env);
     }, TIMEOUT);
     afterAll(async () => {
       await rm(scratch, { recursive: true, force: true });

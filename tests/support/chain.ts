@@ -72,6 +72,26 @@ export interface Chain extends AsyncDisposable {
 
 let runs = 0;
 
+/** Lock the flake checked out in `dir` with Nix and push its flake.lock to `repo`'s default branch. */
+export async function pushNixLock(
+  fake: FakeGitHub,
+  repo: { owner: string; repo: string },
+  dir: string,
+  env: Record<string, string | undefined>,
+): Promise<void> {
+  await $({
+    cwd: dir,
+    env,
+    quiet: true,
+  })`nix --extra-experimental-features ${"nix-command flakes"} flake lock`;
+  await fake.push(
+    repo.owner,
+    repo.repo,
+    { "flake.lock": await readFile(join(dir, "flake.lock"), "utf8") },
+    "lock",
+  );
+}
+
 export async function chain(fake: FakeGitHub, variant: NixVariant): Promise<Chain> {
   const scratch = await mkdtemp(join(tmpdir(), "flake-bump-chain-"));
   const nixEnv: NixTestEnv = nixTestEnv({ certFile: fake.certFile });
@@ -102,17 +122,7 @@ export async function chain(fake: FakeGitHub, variant: NixVariant): Promise<Chai
         files: { "flake.nix": files.downstream ?? downstreamNix },
       });
       const dir = await freshCheckout();
-      await $({
-        cwd: dir,
-        env,
-        quiet: true,
-      })`nix --extra-experimental-features ${"nix-command flakes"} flake lock`;
-      await fake.push(
-        DOWN.owner,
-        DOWN.repo,
-        { "flake.lock": await readFile(join(dir, "flake.lock"), "utf8") },
-        "lock",
-      );
+      await pushNixLock(fake, DOWN, dir, env);
       await rm(dir, { recursive: true, force: true });
       for (let i = 1; i <= commits; i++) {
         self.revs.push(await fake.push(UP.owner, UP.repo, upstream(i), `feat: change ${i} (#${10 + i})`));
