@@ -29,6 +29,7 @@ import { commitMessage, type PrText, prBody, prTitle } from "../../lib/pr-text.t
 import type { InputChange } from "../../lib/report.ts";
 import { type FakeGitHub, type Handler, type HandlerContext, localFakeGitHub } from "../fake-github/index.ts";
 import { handlers } from "../fake-github/rest.ts";
+import { upstreamHistory } from "../support/history.ts";
 
 // Each case makes a handful of real git objects in the fake; a busy machine needs more than 5 s.
 setDefaultTimeout(30_000);
@@ -126,13 +127,7 @@ function concurrentHead(ctx: HandlerContext, to: number): Promise<string> {
 beforeAll(async () => {
   fake = await localFakeGitHub({ handlers: { "git/update-ref": updateRef } });
   octokit = createOctokit({ baseUrl: fake.apiUrl, token: fake.token, waitScale: 0 });
-  await fake.createRepo(UP.owner, UP.repo, { files: { "flake.nix": "{ outputs = _: { v = 0; }; }\n" } });
-  up = [(await fake.branchSha(UP.owner, UP.repo, "main")) ?? ""];
-  for (let i = 1; i <= 4; i++) {
-    up.push(
-      await fake.push(UP.owner, UP.repo, { "flake.nix": `{ outputs = _: { v = ${i}; }; }\n` }, `v${i}`),
-    );
-  }
+  up = await upstreamHistory(fake, UP, 4);
 });
 afterAll(() => fake?.stop());
 

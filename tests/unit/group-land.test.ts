@@ -33,6 +33,7 @@ import type { OpenPrOptions } from "../../lib/pull-request.ts";
 import type { InputChange, Report } from "../../lib/report.ts";
 import { main as openPrMain } from "../../scripts/open-pr.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
+import { upstreamHistory } from "../support/history.ts";
 import { runInProcess } from "../support/in-process.ts";
 
 setDefaultTimeout(30_000);
@@ -153,13 +154,7 @@ beforeAll(async () => {
   fake = await localFakeGitHub();
   octokit = createOctokit({ baseUrl: fake.apiUrl, token: fake.token, waitScale: 0 });
   for (const name of NAMES) {
-    await fake.createRepo("acme", name, { files: { "flake.nix": "{ outputs = _: { v = 0; }; }\n" } });
-    revs[name] = [(await fake.branchSha("acme", name, "main")) ?? ""];
-    for (let i = 1; i <= 2; i++) {
-      revs[name].push(
-        await fake.push("acme", name, { "flake.nix": `{ outputs = _: { v = ${i}; }; }\n` }, `${name} ${i}`),
-      );
-    }
+    revs[name] = await upstreamHistory(fake, { owner: "acme", repo: name }, 2, (i) => `${name} ${i}`);
   }
 });
 afterAll(() => fake?.stop());

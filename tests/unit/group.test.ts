@@ -26,6 +26,7 @@ import type { OpenPrOptions } from "../../lib/pull-request.ts";
 import type { InputChange, Report } from "../../lib/report.ts";
 import { isOlder } from "../../lib/upstream.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
+import { upstreamHistory } from "../support/history.ts";
 import { type Commit, narHashOf, nixJson, nixStandIn } from "../support/nix-stand-in.ts";
 
 const DOWN = { owner: "acme", repo: "nixcfg" } as const;
@@ -75,13 +76,7 @@ beforeAll(async () => {
   fake = await localFakeGitHub();
   octokit = createOctokit({ baseUrl: fake.apiUrl, token: fake.token, waitScale: 0 });
   for (const name of NAMES) {
-    await fake.createRepo("acme", name, { files: { "flake.nix": "{ outputs = _: { v = 0; }; }\n" } });
-    revs[name] = [(await fake.branchSha("acme", name, "main")) ?? ""];
-    for (let i = 1; i <= 3; i++) {
-      revs[name].push(
-        await fake.push("acme", name, { "flake.nix": `{ outputs = _: { v = ${i}; }; }\n` }, `${name} ${i}`),
-      );
-    }
+    revs[name] = await upstreamHistory(fake, { owner: "acme", repo: name }, 3, (i) => `${name} ${i}`);
     revs[name].forEach((r, i) => {
       commits[r] = { rev: r, lastModified: 1787000000 + i, narHash: narHashOf(r) };
     });

@@ -22,6 +22,7 @@ import {
 import { type OpenPrOptions, openPullRequests } from "../../lib/pull-request.ts";
 import type { InputChange, Report } from "../../lib/report.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
+import { upstreamHistory } from "../support/history.ts";
 
 const UP = { owner: "acme", repo: "nixfleet" };
 /** A fresh downstream repository per test (cheaper than resetting the fake and the upstream). */
@@ -130,13 +131,7 @@ const gh = () => ({ octokit, repo: DOWN });
 beforeAll(async () => {
   fake = await localFakeGitHub();
   octokit = createOctokit({ baseUrl: fake.apiUrl, token: fake.token, waitScale: 0 });
-  await fake.createRepo(UP.owner, UP.repo, { files: { "flake.nix": "{ outputs = _: { v = 0; }; }\n" } });
-  revs = [(await fake.branchSha(UP.owner, UP.repo, "main")) ?? ""];
-  for (let i = 1; i <= 3; i++) {
-    revs.push(
-      await fake.push(UP.owner, UP.repo, { "flake.nix": `{ outputs = _: { v = ${i}; }; }\n` }, `change ${i}`),
-    );
-  }
+  revs = await upstreamHistory(fake, UP, 3, (i) => `change ${i}`);
 });
 afterAll(() => fake?.stop());
 beforeEach(async () => {

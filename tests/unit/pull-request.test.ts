@@ -23,6 +23,7 @@ import type { InputChange, Report } from "../../lib/report.ts";
 import { slimCommit } from "../../lib/upstream.ts";
 import { type FakeGitHub, type Handler, localFakeGitHub } from "../fake-github/index.ts";
 import { handlers } from "../fake-github/rest.ts";
+import { upstreamHistory } from "../support/history.ts";
 
 // Each case makes a handful of real git objects in the fake; a busy machine needs more than 5 s.
 setDefaultTimeout(30_000);
@@ -123,13 +124,7 @@ async function run(r: Report) {
 beforeAll(async () => {
   fake = await localFakeGitHub({ handlers: { "pulls/create": createPull } });
   octokit = createOctokit({ baseUrl: fake.apiUrl, token: fake.token, waitScale: 0 });
-  await fake.createRepo(UP.owner, UP.repo, { files: { "flake.nix": "{ outputs = _: { v = 0; }; }\n" } });
-  up = [(await fake.branchSha(UP.owner, UP.repo, "main")) ?? ""];
-  for (let i = 1; i <= 3; i++) {
-    up.push(
-      await fake.push(UP.owner, UP.repo, { "flake.nix": `{ outputs = _: { v = ${i}; }; }\n` }, `v${i}`),
-    );
-  }
+  up = await upstreamHistory(fake, UP, 3);
 });
 afterAll(() => fake?.stop());
 
