@@ -76,9 +76,6 @@ const IMPORTS = [
   "valibot",
   "@octokit/core",
   "@octokit/plugin-rest-endpoint-methods",
-  "@octokit/plugin-retry",
-  "@octokit/plugin-throttling",
-  "bottleneck",
   "./lib/github.ts",
 ] as const;
 

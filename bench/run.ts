@@ -93,7 +93,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const started = performance.now();
   const loadBefore = loadavg();
   const notes: string[] = [
-    "FLAKE_BUMP_WAIT_SCALE=0: the throttling plugin's one-second spacing between writes is off; against github.com each open-pr write waits up to 1 s more.",
+    "FLAKE_BUMP_WAIT_SCALE=0: the client's one-second spacing between writes is off; against github.com each open-pr write waits up to 1 s more.",
     "Wall times include each script's REST round trips to the fake on loopback (no network latency) and the fake's OpenAPI checks of every request.",
     "Peak RSS is the child's ru_maxrss as Bun.spawn's resourceUsage() reports it (bytes), taken from a small launcher process: forked from the bench itself, every child would report at least the bench's own RSS.",
   ];

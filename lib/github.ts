@@ -1,24 +1,271 @@
 /**
- * One thin typed Octokit: core + REST methods + GitHub's documented retry and throttling rules.
- * Only an entry script's main() builds it; everything else receives it as a parameter.
+ * One thin typed Octokit: core + REST methods + GitHub's documented rules for spacing writes and
+ * retrying rate limits and server errors. Only an entry script's main() builds it; everything else
+ * receives it as a parameter.
+ *
+ * The rules are a request hook of this file's own. plugin-retry and plugin-throttling implement them
+ * through Bottleneck, whose queues yield with `setTimeout(0)` several times per request: ~16 ms a
+ * request on loopback with nothing to wait for, more than the request itself.
+ * (https://docs.github.com/rest/using-the-rest-api/best-practices-for-using-the-rest-api,
+ * https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api)
  */
 import { Octokit as Core } from "@octokit/core";
 import { type RestEndpointMethodTypes, restEndpointMethods } from "@octokit/plugin-rest-endpoint-methods";
-import { retry } from "@octokit/plugin-retry";
-import { throttling } from "@octokit/plugin-throttling";
-import Bottleneck from "bottleneck";
 import pkg from "../package.json" with { type: "json" };
 import { info, warn } from "./actions.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
 import { fullName, type GitHubRepository } from "./ids.ts";
 import { githubToken, registerSecret } from "./secrets.ts";
 
-const Client = Core.plugin(restEndpointMethods, retry, throttling);
+const Client = Core.plugin(restEndpointMethods);
 export type Octokit = InstanceType<typeof Client>;
 export type { RestEndpointMethodTypes };
 
-/** How many times a rate-limited request is retried before the script gives up. */
-const RATE_LIMIT_RETRIES = 3;
+// --- pacing and retries ------------------------------------------------------------------------
+
+/** Time as the pacing sees it; tests pass a clock that records waits instead of sleeping. */
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+interface PacingOptions {
+  /** Multiplies every wait; 1 follows GitHub's guidance, 0 never waits (a local fake). */
+  scale: number;
+  clock: Clock;
+  /** Told about every rate limit met, before waiting (or giving up). */
+  onRateLimit: (limit: RateLimitWait) => void;
+}
+
+interface RateLimitWait {
+  kind: "rate limit" | "secondary rate limit";
+  method: string;
+  url: string;
+  /** Seconds GitHub asked to wait (before scaling). */
+  seconds: number;
+  retrying: boolean;
+}
+
+/** How often one request is asked again after a rate limit, and after a server error. */
+export const RATE_LIMIT_RETRIES = 3;
+export const SERVER_ERROR_RETRIES = 3;
+/** Seconds to wait on a secondary rate limit that names no time ("wait at least one minute"). */
+const SECONDARY_FALLBACK_SECONDS = 60;
+/** Concurrent requests per client: GitHub asks for serial requests; lists fan out a little. */
+const MAX_CONCURRENT = 10;
+
+/**
+ * Spacing between the starts of requests of one kind, in seconds. GitHub: "wait at least one second
+ * between each" POST/PATCH/PUT/DELETE; writes that notify people (issues, pull requests, comments,
+ * reviews) count against the content-creation limit (80 a minute), so they are spaced 3 s; search
+ * has its own limit of 30 a minute.
+ */
+const SPACING = { write: 1, notify: 3, search: 2 } as const;
+
+// Route templates (the hook sees `/repos/{owner}/{repo}/pulls`) whose writes notify people.
+const NOTIFYING =
+  /^\/repos\/\{owner\}\/\{repo\}\/(issues(\/\{issue_number\}\/comments)?|pulls(\/\{pull_number\}\/(comments|reviews|requested_reviewers|merge))?|commits\/\{commit_sha\}\/comments|releases)$/;
+
+type Lane = keyof typeof SPACING;
+
+interface Route {
+  method: string;
+  url: string;
+}
+
+function lanesOf({ method, url }: Route): Lane[] {
+  const graphql = url === "/graphql" || url.endsWith("/graphql");
+  if (method === "GET" || method === "HEAD") return url.startsWith("/search/") ? ["search"] : [];
+  // A GraphQL query is a POST, and GitHub counts mutations among writes; treat every one as a write.
+  if (graphql) return ["write"];
+  return NOTIFYING.test(url) ? ["write", "notify"] : ["write"];
+}
+
+type Headers = Record<string, string | number | undefined>;
+
+/** The parts of a failed answer the rules read. */
+interface Answer {
+  /** HTTP status; 0 when there was no answer at all. */
+  status: number;
+  headers: Headers;
+  message: string;
+  /** `type` of each GraphQL error in a 200 answer. */
+  graphqlTypes: string[];
+}
+
+function recordOf(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === "object" && value !== null ? Object.fromEntries(Object.entries(value)) : undefined;
+}
+
+function headersOf(value: unknown): Headers {
+  const headers: Headers = {};
+  for (const [name, header] of Object.entries(recordOf(value) ?? {})) {
+    if (typeof header === "string" || typeof header === "number") headers[name] = header;
+  }
+  return headers;
+}
+
+function answerOf(error: unknown): Answer {
+  return {
+    status: statusOf(error),
+    headers: headersOf(recordOf(recordOf(error)?.response)?.headers),
+    message: error instanceof Error ? error.message : String(error),
+    graphqlTypes: [],
+  };
+}
+
+// GitHub answers some GraphQL failures with 200 and an `errors` list: a rate limit (type
+// RATE_LIMITED), or "Something went wrong while executing your query", which is worth asking again.
+const TRANSIENT_GRAPHQL = /Something went wrong while executing your query/;
+
+/** A 200 GraphQL answer that is a rate limit or a transient failure, read as the failure it is. */
+function graphqlFailureOf(response: { data: unknown; headers: unknown }): Answer | undefined {
+  const errors = recordOf(response.data)?.errors;
+  if (!Array.isArray(errors) || errors.length === 0) return undefined;
+  const types = errors.map((error) => String(recordOf(error)?.type ?? ""));
+  const message = String(recordOf(errors[0])?.message ?? "");
+  // As a 403 (GitHub's REST status for a rate limit) or a 502, so that the error a caller finally
+  // sees reads as what happened.
+  const status = types.includes("RATE_LIMITED") ? 403 : TRANSIENT_GRAPHQL.test(message) ? 502 : 0;
+  if (status === 0) return undefined;
+  return { status, headers: headersOf(response.headers), message, graphqlTypes: types };
+}
+
+/** What to do about one failed answer: wait this many seconds and ask again, or give up. */
+type Verdict =
+  | { retry: "rate limit" | "secondary rate limit"; seconds: number }
+  | { retry: "server"; seconds: number }
+  | { retry: false };
+
+function headerNumber(headers: Headers, name: string): number | undefined {
+  const value = headers[name];
+  if (value === undefined || value === "") return undefined;
+  const number = Number(value);
+  return Number.isFinite(number) && number >= 0 ? number : undefined;
+}
+
+/** GitHub's reading of a 403/429 or a GraphQL RATE_LIMITED: which limit, and how long to wait. */
+function rateLimitOf(answer: Answer, now: number): Verdict | undefined {
+  const { status, headers, message } = answer;
+  if (status !== 403 && status !== 429) return undefined;
+  const retryAfter = headerNumber(headers, "retry-after");
+  const reset = headerNumber(headers, "x-ratelimit-reset");
+  const exhausted =
+    headers["x-ratelimit-remaining"] === "0" ||
+    headers["x-ratelimit-remaining"] === 0 ||
+    answer.graphqlTypes.includes("RATE_LIMITED");
+  // One second past the reset: asking at the reset itself can still be refused. No reset time:
+  // GitHub's fallback, "wait for at least one minute".
+  const untilReset = () =>
+    reset === undefined ? SECONDARY_FALLBACK_SECONDS : Math.max(Math.ceil(reset - now / 1000) + 1, 0);
+  if (/\bsecondary rate limit\b/i.test(message)) {
+    const seconds = retryAfter ?? (exhausted ? untilReset() : SECONDARY_FALLBACK_SECONDS);
+    return { retry: "secondary rate limit", seconds };
+  }
+  if (exhausted) return { retry: "rate limit", seconds: untilReset() };
+  if (retryAfter !== undefined) return { retry: "secondary rate limit", seconds: retryAfter };
+  // A 403 with no sign of a limit is a permission answer; a bare 429 is retried as a server error.
+  return status === 403 ? { retry: false } : undefined;
+}
+
+/**
+ * Retryable: no answer at all (refused, reset, timed out), a 5xx, 408 and a bare 429, with waits
+ * of 1, 4 and 9 s. Every other 4xx is GitHub's final word (405 and 409 on a merge are answers).
+ */
+function serverErrorOf(answer: Answer, retries: number): Verdict {
+  const { status } = answer;
+  const retryable = status === 0 || status >= 500 || status === 408 || status === 429;
+  if (!retryable || retries >= SERVER_ERROR_RETRIES) return { retry: false };
+  return { retry: "server", seconds: (retries + 1) ** 2 };
+}
+
+/** Runs at most `limit` tasks at once, the rest in arrival order. */
+class Gate {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running++;
+    try {
+      return await task();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+/**
+ * Installs the rules on `octokit`: requests of a lane start at least its spacing apart (in arrival
+ * order), at most ten run at once, and failures are asked again as GitHub documents.
+ */
+function pace(octokit: Core, options: PacingOptions): void {
+  const { scale, clock } = options;
+  const wait = (seconds: number) => (seconds * scale > 0 ? clock.sleep(seconds * 1000 * scale) : undefined);
+  // Per lane: when the last request started, and the queue of requests waiting for their turn.
+  const lanes = new Map<Lane, { last: number; turn: Promise<void> }>();
+  const gate = new Gate(MAX_CONCURRENT);
+
+  const takeTurn = (lane: Lane): Promise<void> => {
+    const state = lanes.get(lane) ?? { last: Number.NEGATIVE_INFINITY, turn: Promise.resolve() };
+    lanes.set(lane, state);
+    const turn = state.turn.then(async () => {
+      const gap = state.last + SPACING[lane] * 1000 * scale - clock.now();
+      if (gap > 0) await clock.sleep(gap);
+      state.last = clock.now();
+    });
+    state.turn = turn;
+    return turn;
+  };
+
+  octokit.hook.wrap("request", async (request, route) => {
+    const laneList = scale > 0 ? lanesOf(route) : [];
+    let rateLimits = 0;
+    let serverErrors = 0;
+    for (;;) {
+      for (const lane of laneList) await takeTurn(lane);
+      let answer: Answer;
+      let failure: unknown;
+      try {
+        const response = await gate.run(async () => await request(route));
+        const graphql = graphqlFailureOf(response);
+        if (graphql === undefined) return response;
+        answer = graphql;
+        failure = Object.assign(new Error(graphql.message), { status: graphql.status, response });
+      } catch (error) {
+        answer = answerOf(error);
+        failure = error;
+      }
+      const verdict = rateLimitOf(answer, clock.now()) ?? serverErrorOf(answer, serverErrors);
+      if (verdict.retry === false) throw failure;
+      if (verdict.retry === "server") {
+        serverErrors++;
+      } else {
+        const retrying = rateLimits < RATE_LIMIT_RETRIES;
+        options.onRateLimit({
+          kind: verdict.retry,
+          method: route.method,
+          url: route.url,
+          seconds: verdict.seconds,
+          retrying,
+        });
+        if (!retrying) throw failure;
+        rateLimits++;
+      }
+      await wait(verdict.seconds);
+    }
+  });
+}
+
+// --- the client ----------------------------------------------------------------------------------
 
 export interface ClientOptions {
   token?: string | undefined;
@@ -32,6 +279,8 @@ export interface ClientOptions {
   waitScale?: number;
   /** Abort any single request after this long (a hung connection must not hang the run). */
   requestTimeoutMs?: number;
+  /** What waiting means; tests record the waits instead of sleeping. */
+  clock?: Clock;
 }
 
 function withTimeout(fetchImpl: typeof fetch, ms: number): typeof fetch {
@@ -41,52 +290,26 @@ function withTimeout(fetchImpl: typeof fetch, ms: number): typeof fetch {
 }
 
 export function createOctokit(opts: ClientOptions = {}): Octokit {
-  const scale = opts.waitScale ?? 1;
   registerSecret(opts.token);
-  const limitHandler =
-    (kind: string) =>
-    (retryAfter: number, options: { method: string; url: string }, _octokit: unknown, retryCount: number) => {
-      const retrying = retryCount < RATE_LIMIT_RETRIES;
-      warn(
-        `GitHub ${kind} for ${options.method} ${options.url}; ${retrying ? `retrying in ${retryAfter}s` : "giving up"}`,
-      );
-      return retrying;
-    };
-  return new Client({
+  const octokit = new Client({
     auth: opts.token,
     baseUrl: (opts.baseUrl ?? "https://api.github.com").replace(/\/+$/, ""),
     userAgent: `flake-bump/${pkg.version}`,
-    request: {
-      // No `retries` here: plugin-retry retries any failed request whose options carry one, so a
-      // default would override doNotRetry and ask every 401, 404 and 422 four times.
-      fetch: withTimeout(opts.fetch ?? fetch, opts.requestTimeoutMs ?? 30_000),
-    },
+    request: { fetch: withTimeout(opts.fetch ?? fetch, opts.requestTimeoutMs ?? 30_000) },
     log: {
       debug: () => {},
       info: () => {},
       warn: (m: string) => info(`warning: ${m}`),
       error: (m: string) => info(m),
     },
-    retry: {
-      retries: 3,
-      retryAfterBaseValue: 1000 * scale,
-      // 403 rate limits belong to the throttling plugin, which honours retry-after. It takes a 429
-      // only when it says "secondary rate" or x-ratelimit-remaining is 0, so any other 429 is
-      // retried here. Every other 4xx is a final answer.
-      doNotRetry: [400, 401, 403, 404, 410, 422, 451],
-    },
-    throttle: {
-      retryAfterBaseValue: 1000 * scale,
-      // GitHub: at most 80 content-creating requests a minute; space writes one second apart.
-      write: new Bottleneck.Group({ maxConcurrent: 1, minTime: 1000 * scale }),
-      // The plugin's own spacing for writes that notify people (comments, PRs: 3 s) and for search
-      // (2 s), scaled too: left to the plugin they ignore the scale, and every comment waited 3 s.
-      notifications: new Bottleneck.Group({ maxConcurrent: 1, minTime: 3000 * scale }),
-      search: new Bottleneck.Group({ maxConcurrent: 1, minTime: 2000 * scale }),
-      onRateLimit: limitHandler("rate limit"),
-      onSecondaryRateLimit: limitHandler("secondary rate limit"),
-    },
   });
+  pace(octokit, {
+    scale: opts.waitScale ?? 1,
+    clock: opts.clock ?? systemClock,
+    onRateLimit: ({ kind, method, url, seconds, retrying }) =>
+      warn(`GitHub ${kind} for ${method} ${url}; ${retrying ? `retrying in ${seconds}s` : "giving up"}`),
+  });
+  return octokit;
 }
 
 /**
