@@ -11,7 +11,8 @@
  * sample as real child processes, for what only a process shows (exit status, no stack trace).
  */
 import { createHash } from "node:crypto";
-import { cp, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { cpSync } from "node:fs";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import type { FlakeLock } from "../../lib/lock.ts";
 import { parseLock } from "../../lib/lock.ts";
@@ -838,7 +839,8 @@ export async function makeSandbox(scratch: string, w: World, index: number): Pro
     output: join(dir, "github-output"),
     summary: join(dir, "step-summary.md"),
   };
-  await cp(w.template.dir, s.checkout, { recursive: true });
+  // Synchronously: Bun's promise cp takes three times as long for the same few dozen files.
+  cpSync(w.template.dir, s.checkout, { recursive: true });
   await mkdir(dirname(s.report), { recursive: true });
   // A previous run's report: bump.ts failing must not replace it, and open-pr.ts reads it.
   await writeFile(s.report, serializeReport(bumpReport({ w, s })));
