@@ -8,9 +8,9 @@
  * repository serve a commit that exists only in a fork, as GitHub does, while refs stay per repository.
  */
 import { createHash } from "node:crypto";
-import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { deflateSync } from "node:zlib";
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { deflateSync, inflateSync } from "node:zlib";
 
 export interface GitIdentity {
   name: string;
@@ -157,6 +157,9 @@ export class GitNetwork {
   /** Commits already parsed: objects never change, so each is read from git once. */
   readonly commits = new Map<string, CommitObject>();
 
+  /** Trees, commits and tags read from this store: objects never change, and trees are read often. */
+  readonly objects = new Map<string, StoredObject>();
+
   private constructor(readonly objectsDir: string) {}
 
   static async create(dir: string): Promise<GitNetwork> {
@@ -184,6 +187,127 @@ export class GitNetwork {
   }
 }
 
+/** One object as stored: its type and content (the bytes after git's `type size\0` header). */
+export interface StoredObject {
+  type: ObjectType;
+  content: Buffer;
+}
+
+/**
+ * Reads a loose object of `objectsDir`; undefined when it is not stored loose there (absent, or
+ * inside a pack, which only git reads here).
+ */
+async function readLooseObject(objectsDir: string, sha: string): Promise<StoredObject | undefined> {
+  let data: Buffer;
+  try {
+    data = inflateSync(await readFile(join(objectsDir, sha.slice(0, 2), sha.slice(2))));
+  } catch (error) {
+    if (isMissingFile(error)) return undefined;
+    throw error;
+  }
+  const nul = data.indexOf(0);
+  const [type = "", size = ""] = data.subarray(0, nul).toString("latin1").split(" ");
+  const content = data.subarray(nul + 1);
+  if (nul === -1 || Number(size) !== content.byteLength) throw new Error(`loose object ${sha} is corrupt`);
+  return { type: toObjectType(type), content };
+}
+
+function isMissingFile(error: unknown): boolean {
+  const code = error instanceof Error && "code" in error ? error.code : undefined;
+  return code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR";
+}
+
+function errorCode(error: unknown): unknown {
+  return error instanceof Error && "code" in error ? error.code : undefined;
+}
+
+/** One entry of a parsed tree object; `name` holds the raw bytes as latin1, so it round-trips. */
+interface RawTreeEntry {
+  mode: string;
+  name: string;
+  sha: string;
+}
+
+function parseTree(content: Buffer): RawTreeEntry[] {
+  const entries: RawTreeEntry[] = [];
+  let at = 0;
+  while (at < content.byteLength) {
+    const space = content.indexOf(0x20, at);
+    const nul = content.indexOf(0, space);
+    if (space === -1 || nul === -1 || nul + 21 > content.byteLength) throw new Error("corrupt tree object");
+    entries.push({
+      mode: content.subarray(at, space).toString("latin1"),
+      name: content.subarray(space + 1, nul).toString("latin1"),
+      sha: content.subarray(nul + 1, nul + 21).toString("hex"),
+    });
+    at = nul + 21;
+  }
+  return entries;
+}
+
+function isTreeMode(mode: string): boolean {
+  return mode === "40000" || mode === "040000";
+}
+
+/**
+ * Git's tree order: names compare bytewise as if every directory's name ended in "/" (so `a.c`
+ * sorts before the directory `a` and the directory `a` before `a0`).
+ */
+function compareTreeEntries(a: RawTreeEntry, b: RawTreeEntry): number {
+  const left = isTreeMode(a.mode) ? `${a.name}/` : a.name;
+  const right = isTreeMode(b.mode) ? `${b.name}/` : b.name;
+  return left < right ? -1 : left > right ? 1 : 0;
+}
+
+function serializeTree(entries: readonly RawTreeEntry[]): Buffer {
+  return Buffer.concat(
+    [...entries]
+      .sort(compareTreeEntries)
+      .flatMap((entry) => [
+        Buffer.from(`${entry.mode} ${entry.name}\0`, "latin1"),
+        Buffer.from(entry.sha, "hex"),
+      ]),
+  );
+}
+
+/**
+ * The mode git's index gives an entry (`create_ce_mode`): any regular file becomes 100644 or
+ * 100755. Undefined for a mode this code leaves to git (a directory mode on a file entry, or text
+ * that is not one of the modes GitHub's API takes).
+ */
+function indexMode(mode: string): string | undefined {
+  if (mode === "120000" || mode === "160000") return mode;
+  if (/^100[0-7]{3}$/.test(mode)) return (Number.parseInt(mode, 8) & 0o100) !== 0 ? "100755" : "100644";
+  return undefined;
+}
+
+// What this code resolves itself; anything else (revision syntax, odd names) is git's to answer.
+const PLAIN_REF = /^[A-Za-z0-9_][A-Za-z0-9._/-]*$/;
+
+function isPlainRefName(name: string): boolean {
+  return (
+    PLAIN_REF.test(name) &&
+    !name.includes("..") &&
+    !name.includes("//") &&
+    !name.includes("/.") &&
+    !name.endsWith("/") &&
+    !name.endsWith(".") &&
+    !name.split("/").some((part) => part.endsWith(".lock"))
+  );
+}
+
+// A path component git's `verify_path` accepts whatever the mode; the rest (`.git` and look-alikes,
+// `..`, odd characters) is left to git's own checks.
+const PLAIN_COMPONENT =
+  /^[A-Za-z0-9_+=,@-][A-Za-z0-9._+=,@-]*$|^\.(?!git)[A-Za-z0-9_+=,@-][A-Za-z0-9._+=,@-]*$/i;
+const DOT_GIT_FILES = new Set([".github", ".gitignore", ".gitattributes"]);
+
+function isPlainPath(path: string, mode: string): boolean {
+  return path
+    .split("/")
+    .every((part) => PLAIN_COMPONENT.test(part) || (DOT_GIT_FILES.has(part) && mode !== "120000"));
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
@@ -195,6 +319,8 @@ async function exists(path: string): Promise<boolean> {
 
 export class GitRepo {
   private readonly env: NodeJS.ProcessEnv;
+  /** Objects read from this repository's own store, which the rest of its network cannot see. */
+  private readonly ownObjects = new Map<string, StoredObject>();
 
   private constructor(
     readonly gitDir: string,
@@ -224,20 +350,114 @@ export class GitRepo {
     return spawnGit(args, this.env, undefined, true);
   }
 
+  /**
+   * An object read in-process: the network's store first, then this repository's own (where a
+   * test's `git push` lands), as git searches them. Undefined when it is loose in neither, which
+   * means packed or absent: only git can tell.
+   */
+  async looseObject(sha: string): Promise<StoredObject | undefined> {
+    const cached = this.network.objects.get(sha) ?? this.ownObjects.get(sha);
+    if (cached !== undefined) return cached;
+    const shared = await readLooseObject(this.network.objectsDir, sha);
+    const object = shared ?? (await readLooseObject(join(this.gitDir, "objects"), sha));
+    // Blobs can be large and are read rarely; the rest is small and read again and again. An object
+    // of this repository's own store stays with it: other repositories of the network cannot see it.
+    if (object !== undefined && object.type !== "blob") {
+      (shared !== undefined ? this.network.objects : this.ownObjects).set(sha, object);
+    }
+    return object;
+  }
+
   /** The commit a ref, short SHA or full SHA names (as GitHub's `commits/{ref}` resolves it). */
   async resolveCommit(ref: string): Promise<string | undefined> {
+    const named = isFullSha(ref) ? ref : await this.dwimRef(ref);
+    if (named !== null) {
+      if (named === undefined) return undefined;
+      const peeled = await this.peelToCommit(named);
+      if (peeled !== null) return peeled;
+    }
     const result = await this.probe(["rev-parse", "--verify", "--quiet", `${safeArg(ref)}^{commit}`]);
     return result.exitCode === 0 ? result.stdout.trim() : undefined;
   }
 
+  /** `<sha>^{commit}`: undefined for a tree or blob, null when git must answer (not loose). */
+  private async peelToCommit(sha: string): Promise<string | undefined | null> {
+    const object = await this.looseObject(sha);
+    if (object === undefined) return null;
+    if (object.type === "commit") return sha;
+    if (object.type !== "tag") return undefined;
+    const target = /^object ([0-9a-f]{40})\n/.exec(object.content.toString("latin1"))?.[1];
+    return target === undefined ? null : await this.peelToCommit(target);
+  }
+
+  /**
+   * What `git rev-parse` makes of a name that is not a full SHA: the first of `<name>`,
+   * `refs/<name>`, `refs/tags/<name>`, `refs/heads/<name>`, `refs/remotes/<name>`,
+   * `refs/remotes/<name>/HEAD` that exists (git's `ref_rev_parse_rules`). Undefined when none does
+   * and the name cannot mean anything else; null when only git can say (revision syntax, a short SHA,
+   * a symbolic ref, a file such as HEAD at the repository's top).
+   */
+  private async dwimRef(name: string): Promise<string | undefined | null> {
+    if (!isPlainRefName(name)) return null;
+    const rules = [name, `refs/${name}`, `refs/tags/${name}`, `refs/heads/${name}`, `refs/remotes/${name}`];
+    rules.push(`refs/remotes/${name}/HEAD`);
+    if (!name.startsWith("refs/") && (await exists(join(this.gitDir, name)))) return null;
+    for (const candidate of name.startsWith("refs/") ? rules : rules.slice(1)) {
+      const sha = await this.readRef(candidate);
+      if (sha !== undefined) return sha;
+    }
+    // A hex name can be a short SHA, and `anything-g<hex>` is read as `git describe` output.
+    return /^[0-9a-f]{4,}$/i.test(name) || /-g[0-9a-f]{4,}$/i.test(name) ? null : undefined;
+  }
+
+  /** A ref's value from its loose file or packed-refs; null when git must answer (symbolic, odd). */
+  private async readRef(ref: string): Promise<string | undefined | null> {
+    let text: string | undefined;
+    try {
+      text = await readFile(join(this.gitDir, ref), "latin1");
+    } catch (error) {
+      if (!isMissingFile(error)) throw error;
+    }
+    if (text !== undefined) {
+      const sha = text.trimEnd();
+      return isFullSha(sha) ? sha : null;
+    }
+    const packed = await this.packedRefs();
+    return packed === null ? null : packed.get(ref);
+  }
+
+  /** The `packed-refs` file's refs (empty when there is none); null when it holds what git must read. */
+  private async packedRefs(): Promise<Map<string, string> | null> {
+    const refs = new Map<string, string>();
+    let text: string;
+    try {
+      text = await readFile(join(this.gitDir, "packed-refs"), "latin1");
+    } catch (error) {
+      if (isMissingFile(error)) return refs;
+      throw error;
+    }
+    for (const line of text.split("\n")) {
+      if (line === "" || line.startsWith("#") || line.startsWith("^")) continue;
+      const match = /^([0-9a-f]{40}) (\S+)$/.exec(line);
+      if (match === null) return null;
+      const [, sha = "", ref = ""] = match;
+      refs.set(ref, sha);
+    }
+    return refs;
+  }
+
   /** The SHA a fully qualified ref (`refs/heads/main`) points at. */
   async refSha(ref: string): Promise<string | undefined> {
+    const sha = isFullSha(ref) ? null : await this.dwimRef(ref);
+    if (sha !== null) return sha;
     const result = await this.probe(["rev-parse", "--verify", "--quiet", safeArg(ref)]);
     return result.exitCode === 0 ? result.stdout.trim() : undefined;
   }
 
   /** Refs under `prefix` (e.g. `refs/heads/`), with what they point at. */
   async listRefs(prefix: string): Promise<{ ref: string; sha: string; type: ObjectType }[]> {
+    const known = await this.listRefsInProcess(prefix);
+    if (known !== undefined) return known;
     const result = await this.run([
       "for-each-ref",
       "--format=%(refname) %(objectname) %(objecttype)",
@@ -253,14 +473,126 @@ export class GitRepo {
   }
 
   /**
+   * `git for-each-ref <prefix>` from the ref files: loose refs win over packed ones, and a pattern
+   * matches a ref equal to it or below it. Undefined when anything needs git (a glob, a symbolic or
+   * oddly named ref, an object that is not loose).
+   */
+  private async listRefsInProcess(
+    prefix: string,
+  ): Promise<{ ref: string; sha: string; type: ObjectType }[] | undefined> {
+    if (!/^refs\/[A-Za-z0-9._/-]*$/.test(prefix)) return undefined;
+    const packed = await this.packedRefs();
+    if (packed === null) return undefined;
+    const values = new Map(packed);
+    let files: string[];
+    try {
+      files = await readdir(join(this.gitDir, "refs"), { recursive: true });
+    } catch (error) {
+      if (isMissingFile(error)) return undefined;
+      throw error;
+    }
+    for (const file of files) {
+      const ref = `refs/${file.split("\\").join("/")}`;
+      // Git skips hidden files and the lock files of updates under way.
+      if (ref.split("/").some((part) => part.startsWith(".")) || ref.endsWith(".lock")) continue;
+      let text: string;
+      try {
+        text = await readFile(join(this.gitDir, ref), "latin1");
+      } catch (error) {
+        if (errorCode(error) === "EISDIR") continue;
+        if (isMissingFile(error)) return undefined;
+        throw error;
+      }
+      values.set(ref, text.trimEnd());
+    }
+    const matches = [...values]
+      .filter(
+        ([ref]) =>
+          ref === prefix || (ref.startsWith(prefix) && (prefix.endsWith("/") || ref[prefix.length] === "/")),
+      )
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const refs: { ref: string; sha: string; type: ObjectType }[] = [];
+    for (const [ref, sha] of matches) {
+      if (!isPlainRefName(ref) || !isFullSha(sha)) return undefined;
+      const object = await this.looseObject(sha);
+      if (object === undefined) return undefined;
+      refs.push({ ref, sha, type: object.type });
+    }
+    return refs;
+  }
+
+  /**
    * Points `ref` at `sha`. With `expected`, only if the ref is still there (ZERO_SHA: still absent),
    * so concurrent writers cannot lose an update. Returns false when that check failed.
    */
   async updateRef(ref: string, sha: string, expected?: string): Promise<boolean> {
+    const done = await this.updateLooseRef(ref, sha, expected);
+    if (done !== undefined) return done;
     const args = ["update-ref", safeArg(ref), safeArg(sha)];
     if (expected !== undefined) args.push(safeArg(expected));
     const result = await this.probe(args);
     return result.exitCode === 0;
+  }
+
+  /**
+   * `git update-ref` on a loose ref, by git's own lock protocol (`<ref>.lock` created exclusively,
+   * old value checked under the lock, renamed over the ref), so a concurrent `git push` into the same
+   * repository is serialised with it. Undefined when git must do it: a packed or symbolic ref, a
+   * directory in the way, an object that is not loose.
+   */
+  private async updateLooseRef(
+    ref: string,
+    sha: string,
+    expected: string | undefined,
+  ): Promise<boolean | undefined> {
+    if (!ref.startsWith("refs/") || !isPlainRefName(ref) || !isFullSha(sha) || sha === ZERO_SHA)
+      return undefined;
+    if (expected !== undefined && !isFullSha(expected)) return undefined;
+    const object = await this.looseObject(sha);
+    if (object === undefined) return undefined;
+    // git refuses to point a branch at anything but a commit.
+    if (ref.startsWith("refs/heads/") && object.type !== "commit") return false;
+    // Packed refs bring name conflicts (refs/heads/a against refs/heads/a/b) that git checks.
+    if (await exists(join(this.gitDir, "packed-refs"))) return undefined;
+    const file = join(this.gitDir, ref);
+    const lock = `${file}.lock`;
+    try {
+      await mkdir(dirname(file), { recursive: true });
+    } catch {
+      return undefined;
+    }
+    let handle: Awaited<ReturnType<typeof open>>;
+    try {
+      handle = await open(lock, "wx");
+    } catch (error) {
+      // Another update holds the ref: git fails as well.
+      if (errorCode(error) === "EEXIST") return false;
+      return undefined;
+    }
+    let outcome: boolean | undefined;
+    try {
+      let current: string | undefined;
+      try {
+        current = (await readFile(file, "latin1")).trimEnd();
+      } catch (error) {
+        if (errorCode(error) !== "ENOENT") return undefined;
+      }
+      if (current !== undefined && !isFullSha(current)) return undefined;
+      if (expected !== undefined && (current ?? ZERO_SHA) !== expected) {
+        outcome = false;
+        return false;
+      }
+      await handle.writeFile(`${sha}\n`);
+      await handle.close();
+      await rename(lock, file);
+      outcome = true;
+      return true;
+    } finally {
+      if (outcome !== true) {
+        await handle.close().catch(() => undefined);
+        await unlink(lock).catch(() => undefined);
+      }
+    }
   }
 
   async deleteRef(ref: string): Promise<void> {
@@ -268,6 +600,8 @@ export class GitRepo {
   }
 
   async objectType(sha: string): Promise<ObjectType | undefined> {
+    const object = isFullSha(sha) ? await this.looseObject(sha) : undefined;
+    if (object !== undefined) return object.type;
     const result = await this.probe(["cat-file", "-t", safeArg(sha)]);
     return result.exitCode === 0 ? toObjectType(result.stdout.trim()) : undefined;
   }
@@ -275,7 +609,11 @@ export class GitRepo {
   async readCommit(sha: string): Promise<CommitObject> {
     const known = this.network.commits.get(sha);
     if (known !== undefined) return known;
-    const raw = (await this.run(["cat-file", "commit", safeArg(sha)])).stdout;
+    const object = isFullSha(sha) ? await this.looseObject(sha) : undefined;
+    const raw =
+      object?.type === "commit"
+        ? object.content.toString("utf8")
+        : (await this.run(["cat-file", "commit", safeArg(sha)])).stdout;
     const split = raw.indexOf("\n\n");
     const headers = (split === -1 ? raw : raw.slice(0, split)).split("\n");
     const message = split === -1 ? "" : raw.slice(split + 2);
@@ -312,11 +650,15 @@ export class GitRepo {
   }
 
   async readBlob(sha: string): Promise<Buffer> {
+    const object = isFullSha(sha) ? await this.looseObject(sha) : undefined;
+    if (object?.type === "blob") return object.content;
     return (await this.run(["cat-file", "blob", safeArg(sha)])).bytes;
   }
 
   /** Entries of a tree (one level, or the single entry at `path` when given). */
   async lsTree(treeish: string, path?: string): Promise<TreeEntry[]> {
+    const known = await this.lsTreeInProcess(treeish, path);
+    if (known !== undefined) return known;
     const args = ["ls-tree", "-l", "-z", safeArg(treeish)];
     if (path !== undefined) args.push("--", path);
     const result = await this.run(args);
@@ -337,11 +679,81 @@ export class GitRepo {
   }
 
   /**
+   * `git ls-tree -l <treeish> [-- <path>]` for a full SHA (commit or tree) or `<sha>:<dir>`, and a
+   * path of plain components; undefined for anything git must answer.
+   */
+  private async lsTreeInProcess(treeish: string, path: string | undefined): Promise<TreeEntry[] | undefined> {
+    const colon = treeish.indexOf(":");
+    const sha = colon === -1 ? treeish : treeish.slice(0, colon);
+    const inside = colon === -1 ? [] : treeish.slice(colon + 1).split("/");
+    const wanted = path === undefined ? [] : path.split("/");
+    if (
+      !isFullSha(sha) ||
+      ![...inside, ...wanted].every((part) => PLAIN_COMPONENT.test(part) || DOT_GIT_FILES.has(part))
+    )
+      return undefined;
+    let tree = await this.looseObject(sha);
+    if (tree?.type === "commit") {
+      const root = /^tree ([0-9a-f]{40})\n/.exec(tree.content.toString("latin1"))?.[1];
+      tree = root === undefined ? undefined : await this.looseObject(root);
+    }
+    if (tree?.type !== "tree") return undefined;
+    for (const part of inside) {
+      const entry = parseTree(tree.content).find((candidate) => candidate.name === toLatin1(part));
+      if (entry === undefined || !isTreeMode(entry.mode)) return undefined;
+      tree = await this.looseObject(entry.sha);
+      if (tree?.type !== "tree") return undefined;
+    }
+    let entries = parseTree(tree.content);
+    let prefix = "";
+    if (path !== undefined) {
+      // A path lists the one entry it names, looked up directory by directory (no recursion).
+      for (const [index, part] of wanted.entries()) {
+        const entry = entries.find((candidate) => candidate.name === toLatin1(part));
+        if (entry === undefined) return [];
+        if (index === wanted.length - 1) {
+          entries = [entry];
+          break;
+        }
+        if (!isTreeMode(entry.mode)) return [];
+        const sub = await this.looseObject(entry.sha);
+        if (sub?.type !== "tree") return undefined;
+        entries = parseTree(sub.content);
+        prefix += `${part}/`;
+      }
+    }
+    const listed: TreeEntry[] = [];
+    for (const entry of entries) {
+      const mode = entry.mode.padStart(6, "0");
+      const type: ObjectType = isTreeMode(mode) ? "tree" : mode === "160000" ? "commit" : "blob";
+      let size: number | undefined;
+      if (type === "blob") {
+        const blob = await this.looseObject(entry.sha);
+        if (blob === undefined) return undefined;
+        size = blob.content.byteLength;
+      }
+      listed.push({ mode, type, sha: entry.sha, size, path: prefix + fromLatin1(entry.name) });
+    }
+    return listed;
+  }
+
+  /**
    * A new tree: `base` (a tree SHA, or none for an empty start) with `changes` applied. Paths may be
    * nested (`sub/flake.lock`); missing directories are created, emptied ones disappear, as with
-   * GitHub's create-tree.
+   * GitHub's create-tree. A change replaces or deletes whatever is at its path, file or directory; a
+   * file in the way of a new path's directory goes; a change of type tree with a sha inserts that tree.
    */
   async buildTree(base: string | undefined, changes: readonly TreeChange[]): Promise<string> {
+    const built = await new TreeBuilder(this).build(base, changes);
+    return built ?? (await this.buildTreeWithGit(base, changes));
+  }
+
+  /**
+   * `buildTree` through a temporary index, for the change sets `TreeBuilder` leaves to git (odd
+   * paths or modes, changes that overlap). Git's `read-tree --prefix` needs a work tree, which a
+   * bare repository has not: a change inserting a tree fails here.
+   */
+  private async buildTreeWithGit(base: string | undefined, changes: readonly TreeChange[]): Promise<string> {
     const index = join(this.gitDir, `fake-index-${crypto.randomUUID()}`);
     const env = { ...this.env, GIT_INDEX_FILE: index };
     const git = (args: string[], input?: string) => spawnGit(args, env, input);
@@ -461,9 +873,218 @@ export class GitRepo {
   }
 }
 
+/** A file (blob, symlink or submodule) in `TreeBuilder`'s picture of git's index. */
+interface IndexLeaf {
+  kind: "leaf";
+  mode: string;
+  sha: string;
+}
+
+/**
+ * A directory in that picture. `valid` mirrors git's cache-tree: a directory read from the base tree
+ * and left alone keeps its tree object as it is; any other is written anew from its entries.
+ */
+interface IndexDir {
+  kind: "dir";
+  sha: string | undefined;
+  /** Read from the base tree (git primes its cache-tree then), not inserted by a change. */
+  primed: boolean;
+  valid: boolean;
+  entries: Map<string, IndexLeaf | IndexDir> | undefined;
+}
+
+/** Something only git can do (an object not stored loose, a mode this code does not model). */
+class NeedsGit extends Error {}
+
+/**
+ * `GitRepo.buildTree` in-process, with the result git gives through a temporary index: `read-tree`
+ * of the base, `rm --cached -r` of every changed path, then the new entries (`update-index
+ * --index-info`, `read-tree --prefix`) and `write-tree`. Modes come out as the index makes them
+ * (100644/100755/120000/160000), directories without files vanish, and a directory nothing touched
+ * keeps its tree object byte for byte, as git's cache-tree does.
+ */
+export class TreeBuilder {
+  private readonly filled = new Map<string, boolean>();
+
+  constructor(private readonly repo: GitRepo) {}
+
+  private read(sha: string): Promise<StoredObject | undefined> {
+    return this.repo.looseObject(sha);
+  }
+
+  /** The new tree's SHA, or undefined when the change set is git's to apply. */
+  async build(base: string | undefined, changes: readonly TreeChange[]): Promise<string | undefined> {
+    if (!this.isModelled(changes)) return undefined;
+    try {
+      const root: IndexDir =
+        base === undefined
+          ? { kind: "dir", sha: undefined, primed: false, valid: false, entries: new Map() }
+          : { kind: "dir", sha: base, primed: true, valid: true, entries: undefined };
+      // git's read-tree fails on a base that is not there.
+      await this.entries(root);
+      for (const change of changes) await this.remove(root, change.path);
+      const contents = changes.flatMap((change) => ("content" in change ? [change.content] : []));
+      const blobs = await this.repo.writeBlobs(contents);
+      for (const change of changes) {
+        if ("content" in change) {
+          await this.add(root, change.path, {
+            kind: "leaf",
+            mode: this.mode(change.mode),
+            sha: blobs.shift() ?? "",
+          });
+        } else if (change.sha !== null && change.type === "tree") {
+          // An empty tree adds no index entry, so it creates no directory either.
+          if (!(await this.treeHasFiles(change.sha))) continue;
+          await this.add(root, change.path, {
+            kind: "dir",
+            sha: change.sha,
+            primed: false,
+            valid: false,
+            entries: undefined,
+          });
+        } else if (change.sha !== null) {
+          const mode = this.mode(change.mode);
+          // write-tree refuses an entry whose object is missing (a submodule's commit is elsewhere).
+          if (
+            mode !== "160000" &&
+            (change.sha === ZERO_SHA || (await this.repo.objectType(change.sha)) === undefined)
+          )
+            throw new NeedsGit();
+          await this.add(root, change.path, { kind: "leaf", mode, sha: change.sha });
+        }
+      }
+      return await this.write(root);
+    } catch (error) {
+      if (error instanceof NeedsGit) return undefined;
+      throw error;
+    }
+  }
+
+  /** Plain paths and GitHub's modes, no change inside or on top of another: the cases modelled here. */
+  private isModelled(changes: readonly TreeChange[]): boolean {
+    for (const change of changes) {
+      if (!isPlainPath(change.path, change.mode)) return false;
+      const isTree = !("content" in change) && change.type === "tree";
+      if (!isTree && indexMode(change.mode) === undefined) return false;
+      if (!("content" in change) && change.sha !== null && !isFullSha(change.sha)) return false;
+    }
+    const paths = changes.map((change) => change.path).sort();
+    for (const [index, path] of paths.entries()) {
+      const next = paths[index + 1];
+      if (next !== undefined && (next === path || next.startsWith(`${path}/`))) return false;
+    }
+    return true;
+  }
+
+  private mode(mode: string): string {
+    const indexed = indexMode(mode);
+    if (indexed === undefined) throw new NeedsGit();
+    return indexed;
+  }
+
+  private async entries(dir: IndexDir): Promise<Map<string, IndexLeaf | IndexDir>> {
+    if (dir.entries !== undefined) return dir.entries;
+    const object = dir.sha === undefined ? undefined : await this.read(dir.sha);
+    if (object?.type !== "tree") throw new NeedsGit();
+    const entries = new Map<string, IndexLeaf | IndexDir>();
+    for (const entry of parseTree(object.content)) {
+      entries.set(
+        entry.name,
+        isTreeMode(entry.mode)
+          ? { kind: "dir", sha: entry.sha, primed: dir.primed, valid: dir.primed, entries: undefined }
+          : { kind: "leaf", mode: this.mode(entry.mode), sha: entry.sha },
+      );
+    }
+    dir.entries = entries;
+    return entries;
+  }
+
+  /** `git rm --cached -r <path>`: whatever is at the path goes, and the directories above change. */
+  private async remove(root: IndexDir, path: string): Promise<void> {
+    const parts = toLatin1(path).split("/");
+    const last = parts.pop() ?? "";
+    const trail = [root];
+    let dir = root;
+    for (const part of parts) {
+      const child = (await this.entries(dir)).get(part);
+      if (child?.kind !== "dir") return;
+      dir = child;
+      trail.push(dir);
+    }
+    const entries = await this.entries(dir);
+    const target = entries.get(last);
+    if (target === undefined) return;
+    entries.delete(last);
+    // A directory without files had no index entries: removing it changes nothing git would see.
+    if (target.kind === "dir" && !(await this.hasFiles(target))) return;
+    for (const above of trail) above.valid = false;
+  }
+
+  /** A new entry at `path`: missing directories are created, a file in the way is replaced. */
+  private async add(root: IndexDir, path: string, node: IndexLeaf | IndexDir): Promise<void> {
+    const parts = toLatin1(path).split("/");
+    const last = parts.pop() ?? "";
+    let dir = root;
+    dir.valid = false;
+    for (const part of parts) {
+      const entries = await this.entries(dir);
+      let child = entries.get(part);
+      if (child?.kind !== "dir") {
+        child = { kind: "dir", sha: undefined, primed: false, valid: false, entries: new Map() };
+        entries.set(part, child);
+      }
+      dir = child;
+      dir.valid = false;
+    }
+    (await this.entries(dir)).set(last, node);
+  }
+
+  private async hasFiles(dir: IndexDir): Promise<boolean> {
+    if (dir.entries === undefined) return dir.sha !== undefined && (await this.treeHasFiles(dir.sha));
+    for (const child of dir.entries.values()) {
+      if (child.kind === "leaf" || (await this.hasFiles(child))) return true;
+    }
+    return false;
+  }
+
+  private async treeHasFiles(sha: string): Promise<boolean> {
+    const known = this.filled.get(sha);
+    if (known !== undefined) return known;
+    const object = await this.read(sha);
+    if (object?.type !== "tree") throw new NeedsGit();
+    let found = false;
+    for (const entry of parseTree(object.content)) {
+      if (!isTreeMode(entry.mode) || (await this.treeHasFiles(entry.sha))) {
+        found = true;
+        break;
+      }
+    }
+    this.filled.set(sha, found);
+    return found;
+  }
+
+  private async write(dir: IndexDir): Promise<string> {
+    if (dir.valid && dir.sha !== undefined) return dir.sha;
+    const written: RawTreeEntry[] = [];
+    for (const [name, node] of await this.entries(dir)) {
+      if (node.kind === "leaf") written.push({ mode: node.mode, name, sha: node.sha });
+      else if (await this.hasFiles(node)) written.push({ mode: "40000", name, sha: await this.write(node) });
+    }
+    return await this.repo.network.writeObject("tree", serializeTree(written));
+  }
+}
+
 function toObjectType(value: string): ObjectType {
   if (value === "blob" || value === "tree" || value === "commit" || value === "tag") return value;
   throw new Error(`unknown git object type '${value}'`);
+}
+
+function toLatin1(text: string): string {
+  return Buffer.from(text, "utf8").toString("latin1");
+}
+
+function fromLatin1(text: string): string {
+  return Buffer.from(text, "latin1").toString("utf8");
 }
 
 function toBuffer(input: Uint8Array | string): Buffer {
