@@ -6,9 +6,9 @@ import { beforeEach, describe, expect, test } from "bun:test";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GitNetwork, GitRepo, TreeBuilder, type TreeChange, ZERO_SHA } from "./git.ts";
-import { processTempDir } from "./tmp.ts";
+import { processTempDir, scratchRoot } from "./tmp.ts";
 
-const root = processTempDir("fake-git-test");
+const root = processTempDir("fake-git-test", scratchRoot());
 let repo: GitRepo;
 let dir: string;
 

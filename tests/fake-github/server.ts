@@ -26,7 +26,7 @@ import {
   World,
 } from "./state.ts";
 import { testCertificate } from "./tls.ts";
-import { processTempDir } from "./tmp.ts";
+import { processTempDir, scratchRoot } from "./tmp.ts";
 
 export type Listener = "api" | "nix";
 
@@ -203,7 +203,7 @@ export class FakeGitHub {
       httpsPort === false ? undefined : testCertificate(),
       graphqlSchema(),
     ]);
-    const root = processTempDir("fake-github");
+    const root = processTempDir("fake-github", scratchRoot());
     const fake = new FakeGitHub(spec, root, certificate?.certFile, options.handlers ?? {});
     await fake.world.clear();
     fake.api = Bun.serve({
