@@ -6,7 +6,6 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bump } from "../../lib/bump.ts";
 import { serializeReport } from "../../lib/report.ts";
@@ -14,6 +13,7 @@ import { main as bumpMain } from "../../scripts/bump.ts";
 import { main as notifyMain } from "../../scripts/notify.ts";
 import { main as openPrMain } from "../../scripts/open-pr.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
+import { scratchRoot } from "../fake-github/tmp.ts";
 import {
   type Case,
   cases,
@@ -60,7 +60,7 @@ const outcomes = new Map<Case, Outcome>();
 
 beforeAll(async () => {
   fake = await localFakeGitHub();
-  scratch = await mkdtemp(join(tmpdir(), "flake-bump-unit-bad-input-"));
+  scratch = await mkdtemp(join(scratchRoot(), "flake-bump-unit-bad-input-"));
   await fake.createRepo(UP.owner, UP.repo, { files: upstreamFiles(0) });
   await fake.createRepo("acme", "other", { files: { "flake.nix": "{ outputs = _: { }; }\n" } });
   const foreignSha = await fake.push("acme", "other", { "README.md": "other\n" }, "other's own commit");

@@ -7,12 +7,12 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BumpDeps, type BumpRequest, bump } from "../../lib/bump.ts";
 import { RuntimeError, UsageError } from "../../lib/errors.ts";
 import { diffLocks, parseLock } from "../../lib/lock.ts";
 import { EXPERIMENTAL, type Nix } from "../../lib/nix.ts";
+import { scratchRoot } from "../fake-github/tmp.ts";
 import { realLockPath } from "../support/fixtures.ts";
 import { type Commit, narHashOf, nixStandIn, type StandInOptions } from "../support/nix-stand-in.ts";
 
@@ -43,7 +43,7 @@ afterEach(async () => {
 });
 
 async function flake(lock: string): Promise<{ dir: string; lockFile: string }> {
-  const dir = await mkdtemp(join(tmpdir(), "flake-bump-unit-bump-"));
+  const dir = await mkdtemp(join(scratchRoot(), "flake-bump-unit-bump-"));
   dirs.push(dir);
   await writeFile(join(dir, "flake.nix"), FLAKE_NIX);
   await writeFile(join(dir, "flake.lock"), lock);

@@ -8,7 +8,6 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BumpDeps, bump, checkOutdated, restoreOriginal } from "../../lib/bump.ts";
 import { RuntimeError, UsageError } from "../../lib/errors.ts";
@@ -21,6 +20,7 @@ import type { Nix } from "../../lib/nix.ts";
 import { targetCheck } from "../../lib/upstream.ts";
 import { main } from "../../scripts/bump.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
+import { scratchRoot } from "../fake-github/tmp.ts";
 import { runInProcess } from "../support/in-process.ts";
 import { type Commit, narHashOf, nixStandIn } from "../support/nix-stand-in.ts";
 
@@ -75,7 +75,7 @@ const node = (up: Up, extra: Record<string, unknown> = {}) => ({
 
 /** A flake locking each upstream at its first commit, the lock in Nix's own format. */
 async function flake(ups: Up[], extra: Record<string, Record<string, unknown>> = {}) {
-  const dir = await mkdtemp(join(tmpdir(), "flake-bump-unit-engine-"));
+  const dir = await mkdtemp(join(scratchRoot(), "flake-bump-unit-engine-"));
   dirs.push(dir);
   const lock: FlakeLock = {
     nodes: {

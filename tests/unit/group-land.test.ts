@@ -7,7 +7,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createOctokit, type Octokit } from "../../lib/github.ts";
 import {
@@ -33,6 +32,7 @@ import type { OpenPrOptions } from "../../lib/pull-request.ts";
 import type { InputChange, Report } from "../../lib/report.ts";
 import { main as openPrMain } from "../../scripts/open-pr.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
+import { scratchRoot } from "../fake-github/tmp.ts";
 import { upstreamHistory } from "../support/history.ts";
 import { runInProcess } from "../support/in-process.ts";
 
@@ -312,7 +312,7 @@ describe("grouped + merge: auto", () => {
   });
 
   test("open-pr.ts --group --merge auto lands the grouped PR, not per-input ones", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "flake-bump-group-land-"));
+    const dir = await mkdtemp(join(scratchRoot(), "flake-bump-group-land-"));
     try {
       const path = join(dir, "report.json");
       const report = groupReport({ a: 1, b: 1 });

@@ -5,7 +5,6 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
 import { type BumpRequest, bump } from "../../lib/bump.ts";
@@ -26,6 +25,7 @@ import type { OpenPrOptions } from "../../lib/pull-request.ts";
 import type { InputChange, Report } from "../../lib/report.ts";
 import { isOlder } from "../../lib/upstream.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
+import { scratchRoot } from "../fake-github/tmp.ts";
 import { upstreamHistory } from "../support/history.ts";
 import { type Commit, narHashOf, nixJson, nixStandIn } from "../support/nix-stand-in.ts";
 
@@ -85,7 +85,7 @@ beforeAll(async () => {
   await fake.createRepo(DOWN.owner, DOWN.repo, {
     files: { "flake.nix": "{ outputs = _: { }; }\n", "flake.lock": base },
   });
-  flakeDir = await mkdtemp(join(tmpdir(), "flake-bump-unit-group-"));
+  flakeDir = await mkdtemp(join(scratchRoot(), "flake-bump-unit-group-"));
   await writeFile(join(flakeDir, "flake.nix"), "{ outputs = _: { }; }\n");
   await $({ cwd: flakeDir, quiet: true })`git init --quiet`;
 }, 60_000);

@@ -6,7 +6,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
 import { createOctokit, type Octokit } from "../../lib/github.ts";
@@ -26,6 +25,7 @@ import { openPullRequests } from "../../lib/pull-request.ts";
 import type { InputChange, Report } from "../../lib/report.ts";
 import { main as impactMain } from "../../scripts/impact.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
+import { scratchRoot } from "../fake-github/tmp.ts";
 import { runInProcess } from "../support/in-process.ts";
 
 const R1 = "1".repeat(40);
@@ -63,7 +63,7 @@ test.each(mentions)("auto reads host outputs from text: %j", ({ source, names })
 });
 
 test("auto looks at every tracked .nix file of the repository, not only flake.nix", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "flake-bump-names-"));
+  const dir = await mkdtemp(join(scratchRoot(), "flake-bump-names-"));
   try {
     await writeFile(join(dir, "flake.nix"), "{ outputs = inputs: import ./outputs.nix inputs; }\n");
     await writeFile(join(dir, "outputs.nix"), "inputs: { packages = { }; }\n");
@@ -110,7 +110,7 @@ test("impact's action inputs: every one read; a bad mode or budget is one senten
 });
 
 test("--plan answers run=true|false in $GITHUB_OUTPUT without Nix", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "flake-bump-plan-"));
+  const dir = await mkdtemp(join(scratchRoot(), "flake-bump-plan-"));
   try {
     await writeFile(join(dir, "flake.nix"), "{ outputs = _: { nixosConfigurations = { }; }; }\n");
     const output = join(dir, "output");
