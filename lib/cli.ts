@@ -2,7 +2,7 @@
  * What every entry script shares: argument parsing, and the single place where errors are caught,
  * printed and turned into `process.exitCode`.
  */
-import { type ParseArgsConfig, parseArgs } from "node:util";
+import { type ParseArgsConfig, type ParseArgsOptionDescriptor, parseArgs } from "node:util";
 import * as v from "valibot";
 import { annotate, inActions } from "./actions.ts";
 import { RuntimeError, UsageError } from "./errors.ts";
@@ -14,14 +14,32 @@ export const COMMON_OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/**
+ * A script's flags for parseArgs, each named once by the kind of value it takes: `string` takes a
+ * value, `boolean` none, `list` a value and may repeat. The values' rules are the script's schema.
+ */
+export function flags(kinds: {
+  string?: readonly string[];
+  boolean?: readonly string[];
+  list?: readonly string[];
+}): Options {
+  const options: Record<string, ParseArgsOptionDescriptor> = {};
+  for (const name of kinds.string ?? []) options[name] = { type: "string" };
+  for (const name of kinds.boolean ?? []) options[name] = { type: "boolean" };
+  for (const name of kinds.list ?? []) options[name] = { type: "string", multiple: true };
+  return options;
+}
+
 /**
  * Parse argv with node's strict parser, then validate the values with a valibot schema. `--help`
  * prints the usage to stdout and returns undefined (the script then exits 0), whatever else is given.
  * Unknown flags, missing values and schema issues all become a one-line UsageError.
  */
-export function parseCli<const C extends ParseArgsConfig["options"], S extends v.GenericSchema>(
+export function parseCli<S extends v.GenericSchema>(
   argv: readonly string[],
-  options: C,
+  options: Options,
   schema: S,
   usage: string,
 ): v.InferOutput<S> | undefined {

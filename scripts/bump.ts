@@ -6,7 +6,7 @@
 import * as v from "valibot";
 import { appendSummary, group, info, setOutputs } from "../lib/actions.ts";
 import type { BumpRequest, GroupDeps, Selected } from "../lib/bump.ts";
-import { debugRequested, parseCli, runMain } from "../lib/cli.ts";
+import { debugRequested, flags, parseCli, runMain } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { readEventRequest } from "../lib/event.ts";
 import { githubSource } from "../lib/flakeref.ts";
@@ -54,17 +54,10 @@ FLAKE_BUMP_DRY_RUN, FLAKE_BUMP_ENGINE, FLAKE_BUMP_GROUP, FLAKE_BUMP_BRANCH_PREFI
 arguments override both.
 Exit codes: 0 done (changed or nothing to do), 1 failure, 2 bad usage or input.`;
 
-const options = {
-  rev: { type: "string" },
-  flake: { type: "string" },
-  report: { type: "string" },
-  json: { type: "boolean" },
-  "dry-run": { type: "boolean" },
-  check: { type: "boolean" },
-  group: { type: "boolean" },
-  "branch-prefix": { type: "string" },
-  engine: { type: "string" },
-} as const;
+const options = flags({
+  string: ["rev", "flake", "report", "branch-prefix", "engine"],
+  boolean: ["json", "dry-run", "check", "group"],
+});
 
 const Args = v.object({
   positionals: v.array(InputName),

@@ -10,7 +10,7 @@ import * as v from "valibot";
 import { $ } from "zx/core";
 import { annotate, appendSummary, group, inActions, info, setOutputs } from "../lib/actions.ts";
 import { writeAtomic } from "../lib/bump.ts";
-import { parseCli, runMain } from "../lib/cli.ts";
+import { flags, parseCli, runMain } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { octokitFromEnv } from "../lib/github.ts";
 import { Branch, parseRepository, RepositoryName } from "../lib/ids.ts";
@@ -68,21 +68,11 @@ and FLAKE_BUMP_DRY_RUN; flags override them.
 Exit codes: 0 impact computed (hosts that fail to evaluate are reported, not a failure),
 1 failure (Nix missing, no flake), 2 bad usage.`;
 
-const options = {
-  report: { type: "string" },
-  flake: { type: "string" },
-  "base-lock": { type: "string" },
-  lock: { type: "string" },
-  only: { type: "string", multiple: true },
-  json: { type: "boolean" },
-  "dry-run": { type: "boolean" },
-  "timeout-minutes": { type: "string" },
-  repo: { type: "string" },
-  "branch-prefix": { type: "string" },
-  group: { type: "boolean" },
-  footer: { type: "string" },
-  plan: { type: "boolean" },
-} as const;
+const options = flags({
+  string: ["report", "flake", "base-lock", "lock", "timeout-minutes", "repo", "branch-prefix", "footer"],
+  boolean: ["json", "dry-run", "group", "plan"],
+  list: ["only"],
+});
 
 const Path = v.pipe(v.string(), v.minLength(1));
 const Args = v.object({

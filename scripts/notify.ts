@@ -5,7 +5,7 @@
  */
 import * as v from "valibot";
 import { appendSummary, group, info, setOutputs } from "../lib/actions.ts";
-import { parseCli, runMain } from "../lib/cli.ts";
+import { flags, parseCli, runMain } from "../lib/cli.ts";
 import { checkPayload, DEFAULT_EVENT_TYPE, dispatchAll } from "../lib/dispatch.ts";
 import { RuntimeError, UsageError } from "../lib/errors.ts";
 import type { DispatchPayload } from "../lib/event.ts";
@@ -30,14 +30,11 @@ In the notify action the inputs arrive as FLAKE_BUMP_REPOSITORIES, FLAKE_BUMP_IN
 FLAKE_BUMP_REF, FLAKE_BUMP_EVENT_TYPE and FLAKE_BUMP_DRY_RUN; flags override them.
 Needs GH_TOKEN (or GITHUB_TOKEN): a token with Contents: read and write on the downstream repositories.`;
 
-const options = {
-  repo: { type: "string", multiple: true },
-  input: { type: "string" },
-  sha: { type: "string" },
-  ref: { type: "string" },
-  "event-type": { type: "string" },
-  "dry-run": { type: "boolean" },
-} as const;
+const options = flags({
+  string: ["input", "sha", "ref", "event-type"],
+  boolean: ["dry-run"],
+  list: ["repo"],
+});
 
 const Args = v.object({
   positionals: v.pipe(v.array(v.string()), v.maxLength(0, "takes no positional arguments")),

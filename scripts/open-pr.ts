@@ -6,7 +6,7 @@
 import * as v from "valibot";
 import { $ } from "zx/core";
 import { annotate, appendSummary, group, inActions, info, setOutputs, warn } from "../lib/actions.ts";
-import { parseCli, runMain } from "../lib/cli.ts";
+import { flags, parseCli, runMain } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { eventDefaultBranch } from "../lib/event.ts";
 import { type Octokit, octokitFromEnv, request } from "../lib/github.ts";
@@ -74,22 +74,11 @@ FLAKE_BUMP_GROUP, FLAKE_BUMP_MERGE, FLAKE_BUMP_MERGE_METHOD, FLAKE_BUMP_PR_FOOTE
 FLAKE_BUMP_IMPACT_REPORT and FLAKE_BUMP_DRY_RUN; flags override them.
 Needs a token in GH_TOKEN or GITHUB_TOKEN with Contents and Pull requests: read and write.`;
 
-const options = {
-  report: { type: "string" },
-  repo: { type: "string" },
-  base: { type: "string" },
-  "branch-prefix": { type: "string" },
-  label: { type: "string", multiple: true },
-  reviewer: { type: "string", multiple: true },
-  draft: { type: "boolean" },
-  group: { type: "boolean" },
-  footer: { type: "string" },
-  merge: { type: "string" },
-  "merge-method": { type: "string" },
-  impact: { type: "string" },
-  step: { type: "string" },
-  "dry-run": { type: "boolean" },
-} as const;
+const options = flags({
+  string: ["report", "repo", "base", "branch-prefix", "footer", "merge", "merge-method", "impact", "step"],
+  boolean: ["draft", "group", "dry-run"],
+  list: ["label", "reviewer"],
+});
 
 const Args = v.object({
   positionals: v.pipe(v.array(v.string()), v.maxLength(0, "takes no positional arguments")),
