@@ -674,3 +674,111 @@ describe("commit walks", () => {
     expect(await repo.isAncestor(tree, c3)).toBe(false);
   });
 });
+
+describe("isValidRefName", () => {
+  test("follows git check-ref-format, byte for byte", async () => {
+    const names = [
+      "refs/heads/main",
+      "main",
+      "heads/main",
+      "refs/heads/flake-bump/nixfleet",
+      "refs/heads/a..b",
+      "refs/heads/a.b",
+      "refs/heads/.hidden",
+      "refs/heads/x/.y",
+      "refs/heads/a.lock",
+      "refs/heads/a.lock/b",
+      "refs/heads/.lock",
+      "refs/heads/lock",
+      "refs/heads/a.",
+      "refs/heads/a./b",
+      "refs/heads/a/",
+      "/refs/heads/a",
+      "refs//heads/a",
+      "refs/heads/a@{1}",
+      "refs/heads/a@b",
+      "refs/heads/a{b}",
+      "refs/heads/@",
+      "@",
+      "refs/heads/a b",
+      "refs/heads/a\tb",
+      "refs/heads/a~1",
+      "refs/heads/a^",
+      "refs/heads/a:b",
+      "refs/heads/a?",
+      "refs/heads/a[b",
+      "refs/heads/a]b",
+      "refs/heads/a\\b",
+      "refs/heads/a*",
+      "refs/heads/a\x7f",
+      "refs/heads/a\x01",
+      "refs/heads/ünïcode",
+      "refs/heads/emoji-🙂",
+      "refs/heads/a!#$%&'()+,;<=>`|",
+      "refs/tags/v1.0.0",
+      "refs/heads/-dash",
+      "refs/heads/a/-",
+      "",
+      ".",
+      "a/.",
+      "a/..",
+      "x.lock/y",
+      "refs/heads/a.lock.lock",
+      "refs/heads/..",
+    ];
+    // And random names from the bytes that matter, a fixed seed for replay.
+    let seed = 7;
+    const alphabet = [
+      "a",
+      "b",
+      ".",
+      "/",
+      "@",
+      "{",
+      "}",
+      "*",
+      "~",
+      " ",
+      "l",
+      "o",
+      "c",
+      "k",
+      "-",
+      "é",
+      "x",
+      "y",
+    ];
+    for (let index = 0; index < 150; index++) {
+      let name = "";
+      seed = (seed * 48_271) % 2_147_483_647;
+      for (let length = seed % 9; length >= 0; length--) {
+        seed = (seed * 48_271) % 2_147_483_647;
+        name += alphabet[seed % alphabet.length] ?? "";
+      }
+      if (!name.startsWith("-")) names.push(index % 2 === 0 ? `refs/heads/${name}` : name);
+    }
+    const script = 'for r in "$@"; do git check-ref-format "$r" && echo 1 || echo 0; done';
+    const byGit = await shell(script, names);
+    expect(byGit).toHaveLength(names.length);
+    // Both answers are well represented, so a rule that always says yes or no fails.
+    expect(byGit.filter((answer) => answer === "1").length).toBeGreaterThan(30);
+    expect(byGit.filter((answer) => answer === "0").length).toBeGreaterThan(30);
+    for (const [index, name] of names.entries()) {
+      expect({ name, valid: await repo.isValidRefName(name) }).toStrictEqual({
+        name,
+        valid: byGit[index] === "1",
+      });
+    }
+  });
+});
+
+/** Runs a POSIX shell script with `args`, one answer a line. */
+async function shell(script: string, args: string[]): Promise<string[]> {
+  const proc = Bun.spawn(["sh", "-c", script, "sh", ...args], {
+    env: { PATH: process.env.PATH, GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  return stdout.split("\n").filter((line) => line !== "");
+}

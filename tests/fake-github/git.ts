@@ -1101,8 +1101,9 @@ export class GitRepo {
     return object.content;
   }
 
+  /** `git check-ref-format <ref>`, answered in-process by git's own rules (`checkRefFormat`). */
   async isValidRefName(ref: string): Promise<boolean> {
-    return (await this.probe(["check-ref-format", safeArg(ref)])).exitCode === 0;
+    return checkRefFormat(safeArg(ref));
   }
 
   /** `git archive` of a commit as .tar.gz with every path under `prefix` (what GitHub's tarball is). */
@@ -1312,6 +1313,49 @@ export class TreeBuilder {
       else if (await this.hasFiles(node)) written.push({ mode: "40000", name, sha: await this.write(node) });
     }
     return await this.repo.network.writeObject("tree", serializeTree(written));
+  }
+}
+
+/**
+ * What git's refs.c makes of each byte in a ref name (`refname_disposition`): 0 fine, 1 ends the
+ * component ("/"), 2 a dot (".." is refused), 3 "{" ("@{" is refused), 4 never allowed (controls,
+ * space, ~ ^ : ? [, backslash and DEL), 5 "*" (refused without --refspec-pattern). Bytes above 0x7f are fine.
+ */
+function refNameDisposition(byte: number): number {
+  if (byte === 0x2f) return 1;
+  if (byte === 0x2e) return 2;
+  if (byte === 0x7b) return 3;
+  if (byte === 0x2a) return 5;
+  if (byte < 0x20 || byte === 0x7f || " ~^:?[\\".includes(String.fromCharCode(byte))) return 4;
+  return 0;
+}
+
+/**
+ * git's `check_refname_format(ref, 0)`, which `git check-ref-format <ref>` runs: every component
+ * non-empty, not starting with "." nor ending in ".lock", no "..", "@{" or forbidden byte, the name
+ * not ending in ".", and at least two components.
+ */
+export function checkRefFormat(ref: string): boolean {
+  const bytes = Buffer.from(ref, "utf8");
+  let components = 0;
+  let start = 0;
+  for (;;) {
+    let end = start;
+    let last = 0;
+    for (; end < bytes.length; end++) {
+      const byte = bytes[end] ?? 0;
+      const disposition = refNameDisposition(byte);
+      if (disposition === 1) break;
+      if (disposition === 4 || disposition === 5) return false;
+      if ((disposition === 2 && last === 0x2e) || (disposition === 3 && last === 0x40)) return false;
+      last = byte;
+    }
+    const component = bytes.subarray(start, end);
+    if (component.byteLength === 0 || component[0] === 0x2e) return false;
+    if (component.byteLength >= 5 && component.subarray(-5).toString("latin1") === ".lock") return false;
+    components++;
+    if (end === bytes.length) return last !== 0x2e && components >= 2;
+    start = end + 1;
   }
 }
 
