@@ -5,7 +5,7 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { GitNetwork, GitRepo, TreeBuilder, type TreeChange, ZERO_SHA } from "./git.ts";
+import { type FileChange, GitNetwork, GitRepo, TreeBuilder, type TreeChange, ZERO_SHA } from "./git.ts";
 import { processTempDir, scratchRoot } from "./tmp.ts";
 
 const root = processTempDir("fake-git-test", scratchRoot());
@@ -378,3 +378,407 @@ describe("refs", () => {
     ]);
   });
 });
+
+/** A commit of exactly these entries (each a file change on an empty tree), written by the fake. */
+async function commitOf(changes: TreeChange[], parents: string[] = [], message = "c\n"): Promise<string> {
+  const tree = await repo.buildTree(undefined, changes);
+  const who = { name: "T", email: "t@example.com", date: new Date(1_700_000_000_000) };
+  return await repo.writeCommit({ tree, parents, author: who, committer: who, message });
+}
+
+/** `changedFiles` as git computes it: `diff --raw` for the paths, `--numstat` for the counts. */
+async function gitChangedFiles(base: string | undefined, head: string): Promise<FileChange[]> {
+  const from = base ?? "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+  const raw = await git(["diff", "--raw", "--no-abbrev", "-z", "--no-renames", from, head]);
+  const numstat = await git(["diff", "--numstat", "-z", "--no-renames", from, head]);
+  expect(raw.exitCode).toBe(0);
+  const counts = new Map<string, { additions: number; deletions: number }>();
+  for (const record of numstat.stdout.split("\0")) {
+    const [additions = "", deletions = "", path = ""] = record.split("\t");
+    if (path !== "")
+      counts.set(path, { additions: Number(additions) || 0, deletions: Number(deletions) || 0 });
+  }
+  const fields = raw.stdout.split("\0");
+  const changes: FileChange[] = [];
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const [, , , sha = "", letter = ""] = (fields[i] ?? "").split(" ");
+    const path = fields[i + 1] ?? "";
+    const status = letter === "A" ? "added" : letter === "D" ? "removed" : "modified";
+    changes.push({
+      path,
+      status,
+      sha: status === "removed" ? null : sha,
+      ...(counts.get(path) ?? { additions: 0, deletions: 0 }),
+    });
+  }
+  return changes;
+}
+
+const binary = (path: string, bytes: number[]): TreeChange => ({
+  path,
+  mode: "100644",
+  type: "blob",
+  content: Buffer.from(bytes),
+});
+
+describe("changedFiles", () => {
+  test("walks the trees in-process with git's paths, order, statuses and line counts", async () => {
+    const base = await commitOf([
+      file("README.md", "one\ntwo\nthree\nfour\nfive\n"),
+      file("a.c", "c\n"),
+      file("a/x", "x\n"),
+      file("a0", "0\n"),
+      file("dir/one", "1\n2\n3\n"),
+      file("dir/sub/two", "2\n"),
+      file("script.sh", "#!/bin/sh\n", "100755"),
+      file("same.txt", "s\n"),
+      binary("bin.dat", [1, 0, 2, 10]),
+      file("empty", ""),
+      file("nonl", "no newline"),
+      file("gone/deep/file", "g\n"),
+      file("x", "file that becomes a directory\n"),
+      file("y/inner", "directory that becomes a file\n"),
+      file("rotate", "a\nb\nc\nd\n"),
+      file("repeats", "}\n}\n}\nkey\n}\n}\n}\n}\n}\n"),
+      // git discards the "}" among unmatched lines, though it could match: 9 deletions, not 8.
+      file("discarded", "u1\nu2\nu3\nu4\n}\nu5\nu6\nu7\nu8\n"),
+    ]);
+    const head = await commitOf([
+      // Lines moved and replaced: counting position by position would get these wrong.
+      file("README.md", "zero\none\nthree\nfour\nFIVE\nsix\n"),
+      file("a.c", "c\n"),
+      file("a/y", "y\n"),
+      file("a0", "0\n"),
+      file("dir/one", "1\n2\n3\n"),
+      file("dir/sub/two", "two\n"),
+      file("script.sh", "#!/bin/sh\n"),
+      file("same.txt", "s\n", "100755"),
+      binary("bin.dat", [1, 0, 3]),
+      file("empty", "now text\n"),
+      file("nonl", "no newline\n"),
+      file("new/deep/file", "n\n"),
+      file("x/inside", "inside\n"),
+      file("y", "now a file"),
+      file("rotate", "b\nc\nd\na\n"),
+      file("repeats", "}\nkey\n}\n}\nnew\n}\n"),
+      file("discarded", "}\n}\n}\n}\n}\n"),
+      file("made-empty", ""),
+    ]);
+    const odd = await oddBase();
+    const oddCommit = await repo.writeCommit({
+      tree: odd,
+      parents: [],
+      author: { name: "T", email: "t@example.com", date: new Date(0) },
+      committer: { name: "T", email: "t@example.com", date: new Date(0) },
+      message: "odd\n",
+    });
+    const sameAsOdd = await commitOf([file("group.txt", "odd\n"), file("keep/group.txt", "odd\n")]);
+    const pairs: [string | undefined, string][] = [
+      [undefined, base],
+      [base, head],
+      [head, base],
+      [base, base],
+      [undefined, head],
+      [await repo.readCommit(base).then((c) => c.tree), head],
+    ];
+    for (const [from, to] of pairs) {
+      const expected = await gitChangedFiles(from, to);
+      expect({ from, to, files: await repo.changedFilesInProcess(from, to) }).toStrictEqual({
+        from,
+        to,
+        files: expected,
+      });
+      expect(await repo.changedFiles(from, to)).toStrictEqual(expected);
+    }
+    expect((await gitChangedFiles(base, head)).map((change) => change.path)).toContain("x/inside");
+    // A submodule on both sides, unchanged, is no reason to ask git; a group-writable mode reads as 100644.
+    expect(await repo.changedFilesInProcess(oddCommit, sameAsOdd)).toBeUndefined();
+    expect(await repo.changedFiles(oddCommit, sameAsOdd)).toStrictEqual(
+      await gitChangedFiles(oddCommit, sameAsOdd),
+    );
+    const moduleBoth = await repo.writeCommit({
+      tree: await repo.buildTree(odd, [file("keep/more", "m\n")]),
+      parents: [oddCommit],
+      author: { name: "T", email: "t@example.com", date: new Date(0) },
+      committer: { name: "T", email: "t@example.com", date: new Date(0) },
+      message: "more\n",
+    });
+    expect(await repo.changedFilesInProcess(oddCommit, moduleBoth)).toStrictEqual(
+      await gitChangedFiles(oddCommit, moduleBoth),
+    );
+  });
+
+  test("counts lines as git's xdiff does, over random edits full of repeated lines", async () => {
+    // A fixed-seed generator, so a failure can be replayed.
+    let seed = 42;
+    const random = (n: number) => {
+      // mulberry32
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return Math.floor((((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * n);
+    };
+    const alphabet = ["}\n", "{\n", "a\n", "b\n", "\n", "  x\n", "c\n", "d\n", "e\n", "f\n"];
+    // Lines of one side only, among lines repeated on both: what xdiff's preparation discards.
+    const line = (unique = 4) =>
+      random(unique) === 0
+        ? `only ${random(1_000_000)}\n`
+        : (alphabet[random(random(2) === 0 ? 3 : 10)] ?? "");
+    const text = (lines: string[]) => lines.join("") + (random(4) === 0 ? "tail" : "");
+    const oldFiles: TreeChange[] = [];
+    const newFiles: TreeChange[] = [];
+    for (let index = 0; index < 400; index++) {
+      const lines = Array.from({ length: random(60) }, line);
+      const edited = [...lines];
+      for (let edits = random(8); edits > 0; edits--) {
+        const at = random(edited.length + 1);
+        const run = Array.from({ length: random(14) }, () => line(random(2) === 0 ? 1 : 4));
+        edited.splice(at, random(6), ...run);
+      }
+      oldFiles.push(file(`f${index}`, text(lines)));
+      newFiles.push(file(`f${index}`, text(edited)));
+    }
+    const from = await commitOf(oldFiles);
+    const to = await commitOf(newFiles);
+    const expected = await gitChangedFiles(from, to);
+    expect(expected.length).toBeGreaterThan(300);
+    expect(await repo.changedFilesInProcess(from, to)).toStrictEqual(expected);
+  });
+
+  test("leaves symlinks, submodules, large blobs and packed objects to git, with git's answer", async () => {
+    const base = await commitOf([
+      file("link", "target", "120000"),
+      file("big", "x\n".repeat(40_000)),
+      file("a", "1\n"),
+    ]);
+    const cases: TreeChange[][] = [
+      [file("link", "elsewhere", "120000"), file("big", "x\n".repeat(40_000)), file("a", "1\n")],
+      [file("link", "target"), file("big", "x\n".repeat(40_000)), file("a", "1\n")],
+      [file("link", "target", "120000"), file("big", `${"x\n".repeat(40_000)}y\n`), file("a", "1\n")],
+      [
+        file("link", "target", "120000"),
+        file("big", "x\n".repeat(40_000)),
+        { path: "a", mode: "160000", type: "commit", sha: "2".repeat(40) },
+      ],
+    ];
+    for (const changes of cases) {
+      const head = await commitOf(changes);
+      expect(await repo.changedFilesInProcess(base, head)).toBeUndefined();
+      expect(await repo.changedFiles(base, head)).toStrictEqual(await gitChangedFiles(base, head));
+    }
+    const one = await commitOf([file("a", "1\n")]);
+    const two = await commitOf([file("a", "2\n")], [one]);
+    const blob = (await git(["rev-parse", `${two}:a`])).stdout;
+    await pack([blob]);
+    expect(await repo.changedFilesInProcess(one, two)).toBeUndefined();
+    expect(await repo.changedFiles(one, two)).toStrictEqual(await gitChangedFiles(one, two));
+    expect(repo.changedFiles(one, "4".repeat(40))).rejects.toThrow("git diff");
+  });
+});
+
+describe("commit walks", () => {
+  /**
+   *   c1 - c2 - c3 - c4 ------- m - c5      (m merges f2 into c4)
+   *               \            /
+   *                f1 ------ f2
+   *   u1 - u2                                (unrelated)
+   */
+  async function histories() {
+    const c1 = await commitOf([file("a", "1\n")], [], "c1\n");
+    const c2 = await commitOf([file("a", "2\n")], [c1], "c2\n");
+    const c3 = await commitOf([file("a", "3\n")], [c2], "c3\n");
+    const c4 = await commitOf([file("a", "4\n")], [c3], "c4\n");
+    const f1 = await commitOf([file("a", "3\n"), file("f", "1\n")], [c3], "f1\n");
+    const f2 = await commitOf([file("a", "3\n"), file("f", "2\n")], [f1], "f2\n");
+    const m = await commitOf([file("a", "4\n"), file("f", "2\n")], [c4, f2], "m\n");
+    const c5 = await commitOf([file("a", "5\n"), file("f", "2\n")], [m], "c5\n");
+    const u1 = await commitOf([file("u", "1\n")], [], "u1\n");
+    const u2 = await commitOf([file("u", "2\n")], [u1], "u2\n");
+    return { c1, c2, c3, c4, f1, f2, m, c5, u1, u2 };
+  }
+
+  const lines = (text: string) => text.split("\n").filter((line) => line !== "");
+
+  test("answer as git does, in-process wherever the walk is one line", async () => {
+    const commits = await histories();
+    const { c1, c2, c3, c4, f1, f2, m, c5, u1, u2 } = commits;
+    const all = Object.values(commits);
+    let inProcess = 0;
+    for (const a of all) {
+      for (const b of all) {
+        const base = await git(["merge-base", a, b]);
+        const expectedBase = base.exitCode === 0 ? base.stdout : undefined;
+        const known = await repo.mergeBaseInProcess(a, b);
+        if (known !== null) {
+          inProcess++;
+          expect({ a, b, base: known }).toStrictEqual({ a, b, base: expectedBase });
+        }
+        expect({ a, b, base: await repo.mergeBase(a, b) }).toStrictEqual({ a, b, base: expectedBase });
+
+        const ancestor = (await git(["merge-base", "--is-ancestor", a, b])).exitCode === 0;
+        expect({ a, b, ancestor: await repo.isAncestorInProcess(a, b) }).toStrictEqual({ a, b, ancestor });
+        expect(await repo.isAncestor(a, b)).toBe(ancestor);
+
+        const between = lines((await git(["rev-list", "--reverse", "--topo-order", b, "--not", a])).stdout);
+        const knownBetween = await repo.commitsBetweenInProcess(a, b);
+        if (knownBetween !== undefined)
+          expect({ a, b, between: knownBetween }).toStrictEqual({ a, b, between });
+        expect({ a, b, between: await repo.commitsBetween(a, b) }).toStrictEqual({ a, b, between });
+      }
+      for (const limit of [0, 1, 2, 3, 10]) {
+        const history = lines((await git(["rev-list", "--topo-order", `--max-count=${limit}`, a])).stdout);
+        const known = await repo.historyInProcess(a, limit);
+        if (known !== undefined) expect({ a, limit, history: known }).toStrictEqual({ a, limit, history });
+        expect({ a, limit, history: await repo.history(a, limit) }).toStrictEqual({ a, limit, history });
+      }
+    }
+    expect(inProcess).toBeGreaterThan(40);
+    // Linear walks, equal commits and unrelated histories stay in-process.
+    expect(await repo.mergeBaseInProcess(c4, f2)).toBe(c3);
+    expect(await repo.mergeBaseInProcess(f2, f2)).toBe(f2);
+    expect(await repo.mergeBaseInProcess(c2, c4)).toBe(c2);
+    expect(await repo.mergeBaseInProcess(u2, c4)).toBeUndefined();
+    expect(await repo.commitsBetweenInProcess(c1, f2)).toStrictEqual([c2, c3, f1, f2]);
+    expect(await repo.commitsBetweenInProcess(f2, c4)).toStrictEqual([c4]);
+    expect(await repo.commitsBetweenInProcess(c5, c5)).toStrictEqual([]);
+    expect(await repo.commitsBetweenInProcess(m, c5)).toStrictEqual([c5]);
+    expect(await repo.historyInProcess(c4, 10)).toStrictEqual([c4, c3, c2, c1]);
+    expect(await repo.historyInProcess(c5, 1)).toStrictEqual([c5]);
+    expect(await repo.isAncestorInProcess(f1, c5)).toBe(true);
+    expect(await repo.isAncestorInProcess(u1, c5)).toBe(false);
+    // A merge among the commits listed, or on the way to a merge base: git answers.
+    expect(await repo.commitsBetweenInProcess(c4, c5)).toBeUndefined();
+    expect(await repo.historyInProcess(c5, 2)).toBeUndefined();
+    expect(await repo.mergeBaseInProcess(c5, f2)).toBeNull();
+  });
+
+  test("bad and packed input gets git's answer", async () => {
+    const { c2, c3, c4 } = await histories();
+    // A packed commit in the middle of the line (packed before the fake reads it): git walks it.
+    await pack([c3]);
+    expect(await repo.mergeBaseInProcess(c4, c2)).toBeNull();
+    expect(await repo.mergeBase(c4, c2)).toBe(c2);
+    expect(await repo.commitsBetween(c2, c4)).toStrictEqual([c3, c4]);
+    expect(await repo.history(c4, 10)).toStrictEqual(lines((await git(["rev-list", c4])).stdout));
+    expect(await repo.isAncestor(c2, c4)).toBe(true);
+    const missing = "4".repeat(40);
+    expect(await repo.mergeBase(missing, c3)).toBeUndefined();
+    expect(await repo.mergeBase(c3, missing)).toBeUndefined();
+    expect(await repo.isAncestor(missing, c3)).toBe(false);
+    expect(await repo.isAncestor(c3, missing)).toBe(false);
+    expect(repo.commitsBetween(c3, missing)).rejects.toThrow("git rev-list");
+    expect(repo.commitsBetween(missing, c3)).rejects.toThrow("git rev-list");
+    expect(repo.history(missing, 5)).rejects.toThrow("git rev-list");
+    const tree = (await repo.readCommit(c3)).tree;
+    expect(await repo.mergeBase(tree, c3)).toBeUndefined();
+    expect(await repo.isAncestor(tree, c3)).toBe(false);
+  });
+});
+
+describe("isValidRefName", () => {
+  test("follows git check-ref-format, byte for byte", async () => {
+    const names = [
+      "refs/heads/main",
+      "main",
+      "heads/main",
+      "refs/heads/flake-bump/nixfleet",
+      "refs/heads/a..b",
+      "refs/heads/a.b",
+      "refs/heads/.hidden",
+      "refs/heads/x/.y",
+      "refs/heads/a.lock",
+      "refs/heads/a.lock/b",
+      "refs/heads/.lock",
+      "refs/heads/lock",
+      "refs/heads/a.",
+      "refs/heads/a./b",
+      "refs/heads/a/",
+      "/refs/heads/a",
+      "refs//heads/a",
+      "refs/heads/a@{1}",
+      "refs/heads/a@b",
+      "refs/heads/a{b}",
+      "refs/heads/@",
+      "@",
+      "refs/heads/a b",
+      "refs/heads/a\tb",
+      "refs/heads/a~1",
+      "refs/heads/a^",
+      "refs/heads/a:b",
+      "refs/heads/a?",
+      "refs/heads/a[b",
+      "refs/heads/a]b",
+      "refs/heads/a\\b",
+      "refs/heads/a*",
+      "refs/heads/a\x7f",
+      "refs/heads/a\x01",
+      "refs/heads/ünïcode",
+      "refs/heads/emoji-🙂",
+      "refs/heads/a!#$%&'()+,;<=>`|",
+      "refs/tags/v1.0.0",
+      "refs/heads/-dash",
+      "refs/heads/a/-",
+      "",
+      ".",
+      "a/.",
+      "a/..",
+      "x.lock/y",
+      "refs/heads/a.lock.lock",
+      "refs/heads/..",
+    ];
+    // And random names from the bytes that matter, a fixed seed for replay.
+    let seed = 7;
+    const alphabet = [
+      "a",
+      "b",
+      ".",
+      "/",
+      "@",
+      "{",
+      "}",
+      "*",
+      "~",
+      " ",
+      "l",
+      "o",
+      "c",
+      "k",
+      "-",
+      "é",
+      "x",
+      "y",
+    ];
+    for (let index = 0; index < 150; index++) {
+      let name = "";
+      seed = (seed * 48_271) % 2_147_483_647;
+      for (let length = seed % 9; length >= 0; length--) {
+        seed = (seed * 48_271) % 2_147_483_647;
+        name += alphabet[seed % alphabet.length] ?? "";
+      }
+      if (!name.startsWith("-")) names.push(index % 2 === 0 ? `refs/heads/${name}` : name);
+    }
+    const script = 'for r in "$@"; do git check-ref-format "$r" && echo 1 || echo 0; done';
+    const byGit = await shell(script, names);
+    expect(byGit).toHaveLength(names.length);
+    // Both answers are well represented, so a rule that always says yes or no fails.
+    expect(byGit.filter((answer) => answer === "1").length).toBeGreaterThan(30);
+    expect(byGit.filter((answer) => answer === "0").length).toBeGreaterThan(30);
+    for (const [index, name] of names.entries()) {
+      expect({ name, valid: await repo.isValidRefName(name) }).toStrictEqual({
+        name,
+        valid: byGit[index] === "1",
+      });
+    }
+  });
+});
+
+/** Runs a POSIX shell script with `args`, one answer a line. */
+async function shell(script: string, args: string[]): Promise<string[]> {
+  const proc = Bun.spawn(["sh", "-c", script, "sh", ...args], {
+    env: { PATH: process.env.PATH, GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  return stdout.split("\n").filter((line) => line !== "");
+}

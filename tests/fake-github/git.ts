@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { deflateSync, inflateSync } from "node:zlib";
+import { lineCounts, MAX_DIFF_BYTES } from "./line-diff.ts";
 
 export interface GitIdentity {
   name: string;
@@ -797,12 +798,129 @@ export class GitRepo {
   }
 
   async mergeBase(a: string, b: string): Promise<string | undefined> {
+    const known = await this.mergeBaseInProcess(a, b);
+    if (known !== null) return known;
     const result = await this.probe(["merge-base", safeArg(a), safeArg(b)]);
     return result.exitCode === 0 ? result.stdout.trim() : undefined;
   }
 
+  /**
+   * The parents of a commit stored loose; undefined when it is not (packed, absent, or not a commit),
+   * which only git can sort out.
+   */
+  private async looseParents(sha: string): Promise<readonly string[] | undefined> {
+    if (!isFullSha(sha)) return undefined;
+    const object = await this.looseObject(sha);
+    if (object?.type !== "commit") return undefined;
+    let parents = commitParents.get(object);
+    if (parents === undefined) {
+      parents = [];
+      const text = object.content.toString("latin1");
+      // Parents follow the tree line; the headers end at the first empty line.
+      for (let at = text.indexOf("\n") + 1; text.startsWith("parent ", at); at = text.indexOf("\n", at) + 1) {
+        parents.push(text.slice(at + 7, at + 47));
+      }
+      commitParents.set(object, parents);
+    }
+    return parents;
+  }
+
+  /**
+   * `git merge-base a b` by walking both first-parent chains in turn. The first commit one walk reaches
+   * that the other has already seen is the merge base: up to it both chains were single lines, so every
+   * other common ancestor is an ancestor of it. A merge commit on the way (two lines to follow), or an
+   * object not stored loose, leaves the answer to git: null.
+   */
+  async mergeBaseInProcess(a: string, b: string): Promise<string | undefined | null> {
+    const walks: { next: string | undefined; seen: Set<string> }[] = [
+      { next: a, seen: new Set() },
+      { next: b, seen: new Set() },
+    ];
+    for (let turn = 0; walks.some((walk) => walk.next !== undefined); turn++) {
+      const walk = walks[turn % 2];
+      const other = walks[(turn + 1) % 2];
+      if (walk === undefined || other === undefined) return null;
+      const sha = walk.next;
+      if (sha === undefined) continue;
+      const parents = await this.looseParents(sha);
+      if (parents === undefined) return null;
+      if (other.seen.has(sha)) return sha;
+      walk.seen.add(sha);
+      if (parents.length > 1) return null;
+      walk.next = parents[0];
+    }
+    // Both lines ended at a root without meeting: unrelated histories have no merge base.
+    return undefined;
+  }
+
+  /** Every commit reachable from `sha` (itself included); undefined when one is not stored loose. */
+  private async ancestors(sha: string, stop?: string): Promise<Set<string> | undefined> {
+    const seen = new Set<string>([sha]);
+    const queue = [sha];
+    for (let next = queue.pop(); next !== undefined; next = queue.pop()) {
+      if (next === stop) return seen;
+      const parents = await this.looseParents(next);
+      if (parents === undefined) return undefined;
+      for (const parent of parents) {
+        if (!seen.has(parent)) {
+          seen.add(parent);
+          queue.push(parent);
+        }
+      }
+    }
+    return seen;
+  }
+
+  /**
+   * The first-parent line from `head` down to (not including) the first commit in `stop`, newest
+   * first, at most `limit` long; undefined when a commit on it is a merge (git's topological order
+   * among a merge's parents is git's to give) or not stored loose.
+   */
+  private async linearLine(
+    head: string,
+    stop: ReadonlySet<string>,
+    limit: number,
+  ): Promise<string[] | undefined> {
+    const line: string[] = [];
+    for (let sha: string | undefined = head; sha !== undefined && line.length < limit && !stop.has(sha); ) {
+      const parents = await this.looseParents(sha);
+      if (parents === undefined || parents.length > 1) return undefined;
+      line.push(sha);
+      sha = parents[0];
+    }
+    return line;
+  }
+
+  /**
+   * `git rev-list --reverse --topo-order head --not base` where the answer is one first-parent line
+   * (so its order is plain); undefined when git must answer (a merge among the commits listed, an
+   * object not stored loose).
+   */
+  async commitsBetweenInProcess(base: string, head: string): Promise<string[] | undefined> {
+    // `head` first: git fails on a head it cannot read whatever `base` is.
+    if ((await this.looseParents(head)) === undefined) return undefined;
+    const excluded = await this.ancestors(base);
+    const line = excluded === undefined ? undefined : await this.linearLine(head, excluded, Infinity);
+    return line?.reverse();
+  }
+
+  /** `git rev-list --topo-order --max-count=limit head` where the answer is a first-parent line. */
+  async historyInProcess(head: string, limit: number): Promise<string[] | undefined> {
+    if (!Number.isInteger(limit) || limit < 0 || (await this.looseParents(head)) === undefined)
+      return undefined;
+    return await this.linearLine(head, new Set(), limit);
+  }
+
+  /** `git merge-base --is-ancestor`: reachability over every parent, merges included. */
+  async isAncestorInProcess(ancestor: string, descendant: string): Promise<boolean | undefined> {
+    if ((await this.looseParents(ancestor)) === undefined) return undefined;
+    return (await this.ancestors(descendant, ancestor))?.has(ancestor);
+  }
+
   /** Commits reachable from `head` but not from `base`, oldest first (GitHub's compare order). */
   async commitsBetween(base: string, head: string): Promise<string[]> {
+    const known = await this.commitsBetweenInProcess(base, head);
+    if (known !== undefined) return known;
     const result = await this.run([
       "rev-list",
       "--reverse",
@@ -816,6 +934,8 @@ export class GitRepo {
 
   /** Up to `limit` commits reachable from `head`, newest first (GitHub's commit list order). */
   async history(head: string, limit: number): Promise<string[]> {
+    const known = await this.historyInProcess(head, limit);
+    if (known !== undefined) return known;
     const result = await this.run(["rev-list", "--topo-order", `--max-count=${limit}`, safeArg(head)]);
     return result.stdout.split("\n").filter((line) => line !== "");
   }
@@ -830,12 +950,16 @@ export class GitRepo {
   }
 
   async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
+    const known = await this.isAncestorInProcess(ancestor, descendant);
+    if (known !== undefined) return known;
     const result = await this.probe(["merge-base", "--is-ancestor", safeArg(ancestor), safeArg(descendant)]);
     return result.exitCode === 0;
   }
 
   /** Files that differ between two commits (`base` undefined: the empty tree), with line counts. */
   async changedFiles(base: string | undefined, head: string): Promise<FileChange[]> {
+    const known = await this.changedFilesInProcess(base, head);
+    if (known !== undefined) return known;
     const from = safeArg(base ?? EMPTY_TREE);
     const to = safeArg(head);
     const raw = (
@@ -863,8 +987,123 @@ export class GitRepo {
     return changes;
   }
 
+  /**
+   * `changedFiles` by walking both trees as git's tree diff does: entries compared by name in tree
+   * order (a directory sorting as if its name ended in "/", so a file and a directory of one name are
+   * two entries: one removed, the other's files added), unchanged subtrees skipped, changed ones entered.
+   * Undefined when git must answer: a symlink or submodule changed, an object not stored loose, an
+   * odd mode, or a blob pair whose line counts git might compute differently (see line-diff.ts).
+   */
+  async changedFilesInProcess(base: string | undefined, head: string): Promise<FileChange[] | undefined> {
+    try {
+      const from = base === undefined ? [] : await this.diffTree(await this.rootTree(base));
+      const to = await this.diffTree(await this.rootTree(head));
+      const changes: FileChange[] = [];
+      await this.diffEntries(from, to, "", changes);
+      return changes;
+    } catch (error) {
+      if (error instanceof NeedsGit) return undefined;
+      throw error;
+    }
+  }
+
+  private async rootTree(sha: string): Promise<string> {
+    if (sha === EMPTY_TREE) return sha;
+    const object = isFullSha(sha) ? await this.looseObject(sha) : undefined;
+    if (object?.type === "tree") return sha;
+    const tree =
+      object?.type === "commit" ? /^tree ([0-9a-f]{40})\n/.exec(object.content.toString("latin1")) : null;
+    if (tree?.[1] === undefined) throw new NeedsGit();
+    return tree[1];
+  }
+
+  /** A tree's entries with their modes as git's `canon_mode` reads them (100664 is 100644). */
+  private async diffTree(sha: string): Promise<RawTreeEntry[]> {
+    if (sha === EMPTY_TREE) return [];
+    const object = await this.looseObject(sha);
+    if (object?.type !== "tree") throw new NeedsGit();
+    return parseTree(object.content).map((entry) => {
+      const mode = isTreeMode(entry.mode) ? "40000" : indexMode(entry.mode);
+      if (mode === undefined) throw new NeedsGit();
+      return { ...entry, mode };
+    });
+  }
+
+  private async diffEntries(
+    old: readonly RawTreeEntry[],
+    next: readonly RawTreeEntry[],
+    prefix: string,
+    changes: FileChange[],
+  ): Promise<void> {
+    let i = 0;
+    let j = 0;
+    while (i < old.length || j < next.length) {
+      const left = old[i];
+      const right = next[j];
+      const order = left === undefined ? 1 : right === undefined ? -1 : compareTreeEntries(left, right);
+      if (order < 0 && left !== undefined) {
+        await this.diffSide(left, "removed", prefix, changes);
+        i++;
+      } else if (order > 0 && right !== undefined) {
+        await this.diffSide(right, "added", prefix, changes);
+        j++;
+      } else if (left !== undefined && right !== undefined) {
+        i++;
+        j++;
+        if (left.sha === right.sha && left.mode === right.mode) continue;
+        const path = prefix + left.name;
+        if (isTreeMode(left.mode)) {
+          await this.diffEntries(
+            await this.diffTree(left.sha),
+            await this.diffTree(right.sha),
+            `${path}/`,
+            changes,
+          );
+          continue;
+        }
+        const counts = lineCounts(await this.diffBlob(left), await this.diffBlob(right));
+        if (counts === undefined) throw new NeedsGit();
+        changes.push({ path: fromLatin1(path), status: "modified", sha: right.sha, ...counts });
+      }
+    }
+  }
+
+  /** A whole entry added or removed: a file's every line, or every file of a directory. */
+  private async diffSide(
+    entry: RawTreeEntry,
+    status: "added" | "removed",
+    prefix: string,
+    changes: FileChange[],
+  ): Promise<void> {
+    const path = prefix + entry.name;
+    if (isTreeMode(entry.mode)) {
+      const entries = await this.diffTree(entry.sha);
+      await this.diffEntries(
+        status === "removed" ? entries : [],
+        status === "added" ? entries : [],
+        `${path}/`,
+        changes,
+      );
+      return;
+    }
+    const content = await this.diffBlob(entry);
+    const counts =
+      status === "added" ? lineCounts(Buffer.alloc(0), content) : lineCounts(content, Buffer.alloc(0));
+    if (counts === undefined) throw new NeedsGit();
+    changes.push({ path: fromLatin1(path), status, sha: status === "removed" ? null : entry.sha, ...counts });
+  }
+
+  /** A regular file's content; symlinks and submodules (git's type changes, gitlinks) are git's. */
+  private async diffBlob(entry: RawTreeEntry): Promise<Buffer> {
+    if (entry.mode !== "100644" && entry.mode !== "100755") throw new NeedsGit();
+    const object = await this.looseObject(entry.sha);
+    if (object?.type !== "blob" || object.content.byteLength > MAX_DIFF_BYTES) throw new NeedsGit();
+    return object.content;
+  }
+
+  /** `git check-ref-format <ref>`, answered in-process by git's own rules (`checkRefFormat`). */
   async isValidRefName(ref: string): Promise<boolean> {
-    return (await this.probe(["check-ref-format", safeArg(ref)])).exitCode === 0;
+    return checkRefFormat(safeArg(ref));
   }
 
   /** `git archive` of a commit as .tar.gz with every path under `prefix` (what GitHub's tarball is). */
@@ -895,6 +1134,9 @@ interface IndexDir {
 
 /** Something only git can do (an object not stored loose, a mode this code does not model). */
 class NeedsGit extends Error {}
+
+/** Parents of the commits walked, per stored object (so a repository's own objects stay its own). */
+const commitParents = new WeakMap<StoredObject, string[]>();
 
 /**
  * `GitRepo.buildTree` in-process, with the result git gives through a temporary index: `read-tree`
@@ -1071,6 +1313,49 @@ export class TreeBuilder {
       else if (await this.hasFiles(node)) written.push({ mode: "40000", name, sha: await this.write(node) });
     }
     return await this.repo.network.writeObject("tree", serializeTree(written));
+  }
+}
+
+/**
+ * What git's refs.c makes of each byte in a ref name (`refname_disposition`): 0 fine, 1 ends the
+ * component ("/"), 2 a dot (".." is refused), 3 "{" ("@{" is refused), 4 never allowed (controls,
+ * space, ~ ^ : ? [, backslash and DEL), 5 "*" (refused without --refspec-pattern). Bytes above 0x7f are fine.
+ */
+function refNameDisposition(byte: number): number {
+  if (byte === 0x2f) return 1;
+  if (byte === 0x2e) return 2;
+  if (byte === 0x7b) return 3;
+  if (byte === 0x2a) return 5;
+  if (byte < 0x20 || byte === 0x7f || " ~^:?[\\".includes(String.fromCharCode(byte))) return 4;
+  return 0;
+}
+
+/**
+ * git's `check_refname_format(ref, 0)`, which `git check-ref-format <ref>` runs: every component
+ * non-empty, not starting with "." nor ending in ".lock", no "..", "@{" or forbidden byte, the name
+ * not ending in ".", and at least two components.
+ */
+export function checkRefFormat(ref: string): boolean {
+  const bytes = Buffer.from(ref, "utf8");
+  let components = 0;
+  let start = 0;
+  for (;;) {
+    let end = start;
+    let last = 0;
+    for (; end < bytes.length; end++) {
+      const byte = bytes[end] ?? 0;
+      const disposition = refNameDisposition(byte);
+      if (disposition === 1) break;
+      if (disposition === 4 || disposition === 5) return false;
+      if ((disposition === 2 && last === 0x2e) || (disposition === 3 && last === 0x40)) return false;
+      last = byte;
+    }
+    const component = bytes.subarray(start, end);
+    if (component.byteLength === 0 || component[0] === 0x2e) return false;
+    if (component.byteLength >= 5 && component.subarray(-5).toString("latin1") === ".lock") return false;
+    components++;
+    if (end === bytes.length) return last !== 0x2e && components >= 2;
+    start = end + 1;
   }
 }
 
