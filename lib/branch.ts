@@ -112,6 +112,8 @@ export interface Swap {
    * it): a head at one of them is older without asking the compare API.
    */
   ancestors?: () => Promise<ReadonlySet<string>>;
+  /** Runs once, just before an existing branch is moved (not when it is created). */
+  beforeMove?: () => Promise<void>;
 }
 
 /** 404 or 422 on a tree or commit built on the checkout: GitHub does not have that commit. */
@@ -131,6 +133,7 @@ export async function swapBranch(
   const rev = change.to.rev ?? change.to.ref;
   let current = swap.known ?? (swap.branchLikelyExists ? await readHead(gh, branch) : undefined);
   let checkout = swap.checkout;
+  let beforeMove = swap.beforeMove;
   const readBase = async (): Promise<BaseCommit> => {
     const { data } = await request(gh, `read branch '${base}' of ${fullName(gh.repo)}`, () =>
       gh.octokit.rest.repos.getCommit({ ...gh.repo, ref: `heads/${base}`, per_page: 1 }),
@@ -196,6 +199,8 @@ export async function swapBranch(
     if (commitSha === undefined) continue;
     try {
       if (current) {
+        await beforeMove?.();
+        beforeMove = undefined;
         await gh.octokit.rest.git.updateRef({
           ...gh.repo,
           ref: `heads/${branch}`,

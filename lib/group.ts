@@ -238,6 +238,7 @@ export async function openGroupPullRequest(
   };
 
   let current = await readGroupHead(gh, branch);
+  let armed = existing?.auto_merge ? existing : undefined;
   let written: GroupHead | undefined;
   let wrote = false;
   for (let attempt = 0; attempt < SWAP_ATTEMPTS && written === undefined; attempt++) {
@@ -292,6 +293,11 @@ export async function openGroupPullRequest(
     );
     try {
       if (current) {
+        // As on a per-input branch (OpenPrOptions.disarmOnMove): never armed at a head not judged.
+        if (armed !== undefined && opts.disarmOnMove) {
+          await disableAutoMerge(octokit, armed.node_id, `#${armed.number}`);
+          armed = undefined;
+        }
         await octokit.rest.git.updateRef({
           ...gh.repo,
           ref: `heads/${branch}`,

@@ -61,6 +61,12 @@ export interface OpenPrOptions {
   dryRun: boolean;
   /** The body's closing sentence (pr-text's DEFAULT_FOOTER when absent). */
   footer?: string;
+  /**
+   * Disarm an open pull request's auto-merge before its branch moves to a new head (the open step of
+   * `merge: auto`): armed, GitHub could merge the new head as soon as its checks pass, before host
+   * impact judged it. The land step arms it again at the head it judged.
+   */
+  disarmOnMove?: boolean;
 }
 
 type PullRequest = RestEndpointMethodTypes["pulls"]["list"]["response"]["data"][number];
@@ -224,6 +230,9 @@ class PullRequests {
       ...(known === undefined ? {} : { known }),
       branchLikelyExists: existing !== undefined,
       ...(checkout === undefined ? {} : { checkout }),
+      ...(existing?.auto_merge && this.opts.disarmOnMove
+        ? { beforeMove: () => disableAutoMerge(this.octokit, existing.node_id, `#${existing.number}`) }
+        : {}),
       ancestors: async () => new Set((await commits()).commits?.map((commit) => commit.sha)),
     });
 

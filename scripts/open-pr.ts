@@ -153,6 +153,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     reviewers: args.reviewer ?? action.reviewers ?? [],
     draft,
     dryRun,
+    disarmOnMove: mode === "auto",
   };
   const footer = args.footer ?? action["pr-footer"];
   if (footer !== undefined) opts.footer = footer;

@@ -284,6 +284,33 @@ describe("grouped + merge: auto", () => {
     });
   }
 
+  test("an armed grouped PR gaining a member is disarmed before the move, then armed at the head judged", async () => {
+    fake.protectBranch(DOWN.owner, DOWN.repo, "main", { requiredChecks: ["ci"] });
+    const first = groupReport({ a: 1, b: 0 });
+    await openGroupPullRequest(octokit, first, { ...openOpts(), disarmOnMove: true });
+    await landGroupAuto(gh(), first, autoOpts({ impact: groupedImpact(first, "changed") }));
+    expect(pull()?.autoMerge).toBeDefined();
+
+    fake.requests.length = 0;
+    const both = groupReport({ a: 1, b: 1 });
+    await openGroupPullRequest(octokit, both, { ...openOpts(), disarmOnMove: true });
+    const calls = fake.requests.map((r) => r.operationId);
+    expect(calls.indexOf("graphql")).toBeGreaterThanOrEqual(0);
+    expect(calls.indexOf("graphql")).toBeLessThan(calls.indexOf("git/update-ref"));
+    expect(graphqlBodies()[0]).toContain("disablePullRequestAutoMerge");
+    expect(pull()?.autoMerge).toBeUndefined();
+
+    const head = (await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)) ?? "";
+    fake.requests.length = 0;
+    expect(
+      (await landGroupAuto(gh(), both, autoOpts({ impact: groupedImpact(both, "changed") }))).operation,
+    ).toBe("auto-merge-enabled");
+    expect(graphqlBodies().some((b) => b.includes("enablePullRequestAutoMerge") && b.includes(head))).toBe(
+      true,
+    );
+    fake.assertNoViolations();
+  });
+
   test("a grouped branch a newer run moved on is left to that run: nothing armed or merged", async () => {
     await openGroupPullRequest(octokit, groupReport({ a: 2, b: 1 }), openOpts());
     fake.requests.length = 0;

@@ -217,6 +217,42 @@ describe("merge: auto", () => {
     fake.assertNoViolations();
   });
 
+  test("an armed PR moving to a newer rev is disarmed before the move, then armed at the head judged", async () => {
+    fake.protectBranch(DOWN.owner, DOWN.repo, "main", { requiredChecks: ["ci"] });
+    await openPullRequests(octokit, report(1), { ...openOpts, disarmOnMove: true });
+    expect((await landAuto(gh(), change(1), autoOpts())).operation).toBe("auto-merge-enabled");
+    const first = (await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)) ?? "";
+
+    fake.requests.length = 0;
+    await openPullRequests(octokit, report(2), { ...openOpts, disarmOnMove: true });
+    const moved = (await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)) ?? "";
+    expect(moved).not.toBe(first);
+    // Disarmed before the branch moved: no moment where the new head is armed unjudged.
+    const order = fake.requests.map((r) => r.operationId);
+    const disarm = graphqlBodies().findIndex((b) => b.includes("disablePullRequestAutoMerge"));
+    expect(disarm).toBe(0);
+    expect(order.indexOf("graphql")).toBeLessThan(order.indexOf("git/update-ref"));
+    expect(pull()?.autoMerge).toBeUndefined();
+
+    fake.requests.length = 0;
+    expect((await landAuto(gh(), change(2), autoOpts())).operation).toBe("auto-merge-enabled");
+    expect(graphqlBodies().some((b) => b.includes("enablePullRequestAutoMerge") && b.includes(moved))).toBe(
+      true,
+    );
+    expect(pull()?.autoMerge?.mergeMethod).toBe("SQUASH");
+    fake.assertNoViolations();
+  });
+
+  test("without disarmOnMove (merge: review) a moved PR keeps the auto-merge someone armed", async () => {
+    fake.protectBranch(DOWN.owner, DOWN.repo, "main", { requiredChecks: ["ci"] });
+    await openPullRequests(octokit, report(1), openOpts);
+    await landAuto(gh(), change(1), autoOpts());
+    fake.requests.length = 0;
+    await openPullRequests(octokit, report(2), openOpts);
+    expect(graphqlBodies()).toStrictEqual([]);
+    expect(pull()?.autoMerge?.mergeMethod).toBe("SQUASH");
+  });
+
   test("with nothing required: merged through REST with the head SHA that was evaluated", async () => {
     await openPullRequests(octokit, report(2), openOpts);
     const head = (await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)) ?? "";
