@@ -394,9 +394,27 @@ export async function openPullRequests(
       head?.branch === base ? { sha: head.commit, tree: head.tree } : undefined;
     for (const change of report.inputs) results.push(await prs.open(change, lockPath, checkout));
   }
+  return [...results, ...(await closeObsolete(prs, report))];
+}
+
+async function closeObsolete(prs: PullRequests, report: Report): Promise<PullRequestResult[]> {
+  const results: PullRequestResult[] = [];
   for (const skip of report.skipped) {
     if (skip.reason === "pinned") continue;
     results.push(await prs.closeIfObsolete(skip));
   }
   return results;
+}
+
+/**
+ * Only the closing half of openPullRequests: the open pull request of each input the base already
+ * locks at its rev or newer is closed. `merge: direct` opens none, but a pull request left from
+ * before the switch to direct commits would otherwise stay open forever.
+ */
+export function closeObsoletePullRequests(
+  octokit: Octokit,
+  report: Report,
+  opts: OpenPrOptions,
+): Promise<PullRequestResult[]> {
+  return closeObsolete(new PullRequests(octokit, opts), report);
 }

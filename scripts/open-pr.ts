@@ -33,7 +33,12 @@ import {
   readImpactFile,
 } from "../lib/land.ts";
 import { DEFAULT_FOOTER } from "../lib/pr-text.ts";
-import { type OpenPrOptions, openPullRequests, type PullRequestResult } from "../lib/pull-request.ts";
+import {
+  closeObsoletePullRequests,
+  type OpenPrOptions,
+  openPullRequests,
+  type PullRequestResult,
+} from "../lib/pull-request.ts";
 import { defaultReportPath, type Report, readReport } from "../lib/report.ts";
 import { githubToken } from "../lib/secrets.ts";
 
@@ -61,6 +66,7 @@ them as --merge says.
                      auto: GitHub's auto-merge once the required checks pass (merged at once when
                      nothing is required), never when --impact reports a host that fails;
                      direct: no pull request, the new lock is committed onto the base branch
+                     (open ones the base has overtaken are still closed)
   --merge-method M   merge, squash (default) or rebase, for --merge auto
   --impact FILE      scripts/impact.ts's JSON: a host that no longer evaluates keeps the bump from
                      landing by itself (auto: left open for a human; direct: not committed)
@@ -162,13 +168,16 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const octokit = octokitFromEnv(env);
 
   const grouped = args.group || (action.group ?? false);
-  // direct opens no pull request; the landing step (or the second half of this run) commits.
-  const results =
-    mode === "direct" || args.step === "land"
-      ? []
-      : await group(`Pull requests in ${fullName(repo)}`, () =>
-          grouped ? openGroupPullRequest(octokit, report, opts) : openPullRequests(octokit, report, opts),
-        );
+  // direct opens no pull request, it only closes the ones the base has overtaken (left from before
+  // the switch to direct); the landing step (or the second half of this run) commits.
+  const pullRequests = (): Promise<PullRequestResult[]> => {
+    if (mode !== "direct")
+      return grouped ? openGroupPullRequest(octokit, report, opts) : openPullRequests(octokit, report, opts);
+    if (!grouped) return closeObsoletePullRequests(octokit, report, opts);
+    // Without a new lock the grouped call only closes an open group the base has overtaken.
+    return report.changed ? Promise.resolve([]) : openGroupPullRequest(octokit, report, opts);
+  };
+  const results = args.step === "land" ? [] : await group(`Pull requests in ${fullName(repo)}`, pullRequests);
   for (const result of results) info(resultLine(result));
   if (results.length === 0 && !report.changed && args.step !== "land") {
     info("Nothing to do: the report moved no input.");

@@ -5,6 +5,8 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { createOctokit, type Octokit } from "../../lib/github.ts";
 import {
   type AutoOptions,
@@ -20,9 +22,12 @@ import {
   withNote,
 } from "../../lib/land.ts";
 import { type OpenPrOptions, openPullRequests } from "../../lib/pull-request.ts";
-import type { InputChange, Report } from "../../lib/report.ts";
+import { type InputChange, type Report, serializeReport } from "../../lib/report.ts";
+import { main as openPrMain } from "../../scripts/open-pr.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
+import { scratchRoot } from "../fake-github/tmp.ts";
 import { upstreamHistory } from "../support/history.ts";
+import { runInProcess } from "../support/in-process.ts";
 
 const UP = { owner: "acme", repo: "nixfleet" };
 /** A fresh downstream repository per test (cheaper than resetting the fake and the upstream). */
@@ -359,6 +364,50 @@ describe("merge: direct", () => {
     impact: undefined,
     dryRun: false,
     ...over,
+  });
+
+  test("open-pr.ts --merge direct closes a pull request left from review once the base has overtaken it", async () => {
+    await openPullRequests(octokit, report(1), openOpts);
+    const [committed] = await commitDirect(gh(), report(2), await directOpts());
+    expect(committed?.operation).toBe("committed");
+    // The next run moves nothing: nixfleet is up to date at the rev the direct commit locked.
+    const quiet: Report = {
+      ...report(2),
+      changed: false,
+      inputs: [],
+      lock: null,
+      skipped: [
+        {
+          name: "nixfleet",
+          reason: "up-to-date",
+          message: "nixfleet is up to date",
+          current: revs[2] ?? "",
+          github: UP,
+        },
+      ],
+    };
+    const dir = await mkdtemp(join(scratchRoot(), "flake-bump-direct-"));
+    try {
+      const path = join(dir, "report.json");
+      await writeFile(path, serializeReport(quiet));
+      const env = { GITHUB_API_URL: fake.apiUrl, GH_TOKEN: fake.token, FLAKE_BUMP_WAIT_SCALE: "0" };
+      const repo = `${DOWN.owner}/${DOWN.repo}`;
+      const args = ["--report", path, "--repo", repo, "--base", "main", "--merge", "direct"];
+      const run = await runInProcess(openPrMain, args, { env, cwd: dir });
+      expect(run.exitCode).toBe(0);
+      expect(run.stderr).toContain("nixfleet: closed");
+      expect(pull()?.state).toBe("closed");
+      expect(fake.comments(DOWN.owner, DOWN.repo, pull()?.number ?? 0)).toHaveLength(1);
+      expect(await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)).toBeUndefined();
+      // Asked again, there is nothing left to close.
+      fake.requests.length = 0;
+      const again = await runInProcess(openPrMain, args, { env, cwd: dir });
+      expect(again.exitCode).toBe(0);
+      expect(fake.requests.map((r) => r.method)).toStrictEqual(["GET"]);
+      fake.assertNoViolations();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test("one Verified commit on the base, parent the old head, only flake.lock changed, the message says what moved", async () => {
