@@ -191,6 +191,15 @@ export async function benchImpact(runs: number, env: NodeJS.ProcessEnv): Promise
   };
 }
 
+/** The impact figures that miss their target, by name. */
+export function impactMisses(result: ImpactResult): string[] {
+  return [
+    ...(result.ratio > 1.5 ? ["impact_ms.worst_case"] : []),
+    ...(result.leaf.ratio > 1.5 ? ["impact_ms.leaf"] : []),
+    ...(result.diffMs >= 50 ? ["impact_closure_diff_ms"] : []),
+  ];
+}
+
 export function impactLines(result: ImpactResult): string[] {
   const { leaf } = result;
   return [

@@ -158,6 +158,14 @@ export function nativeJson(result: NativeResult) {
   };
 }
 
+/** The native figures that miss their target (time against Nix, ≤ 0.5 ×), by name. */
+export function nativeMisses(result: NativeResult): string[] {
+  return [
+    ...(result.small.ratio > 0.5 ? ["native_vs_nix.small"] : []),
+    ...(result.large.ratio > 0.5 ? ["native_vs_nix.50mb"] : []),
+  ];
+}
+
 /** Lines for the bench's text output. */
 export function nativeLines(result: NativeResult): string[] {
   const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;

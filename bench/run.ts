@@ -21,10 +21,10 @@ import { cleanEnv } from "../tests/support/run.ts";
 import { benchApi } from "./api.ts";
 import { type Context, systemNix } from "./context.ts";
 import { formatTable, markdownTable } from "./figures.ts";
-import { benchImpact, impactLines } from "./impact.ts";
+import { benchImpact, impactLines, impactMisses } from "./impact.ts";
 import { benchLockDiff } from "./lock-diff.ts";
 import { expectSuccess, measure, ROOT } from "./measure.ts";
-import { benchNative, nativeJson, nativeLines } from "./native.ts";
+import { benchNative, nativeJson, nativeLines, nativeMisses } from "./native.ts";
 import { benchNightly, NIGHTLY_INPUTS, NIGHTLY_INPUTS_LARGE } from "./nightly.ts";
 import { benchOverhead } from "./overhead.ts";
 import { round } from "./stats.ts";
@@ -170,7 +170,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     };
     const json = benchJson(measurements);
     const { rows, details } = benchText(json, measurements);
-    const misses = rows.filter((x) => x.result === "MISS").map((x) => x.figure);
+    const misses = [
+      ...rows.filter((x) => x.result === "MISS").map((x) => x.figure),
+      ...impactMisses(impact),
+      ...nativeMisses(native),
+    ];
     const text = [
       formatTable(rows),
       ...details,
