@@ -5,6 +5,7 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { collect } from "../support/run.ts";
 import { type FileChange, GitNetwork, GitRepo, TreeBuilder, type TreeChange, ZERO_SHA } from "./git.ts";
 import { processTempDir, scratchRoot } from "./tmp.ts";
 
@@ -40,11 +41,7 @@ async function git(args: string[], input?: string, extra: Record<string, string>
     stdout: "pipe",
     stderr: "pipe",
   });
-  const [stdout, stderr, exitCode] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
+  const { stdout, stderr, exitCode } = await collect(proc);
   return { stdout: stdout.trim(), stderr, exitCode };
 }
 

@@ -21,6 +21,15 @@ export async function runScript(
     stdout: "pipe",
     stderr: "pipe",
   });
+  return await collect(proc);
+}
+
+/** What a child process spawned with piped stdout and stderr printed, and how it exited. */
+export async function collect(proc: {
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+  exited: Promise<number>;
+}): Promise<RunResult> {
   const [stdout, stderr, exitCode] = await Promise.all([
     new Response(proc.stdout).text(),
     new Response(proc.stderr).text(),

@@ -152,38 +152,40 @@ describe("final answers are not asked again", () => {
 });
 
 describe("rate limits: wait as long as GitHub says, and say so", () => {
-  test("a secondary rate limit with retry-after waits that long", async () => {
-    fake.injectFault(secondary({ "retry-after": "7" }));
-    const { octokit, waits } = client();
-    const said = await warnings(() => getRepo(octokit));
-    expect(waits).toStrictEqual([7000]);
-    expect(said).toStrictEqual([
-      "warning: GitHub secondary rate limit for GET /repos/{owner}/{repo}; retrying in 7s\n",
-    ]);
-  });
-
-  test("a secondary rate limit naming no time waits a minute", async () => {
-    fake.injectFault(secondary({}));
-    const { octokit, waits } = client();
-    await warnings(() => getRepo(octokit));
-    expect(waits).toStrictEqual([60_000]);
-  });
-
-  test("a 429 with retry-after waits that long", async () => {
-    fake.injectFault({ operationId: "repos/get", status: 429, headers: { "retry-after": "2" } });
-    const { octokit, waits } = client();
-    await warnings(() => getRepo(octokit));
-    expect(waits).toStrictEqual([2000]);
-  });
-
-  test("the primary limit waits until one second past x-ratelimit-reset", async () => {
-    fake.injectFault(primary());
-    const { octokit, waits } = client();
-    const said = await warnings(() => getRepo(octokit));
-    expect(waits).toStrictEqual([6000]);
-    expect(said).toStrictEqual([
-      "warning: GitHub rate limit for GET /repos/{owner}/{repo}; retrying in 6s\n",
-    ]);
+  const said = (kind: string, seconds: number) =>
+    `warning: GitHub ${kind} for GET /repos/{owner}/{repo}; retrying in ${seconds}s\n`;
+  const limits = [
+    {
+      name: "a secondary rate limit with retry-after waits that long",
+      fault: () => secondary({ "retry-after": "7" }),
+      waits: [7000],
+      line: said("secondary rate limit", 7),
+    },
+    {
+      name: "a secondary rate limit naming no time waits a minute",
+      fault: () => secondary({}),
+      waits: [60_000],
+      line: said("secondary rate limit", 60),
+    },
+    {
+      name: "a 429 with retry-after waits that long",
+      fault: (): Fault => ({ operationId: "repos/get", status: 429, headers: { "retry-after": "2" } }),
+      waits: [2000],
+      line: said("secondary rate limit", 2),
+    },
+    {
+      name: "the primary limit waits until one second past x-ratelimit-reset",
+      fault: () => primary(),
+      waits: [6000],
+      line: said("rate limit", 6),
+    },
+  ];
+  test.each(limits)("$name", async ({ fault, waits, line }) => {
+    fake.injectFault(fault());
+    const run = client();
+    expect(await warnings(() => getRepo(run.octokit))).toStrictEqual([line]);
+    expect(run.waits).toStrictEqual(waits);
+    expect(asked()).toBe(2);
   });
 
   test("still limited after three waits: gives up, says so, and the 403 reaches the caller", async () => {

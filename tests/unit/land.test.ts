@@ -93,6 +93,19 @@ function report(to: number): Report {
   };
 }
 
+/** A run that moved nothing: nixfleet up to date at `current` (so a PR proposing it or older is obsolete). */
+function quietReport(current: string): Report {
+  return {
+    ...report(2),
+    changed: false,
+    inputs: [],
+    lock: null,
+    skipped: [
+      { name: "nixfleet", reason: "up-to-date", message: "nixfleet is up to date", current, github: UP },
+    ],
+  };
+}
+
 const openOpts: OpenPrOptions & { repo: { owner: string; repo: string } } = {
   repo: DOWN,
   branchPrefix: "flake-bump/",
@@ -336,16 +349,7 @@ describe("merge: auto", () => {
     await openPullRequests(octokit, report(2), openOpts);
     await landAuto(gh(), change(2), autoOpts());
     fake.requests.length = 0;
-    const obsolete: Report = {
-      ...report(2),
-      changed: false,
-      inputs: [],
-      lock: null,
-      skipped: [
-        { name: "nixfleet", reason: "up-to-date", message: "up to date", current: revs[3], github: UP },
-      ],
-    };
-    const [closed] = await openPullRequests(octokit, obsolete, openOpts);
+    const [closed] = await openPullRequests(octokit, quietReport(revs[3] ?? ""), openOpts);
     expect(closed?.operation).toBe("closed");
     expect(pull()?.state).toBe("closed");
     expect(pull()?.merged).toBeUndefined();
@@ -371,21 +375,7 @@ describe("merge: direct", () => {
     const [committed] = await commitDirect(gh(), report(2), await directOpts());
     expect(committed?.operation).toBe("committed");
     // The next run moves nothing: nixfleet is up to date at the rev the direct commit locked.
-    const quiet: Report = {
-      ...report(2),
-      changed: false,
-      inputs: [],
-      lock: null,
-      skipped: [
-        {
-          name: "nixfleet",
-          reason: "up-to-date",
-          message: "nixfleet is up to date",
-          current: revs[2] ?? "",
-          github: UP,
-        },
-      ],
-    };
+    const quiet = quietReport(revs[2] ?? "");
     const dir = await mkdtemp(join(scratchRoot(), "flake-bump-direct-"));
     try {
       const path = join(dir, "report.json");

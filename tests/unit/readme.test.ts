@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ACTIONS, actionTables, ROOT, readmeSection, readRepoFile } from "../support/readme.ts";
+import { collect } from "../support/run.ts";
 
 const readme = readRepoFile("README.md");
 
@@ -32,11 +33,7 @@ describe("each script's --help appears in the README verbatim", () => {
       stdout: "pipe",
       stderr: "pipe",
     });
-    const [stdout, stderr, exitCode] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
+    const { stdout, stderr, exitCode } = await collect(proc);
     expect({ exitCode, stderr }).toStrictEqual({ exitCode: 0, stderr: "" });
     expect(stdout).toStartWith(`Usage: bun scripts/${script}`);
     const help = stdout.replaceAll(home, "~");
