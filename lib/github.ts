@@ -52,8 +52,8 @@ interface RateLimitWait {
 }
 
 /** How often one request is asked again after a rate limit, and after a server error. */
-export const RATE_LIMIT_RETRIES = 3;
-export const SERVER_ERROR_RETRIES = 3;
+const RATE_LIMIT_RETRIES = 3;
+const SERVER_ERROR_RETRIES = 3;
 /** Seconds to wait on a secondary rate limit that names no time ("wait at least one minute"). */
 const SECONDARY_FALLBACK_SECONDS = 60;
 /** Concurrent requests per client: GitHub asks for serial requests; lists fan out a little. */
