@@ -401,6 +401,7 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     nix: { version: "", invocations: 0 },
   };
   if (request.rev !== undefined) report.requested.rev = request.rev;
+  if (deps.group !== undefined) report.grouped = true;
   if (repoRoot !== undefined) {
     report.flake.repoRoot = repoRoot;
     report.flake.lockPath = relative(repoRoot, lockFile);
@@ -603,7 +604,11 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     const native = natives.get(change.path);
     const rev = change.to.rev;
     let own: { text: string; diff: LockDiff };
-    if (native !== undefined) {
+    if (report.grouped === true) {
+      // One grouped pull request carries every move in one lock: no input needs a lock of its own,
+      // so no Nix run to make one.
+      own = { text: combined.text, diff };
+    } else if (native !== undefined) {
       // Each input's pull request carries only that input's move: the base plus its own node.
       const text = movedLockText(before, change.path, native.result);
       own = { text, diff: diffLocks(before, parseLock(text, lockFile)) };

@@ -88,6 +88,11 @@ export const Report = v.object({
   schema: v.literal(1),
   changed: v.boolean(),
   dryRun: v.boolean(),
+  /**
+   * Written by `bump.ts --group`: the inputs move together, in one Nix run, and each input's `lock`
+   * is the combined lock (one grouped pull request carries them; there is no per-input lock).
+   */
+  grouped: v.optional(v.boolean()),
   /** What was asked: input names (empty = all tracked) and the exact rev, if any. */
   requested: v.object({ inputs: v.array(v.string()), rev: v.optional(Sha) }),
   flake: v.object({
@@ -120,6 +125,18 @@ export function defaultReportPath(env: NodeJS.ProcessEnv = process.env): string 
   if (env.RUNNER_TEMP) return join(env.RUNNER_TEMP, "flake-bump", "report.json");
   const state = env.XDG_STATE_HOME || join(env.HOME || homedir(), ".local", "state");
   return join(state, "flake-bump", "report.json");
+}
+
+/**
+ * A grouped run's report (bump.ts --group) has no per-input locks, so only a grouped step can use
+ * it; reading it per input would put every move into each input's pull request.
+ */
+export function checkGrouping(report: Report, grouped: boolean, script: string): void {
+  if (report.grouped === true && !grouped) {
+    throw new UsageError(
+      `the report comes from bump.ts --group, whose inputs share one flake.lock; pass --group to ${script} too (the action's group: true), or rerun bump.ts without --group for one pull request per input`,
+    );
+  }
 }
 
 export function serializeReport(report: Report): string {

@@ -44,7 +44,8 @@ Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
   --check        only say which inputs are behind (outdated=NAMES) and whether moving them
                  needs Nix (needs-nix=true|false); needs no Nix itself
   --group        keep the open grouped pull request's inputs in the new lock (for open-pr.ts --group):
-                 each one the base is behind on is locked at the group's rev in the same Nix run
+                 each one the base is behind on is locked at the group's rev in the same Nix run;
+                 every move is made in that one run, so open-pr.ts and impact.ts need --group too
   --branch-prefix P  the grouped branch is P + "all" (default: flake-bump/)
   --debug        show Nix's full output and stack traces
 

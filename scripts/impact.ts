@@ -27,7 +27,7 @@ import { DEFAULT_DEPLOY_SENTENCE, describeImpact, summaryMarkdown } from "../lib
 import { readActionInputs } from "../lib/inputs.ts";
 import { diffLocks, parseLock } from "../lib/lock.ts";
 import { detectNix } from "../lib/nix.ts";
-import { defaultReportPath, readReport } from "../lib/report.ts";
+import { checkGrouping, defaultReportPath, readReport } from "../lib/report.ts";
 import { githubToken } from "../lib/secrets.ts";
 
 export const USAGE = `Usage: bun scripts/impact.ts [--report FILE] [--flake DIR] [--base-lock FILE] [--lock FILE]
@@ -156,6 +156,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const reportPath = args.report ?? action.report;
   const useReport = args.lock === undefined && (reportPath !== undefined || inActions(env));
   const report = useReport ? await readReport(reportPath ?? defaultReportPath(env)) : undefined;
+  if (report !== undefined) checkGrouping(report, args.group || (action.group ?? false), "impact.ts");
   const flakeDir = resolve(args.flake ?? report?.flake.dir ?? action.flake ?? process.cwd());
   if (report !== undefined && report.inputs.length === 0) {
     return skip("No input moved: there is no host impact to compute.");

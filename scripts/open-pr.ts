@@ -39,7 +39,7 @@ import {
   openPullRequests,
   type PullRequestResult,
 } from "../lib/pull-request.ts";
-import { defaultReportPath, type Report, readReport } from "../lib/report.ts";
+import { checkGrouping, defaultReportPath, type Report, readReport } from "../lib/report.ts";
 import { githubToken } from "../lib/secrets.ts";
 
 export const USAGE = `Usage: bun scripts/open-pr.ts [--report FILE] [--repo OWNER/REPO] [--base BRANCH] [--branch-prefix P]
@@ -168,6 +168,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const octokit = octokitFromEnv(env);
 
   const grouped = args.group || (action.group ?? false);
+  checkGrouping(report, grouped, "open-pr.ts");
   // direct opens no pull request, it only closes the ones the base has overtaken (left from before
   // the switch to direct); the landing step (or the second half of this run) commits.
   const pullRequests = (): Promise<PullRequestResult[]> => {

@@ -22,11 +22,14 @@ import { parseLock } from "../../lib/lock.ts";
 import { EXPERIMENTAL, type LockPlan, lockArgs, parseNixVersion } from "../../lib/nix.ts";
 import { parseMarker } from "../../lib/pr-text.ts";
 import type { OpenPrOptions } from "../../lib/pull-request.ts";
-import type { InputChange, Report } from "../../lib/report.ts";
+import { type InputChange, type Report, serializeReport } from "../../lib/report.ts";
 import { isOlder } from "../../lib/upstream.ts";
+import { main as impactMain } from "../../scripts/impact.ts";
+import { main as openPrMain } from "../../scripts/open-pr.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 import { scratchRoot } from "../fake-github/tmp.ts";
 import { upstreamHistory } from "../support/history.ts";
+import { runInProcess } from "../support/in-process.ts";
 import { type Commit, narHashOf, nixJson, nixStandIn } from "../support/nix-stand-in.ts";
 
 const DOWN = { owner: "acme", repo: "nixcfg" } as const;
@@ -213,8 +216,36 @@ describe("one grouped pull request, rolled forward", () => {
   let number = 0;
 
   test("a run that moves three inputs opens one PR on flake-bump/all with the combined lock", async () => {
-    const { report } = await bumpOnBase({ inputs: ["a", "b", "c"] }, { a: 1, b: 1, c: 1 });
+    const { report, nix } = await bumpOnBase({ inputs: ["a", "b", "c"] }, { a: 1, b: 1, c: 1 });
     expect(report.inputs.map((i) => i.name)).toStrictEqual(["a", "b", "c"]);
+    // One Nix run: a grouped run needs no lock per input, so none is made.
+    expect(nix.calls.filter((args) => args.includes("lock") || args.includes("update"))).toHaveLength(1);
+    expect(report.nix.invocations).toBe(1);
+    expect(report.grouped).toBe(true);
+    expect(report.inputs.map((i) => i.lock.text)).toStrictEqual(Array(3).fill(report.lock?.text));
+    // Each input's section still names only what moved under it.
+    expect(report.inputs.map((i) => i.transitive)).toStrictEqual(
+      Array(3).fill({ added: [], removed: [], changed: [] }),
+    );
+    // Read per input, the report would put every move into each input's pull request: refused.
+    for (const [script, main, extra] of [
+      ["open-pr.ts", openPrMain, ["--repo", `${DOWN.owner}/${DOWN.repo}`]],
+      ["impact.ts", impactMain, ["--flake", flakeDir]],
+    ] as const) {
+      const path = join(flakeDir, "grouped-report.json");
+      await writeFile(path, serializeReport(report));
+      const before = fake.requests.length;
+      const run = await runInProcess(main, ["--report", path, ...extra], {
+        env: { GITHUB_API_URL: fake.apiUrl, GH_TOKEN: fake.token, FLAKE_BUMP_WAIT_SCALE: "0", PATH: "" },
+        cwd: flakeDir,
+      });
+      expect({ script, exitCode: run.exitCode }).toStrictEqual({ script, exitCode: 2 });
+      expect(run.stderr).toBe(
+        `error: the report comes from bump.ts --group, whose inputs share one flake.lock; pass --group to ${script} too (the action's group: true), or rerun bump.ts without --group for one pull request per input\n`,
+      );
+      expect(fake.requests.length).toBe(before);
+      await rm(path);
+    }
     const [result] = await openGroupPullRequest(octokit, report, opts);
     expect(result?.operation).toBe("created");
     const pulls = openPulls();
