@@ -2,7 +2,7 @@
  * The fake's in-process git layer against git itself: every answer it computes without a git process
  * (trees built, objects and refs read, refs updated) must be the one git gives on the same repository.
  */
-import { beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { collect } from "../support/run.ts";
@@ -10,6 +10,8 @@ import { type FileChange, GitNetwork, GitRepo, TreeBuilder, type TreeChange, ZER
 import { processTempDir, scratchRoot } from "./tmp.ts";
 
 const root = processTempDir("fake-git-test", scratchRoot());
+// On tmpfs a leftover holds memory until the next run sweeps it: remove it as soon as we are done.
+afterAll(() => rm(root, { recursive: true, force: true }));
 let repo: GitRepo;
 let dir: string;
 
