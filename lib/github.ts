@@ -79,10 +79,9 @@ interface Route {
 }
 
 function lanesOf({ method, url }: Route): Lane[] {
-  const graphql = url === "/graphql" || url.endsWith("/graphql");
   if (method === "GET" || method === "HEAD") return url.startsWith("/search/") ? ["search"] : [];
   // A GraphQL query is a POST, and GitHub counts mutations among writes; treat every one as a write.
-  if (graphql) return ["write"];
+  if (url.endsWith("/graphql")) return ["write"];
   return NOTIFYING.test(url) ? ["write", "notify"] : ["write"];
 }
 

@@ -156,7 +156,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const reportPath = args.report ?? action.report;
   const useReport = args.lock === undefined && (reportPath !== undefined || inActions(env));
   const report = useReport ? await readReport(reportPath ?? defaultReportPath(env)) : undefined;
-  if (report !== undefined) checkGrouping(report, args.group || (action.group ?? false), "impact.ts");
+  const groupAsked = args.group || (action.group ?? false);
+  if (report !== undefined) checkGrouping(report, groupAsked, "impact.ts");
   const flakeDir = resolve(args.flake ?? report?.flake.dir ?? action.flake ?? process.cwd());
   if (report !== undefined && report.inputs.length === 0) {
     return skip("No input moved: there is no host impact to compute.");
@@ -172,7 +173,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   parseLock(baseLock, "the base lock");
 
   let sides: ImpactSide[];
-  const grouped = report !== undefined && (args.group || (action.group ?? false));
+  const grouped = report !== undefined && groupAsked;
   /** The grouped run's members: one comparison of the combined lock, which a group has no single rev for. */
   const members: Record<string, string> = {};
   if (grouped && report !== undefined) {

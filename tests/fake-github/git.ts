@@ -214,7 +214,7 @@ async function readLooseObject(objectsDir: string, sha: string): Promise<StoredO
 }
 
 function isMissingFile(error: unknown): boolean {
-  const code = error instanceof Error && "code" in error ? error.code : undefined;
+  const code = errorCode(error);
   return code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR";
 }
 
