@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import * as v from "valibot";
 import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../core/errors.ts";
 import { PolicyFile, SETTINGS, type SettingName, type Settings } from "./schema.ts";
 
 /** One level of the file: `defaults`, `groups.<name>` or `inputs.<name>`, where it starts. */

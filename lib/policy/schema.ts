@@ -4,7 +4,7 @@
  * schema, and a test keeps the two equal.
  */
 import * as v from "valibot";
-import { InputName, MergeMode } from "../ids.ts";
+import { InputName, MergeMode } from "../core/ids.ts";
 
 /** Where a repository keeps its policy, relative to the flake's repository root. */
 export const POLICY_PATH = ".github/flake-bump.yml";

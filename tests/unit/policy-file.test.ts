@@ -3,7 +3,7 @@
  * each kind of mistake one usage error naming the file, the line and the key.
  */
 import { expect, test } from "bun:test";
-import { UsageError } from "../../lib/errors.ts";
+import { UsageError } from "../../lib/core/errors.ts";
 import { type Policy, parsePolicy, readPolicy } from "../../lib/policy/file.ts";
 import { EXAMPLE_POLICY as EXAMPLE } from "../support/policy.ts";
 
