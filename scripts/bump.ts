@@ -4,7 +4,7 @@
  * Parse args/env/event → lib/bump/bump.ts → report (stderr for people, --json on stdout, Actions outputs).
  */
 import * as v from "valibot";
-import type { BumpRequest, GroupDeps, Selected } from "../lib/bump/bump.ts";
+import type { BumpDeps, BumpRequest, GroupDeps, Selected } from "../lib/bump/bump.ts";
 import type { Freshness } from "../lib/bump/freshness.ts";
 import { appendSummary, group, info, setOutputs } from "../lib/core/actions.ts";
 import { debugRequested, flags, parseCli, runMain } from "../lib/core/cli.ts";
@@ -25,9 +25,13 @@ import {
   writeReport,
 } from "../lib/flake/report.ts";
 import type { Octokit } from "../lib/github/client.ts";
+import type { RunSettings } from "../lib/policy/effective.ts";
+import { describePolicy, type EffectivePolicy } from "../lib/policy/effective.ts";
+import type { Trigger } from "../lib/policy/gate.ts";
+import { type InputPlan, loadRunPolicy, planInputs, runClock, triggerOf } from "../lib/policy/run.ts";
 
 export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--engine auto|native|nix] [--flake DIR] [--report FILE]
-                       [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
+                       [--config FILE] [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
 
 Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
 
@@ -39,10 +43,13 @@ Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
                  Nix for everything, 'auto' (default) is native where provable, Nix elsewhere
   --flake DIR    the flake's directory (default: current directory)
   --report FILE  where to write the JSON report (default: ${defaultReportPath()})
+  --config FILE  the policy file (default: .github/flake-bump.yml of the flake's repository, if
+                 it exists): schedules, min-age, follow: none, groups; naming inputs overrides it
   --json         print the report on stdout (human output stays on stderr)
   --dry-run      compute and print everything, leave flake.lock untouched
   --check        only say which inputs are behind (outdated=NAMES) and whether moving them
-                 needs Nix (needs-nix=true|false); needs no Nix itself
+                 needs Nix (needs-nix=true|false), and each input's policy and where it came
+                 from; needs no Nix itself
   --group        keep the open grouped pull request's inputs in the new lock (for open-pr.ts --group):
                  each one the base is behind on is locked at the group's rev in the same Nix run;
                  every move is made in that one run, so open-pr.ts and impact.ts need --group too
@@ -51,12 +58,12 @@ Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
 
 In GitHub Actions the event (repository_dispatch, workflow_dispatch, schedule) chooses the
 inputs and rev; the update action's inputs (FLAKE_BUMP_INPUTS, FLAKE_BUMP_REV, FLAKE_BUMP_FLAKE,
-FLAKE_BUMP_DRY_RUN, FLAKE_BUMP_ENGINE, FLAKE_BUMP_GROUP, FLAKE_BUMP_BRANCH_PREFIX) override it, and command-line
-arguments override both.
+FLAKE_BUMP_DRY_RUN, FLAKE_BUMP_ENGINE, FLAKE_BUMP_GROUP, FLAKE_BUMP_BRANCH_PREFIX, FLAKE_BUMP_CONFIG,
+FLAKE_BUMP_MERGE) override it, and command-line arguments override both.
 Exit codes: 0 done (changed or nothing to do), 1 failure, 2 bad usage or input.`;
 
 const options = flags({
-  string: ["rev", "flake", "report", "branch-prefix", "engine"],
+  string: ["rev", "flake", "report", "branch-prefix", "engine", "config"],
   boolean: ["json", "dry-run", "check", "group"],
 });
 
@@ -71,6 +78,7 @@ const Args = v.object({
   group: v.optional(v.boolean(), false),
   "branch-prefix": v.optional(Branch),
   engine: v.optional(Engine),
+  config: v.optional(v.pipe(v.string(), v.minLength(1))),
 });
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -101,6 +109,23 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const rev = given ? asked : event?.rev;
   if (rev !== undefined) request.rev = rev;
   if (event?.repository !== undefined) request.repository = event.repository;
+  const now = runClock(env);
+  const { plans, policy } = await policyPlans(request.flakeDir, {
+    config: args.config ?? action.config,
+    // A person named the inputs: the command line, the action's `inputs`, the Run-workflow form.
+    trigger: triggerOf(
+      env.GITHUB_EVENT_NAME,
+      given || (event?.event === "workflow_dispatch" && request.inputs.length > 0),
+    ),
+    now,
+    flags: args.group ? { group: true } : {},
+    action: {
+      ...(action.group === true ? { group: true } : {}),
+      ...(action.merge === undefined ? {} : { merge: action.merge }),
+    },
+  });
+  request.plans = plans;
+  request.now = now;
 
   const [{ bump, checkOutdated }, { checkFreshness }] = await Promise.all([
     import("../lib/bump/bump.ts"),
@@ -118,7 +143,12 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return checkFreshness(inputs, needsGitHub ? { octokit: await octokit() } : {});
   };
 
-  if (args.check) return check(request, checkOutdated, freshness, octokit, args.json, env);
+  const minAge: NonNullable<BumpDeps["minAge"]> = async (source, node, minAgeMs, at) => {
+    const { minAgeTarget } = await import("../lib/bump/age.ts");
+    return minAgeTarget({ octokit: await octokit(), source, node, minAgeMs, now, rev: at });
+  };
+  if (args.check)
+    return check(request, { checkOutdated, freshness, octokit, minAge, policy }, args.json, env);
 
   const reportPath = args.report ?? defaultReportPath(env);
   await checkReportPath(reportPath);
@@ -135,6 +165,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
       },
       ...(grouped ? { group: grouped } : {}),
+      minAge,
     }),
   );
 
@@ -195,28 +226,38 @@ async function groupDeps(
   };
 }
 
-/** `--check`: one line per input, `outdated=NAMES` on stdout (or the answers as JSON) and in $GITHUB_OUTPUT. */
+interface CheckDeps {
+  checkOutdated: typeof import("../lib/bump/bump.ts").checkOutdated;
+  freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>;
+  octokit: () => Promise<Octokit>;
+  minAge: NonNullable<BumpDeps["minAge"]>;
+  policy: ReadonlyMap<string, EffectivePolicy>;
+}
+
+/**
+ * `--check`: one line per input, `outdated=NAMES` on stdout (or the answers as JSON) and in
+ * $GITHUB_OUTPUT, and each input's effective policy with where each value came from.
+ */
 async function check(
   request: BumpRequest,
-  checkOutdated: typeof import("../lib/bump/bump.ts").checkOutdated,
-  freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
-  octokit: () => Promise<Octokit>,
+  deps: CheckDeps,
   json: boolean,
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
   const rev = request.rev;
-  const { answers, skipped, needsNix, engines } = await checkOutdated(
+  const { answers, skipped, needsNix, engines } = await deps.checkOutdated(
     request,
     async (inputs) =>
       rev === undefined
-        ? freshness(inputs)
+        ? deps.freshness(inputs)
         : inputs.map((input): Freshness => {
             const locked = input.node.locked?.rev;
             return locked === rev
               ? { name: input.name, status: "current", rev }
               : { name: input.name, status: "outdated", rev: locked, latest: rev };
           }),
-    octokit,
+    deps.octokit,
+    deps.minAge,
   );
   for (const a of answers) {
     if (a.status === "current") info(`• '${a.name}' is up to date (${a.rev.slice(0, 7)})`);
@@ -229,13 +270,44 @@ async function check(
     info(
       `• '${e.name}' would be moved by ${e.engine === "native" ? "the native engine" : "Nix"}: ${e.reason}`,
     );
+  for (const [name, policy] of deps.policy) info(`• '${name}' policy: ${describePolicy(policy)}`);
   // "unknown" counts as outdated: only Nix can tell, so the workflow must install it.
   const outdated = answers.filter((a) => a.status !== "current").map((a) => a.name);
   if (json) {
-    process.stdout.write(`${JSON.stringify({ outdated, needsNix, answers, engines, skipped }, null, 2)}\n`);
+    const policy = Object.fromEntries(deps.policy);
+    process.stdout.write(
+      `${JSON.stringify({ outdated, needsNix, answers, engines, skipped, policy }, null, 2)}\n`,
+    );
   } else process.stdout.write(`outdated=${outdated.join(",")}\nneeds-nix=${needsNix}\n`);
   setOutputs({ outdated: outdated.join(","), "needs-nix": String(needsNix) }, env);
   return 0;
+}
+
+/**
+ * The policy file read and checked against flake.lock's root inputs, and each root input's plan
+ * for this run. Without a readable flake.lock nothing is planned: the bump then says what is wrong.
+ */
+async function policyPlans(
+  flakeDir: string,
+  run: RunSettings & { config: string | undefined; trigger: Trigger; now: Date },
+): Promise<{ plans: Map<string, InputPlan>; policy: Map<string, EffectivePolicy> }> {
+  const [{ readFile }, { join }, { $ }, { parseLock, rootInputs }] = await Promise.all([
+    import("node:fs/promises"),
+    import("node:path"),
+    import("zx/core"),
+    import("../lib/flake/lock.ts"),
+  ]);
+  const text = await readFile(join(flakeDir, "flake.lock"), "utf8").catch(() => undefined);
+  const names = text === undefined ? undefined : rootInputs(parseLock(text)).map((input) => input.name);
+  const top = await $({ cwd: flakeDir, nothrow: true, quiet: true })`git rev-parse --show-toplevel`;
+  const root = top.exitCode === 0 ? top.stdout.trim() : flakeDir;
+  const file = await loadRunPolicy({
+    config: run.config,
+    root,
+    ...(names === undefined ? {} : { knownInputs: names }),
+  });
+  const plans = planInputs(names ?? [], file, run);
+  return { plans, policy: new Map([...plans].map(([name, plan]) => [name, plan.policy])) };
 }
 
 if (import.meta.main) await runMain(() => main(process.argv.slice(2)));

@@ -25,6 +25,8 @@ import { type LockPlan, lockArgs, type Nix, type Pin } from "../flake/nix.ts";
 import type { CheckoutHead, InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
 import type { Octokit } from "../github/client.ts";
 import type { Compared, TargetCheck } from "../github/upstream.ts";
+import type { AgeTarget } from "../policy/gate.ts";
+import type { InputPlan } from "../policy/run.ts";
 import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
 import type { Freshness } from "./freshness.ts";
 import { fetchLocked, movedLockText, type NativeResult, NotNative, serializeLock } from "./native.ts";
@@ -39,6 +41,13 @@ export interface BumpRequest {
   dryRun: boolean;
   /** Who moves the inputs (default auto: native where provably identical, Nix elsewhere). */
   engine?: Engine;
+  /**
+   * The policy file's word on each selected input (lib/policy/run.ts): a held input is skipped, a
+   * min-age one moves only to a commit old enough, a named one says what it overrode. Absent: none.
+   */
+  plans?: ReadonlyMap<string, InputPlan>;
+  /** The run's clock, which min-age is judged by (default: now). */
+  now?: Date;
 }
 
 /** Tarballs downloaded at once when several inputs move natively. */
@@ -54,6 +63,13 @@ export interface BumpDeps {
   octokit?: () => Promise<Octokit>;
   /** With a grouped pull request: its members are kept in the same lock (see withGroupMembers). */
   group?: GroupDeps;
+  /** Where min-age reads a GitHub input's dated history (lib/bump/age.ts); without it, min-age holds. */
+  minAge?: (
+    source: GitHubSource,
+    node: LockNode,
+    minAgeMs: number,
+    rev: string | undefined,
+  ) => Promise<AgeTarget>;
 }
 
 export interface GroupDeps {
@@ -262,13 +278,27 @@ export interface CheckResult {
  * move each, without Nix or changes. `native` never needs Nix: what it cannot prove, bump refuses.
  */
 export async function checkOutdated(
-  request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository" | "engine">,
+  request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository" | "engine" | "plans" | "now">,
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
   octokit?: () => Promise<Octokit>,
+  minAge?: BumpDeps["minAge"],
 ): Promise<CheckResult> {
   const { text, lock } = await readFlake(request.flakeDir);
   const { selected, skipped } = selectInputs(lock, request);
-  const answers = await freshness(selected);
+  const movable = holdByPolicy(selected, skipped, request.plans);
+  const answers: Freshness[] = [];
+  // An input behind its branch whose newer commits min-age holds back is reported as held, not behind.
+  for (const answer of await freshness(movable)) {
+    const input = movable.find((candidate) => candidate.name === answer.name);
+    const held =
+      answer.status === "outdated" && input !== undefined
+        ? await ageDecision(input, undefined, request, minAge === undefined ? {} : { minAge })
+        : undefined;
+    if (held !== undefined && "message" in held) skipped.push(held);
+    else if (held !== undefined && answer.status === "outdated")
+      answers.push({ ...answer, latest: held.rev });
+    else answers.push(answer);
+  }
   const engine = request.engine ?? "auto";
   const engines = await Promise.all(
     answers
@@ -304,6 +334,8 @@ interface Move {
   input: Selected;
   /** The commit to lock: the dispatched SHA, or the head freshness read; undefined → Nix's own update. */
   to: string | undefined;
+  /** `to` is the one commit to lock (min-age chose it), not merely the head Nix will find. */
+  exact: boolean;
   choice: EngineChoice;
 }
 
@@ -388,6 +420,8 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   if (request.rev !== undefined && selected.length !== 1 && request.repository === undefined) {
     throw new UsageError("--rev pins exactly one input; name it (bun scripts/bump.ts INPUT --rev SHA)");
   }
+  const movable = holdByPolicy(selected, skipped, request.plans);
+  const age = (input: Selected, rev: string | undefined) => ageDecision(input, rev, request, deps);
 
   const report: Report = {
     schema: 1,
@@ -413,10 +447,14 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   // The target check's compare of the locked rev and the SHA also tells the engine choice whether the
   // upstream's flake.nix or flake.lock changed, so a dispatch under auto asks GitHub no more than Nix's.
   let compared: Compared | undefined;
-  const targets: Array<{ input: Selected; to: string | undefined }> = [];
-  const target = selected[0];
+  const targets: Array<{ input: Selected; to: string | undefined; exact?: boolean }> = [];
+  const target = movable[0];
   const pinning = request.rev !== undefined && target !== undefined;
-  if (request.rev !== undefined && target !== undefined) {
+  // A dispatched commit younger than min-age is held; a later scheduled run takes it once old enough.
+  const held = request.rev !== undefined && target !== undefined ? await age(target, request.rev) : undefined;
+  if (held !== undefined && "message" in held) {
+    skipped.push(held);
+  } else if (request.rev !== undefined && target !== undefined) {
     const lockedRev = target.node.locked?.rev;
     const source = githubSource(target.node);
     if (lockedRev === request.rev) {
@@ -447,19 +485,23 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     } else {
       targets.push({ input: target, to: request.rev });
     }
-  } else if (selected.length > 0) {
+  } else if (movable.length > 0) {
     let answers: Freshness[] | undefined;
     if (deps.freshness !== undefined) {
-      answers = await deps.freshness(selected);
-      for (const input of selected) {
+      answers = await deps.freshness(movable);
+      for (const input of movable) {
         if (answers.some((a) => a.name === input.name && a.status === "current"))
           skipped.push(skip(input, "up-to-date", `'${input.name}' is already up to date`));
       }
     }
-    for (const input of selected) {
+    for (const input of movable) {
       const answer = answers?.find((a) => a.name === input.name);
       if (answer?.status === "current") continue;
-      targets.push({ input, to: answer?.status === "outdated" ? answer.latest : undefined });
+      const decided = await age(input, undefined);
+      if (decided === undefined)
+        targets.push({ input, to: answer?.status === "outdated" ? answer.latest : undefined });
+      else if ("message" in decided) skipped.push(decided);
+      else targets.push({ input, to: decided.rev, exact: true });
     }
   }
   if (targets.length === 0) return report;
@@ -476,9 +518,10 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   if (chosen !== "native") startNix();
 
   const moves: Move[] = await Promise.all(
-    targets.map(async ({ input, to }) => ({
+    targets.map(async ({ input, to, exact }) => ({
       input,
       to,
+      exact: exact === true,
       choice: await chooseEngine({
         engine: chosen,
         lock: before,
@@ -563,8 +606,8 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
       plan = { kind: "pin", input: only.input.name, ref, rev: request.rev };
       what = `lock '${only.input.name}' at ${request.rev}; check that the commit exists upstream and is reachable from here`;
     } else {
+      plan = updatePlan(inputs);
       const names = inputs.map((move) => move.input.name);
-      plan = { kind: "update", inputs: names };
       what = `update ${names.map((name) => `'${name}'`).join(", ")}; check that the inputs' sources are reachable and flake.nix evaluates`;
     }
     if (deps.group !== undefined) plan = await withGroupMembers(plan, before, deps.group);
@@ -636,6 +679,8 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
         "moved by Nix",
     };
     if (change.from !== undefined) entry.from = change.from;
+    const overrode = request.plans?.get(change.path);
+    if (overrode?.gate.move === true && overrode.note !== undefined) entry.overrode = overrode.note;
     const github = reportGitHub(node);
     if (github !== undefined) entry.github = github;
     if (upstream !== undefined && upstream.from === change.from?.rev && upstream.to === rev)
@@ -692,6 +737,76 @@ export async function withGroupMembers(
     also.push({ input, ref: pinnedRef(input, node, rev), rev });
   }
   return also.length === 0 ? widened : { ...widened, also };
+}
+
+/** Nix's plan for moves to their branch heads, with the ones min-age chose pinned at their commit. */
+function updatePlan(moves: readonly Move[]): LockPlan {
+  const pins: Pin[] = moves.flatMap((move) =>
+    move.exact && move.to !== undefined
+      ? [{ input: move.input.name, ref: pinnedRef(move.input.name, move.input.node, move.to), rev: move.to }]
+      : [],
+  );
+  const names = moves.filter((move) => !move.exact).map((move) => move.input.name);
+  const [first, ...rest] = pins;
+  // Without a head to follow, the plan is a pin: an update naming no input would update them all.
+  if (names.length === 0 && first !== undefined)
+    return { kind: "pin", ...first, ...(rest.length > 0 ? { also: rest } : {}) };
+  return pins.length === 0
+    ? { kind: "update", inputs: names }
+    : { kind: "update", inputs: names, also: pins };
+}
+
+/** The inputs the policy lets this run move; each held one is reported as skipped, with why. */
+function holdByPolicy(
+  selected: readonly Selected[],
+  skipped: Skipped[],
+  plans: ReadonlyMap<string, InputPlan> | undefined,
+): Selected[] {
+  return selected.filter((input) => {
+    const plan = plans?.get(input.name);
+    if (plan === undefined || plan.gate.move) return true;
+    skipped.push(skip(input, "held", plan.note ?? `'${input.name}' is held by the policy file`));
+    return false;
+  });
+}
+
+/**
+ * min-age's say on one input: undefined when it has none (no policy, 0h, or a named input), the
+ * commit to lock, or the skip that holds it (young, or the lock already as new as allowed).
+ */
+async function ageDecision(
+  input: Selected,
+  rev: string | undefined,
+  request: Pick<BumpRequest, "plans">,
+  deps: Pick<BumpDeps, "minAge">,
+): Promise<{ rev: string } | Skipped | undefined> {
+  const gate = request.plans?.get(input.name)?.gate;
+  if (gate?.move !== true || gate.minAgeMs === 0) return undefined;
+  const minAge = request.plans?.get(input.name)?.policy["min-age"];
+  const why = `min-age: ${minAge?.value} (${minAge?.where})`;
+  const source = githubSource(input.node);
+  if (source === undefined || deps.minAge === undefined) {
+    return skip(
+      input,
+      "held",
+      `'${input.name}' is held by ${why}: commit dates are read from GitHub, and it is not a GitHub input`,
+    );
+  }
+  const target = await deps.minAge(source, input.node, gate.minAgeMs, rev);
+  if (target.kind === "move") return rev === undefined ? { rev: target.rev } : undefined;
+  if (target.kind === "young") {
+    const when = new Date(target.oldEnoughAt).toISOString().replace(/\.\d+Z$/, "Z");
+    return skip(
+      input,
+      "held",
+      `'${input.name}' is held by ${why}: its newer commits are younger; the first is old enough at ${when}`,
+    );
+  }
+  return skip(
+    input,
+    "held",
+    `'${input.name}' is held by ${why}: the lock already holds the newest commit that old`,
+  );
 }
 
 function selectedNode(lock: FlakeLock, name: string) {

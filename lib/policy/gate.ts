@@ -63,7 +63,7 @@ export function gate(policy: EffectivePolicy, trigger: Trigger, now: Date): Gate
     return {
       move: false,
       held: applied(policy, "follow"),
-      reason: "follow: none, so only a run that names it moves it",
+      reason: "only a run that names it moves it",
     };
   }
   if (trigger === "schedule") {
@@ -72,7 +72,7 @@ export function gate(policy: EffectivePolicy, trigger: Trigger, now: Date): Gate
       return {
         move: false,
         held: applied(policy, "schedule"),
-        reason: `schedule: ${policy.schedule.value}, so the next scheduled run that moves it is on ${next}`,
+        reason: `the next scheduled run that moves it is on ${next}`,
       };
     }
   }

@@ -74,7 +74,7 @@ const gateCases: GateCase[] = [
         from: "group",
         where: `${FILE}:10 (groups.nixpkgs.schedule)`,
       },
-      reason: "schedule: weekly, so the next scheduled run that moves it is on 2026-12-14",
+      reason: "the next scheduled run that moves it is on 2026-12-14",
     },
   },
   {
@@ -92,7 +92,7 @@ const gateCases: GateCase[] = [
     gate: {
       move: false,
       held: { setting: "follow", value: "none", from: "input", where: `${FILE}:14 (inputs.janus.follow)` },
-      reason: "follow: none, so only a run that names it moves it",
+      reason: "only a run that names it moves it",
     },
   },
   {
@@ -103,7 +103,7 @@ const gateCases: GateCase[] = [
     gate: {
       move: false,
       held: { setting: "follow", value: "none", from: "input", where: `${FILE}:14 (inputs.janus.follow)` },
-      reason: "follow: none, so only a run that names it moves it",
+      reason: "only a run that names it moves it",
     },
   },
   {
