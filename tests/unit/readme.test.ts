@@ -17,6 +17,7 @@ import {
   readmeSection,
   readRepoFile,
   relativeLinks,
+  withoutCodeBlocks,
 } from "../support/readme.ts";
 import { collect } from "../support/run.ts";
 
@@ -38,7 +39,7 @@ const sourceFiles = (dir: string): string[] =>
     .filter((name) => name.endsWith(".ts"))
     .sort();
 
-/** lib/'s folders as `name/` and its loose source files as `name.ts`, sorted. */
+/** lib/'s folders as `name/`, and any source file loose in it as `name.ts`, sorted. */
 const libEntries = (): string[] =>
   readdirSync(join(ROOT, "lib"), { withFileTypes: true })
     .flatMap((entry) => {
@@ -54,26 +55,21 @@ const sourceTree = (dir: string): string[] =>
     .map((name) => join(dir, name))
     .sort();
 
-/** The other lib/ folders a lib/ folder's files import from (`../NAME/…`), sorted. */
+/** The other lib/ folders a lib/ folder's files import from (`../NAME/…`), as `NAME/`, sorted. */
 function importedFolders(folder: string): string[] {
   const names = new Set<string>();
   for (const file of sourceFiles(join("lib", folder))) {
     const text = readRepoFile(join("lib", folder, file));
     for (const match of text.matchAll(/["']\.\.\/([\w-]+)\/[\w.-]+\.ts["']/g)) {
-      if (match[1] !== undefined && match[1] !== folder) names.add(match[1]);
+      if (match[1] !== undefined && match[1] !== folder) names.add(`${match[1]}/`);
     }
   }
   return [...names].sort();
 }
 
-/** The code names in a layout cell: "`a`: what a is; `b`: …" → [a, b]; "—" → []. */
-const namesIn = (cell: string, separator: string): string[] =>
-  cell.trim() === "—"
-    ? []
-    : cell
-        .split(separator)
-        .map((item) => /^\s*`([\w-]+)`/.exec(item)?.[1] ?? `unreadable item '${item.trim()}'`)
-        .sort();
+/** The code spans of a table cell: "`a.ts`, `b.ts`" → [a.ts, b.ts] (sorted); "—" → []. */
+const codeSpans = (cell: string): string[] =>
+  [...cell.matchAll(/`([^`]+)`/g)].map((match) => match[1] ?? "").sort();
 
 describe("each script's --help appears in the documentation verbatim", () => {
   // A home directory that cannot be anyone's, shown as `~` as a reader's shell would: the report's
@@ -126,20 +122,22 @@ describe("the layout tables match the source tree", () => {
   const layout = pageSection(readRepoFile("docs/development.md"), "Layout of `lib/`", "docs/development.md");
   const rows = listedRows(layout, "lib");
 
-  test("lib/: one row per folder (or loose file), in the directory's order", () => {
-    expect(rows.map((row) => row.name)).toStrictEqual(libEntries());
+  test("lib/: one row per folder, and no source file outside the folders", () => {
+    expect(rows.map((row) => row.name).sort()).toStrictEqual(libEntries());
+    expect(libEntries().filter((entry) => !entry.endsWith("/"))).toStrictEqual([]);
   });
 
-  const folders = rows.filter((row) => row.name.endsWith("/"));
-  test.each(folders.map((row) => [row.name, row.cells] as const))(
-    "lib/%s: its files and the folders it imports from",
-    (name, cells) => {
+  test.each(rows.map((row, index) => [row.name, row.cells, index] as const))(
+    "lib/%s: its files, the folders it imports from, each listed before it",
+    (name, cells, index) => {
       const folder = name.slice(0, -1);
       const [, files = "", imports = ""] = cells;
-      expect({ files: namesIn(files, ";"), imports: namesIn(imports, ",") }).toStrictEqual({
-        files: sourceFiles(join("lib", folder)).map((file) => file.replace(/\.ts$/, "")),
+      expect({ files: codeSpans(files), imports: codeSpans(imports) }).toStrictEqual({
+        files: sourceFiles(join("lib", folder)),
         imports: importedFolders(folder),
       });
+      const earlier = rows.slice(0, index).map((row) => row.name);
+      expect(codeSpans(imports).filter((imported) => !earlier.includes(imported))).toStrictEqual([]);
     },
   );
 
@@ -186,6 +184,21 @@ describe("the links between the pages lead somewhere", () => {
       expect(headingAnchors(readRepoFile(path))).toContain(anchor);
     }
   });
+});
+
+// .github/workflows/ is left out: the adoption guide names files of the user's repositories there.
+test("every repository path the pages name in code exists", () => {
+  const named = pages.flatMap((page) =>
+    [
+      ...withoutCodeBlocks(page.text).matchAll(
+        /`((?:lib|scripts|tests|bench|docs|\.github\/actions|\.ci)\/[\w./-]*)`/g,
+      ),
+    ].map((match) => `${page.path}: ${match[1] ?? ""}`),
+  );
+  expect(named.length).toBeGreaterThan(20);
+  expect(
+    named.filter((entry) => !existsSync(join(ROOT, entry.slice(entry.indexOf(": ") + 2)))),
+  ).toStrictEqual([]);
 });
 
 describe("the commands a newcomer types are the ones CI runs", () => {
