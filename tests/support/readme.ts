@@ -17,9 +17,9 @@ export function readRepoFile(path: string): string {
 }
 
 /**
- * The text of the README's `## <title…>` section, from its heading to the next `## ` heading. A
- * missing section throws, so a renamed heading fails the test that reads it rather than passing on
- * an empty string.
+ * The text of the README's `## <title…>` section, from its heading to the next `# ` or `## `
+ * heading outside a code block. A missing section throws, so a renamed heading fails the test that
+ * reads it rather than passing on an empty string.
  */
 export function readmeSection(readme: string, title: string): string {
   return pageSection(readme, title, "README.md");
