@@ -28,7 +28,14 @@ import type { Octokit } from "../lib/github/client.ts";
 import type { RunSettings } from "../lib/policy/effective.ts";
 import { describePolicy, type EffectivePolicy } from "../lib/policy/effective.ts";
 import type { Trigger } from "../lib/policy/gate.ts";
-import { type InputPlan, loadRunPolicy, planInputs, runClock, triggerOf } from "../lib/policy/run.ts";
+import {
+  type InputPlan,
+  loadRunPolicy,
+  planInputs,
+  runClock,
+  targetsOf,
+  triggerOf,
+} from "../lib/policy/run.ts";
 
 export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--engine auto|native|nix] [--flake DIR] [--report FILE]
                        [--config FILE] [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
@@ -152,22 +159,26 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 
   const reportPath = args.report ?? defaultReportPath(env);
   await checkReportPath(reportPath);
-  // Repository and client only: GitHub is asked about the group only when Nix is about to run.
-  const grouped =
-    args.group || action.group ? await groupDeps(request.flakeDir, args, action, env) : undefined;
-  const report: Report = await group("Update flake.lock", () =>
-    bump(request, {
-      nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
-      freshness,
-      octokit,
-      checkTarget: async (target) => {
-        const { targetCheck } = await import("../lib/github/upstream.ts");
-        return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
-      },
-      ...(grouped ? { group: grouped } : {}),
-      minAge,
-    }),
-  );
+  const targets = targetsOf(plans);
+  // Repository and client only: GitHub is asked about a group only when Nix is about to run.
+  const grouped = targets.rest.grouped || targets.named.length > 0;
+  const members = grouped ? await groupDeps(request.flakeDir, args, action, env) : undefined;
+  const deps: BumpDeps = {
+    nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
+    freshness,
+    octokit,
+    checkTarget: async (target) => {
+      const { targetCheck } = await import("../lib/github/upstream.ts");
+      return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
+    },
+    minAge,
+  };
+  const report: Report = await group("Update flake.lock", async () => {
+    if (targets.named.length === 0)
+      return bump(request, members === undefined ? deps : { ...deps, group: members() });
+    const { bumpTargets } = await import("../lib/bump/targets.ts");
+    return bumpTargets(request, deps, targets, { deps: (name) => members?.(name) });
+  });
 
   await writeReport(reportPath, report);
   for (const line of describeReport(report)) info(line);
@@ -184,13 +195,16 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   return 0;
 }
 
-/** What bump needs to keep a grouped pull request's members: asked of GitHub only if Nix will run. */
+/**
+ * What bump needs to keep a grouped pull request's members, per group (undefined: `<prefix>all`):
+ * asked of GitHub only if Nix will run.
+ */
 async function groupDeps(
   flakeDir: string,
   args: { "branch-prefix"?: string | undefined },
   action: { "branch-prefix"?: string | undefined },
   env: NodeJS.ProcessEnv,
-): Promise<GroupDeps> {
+): Promise<(name?: string) => GroupDeps> {
   const [{ parseRepository }, { $ }, { groupBranch, openGroupMembers }] = await Promise.all([
     import("../lib/core/ids.ts"),
     import("zx/core"),
@@ -207,22 +221,25 @@ async function groupDeps(
     );
   }
   const where = repo;
-  const branch = groupBranch(args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/");
+  const prefix = args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/";
   const { octokitFromEnv } = await import("../lib/github/client.ts");
   const { isOlder } = await import("../lib/github/upstream.ts");
   const octokit = octokitFromEnv(env);
-  let asked: Promise<Readonly<Record<string, string>>> | undefined;
-  return {
-    // Asked once: bump reads the members both to choose the engine and to widen Nix's plan.
-    members: () => {
-      asked ??= openGroupMembers(octokit, where, branch).then((members) => {
-        const names = Object.keys(members);
-        if (names.length > 0) info(`Grouped pull request on '${branch}' holds: ${names.join(", ")}`);
-        return members;
-      });
-      return asked;
-    },
-    isOlder: (source, rev, than) => isOlder(octokit, source, rev, than),
+  return (name) => {
+    const branch = groupBranch(prefix, name);
+    let asked: Promise<Readonly<Record<string, string>>> | undefined;
+    return {
+      // Asked once: bump reads the members both to choose the engine and to widen Nix's plan.
+      members: () => {
+        asked ??= openGroupMembers(octokit, where, branch).then((members) => {
+          const names = Object.keys(members);
+          if (names.length > 0) info(`Grouped pull request on '${branch}' holds: ${names.join(", ")}`);
+          return members;
+        });
+        return asked;
+      },
+      isOlder: (source, rev, than) => isOlder(octokit, source, rev, than),
+    };
   };
 }
 

@@ -48,6 +48,10 @@ export interface BumpRequest {
   plans?: ReadonlyMap<string, InputPlan>;
   /** The run's clock, which min-age is judged by (default: now). */
   now?: Date;
+  /** Move only these of the selected inputs (one pull request's share of a run). */
+  only?: ReadonlySet<string>;
+  /** Lock these inputs exactly at these commits (the revs the targets of a run chose). */
+  pins?: ReadonlyMap<string, string>;
 }
 
 /** Tarballs downloaded at once when several inputs move natively. */
@@ -416,10 +420,14 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     }
   }
 
-  const { selected, skipped } = selectInputs(before, request);
-  if (request.rev !== undefined && selected.length !== 1 && request.repository === undefined) {
+  const { selected: all, skipped: allSkipped } = selectInputs(before, request);
+  if (request.rev !== undefined && all.length !== 1 && request.repository === undefined) {
     throw new UsageError("--rev pins exactly one input; name it (bun scripts/bump.ts INPUT --rev SHA)");
   }
+  // One target of several (lib/bump/targets.ts): the others' inputs are another run's to report.
+  const only = request.only;
+  const selected = only === undefined ? all : all.filter((input) => only.has(input.name));
+  const skipped = only === undefined ? allSkipped : allSkipped.filter((entry) => only.has(entry.name));
   const movable = holdByPolicy(selected, skipped, request.plans);
   const age = (input: Selected, rev: string | undefined) => ageDecision(input, rev, request, deps);
 
@@ -497,7 +505,8 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     for (const input of movable) {
       const answer = answers?.find((a) => a.name === input.name);
       if (answer?.status === "current") continue;
-      const decided = await age(input, undefined);
+      const pin = request.pins?.get(input.name);
+      const decided = pin === undefined ? await age(input, undefined) : { rev: pin };
       if (decided === undefined)
         targets.push({ input, to: answer?.status === "outdated" ? answer.latest : undefined });
       else if ("message" in decided) skipped.push(decided);

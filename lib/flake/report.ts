@@ -71,6 +71,11 @@ export const InputChange = v.object({
   engine: v.optional(v.picklist(["native", "nix"])),
   /** Why that engine: what made the native move provable, or what left the input to Nix. */
   engineReason: v.optional(v.string()),
+  /**
+   * The policy file's group this input moved in: its `lock` is then the group's, with every member
+   * this run moved (and those the group's open pull request holds). Absent: its own pull request.
+   */
+  group: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/))),
   /** The policy this move set aside because a person named the input, as the log says it. */
   overrode: v.optional(v.string()),
 });

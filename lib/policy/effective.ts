@@ -4,7 +4,7 @@
  * a command-line flag for this run > the input's entry > its group > `defaults` > the action's
  * inputs > the built-in defaults.
  */
-import type { Policy, PolicyGroup } from "./file.ts";
+import type { Level, Policy, PolicyGroup } from "./file.ts";
 import { SETTINGS, type SettingName, type Settings } from "./schema.ts";
 
 export const BUILT_IN: Settings = { merge: "review", follow: "branch", schedule: "daily", "min-age": "0h" };
@@ -68,7 +68,7 @@ function grouping(input: string, policy: Policy | undefined, run: RunSettings): 
 
 function setting<K extends SettingName>(
   key: K,
-  input: string,
+  entry: Level | undefined,
   policy: Policy | undefined,
   run: RunSettings,
   named: PolicyGroup | undefined,
@@ -79,7 +79,7 @@ function setting<K extends SettingName>(
   if (flag !== undefined) return { value: flag, from: "flag", where: `--${key}` };
   if (policy !== undefined) {
     const levels = [
-      ["input", policy.inputs[input]],
+      ["input", entry],
       ["group", named],
       ["defaults", policy.defaults],
     ] as const;
@@ -105,7 +105,7 @@ export function effectivePolicy(
 ): EffectivePolicy {
   const where = grouping(input, policy, run);
   const named = where.value.kind === "named" ? groupOf(policy, input) : undefined;
-  const settings = <K extends SettingName>(key: K) => setting(key, input, policy, run, named);
+  const settings = <K extends SettingName>(key: K) => setting(key, policy?.inputs[input], policy, run, named);
   return {
     input,
     grouping: where,
@@ -114,6 +114,15 @@ export function effectivePolicy(
     schedule: settings("schedule"),
     "min-age": settings("min-age"),
   };
+}
+
+/**
+ * How a grouped pull request lands: a named group's `merge` (its members set none of their own), or
+ * for `group: true`'s one pull request of everything, the run's flag, `defaults`, the action's input.
+ */
+export function groupMerge(name: string | undefined, policy: Policy | undefined, run: RunSettings = {}) {
+  const named = name === undefined ? undefined : policy?.groups.find((group) => group.name === name);
+  return setting("merge", undefined, policy, run, named);
 }
 
 /** `merge: auto (.github/flake-bump.yml:11 (groups.nixpkgs.merge))`, one per setting, for --check. */

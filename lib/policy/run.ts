@@ -61,6 +61,29 @@ export interface InputPlan {
   note?: string;
 }
 
+/** The pull requests the run's inputs go into: each named group, and the rest (one each, or `all`). */
+export interface RunTargets {
+  rest: { inputs: ReadonlySet<string>; grouped: boolean };
+  named: ReadonlyArray<{ name: string; inputs: ReadonlySet<string> }>;
+}
+
+export function targetsOf(plans: ReadonlyMap<string, InputPlan>): RunTargets {
+  const rest = new Set<string>();
+  const named = new Map<string, Set<string>>();
+  let grouped = false;
+  for (const [name, plan] of plans) {
+    const into = plan.policy.grouping.value;
+    if (into.kind === "named") {
+      const members = named.get(into.name) ?? new Set<string>();
+      named.set(into.name, members.add(name));
+    } else {
+      rest.add(name);
+      grouped ||= into.kind === "all";
+    }
+  }
+  return { rest: { inputs: rest, grouped }, named: [...named].map(([name, inputs]) => ({ name, inputs })) };
+}
+
 const clause = (applied: Applied) => `${applied.setting}: ${applied.value} (${applied.where})`;
 
 /** Each input's effective policy and what this run may do with it; pure. */

@@ -67,8 +67,12 @@ export function parseGroupMarker(text: string | null | undefined): Members | und
   }
 }
 
-export function groupBranch(prefix = "flake-bump/"): string {
-  return `${prefix}all`;
+/**
+ * A grouped pull request's branch: `<prefix>all` for `group: true`, `<prefix>group/<name>` for a
+ * group of the policy file (which no input's own `<prefix><input>` can be).
+ */
+export function groupBranch(prefix = "flake-bump/", name?: string): string {
+  return name === undefined ? `${prefix}all` : `${prefix}group/${name}`;
 }
 
 const revOf = (change: InputChange): string => change.to.rev ?? change.to.ref;
@@ -190,7 +194,7 @@ export async function openGroupPullRequest(
   opts: OpenPrOptions,
 ): Promise<PullRequestResult[]> {
   const gh: RepositoryClient = { octokit, repo: opts.repo };
-  const branch = groupBranch(opts.branchPrefix);
+  const branch = groupBranch(opts.branchPrefix, opts.groupName);
   const lockPath = report.flake.lockPath;
   if (lockPath === undefined) {
     throw new UsageError(
@@ -476,7 +480,7 @@ async function closeIfCovered(
 export function landGroupAuto(gh: RepositoryClient, report: Report, opts: AutoOptions): Promise<LandResult> {
   const members: Members = {};
   for (const change of report.inputs) members[change.name] = revOf(change);
-  const branch = groupBranch(opts.branchPrefix);
+  const branch = groupBranch(opts.branchPrefix, opts.groupName);
   const list = (of: Members) =>
     Object.entries(of)
       .map(([input, rev]) => `${input} ${rev.slice(0, 7)}`)
