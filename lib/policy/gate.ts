@@ -120,7 +120,11 @@ export function ageTarget(args: {
       ? { kind: "current" }
       : { kind: "young", oldEnoughAt: first.committedAt + args.minAgeMs };
   }
-  if (lockedAt === oldEnough) return { kind: "current" };
+  if (lockedAt === oldEnough) {
+    // The lock holds the newest old-enough commit: the one after it is the next to come of age.
+    const next = history[lockedAt - 1];
+    return next === undefined ? { kind: "current" } : { kind: "young", oldEnoughAt: next.committedAt + args.minAgeMs };
+  }
   if (lockedAt >= 0 && lockedAt < oldEnough) return { kind: "newer-locked" };
   // The locked commit is not listed: its committer date says whether the candidate is newer.
   const lockedTime = locked.lastModified === undefined ? undefined : locked.lastModified * 1000;

@@ -193,10 +193,17 @@ const ageCases: AgeCase[] = [
     target: { kind: "move", rev: sha("c"), committedAt: at(2) },
   },
   {
-    name: "the lock holds the newest old-enough commit already",
+    name: "the lock holds the newest old-enough commit already: the next one comes of age later",
     history: branch,
     locked: { rev: sha("b") },
     minAgeDays: 3,
+    target: { kind: "young", oldEnoughAt: at(2) + 3 * DAY },
+  },
+  {
+    name: "the lock holds the branch head: nothing to wait for",
+    history: branch,
+    locked: { rev: sha("d") },
+    minAgeDays: 0,
     target: { kind: "current" },
   },
   {
