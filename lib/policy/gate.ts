@@ -123,7 +123,9 @@ export function ageTarget(args: {
   if (lockedAt === oldEnough) {
     // The lock holds the newest old-enough commit: the one after it is the next to come of age.
     const next = history[lockedAt - 1];
-    return next === undefined ? { kind: "current" } : { kind: "young", oldEnoughAt: next.committedAt + args.minAgeMs };
+    return next === undefined
+      ? { kind: "current" }
+      : { kind: "young", oldEnoughAt: next.committedAt + args.minAgeMs };
   }
   if (lockedAt >= 0 && lockedAt < oldEnough) return { kind: "newer-locked" };
   // The locked commit is not listed: its committer date says whether the candidate is newer.
