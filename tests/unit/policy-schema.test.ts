@@ -7,7 +7,7 @@ import Ajv from "ajv";
 import * as v from "valibot";
 import { parse } from "yaml";
 import { PolicyFile } from "../../lib/policy/schema.ts";
-import { policyJsonSchema, SHIPPED_SCHEMA as SHIPPED } from "../support/policy.ts";
+import { EXAMPLE_POLICY, policyJsonSchema, SHIPPED_SCHEMA as SHIPPED } from "../support/policy.ts";
 import { readRepoFile } from "../support/readme.ts";
 
 const shipped: object = JSON.parse(readRepoFile(SHIPPED));
@@ -64,5 +64,31 @@ describe("valibot and the shipped JSON Schema judge documents alike", () => {
       valibot: valid,
       jsonSchema: valid,
     });
+  });
+});
+
+describe("the README and docs/policy.md describe the file as it is", () => {
+  test("the README shows the example, valid against both schemas, and names the JSON Schema", () => {
+    const readme = readRepoFile("README.md");
+    expect(readme).toContain(`\`\`\`yaml\n${EXAMPLE_POLICY}\`\`\`\n`);
+    expect(readme).toContain(`(${SHIPPED})`);
+    const document: unknown = parse(EXAMPLE_POLICY);
+    expect([v.is(PolicyFile, document), new Ajv().compile(shipped)(document)]).toStrictEqual([true, true]);
+  });
+
+  test("docs/policy.md has a row for every key of the schema, and no other", () => {
+    const keys = new Set<string>();
+    const walk = (schema: unknown) => {
+      const properties = Reflect.get(Object(schema), "properties");
+      for (const [key, inner] of Object.entries(Object(properties))) {
+        keys.add(key);
+        walk(inner);
+      }
+      const additional = Reflect.get(Object(schema), "additionalProperties");
+      if (typeof additional === "object") walk(additional);
+    };
+    walk(shipped);
+    const rows = [...readRepoFile("docs/policy.md").matchAll(/^\| `([\w-]+)` \|/gm)].map((m) => m[1]);
+    expect(new Set(rows)).toStrictEqual(keys);
   });
 });
