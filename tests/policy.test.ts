@@ -93,15 +93,27 @@ for (const variant of nixVariants()) {
       return dir;
     }
 
-    /** A nightly (or a person's run with `names`) at `now`: bump.ts, then open-pr.ts, in a fresh clone of main. */
-    async function run(now: string, names: string[] = []): Promise<{ bump: RunResult; openPr: RunResult }> {
+    /**
+     * A nightly at `now` (or a person's run naming `names`, or a dispatch for `dispatch`): bump.ts,
+     * then open-pr.ts, in a fresh clone of main.
+     */
+    async function run(
+      now: string,
+      names: string[] = [],
+      dispatch?: { input: Name; sha: string },
+    ): Promise<{ bump: RunResult; openPr: RunResult }> {
       const dir = await checkout();
       const report = join(scratch, `report-${runs}.json`);
-      const at = {
-        ...env,
-        FLAKE_BUMP_NOW: now,
-        ...(names.length === 0 ? { GITHUB_EVENT_NAME: "schedule" } : {}),
-      };
+      const event = join(scratch, `event-${runs}.json`);
+      if (dispatch !== undefined)
+        await writeFile(event, JSON.stringify({ action: "flake-bump", client_payload: dispatch }));
+      const trigger =
+        dispatch !== undefined
+          ? { GITHUB_EVENT_NAME: "repository_dispatch", GITHUB_EVENT_PATH: event }
+          : names.length === 0
+            ? { GITHUB_EVENT_NAME: "schedule" }
+            : {};
+      const at = { ...env, FLAKE_BUMP_NOW: now, ...trigger };
       try {
         const bump = await runScript("bump", [...names, "--report", report], { cwd: dir, env: at });
         expect(bump.stderr).not.toContain("error:");
@@ -170,6 +182,70 @@ for (const variant of nixVariants()) {
         const slow = await fake.readFile(DOWN.owner, DOWN.repo, "flake-bump/slow", "flake.lock");
         expect(slow === undefined ? undefined : parseLock(slow).nodes.slow?.locked?.rev).toBe(revs.slow[1]);
         expect(pulls().map((p) => p.head)).not.toContain("flake-bump/janus");
+      },
+      TIMEOUT,
+    );
+
+    test(
+      "--check --json: the held inputs are not behind, and each input's policy says where it came from",
+      async () => {
+        const dir = await checkout();
+        try {
+          const result = await runScript("bump", ["--check", "--json"], {
+            cwd: dir,
+            env: { ...env, FLAKE_BUMP_NOW: TUESDAY_NIGHT, GITHUB_EVENT_NAME: "schedule" },
+          });
+          expect(result.exitCode).toBe(0);
+          const answer = JSON.parse(result.stdout);
+          expect(answer.outdated).toStrictEqual([]);
+          expect(
+            answer.skipped.map((s: { name: string; reason: string }) => [s.name, s.reason]),
+          ).toStrictEqual([
+            ["home-manager", "held"],
+            ["janus", "held"],
+            ["nixpkgs", "held"],
+            ["nixpkgs-stable", "held"],
+            // main still locks slow's old commit (its pull request waits for review); the new one is young.
+            ["slow", "held"],
+          ]);
+          expect(answer.policy["nixpkgs-stable"].merge).toStrictEqual({
+            value: "auto",
+            from: "group",
+            where: ".github/flake-bump.yml:11 (groups.nixpkgs.merge)",
+          });
+          expect(result.stderr).toContain(
+            "• 'janus' policy: its own pull request; merge: review (.github/flake-bump.yml:3 (defaults.merge)), follow: none (.github/flake-bump.yml:14 (inputs.janus.follow))",
+          );
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      },
+      TIMEOUT,
+    );
+
+    test(
+      "a dispatch for a group member on a Tuesday opens the group's pull request; one for another member joins it",
+      async () => {
+        // Required checks keep the armed pull request open, as on a protected main.
+        fake.protectBranch(DOWN.owner, DOWN.repo, "main", { requiredChecks: ["ci"] });
+        const date = new Date("2026-12-07T12:00:00Z");
+        const stable = upstream("nixpkgs-stable", 2);
+        revs["nixpkgs-stable"].push(
+          await fake.push("acme", "nixpkgs-stable", stable, "feat: change 2", { date }),
+        );
+        await run(TUESDAY_NIGHT, [], { input: "nixpkgs", sha: revs.nixpkgs[2] ?? "" });
+        await run(TUESDAY_NIGHT, [], { input: "nixpkgs-stable", sha: revs["nixpkgs-stable"][2] ?? "" });
+        const open = fake
+          .pulls(DOWN.owner, DOWN.repo)
+          .filter((p) => p.state === "open" && p.headRef.startsWith("flake-bump/group/"));
+        expect(open.map((p) => p.headRef)).toStrictEqual(["flake-bump/group/nixpkgs"]);
+        const text = await fake.readFile(DOWN.owner, DOWN.repo, "flake-bump/group/nixpkgs", "flake.lock");
+        const lock = text === undefined ? undefined : parseLock(text);
+        expect([lock?.nodes.nixpkgs?.locked?.rev, lock?.nodes["nixpkgs-stable"]?.locked?.rev]).toStrictEqual([
+          revs.nixpkgs[2],
+          revs["nixpkgs-stable"][2],
+        ]);
+        fake.protectBranch(DOWN.owner, DOWN.repo, "main", undefined);
       },
       TIMEOUT,
     );
