@@ -155,21 +155,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   }
   const grouped = args.group || (action.group ?? false);
   checkGrouping(report, grouped, "open-pr.ts");
-  const policy = await loadRunPolicy({
-    config: args.config ?? action.config,
-    root: report.flake.repoRoot ?? report.flake.dir,
-  });
-  const run: RunSettings = {
-    flags: {
-      ...(args.merge === undefined ? {} : { merge: args.merge }),
-      ...(args.group ? { group: true } : {}),
-    },
-    action: {
-      ...(action.merge === undefined ? {} : { merge: action.merge }),
-      ...(action.group === true ? { group: true } : {}),
-    },
-  };
-  const targets = prTargets(report, policy, run);
+  const targets = await targetsOf(report, args, action);
   const modes = [...new Set(targets.map((target) => target.mode))];
   const method = args["merge-method"] ?? action["merge-method"] ?? "squash";
   const draft = args.draft || (action.draft ?? false);
@@ -215,18 +201,18 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     info("Nothing to do: the report moved no input.");
   }
 
-  const landing: LandResult[] = [];
-  for (const target of targets) {
-    if (args.step === "open" || target.mode === "review" || !target.report.changed) continue;
-    const { mode } = target;
-    const request = { repo, mode, grouped: target.grouped, method, base, impact, defaultToken, dryRun };
-    const named = target.groupName === undefined ? {} : { groupName: target.groupName };
-    landing.push(
-      ...(await group(`Landing (merge: ${mode})`, () =>
-        land(octokit, target.report, { ...request, ...named, branchPrefix: opts.branchPrefix }),
-      )),
-    );
-  }
+  const landing =
+    args.step === "open"
+      ? []
+      : await landTargets(octokit, targets, {
+          repo,
+          method,
+          base,
+          impact,
+          defaultToken,
+          dryRun,
+          branchPrefix: opts.branchPrefix,
+        });
   for (const result of landing) {
     const where = result.url ? ` ${result.url}` : result.number ? ` #${result.number}` : "";
     info(`${result.input}: ${result.operation}${where} — ${result.detail}`);
@@ -251,19 +237,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   outputs.operation = landed?.operation ?? (args.step === "land" ? "" : (primary?.operation ?? "none"));
   outputs["commit-sha"] = landed?.sha ?? "";
   setOutputs(outputs, env);
-  appendSummary(
-    [
-      `### flake-bump: ${modes.every((mode) => mode === "direct") ? "direct commit" : "pull requests"} (merge: ${modes.join(", ")})`,
-      "",
-      "| input | operation | where | detail |",
-      "| --- | --- | --- | --- |",
-      ...[...results, ...landing].map(
-        (r) =>
-          `| \`${r.input}\` | ${r.operation} | ${r.url ?? (r.number ? `#${r.number}` : "—")} | ${r.detail.replaceAll("|", "\\|")} |`,
-      ),
-    ].join("\n"),
-    env,
-  );
+  appendSummary(summary(modes, [...results, ...landing]), env);
   // A direct run that kept a bump off the base branch has not done its job: fail the step so
   // someone looks (auto leaves a pull request open instead, which is visible by itself).
   const directHeld = targets.some(
@@ -274,6 +248,64 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       ),
   );
   return directHeld ? 1 : 0;
+}
+
+/** The step summary: one row per pull request (or commit) and what happened to it. */
+function summary(modes: readonly MergeMode[], rows: ReadonlyArray<PullRequestResult | LandResult>): string {
+  return [
+    `### flake-bump: ${modes.every((mode) => mode === "direct") ? "direct commit" : "pull requests"} (merge: ${modes.join(", ")})`,
+    "",
+    "| input | operation | where | detail |",
+    "| --- | --- | --- | --- |",
+    ...rows.map(
+      (r) =>
+        `| \`${r.input}\` | ${r.operation} | ${r.url ?? (r.number ? `#${r.number}` : "—")} | ${r.detail.replaceAll("|", "\\|")} |`,
+    ),
+  ].join("\n");
+}
+
+/** Land every target whose merge mode lands by itself (auto, direct) and that moved something. */
+async function landTargets(
+  octokit: Octokit,
+  targets: readonly PrTarget[],
+  req: Omit<LandRequest, "mode" | "grouped" | "groupName">,
+): Promise<LandResult[]> {
+  const landing: LandResult[] = [];
+  for (const target of targets) {
+    if (target.mode === "review" || !target.report.changed) continue;
+    const named = target.groupName === undefined ? {} : { groupName: target.groupName };
+    const request: LandRequest = { ...req, ...named, mode: target.mode, grouped: target.grouped };
+    landing.push(
+      ...(await group(`Landing (merge: ${target.mode})`, () => land(octokit, target.report, request))),
+    );
+  }
+  return landing;
+}
+
+/**
+ * The report's pull requests and how each lands: the policy file's groups and merge modes, under
+ * this run's --merge and --group and the action's merge and group.
+ */
+async function targetsOf(
+  report: Report,
+  args: { config?: string | undefined; merge?: MergeMode | undefined; group: boolean },
+  action: { config?: string | undefined; merge?: MergeMode | undefined; group?: boolean | undefined },
+): Promise<PrTarget[]> {
+  const policy = await loadRunPolicy({
+    config: args.config ?? action.config,
+    root: report.flake.repoRoot ?? report.flake.dir,
+  });
+  const run: RunSettings = {
+    flags: {
+      ...(args.merge === undefined ? {} : { merge: args.merge }),
+      ...(args.group ? { group: true } : {}),
+    },
+    action: {
+      ...(action.merge === undefined ? {} : { merge: action.merge }),
+      ...(action.group === true ? { group: true } : {}),
+    },
+  };
+  return prTargets(report, policy, run);
 }
 
 /**
