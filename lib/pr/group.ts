@@ -19,7 +19,8 @@ import {
 } from "../github/client.ts";
 import { commitsBetween, isOlder } from "../github/upstream.ts";
 import { SECTION_END, SECTION_START } from "../impact/text.ts";
-import { branchHasFile, openPullOf } from "./branch.ts";
+import { branchHasFile, openPullOf, readBase } from "./branch.ts";
+import { commitBySwap, SWAP_ATTEMPTS } from "./commit.ts";
 import {
   type AutoOptions,
   disableAutoMerge,
@@ -40,9 +41,6 @@ import {
   replaceSection,
   textFromMessage,
 } from "./text.ts";
-
-/** How often a run retries after losing the compare-and-swap on the grouped branch. */
-const SWAP_ATTEMPTS = 6;
 
 /** Each member's input name and the rev the grouped PR locks it at. */
 export const GroupMarker = v.object({ members: v.record(InputName, v.string()) });
@@ -216,7 +214,6 @@ export async function openGroupPullRequest(
   }
 
   const names = report.inputs.map((change) => change.name).join(", ");
-  const newLock = parseLock(combined.text, "the report's combined flake.lock");
   const result = (operation: Operation, detail: string, pr?: { number: number; html_url: string }) => ({
     input: names,
     operation,
@@ -233,99 +230,25 @@ export async function openGroupPullRequest(
     ];
   }
 
-  const text = async (): Promise<PrText> => {
-    const sections = await Promise.all(
-      report.inputs.map(async (change) => ({
-        change,
-        ...(await commitsBetween(octokit, change.name, change.github, change.from?.rev, change.to.rev)),
-      })),
-    );
-    return { title: groupTitle(report.inputs), body: groupBody(sections, opts.footer) };
-  };
-
-  let current = await readGroupHead(gh, branch);
-  let armed = existing?.auto_merge ? existing : undefined;
-  let written: GroupHead | undefined;
-  let wrote = false;
-  for (let attempt = 0; attempt < SWAP_ATTEMPTS && written === undefined; attempt++) {
-    if (current !== undefined) {
-      const behind: string[] = [];
-      for (const [input, rev] of Object.entries(current.members)) {
-        if ((await standing(octokit, newLock, input, rev)) === "behind")
-          behind.push(`${input} ${rev.slice(0, 12)}`);
-      }
-      if (behind.length > 0) {
-        // Our lock lacks something the branch has. If it adds nothing either, the group already
-        // includes this run; if it does add something, writing would drop a member and skipping
-        // would drop ours, so only a rerun (which starts from the group) can combine them.
-        const adds = report.inputs.filter((change) => current?.members[change.name] !== revOf(change));
-        const addsNew = [];
-        for (const change of adds) {
-          const held = current.members[change.name];
-          if (held === undefined || !(await isOlder(octokit, change.github, revOf(change), held)))
-            addsNew.push(change.name);
-        }
-        if (addsNew.length === 0) {
-          const pr = existing ?? (await openPullOf(gh, branch));
-          return [
-            result("unchanged", `the grouped branch already holds newer revs (${behind.join(", ")})`, pr),
-          ];
-        }
-        throw new RuntimeError(
-          `the grouped branch '${branch}' holds ${behind.join(", ")}, which this run's flake.lock would move back, while this run adds ${addsNew.join(", ")}; rerun the update with group enabled so bump.ts starts from the group (safe to repeat)`,
-        );
-      }
-      if (await branchHasFile(gh, branch, lockPath, combined.text)) {
-        written = current;
-        break;
-      }
-    }
-    const { data: baseCommit } = await request(gh, `read branch '${base}' of ${fullName(gh.repo)}`, () =>
-      octokit.rest.repos.getCommit({ ...gh.repo, ref: `heads/${base}`, per_page: 1 }),
-    );
-    const { data: tree } = await request(gh, "create the git tree", () =>
-      octokit.rest.git.createTree({
-        ...gh.repo,
-        base_tree: baseCommit.commit.tree.sha,
-        tree: [{ path: lockPath, mode: "100644", type: "blob", content: combined.text }],
-      }),
-    );
-    const prText = await text();
-    // As on a per-input branch: base first (the diff is flake.lock alone), old head second (so the
-    // non-forced ref update fails if anyone moved the branch since we read it); no author: Verified.
-    const parents = current ? [baseCommit.sha, current.sha] : [baseCommit.sha];
-    const { data: commit } = await request(gh, "create the commit", () =>
-      octokit.rest.git.createCommit({ ...gh.repo, message: commitMessage(prText), tree: tree.sha, parents }),
-    );
-    try {
-      if (current) {
-        // As on a per-input branch (OpenPrOptions.disarmOnMove): never armed at a head not judged.
-        if (armed !== undefined && opts.disarmOnMove) {
-          await disableAutoMerge(octokit, armed.node_id, `#${armed.number}`);
-          armed = undefined;
-        }
-        await octokit.rest.git.updateRef({
-          ...gh.repo,
-          ref: `heads/${branch}`,
-          sha: commit.sha,
-          force: false,
-        });
-      } else {
-        await octokit.rest.git.createRef({ ...gh.repo, ref: `refs/heads/${branch}`, sha: commit.sha });
-      }
-      written = { sha: commit.sha, text: prText, members: parseGroupMarker(prText.body) ?? {} };
-      wrote = true;
-    } catch (error) {
-      if (statusOf(error) !== 422)
-        throw describeGitHubError(error, `move branch '${branch}'`, fullName(gh.repo));
-      current = await readGroupHead(gh, branch);
-    }
+  let text: Promise<PrText> | undefined;
+  const swapped = await swapGroup(gh, {
+    branch,
+    base,
+    path: lockPath,
+    changes: report.inputs,
+    lock: combined.text,
+    text: () => (text ??= groupText(octokit, report.inputs, opts.footer)),
+    // As on a per-input branch (OpenPrOptions.disarmOnMove): never armed at a head not judged.
+    beforeMove:
+      existing?.auto_merge && opts.disarmOnMove
+        ? () => disableAutoMerge(octokit, existing.node_id, `#${existing.number}`)
+        : undefined,
+  });
+  if ("newer" in swapped) {
+    const pr = existing ?? (await openPullOf(gh, branch));
+    return [result("unchanged", `the grouped branch already holds newer revs (${swapped.newer})`, pr)];
   }
-  if (written === undefined) {
-    throw new RuntimeError(
-      `branch '${branch}' kept moving under ${SWAP_ATTEMPTS} attempts (concurrent runs); rerun, it is safe to repeat`,
-    );
-  }
+  const { head: written, wrote } = swapped;
   if (existing) {
     await syncText(gh, existing, branch, written);
     const detail = wrote ? written.text.title : `#${existing.number} already proposes this flake.lock`;
@@ -333,6 +256,105 @@ export async function openGroupPullRequest(
   }
   const { pr, created } = await createOrFind(gh, branch, base, written.text, opts);
   return [result(created ? "created" : wrote ? "updated" : "unchanged", written.text.title, pr)];
+}
+
+/** The grouped PR's title and body: every member's section with its upstream commits. */
+async function groupText(
+  octokit: Octokit,
+  changes: readonly InputChange[],
+  footer: string | undefined,
+): Promise<PrText> {
+  const sections = await Promise.all(
+    changes.map(async (change) => ({
+      change,
+      ...(await commitsBetween(octokit, change.name, change.github, change.from?.rev, change.to.rev)),
+    })),
+  );
+  return { title: groupTitle(changes), body: groupBody(sections, footer) };
+}
+
+interface GroupSwap {
+  branch: string;
+  base: string;
+  /** flake.lock's path in the repository. */
+  path: string;
+  /** The members this run moves. */
+  changes: readonly InputChange[];
+  /** The combined flake.lock. */
+  lock: string;
+  text: () => Promise<PrText>;
+  beforeMove: (() => Promise<void>) | undefined;
+}
+
+/** The grouped branch afterwards, or (`newer`) the members it holds at newer revs than this run's lock. */
+type GroupSwapped = { head: GroupHead; wrote: boolean } | { newer: string };
+
+/**
+ * Put a commit with the combined lock at the grouped branch's head by compare-and-swap, never
+ * leaving a member the head lists older than it is there.
+ */
+async function swapGroup(gh: RepositoryClient, swap: GroupSwap): Promise<GroupSwapped> {
+  const { branch, path, lock } = swap;
+  const newLock = parseLock(lock, "the report's combined flake.lock");
+  return commitBySwap<GroupHead | undefined, GroupSwapped>(gh, {
+    branch,
+    head: await readGroupHead(gh, branch),
+    reread: () => readGroupHead(gh, branch),
+    beforeMove: swap.beforeMove,
+    plan: async (current) => {
+      if (current !== undefined) {
+        const behind = await behindMembers(gh, swap, newLock, current);
+        if (behind !== undefined) return { done: { newer: behind } };
+        if (await branchHasFile(gh, branch, path, lock)) return { done: { head: current, wrote: false } };
+      }
+      const from = await readBase(gh, swap.base);
+      const text = await swap.text();
+      return {
+        write: {
+          base: from,
+          head: current?.sha,
+          changes: [{ path, content: lock }],
+          message: commitMessage(text),
+        },
+        wrote: (written) => ({
+          head: { sha: written.sha, text, members: parseGroupMarker(text.body) ?? {} },
+          wrote: true,
+        }),
+      };
+    },
+  });
+}
+
+/**
+ * The members `current` holds that `lock` would move back, when this run adds nothing newer (the
+ * group already includes it); undefined when none is behind. Throws when it is both.
+ */
+async function behindMembers(
+  gh: RepositoryClient,
+  swap: GroupSwap,
+  lock: FlakeLock,
+  current: GroupHead,
+): Promise<string | undefined> {
+  const behind: string[] = [];
+  for (const [input, rev] of Object.entries(current.members)) {
+    if ((await standing(gh.octokit, lock, input, rev)) === "behind")
+      behind.push(`${input} ${rev.slice(0, 12)}`);
+  }
+  if (behind.length === 0) return undefined;
+  // Our lock lacks something the branch has. If it adds nothing either, the group already
+  // includes this run; if it does add something, writing would drop a member and skipping
+  // would drop ours, so only a rerun (which starts from the group) can combine them.
+  const addsNew = [];
+  for (const change of swap.changes) {
+    const held = current.members[change.name];
+    if (held === revOf(change)) continue;
+    if (held === undefined || !(await isOlder(gh.octokit, change.github, revOf(change), held)))
+      addsNew.push(change.name);
+  }
+  if (addsNew.length === 0) return behind.join(", ");
+  throw new RuntimeError(
+    `the grouped branch '${swap.branch}' holds ${behind.join(", ")}, which this run's flake.lock would move back, while this run adds ${addsNew.join(", ")}; rerun the update with group enabled so bump.ts starts from the group (safe to repeat)`,
+  );
 }
 
 interface OpenPull {

@@ -21,7 +21,8 @@ import {
   statusOf,
 } from "../github/client.ts";
 import { commitsBetween, isOlder } from "../github/upstream.ts";
-import { gitBlobSha, headSha, type OpenPull, openPullOf, readHead, SWAP_ATTEMPTS } from "./branch.ts";
+import { gitBlobSha, headSha, type OpenPull, openPullOf, readBase, readHead } from "./branch.ts";
+import { type BaseCommit, commitBySwap, type NewCommit } from "./commit.ts";
 import { branchName, commitMessage, type PrText, prBody, prTitle } from "./text.ts";
 
 export { MergeMethod, MergeMode } from "../core/ids.ts";
@@ -566,75 +567,73 @@ export async function commitDirect(
     }
     return results;
   };
-  const repo = fullName(gh.repo);
-  const fromBlob = gitBlobSha(opts.from.lock);
-  const newBlob = gitBlobSha(lock);
-  let text: PrText | undefined;
-  for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
-    const { data: baseCommit } = await request(gh, `read branch '${opts.base}' of ${repo}`, () =>
-      gh.octokit.rest.repos.getCommit({ ...gh.repo, ref: `heads/${opts.base}`, per_page: 1 }),
+  let text: Promise<PrText> | undefined;
+  return commitBySwap<undefined, LandResult[]>(gh, {
+    branch: opts.base,
+    head: undefined,
+    reread: ({ error, commit }) => refusedOrMoved(gh, opts, error, commit),
+    plan: async () => {
+      const base = await readBase(gh, opts.base);
+      const stop = await directStop(gh, base, lock, landable, opts);
+      if (stop !== undefined) return { done: done("none", stop) };
+      text ??= directText(gh, landable);
+      const message = commitMessage(await text);
+      return {
+        write: { base, head: base.sha, changes: [{ path: opts.path, content: lock }], message },
+        wrote: ({ sha }) => done("committed", `committed ${sha.slice(0, 12)} onto '${opts.base}'`, sha),
+      };
+    },
+  });
+}
+
+/**
+ * Why nothing is to be committed onto `base`: it already has this lock, or the same or newer revs,
+ * or it is a dry run; undefined when the commit is to be written. Throws when the base's lock is
+ * neither the one the new lock was computed from nor ahead of it.
+ */
+async function directStop(
+  gh: RepositoryClient,
+  base: BaseCommit,
+  lock: string,
+  landable: readonly InputChange[],
+  opts: DirectOptions,
+): Promise<string | undefined> {
+  const current = await lockAt(gh, opts.path, base.sha);
+  if (current?.sha === gitBlobSha(lock))
+    return `'${opts.base}' already has this flake.lock (${base.sha.slice(0, 12)})`;
+  if (current?.sha !== gitBlobSha(opts.from.lock)) {
+    // Not what the lock was computed from: only a base that already holds every rev is fine.
+    let ahead = current !== undefined;
+    for (const change of landable) {
+      const rev = change.to.rev;
+      const there = current === undefined ? undefined : pinned(current.text, change.name);
+      if (rev === undefined || there === undefined) ahead = false;
+      else if (there !== rev && !(await isOlder(gh.octokit, change.github, rev, there))) ahead = false;
+    }
+    if (ahead)
+      return `'${opts.base}' already locks these inputs at the same or newer revs; nothing to commit`;
+    throw new RuntimeError(
+      `${opts.path} on '${opts.base}' of ${fullName(gh.repo)} changed since this run computed the new lock from ${opts.from.sha.slice(0, 12)}, so nothing was committed; rerun flake-bump to compute it from the new one`,
     );
-    const current = await lockAt(gh, opts.path, baseCommit.sha);
-    if (current?.sha === newBlob) {
-      return done("none", `'${opts.base}' already has this flake.lock (${baseCommit.sha.slice(0, 12)})`);
-    }
-    if (current?.sha !== fromBlob) {
-      // Not what the lock was computed from: only a base that already holds every rev is fine.
-      let ahead = current !== undefined;
-      for (const change of landable) {
-        const rev = change.to.rev;
-        const there = current === undefined ? undefined : pinned(current.text, change.name);
-        if (rev === undefined || there === undefined) ahead = false;
-        else if (there !== rev && !(await isOlder(gh.octokit, change.github, rev, there))) ahead = false;
-      }
-      if (ahead) {
-        return done(
-          "none",
-          `'${opts.base}' already locks these inputs at the same or newer revs; nothing to commit`,
-        );
-      }
-      throw new RuntimeError(
-        `${opts.path} on '${opts.base}' of ${repo} changed since this run computed the new lock from ${opts.from.sha.slice(0, 12)}, so nothing was committed; rerun flake-bump to compute it from the new one`,
-      );
-    }
-    if (opts.dryRun) {
-      return done(
-        "none",
-        `dry run: would commit ${opts.path} onto '${opts.base}' at ${baseCommit.sha.slice(0, 12)}`,
-      );
-    }
-    text ??= await directText(gh, landable);
-    const { data: tree } = await request(gh, "create the git tree", () =>
-      gh.octokit.rest.git.createTree({
-        ...gh.repo,
-        base_tree: baseCommit.commit.tree.sha,
-        tree: [{ path: opts.path, mode: "100644", type: "blob", content: lock }],
-      }),
-    );
-    const message = commitMessage(text);
-    // No author or committer: GitHub signs the commit as the token's identity ("Verified").
-    const { data: commit } = await request(gh, "create the commit", () =>
-      gh.octokit.rest.git.createCommit({ ...gh.repo, message, tree: tree.sha, parents: [baseCommit.sha] }),
-    );
-    try {
-      await gh.octokit.rest.git.updateRef({
-        ...gh.repo,
-        ref: `heads/${opts.base}`,
-        sha: commit.sha,
-        force: false,
-      });
-      return done("committed", `committed ${commit.sha.slice(0, 12)} onto '${opts.base}'`, commit.sha);
-    } catch (error) {
-      if (statusOf(error) !== 422) throw describeGitHubError(error, `move branch '${opts.base}'`, repo);
-      // 422 is both "not a fast forward" (someone pushed: rebuild on their head) and a branch rule.
-      if ((await headSha(gh, opts.base)) !== baseCommit.sha) continue;
-      const said = error instanceof Error ? error.message.replace(/ - https:\S*$/, "") : String(error);
-      throw new RuntimeError(
-        `GitHub refused to commit ${opts.path} onto '${opts.base}' of ${repo} (${said}), so nothing was written: the branch is protected (branch protection or a ruleset requires pull requests or checks); use merge: auto, which opens a pull request and lets GitHub merge it once the rules are met`,
-      );
-    }
   }
+  if (opts.dryRun)
+    return `dry run: would commit ${opts.path} onto '${opts.base}' at ${base.sha.slice(0, 12)}`;
+  return undefined;
+}
+
+/**
+ * After GitHub refused to move the base (422): if the base moved, someone pushed (plan again on
+ * their head); if it did not, the refusal is a branch rule, said as one sentence.
+ */
+async function refusedOrMoved(
+  gh: RepositoryClient,
+  opts: DirectOptions,
+  error: unknown,
+  commit: NewCommit,
+): Promise<undefined> {
+  if ((await headSha(gh, opts.base)) !== commit.head) return undefined;
+  const said = error instanceof Error ? error.message.replace(/ - https:\S*$/, "") : String(error);
   throw new RuntimeError(
-    `'${opts.base}' of ${repo} kept moving under ${SWAP_ATTEMPTS} attempts, so nothing was committed; rerun, it is safe to repeat`,
+    `GitHub refused to commit ${opts.path} onto '${opts.base}' of ${fullName(gh.repo)} (${said}), so nothing was written: the branch is protected (branch protection or a ruleset requires pull requests or checks); use merge: auto, which opens a pull request and lets GitHub merge it once the rules are met`,
   );
 }

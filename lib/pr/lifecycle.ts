@@ -17,16 +17,15 @@ import {
 } from "../github/client.ts";
 import { commitsBetween, isOlder } from "../github/upstream.ts";
 import {
-  type BaseCommit,
   type BranchHead,
   branchHasFile,
   deleteBranch,
   headAt,
   headSha,
   openPullOf,
-  SWAP_ATTEMPTS,
   swapBranch,
 } from "./branch.ts";
+import { type BaseCommit, SWAP_ATTEMPTS } from "./commit.ts";
 import { disableAutoMerge } from "./land.ts";
 import {
   type BodyInput,

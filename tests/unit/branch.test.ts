@@ -18,14 +18,8 @@ import {
 import { createHash } from "node:crypto";
 import type { InputChange } from "../../lib/flake/report.ts";
 import { createOctokit, type Octokit, type RepositoryClient } from "../../lib/github/client.ts";
-import {
-  type BaseCommit,
-  type BranchHead,
-  readHead,
-  SWAP_ATTEMPTS,
-  type Swap,
-  swapBranch,
-} from "../../lib/pr/branch.ts";
+import { type BranchHead, readHead, type Swap, swapBranch } from "../../lib/pr/branch.ts";
+import { type BaseCommit, SWAP_ATTEMPTS } from "../../lib/pr/commit.ts";
 import { commitMessage, type PrText, prBody, prTitle } from "../../lib/pr/text.ts";
 import { type FakeGitHub, type Handler, type HandlerContext, localFakeGitHub } from "../fake-github/index.ts";
 import { handlers } from "../fake-github/rest.ts";
