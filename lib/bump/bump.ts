@@ -4,11 +4,12 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import * as v from "valibot";
 import { mapBounded } from "../core/bounded.ts";
 import { RuntimeError, UsageError } from "../core/errors.ts";
+import { writeAtomic } from "../core/files.ts";
 import { Sha } from "../core/ids.ts";
 import { type GitHubSource, githubSource, pinnedRef } from "../flake/flakeref.ts";
 import {
@@ -20,11 +21,13 @@ import {
   pinReason,
   type RootInput,
   rootInputs,
+  rootNode,
+  rootNodeKey,
 } from "../flake/lock.ts";
 import { type LockPlan, lockArgs, type Nix, type Pin } from "../flake/nix.ts";
 import type { CheckoutHead, InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
 import type { Octokit } from "../github/client.ts";
-import type { Compared, TargetCheck } from "../github/upstream.ts";
+import { type Compared, sameOrNewer, type TargetCheck } from "../github/upstream.ts";
 import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
 import type { Freshness } from "./freshness.ts";
 import { fetchLocked, movedLockText, type NativeResult, NotNative, serializeLock } from "./native.ts";
@@ -167,13 +170,6 @@ async function checkoutHead(dir: string): Promise<CheckoutHead | undefined> {
   return branch === undefined || branch === "HEAD" ? { commit, tree } : { commit, tree, branch };
 }
 
-/** Replace a file's contents atomically: a reader sees the old bytes or the new, never half. */
-export async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.flake-bump-${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, path);
-}
-
 function groupTransitive(diff: LockDiff, name: string): InputChange["transitive"] {
   const under = (change: { path: string }) => change.path.startsWith(`${name}/`);
   return {
@@ -222,7 +218,7 @@ function lockText(text: string): LockText {
 }
 
 function lockedRevOf(lock: FlakeLock, input: string): string | undefined {
-  return selectedNode(lock, input)?.locked?.rev;
+  return rootNode(lock, input)?.locked?.rev;
 }
 
 /** Read and parse the flake's lock, with the errors a user can act on. */
@@ -318,11 +314,11 @@ export function restoreOriginal(
   input: string,
   rev: string,
 ): { text: string; lock: FlakeLock } {
-  const was = selectedNode(before, input)?.original;
-  const key = after.lock.nodes[after.lock.root]?.inputs?.[input];
-  const node = typeof key === "string" ? after.lock.nodes[key] : undefined;
+  const was = rootNode(before, input)?.original;
+  const key = rootNodeKey(after.lock, input);
+  const node = key === undefined ? undefined : after.lock.nodes[key];
   const now = node?.original;
-  if (typeof key !== "string" || node === undefined || was === undefined || now === undefined) return after;
+  if (key === undefined || node === undefined || was === undefined || now === undefined) return after;
   if (was.rev !== undefined || now.rev !== rev || !Bun.deepEquals({ ...now, rev: undefined }, was)) {
     return after;
   }
@@ -342,8 +338,8 @@ export function restoreOriginal(
  */
 function composable(before: FlakeLock, byNix: { text: string; lock: FlakeLock }, name: string): boolean {
   if (serializeLock(byNix.lock) !== byNix.text) return false;
-  const key = before.nodes[before.root]?.inputs?.[name];
-  if (typeof key !== "string" || byNix.lock.nodes[byNix.lock.root]?.inputs?.[name] !== key) return false;
+  const key = rootNodeKey(before, name);
+  if (key === undefined || rootNodeKey(byNix.lock, name) !== key) return false;
   return Bun.deepEquals(before.nodes[key], byNix.lock.nodes[key], true);
 }
 
@@ -600,7 +596,7 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
 
   for (const change of moved) {
     if (change.to === undefined) continue;
-    const node = selectedNode(combined.lock, change.path);
+    const node = rootNode(combined.lock, change.path);
     const native = natives.get(change.path);
     const rev = change.to.rev;
     let own: { text: string; diff: LockDiff };
@@ -675,7 +671,7 @@ export async function withGroupMembers(
   const also: Pin[] = [...(plan.also ?? [])];
   let widened = plan;
   for (const [input, rev] of Object.entries(await group.members())) {
-    const node = selectedNode(before, input);
+    const node = rootNode(before, input);
     // A member the flake no longer has, or one that only follows another, cannot be pinned.
     if (node === undefined || node.locked === undefined) continue;
     const source = githubSource(node);
@@ -688,13 +684,8 @@ export async function withGroupMembers(
     // Updated to its branch head anyway, which holds the group's rev (open-pr checks it).
     if (widened.kind === "update" && widened.inputs.includes(input)) continue;
     const locked = node.locked.rev;
-    if (locked === rev || (locked !== undefined && (await group.isOlder(source, rev, locked)))) continue;
+    if (await sameOrNewer(group.isOlder, source, locked, rev)) continue;
     also.push({ input, ref: pinnedRef(input, node, rev), rev });
   }
   return also.length === 0 ? widened : { ...widened, also };
-}
-
-function selectedNode(lock: FlakeLock, name: string) {
-  const key = lock.nodes[lock.root]?.inputs?.[name];
-  return typeof key === "string" ? lock.nodes[key] : undefined;
 }
