@@ -4,20 +4,20 @@
  * Parse args/env → lib/impact/evaluate.ts → stderr for people, --json on stdout, the section in each moved
  * input's pull request, Actions outputs and summary.
  */
-import { mkdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import * as v from "valibot";
 import { $ } from "zx/core";
-import { writeAtomic } from "../lib/bump/bump.ts";
 import { annotate, appendSummary, group, inActions, info, setOutputs } from "../lib/core/actions.ts";
 import { flags, parseCli, runMain } from "../lib/core/cli.ts";
 import { UsageError } from "../lib/core/errors.ts";
+import { writeAtomic } from "../lib/core/files.ts";
 import { Branch, parseRepository, RepositoryName } from "../lib/core/ids.ts";
 import { readActionInputs } from "../lib/core/inputs.ts";
 import { githubToken } from "../lib/core/secrets.ts";
 import { diffLocks, parseLock } from "../lib/flake/lock.ts";
 import { detectNix } from "../lib/flake/nix.ts";
-import { checkGrouping, defaultReportPath, readReport } from "../lib/flake/report.ts";
+import { checkGrouping, defaultReportPath, readReport, revOf } from "../lib/flake/report.ts";
 import { octokitFromEnv } from "../lib/github/client.ts";
 import {
   computeImpact,
@@ -182,12 +182,12 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         "the report has no combined flake.lock, so a grouped host impact has nothing to evaluate; pass the report bump.ts --group wrote",
       );
     }
-    for (const input of report.inputs) members[input.name] = input.to.rev ?? input.to.ref;
+    for (const input of report.inputs) members[input.name] = revOf(input);
     sides = [{ name: Object.keys(members).join(","), rev: report.lock.sha256, lock: report.lock.text }];
   } else if (report !== undefined) {
     sides = report.inputs.map((input) => ({
       name: input.name,
-      rev: input.to.rev ?? input.to.ref,
+      rev: revOf(input),
       lock: input.lock.text,
     }));
   } else {
@@ -219,7 +219,6 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (args.json) process.stdout.write(json);
 
   const path = join(dirname(defaultReportPath(env)), "impact.json");
-  await mkdir(dirname(path), { recursive: true });
   await writeAtomic(path, json);
   const hosts = impact.inputs.flatMap((input) => input.hosts);
   const names = (status: string) =>

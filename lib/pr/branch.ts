@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { fullName } from "../core/ids.ts";
-import type { InputChange } from "../flake/report.ts";
+import { type InputChange, revOf } from "../flake/report.ts";
 import {
   describeGitHubError,
   type Octokit,
@@ -121,7 +121,7 @@ export async function readBase(gh: RepositoryClient, base: string): Promise<Base
 /** Does the branch head already hold `rev` or a newer one, so that writing would add nothing? */
 async function holdsSameOrNewer(gh: RepositoryClient, swap: Swap, current: BranchHead): Promise<boolean> {
   const { change } = swap;
-  const rev = change.to.rev ?? change.to.ref;
+  const rev = revOf(change);
   if (current.rev === rev) return branchHasFile(gh, swap.branch, swap.path, change.lock.text);
   return (
     current.rev !== undefined &&
@@ -138,7 +138,7 @@ type Swapped = { head: BranchHead; wrote: boolean };
  */
 export async function swapBranch(gh: RepositoryClient, swap: Swap): Promise<Swapped> {
   const { branch, base, path, change, checkout } = swap;
-  const rev = change.to.rev ?? change.to.ref;
+  const rev = revOf(change);
   return commitBySwap<BranchHead | undefined, Swapped>(gh, {
     branch,
     head: swap.known ?? (swap.branchLikelyExists ? await readHead(gh, branch) : undefined),

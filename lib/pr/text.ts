@@ -5,7 +5,7 @@
  */
 import * as v from "valibot";
 import { fullName, Sha } from "../core/ids.ts";
-import { formatDate, type InputChange, type UpstreamCommit } from "../flake/report.ts";
+import { formatDate, type InputChange, revOf, type UpstreamCommit } from "../flake/report.ts";
 import { SECTION_END, SECTION_HEADING, SECTION_START } from "../impact/text.ts";
 
 /** How many upstream commits the body lists before "and N more". */
@@ -137,12 +137,11 @@ export interface BodyInput {
 
 export function prBody(input: BodyInput): string {
   const { change, footer } = input;
-  const to = change.to;
   const lines = [...inputSection(input), ""];
   if (footer !== null) {
     lines.push(SECTION_START, footerLine(footer ?? DEFAULT_FOOTER, change.name), SECTION_END, "");
   }
-  lines.push(renderMarker({ input: change.name, rev: to.rev ?? to.ref }));
+  lines.push(renderMarker({ input: change.name, rev: revOf(change) }));
   return lines.join("\n");
 }
 

@@ -391,8 +391,8 @@ describe("GitHub behaviour", () => {
       recursive: "1",
     });
     expect(listed.tree.map(({ path, mode, type, sha }) => ({ path, mode, type, sha }))).toStrictEqual([
-      { path: "flake.nix", mode: "100644", type: "blob", sha: listed.tree[0]?.sha },
-      { path: "vendor", mode: "040000", type: "tree", sha: listed.tree[1]?.sha },
+      { path: "flake.nix", mode: "100644", type: "blob", sha: expect.any(String) },
+      { path: "vendor", mode: "040000", type: "tree", sha: expect.any(String) },
       { path: "vendor/lib", mode: "160000", type: "commit", sha: pinned },
     ]);
     const { data: top } = await gh.rest.git.getTree({ owner: "o", repo: "pins", tree_sha: tree.sha });
