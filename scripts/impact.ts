@@ -17,7 +17,7 @@ import { readActionInputs } from "../lib/core/inputs.ts";
 import { githubToken } from "../lib/core/secrets.ts";
 import { diffLocks, parseLock } from "../lib/flake/lock.ts";
 import { detectNix } from "../lib/flake/nix.ts";
-import { checkGrouping, defaultReportPath, readReport, revOf } from "../lib/flake/report.ts";
+import { checkGrouping, defaultReportPath, membersOf, readReport, revOf } from "../lib/flake/report.ts";
 import { octokitFromEnv } from "../lib/github/client.ts";
 import {
   computeImpact,
@@ -175,14 +175,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   let sides: ImpactSide[];
   const grouped = report !== undefined && groupAsked;
   /** The grouped run's members: one comparison of the combined lock, which a group has no single rev for. */
-  const members: Record<string, string> = {};
+  let members: Record<string, string> = {};
   if (grouped && report !== undefined) {
     if (report.lock === null) {
       throw new UsageError(
         "the report has no combined flake.lock, so a grouped host impact has nothing to evaluate; pass the report bump.ts --group wrote",
       );
     }
-    for (const input of report.inputs) members[input.name] = revOf(input);
+    members = membersOf(report.inputs);
     sides = [{ name: Object.keys(members).join(","), rev: report.lock.sha256, lock: report.lock.text }];
   } else if (report !== undefined) {
     sides = report.inputs.map((input) => ({

@@ -9,7 +9,7 @@ import { RuntimeError, UsageError } from "../core/errors.ts";
 import { fullName, type GitHubRepository, InputName } from "../core/ids.ts";
 import { githubSource } from "../flake/flakeref.ts";
 import { type FlakeLock, parseLock, rootNode } from "../flake/lock.ts";
-import { type InputChange, type Report, revOf } from "../flake/report.ts";
+import { type InputChange, membersOf, type Report, revOf } from "../flake/report.ts";
 import {
   describeGitHubError,
   type Octokit,
@@ -18,7 +18,6 @@ import {
   statusOf,
 } from "../github/client.ts";
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
-import { SECTION_END, SECTION_START } from "../impact/text.ts";
 import { branchHasFile, openPullOf, readBase } from "./branch.ts";
 import { commitBySwap, SWAP_ATTEMPTS } from "./commit.ts";
 import {
@@ -32,13 +31,12 @@ import {
 import type { OpenPrOptions, Operation, PullRequestResult } from "./lifecycle.ts";
 import {
   type BodyInput,
+  carrySection,
   commitMessage,
-  computedSection,
-  DEFAULT_FOOTER,
+  footerSection,
   inputSection,
   type PrText,
   prTitle,
-  replaceSection,
   textFromMessage,
 } from "./text.ts";
 
@@ -83,9 +81,8 @@ export type GroupSection = BodyInput;
  * between the host impact markers (the impact step replaces it with one combined section), the
  * marker last.
  */
-export function groupBody(sections: readonly GroupSection[], footer: string = DEFAULT_FOOTER): string {
-  const members: Members = {};
-  for (const { change } of sections) members[change.name] = revOf(change);
+export function groupBody(sections: readonly GroupSection[], footer?: string): string {
+  const members = membersOf(sections.map(({ change }) => change));
   const lines = [
     `Updates ${sections.length} flake input${sections.length === 1 ? "" : "s"} together, in one flake.lock.`,
     "",
@@ -100,10 +97,7 @@ export function groupBody(sections: readonly GroupSection[], footer: string = DE
   for (const section of sections) {
     lines.push(`## \`${section.change.name}\``, "", ...inputSection(section), "");
   }
-  const hosts = "the hosts that use these inputs";
-  const filled = (footer.includes("{hosts}") ? footer.replace("{hosts}", hosts) : footer).trim();
-  const sentence = /[.!?]$/.test(filled) ? filled : `${filled}.`;
-  lines.push(SECTION_START, sentence, SECTION_END, "", renderGroupMarker(members));
+  lines.push(...footerSection(footer, "the hosts that use these inputs"), "", renderGroupMarker(members));
   return lines.join("\n");
 }
 
@@ -359,11 +353,13 @@ interface OpenPull {
  * same revs: the section still describes the lock the pull request proposes.
  */
 export function carryGroupSection(shown: string | null | undefined, next: string): string {
-  const section = computedSection(shown);
-  if (section === undefined || computedSection(next) !== undefined) return next;
+  return carrySection(shown, next, sameGroupMembers);
+}
+
+/** Do both bodies' group markers name the same members at the same revs? */
+export function sameGroupMembers(shown: string | null | undefined, next: string): boolean {
   const [before, after] = [parseGroupMarker(shown), parseGroupMarker(next)];
-  if (before === undefined || after === undefined || !sameMembers(before, after)) return next;
-  return replaceSection(next, section);
+  return before !== undefined && after !== undefined && sameMembers(before, after);
 }
 
 /** Make the PR's text match the branch head, re-reading the head after the write (lib/pr/lifecycle.ts's rule). */
@@ -484,8 +480,7 @@ async function closeIfCovered(
  * wrote and host impact evaluated; held when host impact reports a failed host for any member.
  */
 export function landGroupAuto(gh: RepositoryClient, report: Report, opts: AutoOptions): Promise<LandResult> {
-  const members: Members = {};
-  for (const change of report.inputs) members[change.name] = revOf(change);
+  const members = membersOf(report.inputs);
   const branch = groupBranch(opts.branchPrefix);
   const list = (of: Members) =>
     Object.entries(of)

@@ -12,7 +12,7 @@ import { RuntimeError } from "../core/errors.ts";
 import { readJson } from "../core/files.ts";
 import { fullName, type MergeMethod } from "../core/ids.ts";
 import { parseLock, rootInputs } from "../flake/lock.ts";
-import { type InputChange, type Report, revOf } from "../flake/report.ts";
+import { type InputChange, membersOf, type Report, revOf } from "../flake/report.ts";
 import {
   describeGitHubError,
   type Octokit,
@@ -23,7 +23,7 @@ import {
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
 import { gitBlobSha, headSha, type OpenPull, openPullOf, readBase, readHead } from "./branch.ts";
 import { type BaseCommit, commitBySwap, type NewCommit } from "./commit.ts";
-import { branchName, commitMessage, type PrText, prBody, prTitle } from "./text.ts";
+import { branchName, commitMessage, insertBeforeMarker, type PrText, prBody, prTitle } from "./text.ts";
 
 export { MergeMethod, MergeMode } from "../core/ids.ts";
 
@@ -164,11 +164,7 @@ export function withNote(body: string | null | undefined, note: string | undefin
       ? `${text.slice(0, start).replace(/\s+$/, "")}\n\n${text.slice(end + NOTE_END.length).replace(/^\s+/, "")}`
       : text;
   if (note === undefined) return start >= 0 && end >= 0 ? without.replace(/^\n\n/, "") : text;
-  const section = `${NOTE_START}\n${note}\n${NOTE_END}`;
-  const marker = /\n?<!-- flake-bump(?:-group)? \{.*?\} -->/.exec(without);
-  if (marker === null) return `${without.replace(/\s+$/, "")}\n\n${section}\n`;
-  const before = without.slice(0, marker.index).replace(/\s+$/, "");
-  return `${before}\n\n${section}\n\n${without.slice(marker.index).replace(/^\n/, "")}`;
+  return insertBeforeMarker(without, `${NOTE_START}\n${note}\n${NOTE_END}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -514,7 +510,7 @@ export async function commitDirect(
   const results: LandResult[] = [];
   const landable: InputChange[] = [];
   // A grouped run evaluated the combined lock once: its entry answers for every member.
-  const members = Object.fromEntries(report.inputs.map((change) => [change.name, revOf(change)]));
+  const members = membersOf(report.inputs);
   const grouped = opts.impact === undefined ? undefined : groupedEntry(opts.impact, members);
   for (const change of report.inputs) {
     const hold =

@@ -59,7 +59,7 @@ export interface OpenPrOptions {
   reviewers: readonly string[];
   draft: boolean;
   dryRun: boolean;
-  /** The body's closing sentence (pr-text's DEFAULT_FOOTER when absent). */
+  /** The body's closing sentence (lib/impact/text.ts's DEFAULT_DEPLOY_SENTENCE when absent). */
   footer?: string;
   /**
    * Disarm an open pull request's auto-merge before its branch moves to a new head (the open step of
