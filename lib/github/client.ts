@@ -365,6 +365,14 @@ export async function request<T>(gh: RepositoryClient, what: string, fn: () => P
   }
 }
 
+/** The repository's default branch (where a pull request goes when no base is named). */
+export async function defaultBranch(gh: RepositoryClient): Promise<string> {
+  const { data } = await request(gh, `read ${fullName(gh.repo)}`, () =>
+    gh.octokit.rest.repos.get({ ...gh.repo }),
+  );
+  return data.default_branch;
+}
+
 /** The HTTP status of an Octokit RequestError; 0 when there was no answer (network, time-out). */
 export function statusOf(error: unknown): number {
   if (typeof error !== "object" || error === null || !("status" in error)) return 0;

@@ -5,7 +5,7 @@
  * the head commit lists each member's rev, and no write may leave any member older than that.
  */
 import * as v from "valibot";
-import { RuntimeError, UsageError } from "../core/errors.ts";
+import { RuntimeError } from "../core/errors.ts";
 import { fullName, type GitHubRepository, InputName } from "../core/ids.ts";
 import { githubSource } from "../flake/flakeref.ts";
 import { type FlakeLock, parseLock, rootNode } from "../flake/lock.ts";
@@ -18,8 +18,8 @@ import {
   statusOf,
 } from "../github/client.ts";
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
-import { branchHasFile, openPullOf, readBase } from "./branch.ts";
-import { commitBySwap, SWAP_ATTEMPTS } from "./commit.ts";
+import { branchHasFile, type OpenPull, openPullOf, readBase } from "./branch.ts";
+import { commitBySwap } from "./commit.ts";
 import {
   type AutoOptions,
   disableAutoMerge,
@@ -28,7 +28,20 @@ import {
   landTarget,
   sameMembers,
 } from "./land.ts";
-import type { OpenPrOptions, Operation, PullRequestResult } from "./lifecycle.ts";
+import {
+  baseOf,
+  type Coverage,
+  checkReport,
+  closeIfCovered,
+  createOrFind,
+  lockPathOf,
+  type OpenPrOptions,
+  type Operation,
+  type PullRequestResult,
+  resultFor,
+  syncText,
+  type Target,
+} from "./lifecycle.ts";
 import {
   type BodyInput,
   carrySection,
@@ -172,37 +185,19 @@ export async function openGroupPullRequest(
 ): Promise<PullRequestResult[]> {
   const gh: RepositoryClient = { octokit, repo: opts.repo };
   const branch = groupBranch(opts.branchPrefix);
-  const lockPath = report.flake.lockPath;
-  if (lockPath === undefined) {
-    throw new UsageError(
-      `the flake in ${report.flake.dir} is not in a git repository, so there is no path to commit flake.lock at; run bump.ts in a clone of the repository`,
-    );
-  }
-  if (report.dryRun && report.changed && !opts.dryRun) {
-    throw new UsageError(
-      "the report comes from a --dry-run; run bump.ts without --dry-run before opening a pull request",
-    );
-  }
+  checkReport(report, opts);
+  const lockPath = lockPathOf(report);
   const existing = await openPullOf(gh, branch);
-  let base = opts.base ?? existing?.base.ref;
-  if (base === undefined) {
-    const { data } = await request(gh, `read ${fullName(opts.repo)}`, () =>
-      octokit.rest.repos.get({ ...opts.repo }),
-    );
-    base = data.default_branch;
-  }
+  const base = await baseOf(gh, opts, existing);
+  const names = report.inputs.map((change) => change.name).join(", ");
+  const target = groupTarget(gh, branch, names, { base, lockPath });
   const combined = report.changed ? report.lock : null;
   if (combined === null || report.inputs.length === 0) {
-    return existing ? [await closeIfCovered(gh, existing, branch, base, lockPath, opts)] : [];
+    return existing ? [await closeIfCovered(gh, target, existing, opts)] : [];
   }
 
-  const names = report.inputs.map((change) => change.name).join(", ");
-  const result = (operation: Operation, detail: string, pr?: { number: number; html_url: string }) => ({
-    input: names,
-    operation,
-    detail,
-    ...(pr ? { number: pr.number, url: pr.html_url } : {}),
-  });
+  const result = (operation: Operation, detail: string, pr?: { number: number; html_url: string }) =>
+    resultFor(names, operation, detail, pr);
   if (opts.dryRun) {
     return [
       result(
@@ -231,14 +226,62 @@ export async function openGroupPullRequest(
     const pr = existing ?? (await openPullOf(gh, branch));
     return [result("unchanged", `the grouped branch already holds newer revs (${swapped.newer})`, pr)];
   }
-  const { head: written, wrote } = swapped;
+  const { head, wrote } = swapped;
   if (existing) {
-    await syncText(gh, existing, branch, written);
-    const detail = wrote ? written.text.title : `#${existing.number} already proposes this flake.lock`;
+    await syncText(gh, target, existing.number, head, { title: existing.title, body: existing.body ?? "" });
+    const detail = wrote ? head.text.title : `#${existing.number} already proposes this flake.lock`;
     return [result(wrote ? "updated" : "unchanged", detail, existing)];
   }
-  const { pr, created } = await createOrFind(gh, branch, base, written.text, opts);
-  return [result(created ? "created" : wrote ? "updated" : "unchanged", written.text.title, pr)];
+  const { pr, created } = await createOrFind(gh, target, base, head, opts);
+  return [result(created ? "created" : wrote ? "updated" : "unchanged", head.text.title, pr)];
+}
+
+/**
+ * The grouped pull request as a lifecycle target (lib/pr/lifecycle.ts): its body is its head's, its
+ * marker lists the members, and it is covered once `base`'s flake.lock holds every member.
+ */
+function groupTarget(
+  gh: RepositoryClient,
+  branch: string,
+  input: string,
+  on: { base: string; lockPath: string },
+): Target<GroupHead> {
+  return {
+    input,
+    branch,
+    body: (head) => head.text.body,
+    sameProposal: sameGroupMembers,
+    reread: () => readGroupHead(gh, branch),
+    covered: (pr) => groupCoverage(gh, branch, pr, on),
+  };
+}
+
+/** Whether `base` holds every member the grouped PR's head (or, without a branch, its body) lists. */
+async function groupCoverage(
+  gh: RepositoryClient,
+  branch: string,
+  pr: OpenPull,
+  { base, lockPath }: { base: string; lockPath: string },
+): Promise<Coverage> {
+  const head = await readGroupHead(gh, branch);
+  const members = head?.members ?? parseGroupMarker(pr.body) ?? {};
+  const input = Object.keys(members).join(", ");
+  const entries = Object.entries(members);
+  if (entries.length === 0) return { input, detail: `#${pr.number} lists no members; left as it is` };
+  const baseLock = await readBaseLock(gh, base, lockPath);
+  const missing: string[] = [];
+  for (const [name, rev] of entries) {
+    if (!(await holdsMember(gh.octokit, baseLock, name, rev))) missing.push(name);
+  }
+  if (missing.length > 0) {
+    return { input, detail: `#${pr.number} still proposes ${missing.join(", ")}, which '${base}' lacks` };
+  }
+  const list = entries.map(([name, rev]) => `\`${name}\` \`${rev.slice(0, 12)}\``).join(", ");
+  return {
+    input,
+    detail: `closed #${pr.number}: '${base}' already holds ${input}`,
+    comment: `Closing: the base branch already locks every input this pull request proposes (${list}), or newer.`,
+  };
 }
 
 /** The grouped PR's title and body: every member's section with its upstream commits. */
@@ -339,15 +382,6 @@ async function behindMembers(
   );
 }
 
-interface OpenPull {
-  number: number;
-  html_url: string;
-  title: string;
-  body: string | null;
-  node_id: string;
-  auto_merge?: unknown;
-}
-
 /**
  * `next` with the computed host impact section of `shown` when both name the same members at the
  * same revs: the section still describes the lock the pull request proposes.
@@ -360,118 +394,6 @@ export function carryGroupSection(shown: string | null | undefined, next: string
 export function sameGroupMembers(shown: string | null | undefined, next: string): boolean {
   const [before, after] = [parseGroupMarker(shown), parseGroupMarker(next)];
   return before !== undefined && after !== undefined && sameMembers(before, after);
-}
-
-/** Make the PR's text match the branch head, re-reading the head after the write (lib/pr/lifecycle.ts's rule). */
-async function syncText(gh: RepositoryClient, pr: OpenPull, branch: string, head: GroupHead): Promise<void> {
-  let target = head;
-  let shown: PrText = { title: pr.title, body: pr.body ?? "" };
-  for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
-    const text = { title: target.text.title, body: carryGroupSection(shown.body, target.text.body) };
-    if (shown.title !== text.title || shown.body !== text.body) {
-      await request(gh, `update pull request #${pr.number}`, () =>
-        gh.octokit.rest.pulls.update({ ...gh.repo, pull_number: pr.number, ...text }),
-      );
-      shown = text;
-    }
-    const now = await readGroupHead(gh, branch);
-    if (now === undefined || now.sha === target.sha) return;
-    target = now;
-  }
-}
-
-async function createOrFind(
-  gh: RepositoryClient,
-  branch: string,
-  base: string,
-  text: PrText,
-  opts: OpenPrOptions,
-): Promise<{ pr: { number: number; html_url: string }; created: boolean }> {
-  let pr: OpenPull;
-  let created = true;
-  try {
-    ({ data: pr } = await gh.octokit.rest.pulls.create({
-      ...gh.repo,
-      head: branch,
-      base,
-      ...text,
-      draft: opts.draft,
-    }));
-  } catch (error) {
-    // 422: a concurrent run opened it first (or our own earlier answer was lost).
-    if (statusOf(error) !== 422)
-      throw describeGitHubError(error, "open the grouped pull request", fullName(gh.repo));
-    const found = await openPullOf(gh, branch);
-    if (found === undefined)
-      throw describeGitHubError(error, "open the grouped pull request", fullName(gh.repo));
-    pr = found;
-    created = false;
-    const head = await readGroupHead(gh, branch);
-    if (head) await syncText(gh, pr, branch, head);
-  }
-  if (created && opts.labels.length > 0) {
-    // Labels that do not exist yet are created by GitHub when added to an issue.
-    await request(gh, `label pull request #${pr.number}`, () =>
-      gh.octokit.rest.issues.addLabels({ ...gh.repo, issue_number: pr.number, labels: [...opts.labels] }),
-    );
-  }
-  if (created && opts.reviewers.length > 0) {
-    await request(gh, `request reviewers on #${pr.number}`, () =>
-      gh.octokit.rest.pulls.requestReviewers({
-        ...gh.repo,
-        pull_number: pr.number,
-        reviewers: [...opts.reviewers],
-      }),
-    );
-  }
-  return { pr, created };
-}
-
-/** Close the grouped PR (comment first, branch deleted after) when the base holds every member. */
-async function closeIfCovered(
-  gh: RepositoryClient,
-  pr: OpenPull,
-  branch: string,
-  base: string,
-  lockPath: string,
-  opts: OpenPrOptions,
-): Promise<PullRequestResult> {
-  const head = await readGroupHead(gh, branch);
-  const members = head?.members ?? parseGroupMarker(pr.body) ?? {};
-  const names = Object.keys(members).join(", ");
-  const keep = { input: names, operation: "none" as const, number: pr.number, url: pr.html_url };
-  const entries = Object.entries(members);
-  if (entries.length === 0) return { ...keep, detail: `#${pr.number} lists no members; left as it is` };
-  const baseLock = await readBaseLock(gh, base, lockPath);
-  const missing: string[] = [];
-  for (const [input, rev] of entries) {
-    if (!(await holdsMember(gh.octokit, baseLock, input, rev))) missing.push(input);
-  }
-  if (missing.length > 0) {
-    return { ...keep, detail: `#${pr.number} still proposes ${missing.join(", ")}, which '${base}' lacks` };
-  }
-  if (opts.dryRun) return { ...keep, operation: "closed", detail: `dry run: would close #${pr.number}` };
-  // An armed PR could still merge between the comment and the close.
-  if (pr.auto_merge) await disableAutoMerge(gh.octokit, pr.node_id, `#${pr.number}`);
-  const list = entries.map(([input, rev]) => `\`${input}\` \`${rev.slice(0, 12)}\``).join(", ");
-  await request(gh, `comment on #${pr.number}`, () =>
-    gh.octokit.rest.issues.createComment({
-      ...gh.repo,
-      issue_number: pr.number,
-      body: `Closing: the base branch already locks every input this pull request proposes (${list}), or newer.`,
-    }),
-  );
-  await request(gh, `close #${pr.number}`, () =>
-    gh.octokit.rest.pulls.update({ ...gh.repo, pull_number: pr.number, state: "closed" }),
-  );
-  try {
-    await gh.octokit.rest.git.deleteRef({ ...gh.repo, ref: `heads/${branch}` });
-  } catch (error) {
-    if (statusOf(error) !== 404 && statusOf(error) !== 422) {
-      throw describeGitHubError(error, `delete branch '${branch}'`, fullName(gh.repo));
-    }
-  }
-  return { ...keep, operation: "closed", detail: `closed #${pr.number}: '${base}' already holds ${names}` };
 }
 
 /**
