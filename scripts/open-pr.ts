@@ -21,7 +21,7 @@ import {
 import { Footer, readActionInputs } from "../lib/core/inputs.ts";
 import { githubToken } from "../lib/core/secrets.ts";
 import { checkGrouping, defaultReportPath, type Report, readReport } from "../lib/flake/report.ts";
-import { type Octokit, octokitFromEnv, request } from "../lib/github/client.ts";
+import { defaultBranch, type Octokit, octokitFromEnv } from "../lib/github/client.ts";
 import { DEFAULT_DEPLOY_SENTENCE } from "../lib/impact/text.ts";
 import { landGroupAuto, openGroupPullRequest } from "../lib/pr/group.ts";
 import {
@@ -279,15 +279,8 @@ async function land(octokit: Octokit, report: Report, req: LandRequest): Promise
       `${lockPath} is not committed at HEAD of ${repoRoot}, so there is no base lock to compare with; commit it first`,
     );
   }
-  let base = req.base;
-  if (base === undefined) {
-    const { data } = await request(gh, `read ${fullName(req.repo)}`, () =>
-      octokit.rest.repos.get({ ...req.repo }),
-    );
-    base = data.default_branch;
-  }
   return commitDirect(gh, report, {
-    base,
+    base: req.base ?? (await defaultBranch(gh)),
     path: lockPath,
     from: { sha: head.stdout.trim(), lock: lock.stdout },
     impact: req.impact,
