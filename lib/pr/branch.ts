@@ -7,13 +7,7 @@
 import { createHash } from "node:crypto";
 import { fullName } from "../core/ids.ts";
 import { type InputChange, revOf } from "../flake/report.ts";
-import {
-  describeGitHubError,
-  type Octokit,
-  type RepositoryClient,
-  request,
-  statusOf,
-} from "../github/client.ts";
+import { type Octokit, type RepositoryClient, request, requestUnlessAbsent } from "../github/client.ts";
 import { isOlder } from "../github/upstream.ts";
 import { type BaseCommit, commitBySwap } from "./commit.ts";
 import { commitMessage, type PrText, parseMarker, textFromMessage } from "./text.ts";
@@ -41,23 +35,18 @@ export async function branchHasFile(
   path: string,
   text: string,
 ): Promise<boolean> {
-  try {
-    const { data } = await gh.octokit.rest.repos.getContent({ ...gh.repo, path, ref: branch });
-    return !Array.isArray(data) && data.type === "file" && data.sha === gitBlobSha(text);
-  } catch (error) {
-    if (statusOf(error) === 404) return false;
-    throw describeGitHubError(error, `read ${path} on ${branch}`, fullName(gh.repo));
-  }
+  const found = await requestUnlessAbsent(gh, `read ${path} on ${branch}`, [404], () =>
+    gh.octokit.rest.repos.getContent({ ...gh.repo, path, ref: branch }),
+  );
+  const data = found?.data;
+  return data !== undefined && !Array.isArray(data) && data.type === "file" && data.sha === gitBlobSha(text);
 }
 
 export async function headSha(gh: RepositoryClient, branch: string): Promise<string | undefined> {
-  try {
-    const { data } = await gh.octokit.rest.git.getRef({ ...gh.repo, ref: `heads/${branch}` });
-    return data.object.sha;
-  } catch (error) {
-    if (statusOf(error) === 404) return undefined;
-    throw describeGitHubError(error, `read branch '${branch}'`, fullName(gh.repo));
-  }
+  const found = await requestUnlessAbsent(gh, `read branch '${branch}'`, [404], () =>
+    gh.octokit.rest.git.getRef({ ...gh.repo, ref: `heads/${branch}` }),
+  );
+  return found?.data.object.sha;
 }
 
 /** The branch head at a known commit: its text and rev from the commit message. */
@@ -166,13 +155,9 @@ export async function swapBranch(gh: RepositoryClient, swap: Swap): Promise<Swap
 
 /** Delete a branch; one already gone (404, or 422 "Reference does not exist") is fine. */
 export async function deleteBranch(gh: RepositoryClient, branch: string): Promise<void> {
-  try {
-    await gh.octokit.rest.git.deleteRef({ ...gh.repo, ref: `heads/${branch}` });
-  } catch (error) {
-    if (statusOf(error) !== 404 && statusOf(error) !== 422) {
-      throw describeGitHubError(error, `delete branch '${branch}'`, fullName(gh.repo));
-    }
-  }
+  await requestUnlessAbsent(gh, `delete branch '${branch}'`, [404, 422], () =>
+    gh.octokit.rest.git.deleteRef({ ...gh.repo, ref: `heads/${branch}` }),
+  );
 }
 
 /** A pull request as the listing answers it: head sha, body, labels and auto-merge state included. */

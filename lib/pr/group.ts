@@ -10,13 +10,7 @@ import { fullName, type GitHubRepository, InputName } from "../core/ids.ts";
 import { githubSource } from "../flake/flakeref.ts";
 import { type FlakeLock, parseLock, rootNode } from "../flake/lock.ts";
 import { type InputChange, membersOf, type Report, revOf } from "../flake/report.ts";
-import {
-  describeGitHubError,
-  type Octokit,
-  type RepositoryClient,
-  request,
-  statusOf,
-} from "../github/client.ts";
+import { type Octokit, type RepositoryClient, request, requestUnlessAbsent } from "../github/client.ts";
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
 import { branchHasFile, type OpenPull, openPullOf, readBase } from "./branch.ts";
 import { commitBySwap } from "./commit.ts";
@@ -122,21 +116,12 @@ interface GroupHead {
 
 /** The grouped branch's head commit and the members its marker lists; undefined without a branch. */
 export async function readGroupHead(gh: RepositoryClient, branch: string): Promise<GroupHead | undefined> {
-  try {
-    const { data } = await gh.octokit.rest.repos.getCommit({
-      ...gh.repo,
-      ref: `heads/${branch}`,
-      per_page: 1,
-    });
-    return {
-      sha: data.sha,
-      text: textFromMessage(data.commit.message),
-      members: parseGroupMarker(data.commit.message) ?? {},
-    };
-  } catch (error) {
-    if (statusOf(error) === 404 || statusOf(error) === 422) return undefined;
-    throw describeGitHubError(error, `read branch '${branch}'`, fullName(gh.repo));
-  }
+  const found = await requestUnlessAbsent(gh, `read branch '${branch}'`, [404, 422], () =>
+    gh.octokit.rest.repos.getCommit({ ...gh.repo, ref: `heads/${branch}`, per_page: 1 }),
+  );
+  if (found === undefined) return undefined;
+  const { sha, commit } = found.data;
+  return { sha, text: textFromMessage(commit.message), members: parseGroupMarker(commit.message) ?? {} };
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   type Octokit,
   type RepositoryClient,
   request,
+  requestUnlessAbsent,
   statusOf,
 } from "../github/client.ts";
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
@@ -455,14 +456,13 @@ async function lockAt(
   path: string,
   ref: string,
 ): Promise<{ sha: string; text: string } | undefined> {
-  try {
-    const { data } = await gh.octokit.rest.repos.getContent({ ...gh.repo, path, ref });
-    if (Array.isArray(data) || data.type !== "file" || !("content" in data)) return undefined;
-    return { sha: data.sha, text: Buffer.from(data.content, "base64").toString("utf8") };
-  } catch (error) {
-    if (statusOf(error) === 404) return undefined;
-    throw describeGitHubError(error, `read ${path} at ${ref.slice(0, 12)}`, fullName(gh.repo));
-  }
+  const found = await requestUnlessAbsent(gh, `read ${path} at ${ref.slice(0, 12)}`, [404], () =>
+    gh.octokit.rest.repos.getContent({ ...gh.repo, path, ref }),
+  );
+  const data = found?.data;
+  if (data === undefined || Array.isArray(data) || data.type !== "file" || !("content" in data))
+    return undefined;
+  return { sha: data.sha, text: Buffer.from(data.content, "base64").toString("utf8") };
 }
 
 /** The rev the lock pins for a root input, if it is a plain node. */
