@@ -114,6 +114,10 @@ beforeAll(async () => {
     ...variant?.env,
     PATH: [dirname(process.execPath), variant?.env.PATH ?? process.env.PATH ?? ""].join(delimiter),
     FLAKE_BUMP_WAIT_SCALE: "0",
+    // The hermetic XDG_CACHE_HOME above would also move Bun's package cache (Bun keeps it under
+    // XDG_CACHE_HOME when that is set), so every install step would download again, and fail where
+    // only loopback is reachable. The runner's own cache is what a real runner's setup-bun keeps too.
+    BUN_INSTALL_CACHE_DIR: (await $({ quiet: true })`${process.execPath} pm cache`).stdout.trim(),
   });
 });
 
