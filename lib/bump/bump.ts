@@ -343,8 +343,9 @@ async function chooseTargets(
   deps: BumpDeps,
 ): Promise<Targets> {
   const [input] = selected;
-  if (request.rev !== undefined && input !== undefined)
+  if (request.rev !== undefined && input !== undefined) {
     return dispatchedTarget(input, request.rev, deps.checkTarget);
+  }
   if (selected.length === 0) return { targets: [], skipped: [] };
   const answers = deps.freshness === undefined ? undefined : await deps.freshness(selected);
   const out: Targets = { targets: [], skipped: [] };
@@ -454,8 +455,9 @@ async function fetchNatives(moves: readonly Move[], deps: BumpDeps, engine: Engi
     }
   });
   const natives = new Map<string, NativeMove>();
-  for (const { move, native } of fetched)
+  for (const { move, native } of fetched) {
     if (native !== undefined) natives.set(move.target.input.name, native);
+  }
   return { moves: fetched.map((entry) => entry.move), natives };
 }
 
@@ -561,18 +563,18 @@ async function describeMoves(ctx: DescribeContext): Promise<InputChange[]> {
 
 /** What `change`'s own commit carries (see Carried). */
 async function carriedBy(change: Moved, nixMoved: number, ctx: DescribeContext): Promise<Carried> {
-  const { flake, outcome } = ctx;
-  const native = outcome.natives.get(change.path);
-  const node = rootNode(ctx.combined.lock, change.path);
-  const rev = change.to.rev;
   // One grouped pull request carries every move in one lock: no input needs a lock of its own, so no
   // Nix run to make one.
   if (ctx.grouped) return { lock: ctx.combined };
+  const { flake, outcome } = ctx;
+  const native = outcome.natives.get(change.path);
   if (native !== undefined) {
     // Each input's pull request carries only that input's move: the base plus its own node.
     const text = movedLockText(flake.original.lock, change.path, native.result);
     return { lock: { text, lock: parseLock(text, flake.lockFile) } };
   }
+  const node = rootNode(ctx.combined.lock, change.path);
+  const rev = change.to.rev;
   if (nixMoved > 1 && rev !== undefined && node !== undefined) {
     // With several Nix moves, re-lock each one alone at the rev the combined run found
     // (deterministic, unlike a second "latest").

@@ -46,6 +46,19 @@ export function parseJson<const S extends v.GenericSchema>(
   return result.output;
 }
 
+/** JSON text that passes `schema`, or undefined when it is not JSON or does not pass: for text we wrote. */
+export function tryParseJson<const S extends v.GenericSchema>(
+  schema: S,
+  text: string,
+): v.InferOutput<S> | undefined {
+  try {
+    const result = v.safeParse(schema, JSON.parse(text));
+    return result.success ? result.output : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Read a JSON file and parse it against `schema` (see parseJson). */
 export async function readJson<const S extends v.GenericSchema>(
   schema: S,

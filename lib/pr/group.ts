@@ -6,6 +6,7 @@
  */
 import * as v from "valibot";
 import { RuntimeError } from "../core/errors.ts";
+import { tryParseJson } from "../core/files.ts";
 import { fullName, type GitHubRepository, InputName } from "../core/ids.ts";
 import { githubSource } from "../flake/flakeref.ts";
 import { type FlakeLock, parseLock, rootNode } from "../flake/lock.ts";
@@ -62,12 +63,7 @@ export function renderGroupMarker(members: Members): string {
 export function parseGroupMarker(text: string | null | undefined): Members | undefined {
   const match = text ? MARKER.exec(text) : null;
   if (!match?.[1]) return undefined;
-  try {
-    const result = v.safeParse(GroupMarker, JSON.parse(match[1]));
-    return result.success ? result.output.members : undefined;
-  } catch {
-    return undefined;
-  }
+  return tryParseJson(GroupMarker, match[1])?.members;
 }
 
 export function groupBranch(prefix = "flake-bump/"): string {
