@@ -24,8 +24,8 @@ import {
   SWAP_ATTEMPTS,
   writeCommit,
 } from "../../lib/pr/commit.ts";
-import { type FakeGitHub, type Handler, type HandlerContext, localFakeGitHub } from "../fake-github/index.ts";
-import { handlers } from "../fake-github/rest.ts";
+import { type FakeGitHub, type HandlerContext, localFakeGitHub } from "../fake-github/index.ts";
+import { runningFirst } from "../support/handlers.ts";
 
 setDefaultTimeout(30_000);
 
@@ -42,12 +42,7 @@ let since = 0;
 /** Runs inside the fake just before it applies a `git/update-ref` (a concurrent writer). */
 let beforeUpdateRef: ((ctx: HandlerContext) => Promise<void>) | undefined;
 
-const realUpdateRef = handlers["git/update-ref"];
-const updateRef: Handler = async (ctx) => {
-  await beforeUpdateRef?.(ctx);
-  if (realUpdateRef === undefined) throw new Error("the fake has no git/update-ref handler");
-  return realUpdateRef(ctx);
-};
+const updateRef = runningFirst("git/update-ref", () => beforeUpdateRef);
 
 const calls = () => fake.requests.slice(since).map((r) => `${r.operationId} ${r.status}`);
 const mark = () => {

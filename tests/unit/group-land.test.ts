@@ -30,9 +30,9 @@ import {
 } from "../../lib/pr/land.ts";
 import type { OpenPrOptions } from "../../lib/pr/lifecycle.ts";
 import { main as openPrMain } from "../../scripts/open-pr.ts";
-import { type FakeGitHub, type Handler, localFakeGitHub } from "../fake-github/index.ts";
-import { handlers } from "../fake-github/rest.ts";
+import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 import { scratchRoot } from "../fake-github/tmp.ts";
+import { losingAnswer } from "../support/handlers.ts";
 import { upstreamHistory } from "../support/history.ts";
 import { runInProcess } from "../support/in-process.ts";
 
@@ -152,14 +152,11 @@ function perInputImpact(report: Report, failing: string): ImpactFile {
 
 /** Lose the answer to the next `pulls/create` after GitHub applied it (a dropped connection). */
 let loseCreateAnswer = false;
-const realCreate = handlers["pulls/create"];
-const createPull: Handler = async (ctx) => {
-  if (realCreate === undefined) throw new Error("the fake has no pulls/create handler");
-  const reply = await realCreate(ctx);
-  if (!loseCreateAnswer) return reply;
+const createPull = losingAnswer("pulls/create", () => {
+  const lose = loseCreateAnswer;
   loseCreateAnswer = false;
-  return { ...reply, drop: true };
-};
+  return lose;
+});
 
 beforeAll(async () => {
   fake = await localFakeGitHub({ handlers: { "pulls/create": createPull } });
