@@ -342,7 +342,7 @@ export interface AutoTarget {
 }
 
 /** One input's pull request: its branch head's marker must name the rev the report moved it to. */
-export function inputTarget(gh: RepositoryClient, change: InputChange, opts: AutoOptions): AutoTarget {
+function inputLanding(gh: RepositoryClient, change: InputChange, opts: AutoOptions): AutoTarget {
   const branch = branchName(change.name, opts.branchPrefix);
   const rev = revOf(change);
   return {
@@ -368,7 +368,7 @@ export function inputTarget(gh: RepositoryClient, change: InputChange, opts: Aut
  * the evaluated rev is ever armed or merged.
  */
 export function landAuto(gh: RepositoryClient, change: InputChange, opts: AutoOptions): Promise<LandResult> {
-  return landTarget(gh, inputTarget(gh, change, opts), opts);
+  return landTarget(gh, inputLanding(gh, change, opts), opts);
 }
 
 /** Land a pull request by auto-merge (see landAuto), whichever branch and marker prove its head. */

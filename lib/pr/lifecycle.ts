@@ -325,8 +325,8 @@ export function inputTarget(
     sameProposal: sameInputAndRev,
     reread: async (known) => {
       const now = await headSha(gh, branch);
-      if (now === undefined || now === known.sha) return now === undefined ? undefined : known;
-      return headAt(gh, branch, now);
+      if (now === undefined) return undefined;
+      return now === known.sha ? known : headAt(gh, branch, now);
     },
     covered: async (pr) => {
       const keep = { input, detail: skip?.message ?? `#${pr.number} is not covered by the base` };
