@@ -132,7 +132,6 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     },
   });
   request.plans = plans;
-  request.now = now;
 
   const [{ bump, checkOutdated }, { checkFreshness }] = await Promise.all([
     import("../lib/bump/bump.ts"),
@@ -223,7 +222,7 @@ async function groupDeps(
   const where = repo;
   const prefix = args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/";
   const { octokitFromEnv } = await import("../lib/github/client.ts");
-  const { isOlder } = await import("../lib/github/upstream.ts");
+  const { isOlderOn } = await import("../lib/github/upstream.ts");
   const octokit = octokitFromEnv(env);
   return (name) => {
     const branch = groupBranch(prefix, name);
@@ -238,7 +237,7 @@ async function groupDeps(
         });
         return asked;
       },
-      isOlder: (source, rev, than) => isOlder(octokit, source, rev, than),
+      isOlder: isOlderOn(octokit),
     };
   };
 }

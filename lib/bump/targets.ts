@@ -5,9 +5,10 @@
  * group member marked with its group; flake.lock on disk gets every move at once.
  */
 import { join } from "node:path";
+import { writeAtomic } from "../core/files.ts";
 import type { Report, Skipped } from "../flake/report.ts";
 import type { RunTargets } from "../policy/run.ts";
-import { type BumpDeps, type BumpRequest, bump, type GroupDeps, writeAtomic } from "./bump.ts";
+import { type BumpDeps, type BumpRequest, bump, type GroupDeps } from "./bump.ts";
 
 /**
  * Bump every target of the run. `groups.deps(name)` reads the open pull request of a named group
