@@ -32,6 +32,7 @@ import {
   type InputPlan,
   loadRunPolicy,
   planInputs,
+  repositoryRoot,
   runClock,
   targetsOf,
   triggerOf,
@@ -216,7 +217,7 @@ async function groupDeps(
   }
   if (repo === undefined) {
     throw new UsageError(
-      "--group needs to know the repository of the grouped pull request; run in Actions or in a clone whose 'origin' remote is on GitHub",
+      "a grouped pull request (--group, or a group in the policy file) needs its repository; run in Actions or in a clone whose 'origin' remote is on GitHub",
     );
   }
   const where = repo;
@@ -307,16 +308,14 @@ async function policyPlans(
   flakeDir: string,
   run: RunSettings & { config: string | undefined; trigger: Trigger; now: Date },
 ): Promise<{ plans: Map<string, InputPlan>; policy: Map<string, EffectivePolicy> }> {
-  const [{ readFile }, { join }, { $ }, { parseLock, rootInputs }] = await Promise.all([
+  const [{ readFile }, { join }, { parseLock, rootInputs }] = await Promise.all([
     import("node:fs/promises"),
     import("node:path"),
-    import("zx/core"),
     import("../lib/flake/lock.ts"),
   ]);
   const text = await readFile(join(flakeDir, "flake.lock"), "utf8").catch(() => undefined);
   const names = text === undefined ? undefined : rootInputs(parseLock(text)).map((input) => input.name);
-  const top = await $({ cwd: flakeDir, nothrow: true, quiet: true })`git rev-parse --show-toplevel`;
-  const root = top.exitCode === 0 ? top.stdout.trim() : flakeDir;
+  const root = repositoryRoot(flakeDir);
   const file = await loadRunPolicy({
     config: run.config,
     root,

@@ -2,7 +2,8 @@
  * The policy as one run applies it: what kind of run this is, its clock, the file it reads, and for
  * each input the effective policy and whether it may move, with the sentence the log shows.
  */
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import * as v from "valibot";
 import { UsageError } from "../core/errors.ts";
 import { type EffectivePolicy, effectivePolicy, type RunSettings } from "./effective.ts";
@@ -51,6 +52,20 @@ export async function loadRunPolicy(opts: {
   const known = opts.knownInputs === undefined ? {} : { knownInputs: opts.knownInputs };
   if (opts.config !== undefined) return readPolicy(opts.config, opts.config, { required: true, ...known });
   return readPolicy(join(opts.root, POLICY_PATH), POLICY_PATH, { required: false, ...known });
+}
+
+/**
+ * The git repository around `dir` (the nearest directory with a `.git`, as git finds it without
+ * asking git), else `dir` itself: where `.github/flake-bump.yml` is looked for.
+ */
+export function repositoryRoot(dir: string): string {
+  let at = resolve(dir);
+  while (!existsSync(join(at, ".git"))) {
+    const up = dirname(at);
+    if (up === at) return resolve(dir);
+    at = up;
+  }
+  return at;
 }
 
 /** One input under this run's policy. */

@@ -6,7 +6,7 @@ import { expect, test } from "bun:test";
 import { UsageError } from "../../lib/core/errors.ts";
 import { parsePolicy } from "../../lib/policy/file.ts";
 import type { Trigger } from "../../lib/policy/gate.ts";
-import { planInputs, runClock, triggerOf } from "../../lib/policy/run.ts";
+import { planInputs, repositoryRoot, runClock, triggerOf } from "../../lib/policy/run.ts";
 import { EXAMPLE_POLICY } from "../support/policy.ts";
 
 const triggers: Array<{ event: string | undefined; named: boolean; trigger: Trigger }> = [
@@ -55,4 +55,19 @@ test("naming janus moves it, and the run says which policy it overrode", () => {
   expect(plan?.note).toBe(
     `'janus' was named, so it moves despite follow: none (${FILE}:14 (inputs.janus.follow))`,
   );
+});
+
+test("the policy file is looked for at the top of the git repository around the flake, else beside it", async () => {
+  const { ROOT } = await import("../support/readme.ts");
+  const { mkdtemp, mkdir, rm } = await import("node:fs/promises");
+  const { join } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  expect(repositoryRoot(join(ROOT, "lib", "policy"))).toBe(ROOT);
+  const bare = await mkdtemp(join(tmpdir(), "flake-bump-root-"));
+  try {
+    await mkdir(join(bare, "hosts"));
+    expect(repositoryRoot(join(bare, "hosts"))).toBe(join(bare, "hosts"));
+  } finally {
+    await rm(bare, { recursive: true, force: true });
+  }
 });
