@@ -206,7 +206,16 @@ export interface PackageDiff {
   removed: PackageEntry[];
 }
 
-const byVersion = new Intl.Collator("en", { numeric: true });
+const collator = new Intl.Collator("en", { numeric: true });
+
+/**
+ * Natural order for names and versions, as people sort them: `pkg2` before `pkg10`, `3.9` before
+ * `3.10`. Strings the collator ranks equal (it ignores some differences) fall back to code unit
+ * order, so every sort is total and the same on every run.
+ */
+export function naturalOrder(a: string, b: string): number {
+  return collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+}
 
 /**
  * What moved between two closures. A name whose versions differ pairs its old and new versions in
@@ -234,9 +243,9 @@ export function diffKeys(from: PackageKeys, to: PackageKeys): PackageDiff {
   collect(from, to, gone);
   collect(to, from, come);
   const diff: PackageDiff = { changed: [], added: [], removed: [] };
-  for (const name of [...new Set([...gone.keys(), ...come.keys()])].sort()) {
-    const removed = (gone.get(name) ?? []).sort(byVersion.compare);
-    const added = (come.get(name) ?? []).sort(byVersion.compare);
+  for (const name of [...new Set([...gone.keys(), ...come.keys()])].sort(naturalOrder)) {
+    const removed = (gone.get(name) ?? []).sort(naturalOrder);
+    const added = (come.get(name) ?? []).sort(naturalOrder);
     const pairs = from.names.has(name) && to.names.has(name) ? Math.min(removed.length, added.length) : 0;
     for (let i = 0; i < pairs; i++) diff.changed.push({ name, from: removed[i] ?? "", to: added[i] ?? "" });
     for (const version of removed.slice(pairs)) diff.removed.push({ name, version });
