@@ -7,7 +7,13 @@ import { describeGitHubError, type Octokit } from "./github.ts";
 import { groupBranch, parseGroupMarker } from "./group.ts";
 import type { GitHubRepository } from "./ids.ts";
 import type { InputImpact } from "./impact.ts";
-import { renderSection, replaceSection, type SectionOptions } from "./impact-text.ts";
+import {
+  BODY_LIMIT,
+  renderSection,
+  replaceSection,
+  SECTION_BUDGET,
+  type SectionOptions,
+} from "./impact-text.ts";
 import { sameMembers } from "./land.ts";
 import { branchName, parseMarker } from "./pr-text.ts";
 
@@ -25,6 +31,17 @@ export interface SectionWriteOptions extends SectionOptions {
   repo: GitHubRepository;
   branchPrefix: string;
   dryRun: boolean;
+}
+
+/**
+ * `body` with `input`'s section in place, the section kept to what the rest of the body leaves of
+ * GitHub's limit (a grouped body, one part per member, can leave less than SECTION_BUDGET).
+ */
+export function bodyWithSection(body: string | null, input: InputImpact, opts: SectionOptions): string {
+  // The blank lines replaceSection puts around a section, and a margin.
+  const rest = replaceSection(body, "").length + 8;
+  const budget = Math.min(opts.budget ?? SECTION_BUDGET, BODY_LIMIT - rest);
+  return replaceSection(body, renderSection(input, { ...opts, budget }));
 }
 
 export async function writeImpactSections(
@@ -57,7 +74,7 @@ export async function writeImpactSections(
       });
       continue;
     }
-    const body = replaceSection(pull.body, renderSection(input, opts));
+    const body = bodyWithSection(pull.body, input, opts);
     if (body === pull.body) {
       results.push({
         input: input.name,
@@ -119,7 +136,7 @@ export async function writeGroupImpactSection(
       detail: `left alone: it now proposes ${now}, not the evaluated members`,
     };
   }
-  const body = replaceSection(pull.body, renderSection(input, opts));
+  const body = bodyWithSection(pull.body, input, opts);
   if (body === pull.body) return { ...where, outcome: "unchanged", detail: "section already up to date" };
   if (opts.dryRun) return { ...where, outcome: "dry-run", detail: "would write the host impact section" };
   try {

@@ -8,7 +8,7 @@
  * (major, then minor, patch and the rest), then packages added, then removed; hosts that were only
  * rebuilt (no version moved) come last. Names and hosts are in natural order (`pkg2` before `pkg10`).
  */
-import { naturalOrder, type PackageDiff } from "./closure.ts";
+import { naturalKey, naturalOrder, naturalSort, type PackageDiff } from "./closure.ts";
 import { type HostImpact, type InputImpact, shortName } from "./impact.ts";
 import { parseMarker, SECTION_END, SECTION_START } from "./pr-text.ts";
 
@@ -72,6 +72,8 @@ export interface PackageLine {
   /** The new version (changed, added), "" when removed. */
   to: string;
   rank: Rank;
+  /** Its place in a list: rank, then name and versions in natural order (compare as strings). */
+  order: string;
 }
 
 /** Which component of a version moved first: 0 (`1.9` → `2.0`), 1 (`1.0` → `1.1`), 2, or 3 for any later. */
@@ -84,28 +86,31 @@ export function versionLevel(from: string, to: string): 0 | 1 | 2 | 3 {
   return 3;
 }
 
-function byRank(a: PackageLine, b: PackageLine): number {
-  return (
-    a.rank - b.rank ||
-    naturalOrder(a.name, b.name) ||
-    naturalOrder(a.from, b.from) ||
-    naturalOrder(a.to, b.to)
-  );
+function packageLine(kind: PackageLine["kind"], name: string, from: string, to: string): PackageLine {
+  const rank: Rank = kind === "added" ? 4 : kind === "removed" ? 5 : versionLevel(from, to);
+  const order = `${rank}\0${naturalKey(name)}\0${naturalKey(from)}\0${naturalKey(to)}\0${name}\0${from}\0${to}`;
+  return { kind, name, from, to, rank, order };
+}
+
+function byOrder(a: PackageLine, b: PackageLine): number {
+  return a.order < b.order ? -1 : a.order > b.order ? 1 : 0;
+}
+
+/** Every line of a diff, unsorted, made by `make` (which may share lines between hosts). */
+function diffLines(
+  diff: PackageDiff,
+  make: (kind: PackageLine["kind"], name: string, from: string, to: string) => PackageLine,
+): PackageLine[] {
+  return [
+    ...diff.changed.map((c) => make("changed", c.name, c.from, c.to)),
+    ...diff.added.map((a) => make("added", a.name, "", a.version)),
+    ...diff.removed.map((r) => make("removed", r.name, r.version, "")),
+  ];
 }
 
 /** A diff's lines, most telling first, then by name in natural order. */
 export function rankedLines(diff: PackageDiff | undefined): PackageLine[] {
-  if (diff === undefined) return [];
-  const lines: PackageLine[] = [
-    ...diff.changed.map((c): PackageLine => ({ kind: "changed", ...c, rank: versionLevel(c.from, c.to) })),
-    ...diff.added.map(
-      (a): PackageLine => ({ kind: "added", name: a.name, from: "", to: a.version, rank: 4 }),
-    ),
-    ...diff.removed.map(
-      (r): PackageLine => ({ kind: "removed", name: r.name, from: r.version, to: "", rank: 5 }),
-    ),
-  ];
-  return lines.sort(byRank);
+  return diff === undefined ? [] : diffLines(diff, packageLine).sort(byOrder);
 }
 
 const version = (text: string) => text || "(no version)";
@@ -192,36 +197,77 @@ export interface GroupedChanges {
 
 /** The changed hosts' package lines, each said once for all the hosts it is on. */
 export function groupChanges(hosts: readonly HostImpact[]): GroupedChanges {
-  const changed = hosts.filter((host) => host.status === "changed").sort(byAttr);
-  const onHosts = new Map<string, { line: PackageLine; hosts: string[] }>();
+  const changed = naturalSort(
+    hosts.filter((host) => host.status === "changed"),
+    (host) => host.attr,
+  );
+  // One entry per distinct line, however many hosts have it: a fleet's lines are mostly shared.
+  // Looked up by name, then versions, so no key string is built per host and line; its hosts are a
+  // node of a trie of host sets (hosts are visited in order, so each set is one path), so lines on
+  // the same hosts end on the same node without comparing host lists.
+  const byName = new Map<string, { line: PackageLine; set: number }[]>();
+  const parent = [-1];
+  const last = [-1];
+  const next = new Map<number, number>();
+  let current = 0;
+  const make = (kind: PackageLine["kind"], name: string, from: string, to: string): PackageLine => {
+    let entries = byName.get(name);
+    if (entries === undefined) {
+      entries = [];
+      byName.set(name, entries);
+    }
+    let entry = entries.find(({ line }) => line.kind === kind && line.from === from && line.to === to);
+    if (entry === undefined) {
+      entry = { line: packageLine(kind, name, from, to), set: 0 };
+      entries.push(entry);
+    }
+    // A diff lists a line once, so a host meets it at most once.
+    const step = entry.set * changed.length + current;
+    let node = next.get(step);
+    if (node === undefined) {
+      node = parent.push(entry.set) - 1;
+      last.push(current);
+      next.set(step, node);
+    }
+    entry.set = node;
+    return entry.line;
+  };
   const rebuilt: string[] = [];
   const unread: string[] = [];
-  for (const host of changed) {
+  for (const [index, host] of changed.entries()) {
+    current = index;
     if (host.packages === undefined) unread.push(host.attr);
-    const lines = rankedLines(host.packages);
-    if (host.packages !== undefined && lines.length === 0) rebuilt.push(host.attr);
-    for (const line of lines) {
-      const key = `${line.kind}\0${line.name}\0${line.from}\0${line.to}`;
-      const entry = onHosts.get(key);
-      if (entry === undefined) onHosts.set(key, { line, hosts: [host.attr] });
-      else entry.hosts.push(host.attr);
+    else if (diffLines(host.packages, make).length === 0) rebuilt.push(host.attr);
+  }
+  const members = (node: number): number[] => {
+    const out: number[] = [];
+    for (let n = node; n > 0; n = parent[n] ?? 0) out.push(last[n] ?? 0);
+    return out.reverse();
+  };
+  const bySet = new Map<number, { members: number[]; group: ChangeGroup }>();
+  for (const { line, set } of [...byName.values()].flat()) {
+    const known = bySet.get(set);
+    if (known !== undefined) known.group.lines.push(line);
+    else {
+      const indices = members(set);
+      const group = { hosts: indices.map((i) => changed[i]?.attr ?? ""), lines: [line] };
+      bySet.set(set, { members: indices, group });
     }
   }
-  const byHosts = new Map<string, ChangeGroup>();
-  for (const { line, hosts: on } of onHosts.values()) {
-    const key = on.join("\n");
-    const group = byHosts.get(key);
-    if (group === undefined) byHosts.set(key, { hosts: on, lines: [line] });
-    else group.lines.push(line);
-  }
-  const groups = [...byHosts.values()];
-  for (const group of groups) group.lines.sort(byRank);
-  groups.sort(
+  const sets = [...bySet.values()];
+  for (const { group } of sets) group.lines.sort(byOrder);
+  const lexical = (a: readonly number[], b: readonly number[]) => {
+    for (let i = 0; i < Math.min(a.length, b.length); i++)
+      if (a[i] !== b[i]) return (a[i] ?? 0) - (b[i] ?? 0);
+    return a.length - b.length;
+  };
+  sets.sort(
     (a, b) =>
-      b.hosts.length - a.hosts.length ||
-      (a.hosts.length > 1 ? b.lines.length - a.lines.length : 0) ||
-      naturalOrder(a.hosts.join("\n"), b.hosts.join("\n")),
+      b.members.length - a.members.length ||
+      (a.members.length > 1 ? b.group.lines.length - a.group.lines.length : 0) ||
+      lexical(a.members, b.members),
   );
+  const groups = sets.map(({ group }) => group);
   return { changed: changed.map((host) => host.attr), groups, rebuilt, unread };
 }
 
@@ -278,8 +324,7 @@ function groupLines(group: ChangeGroup, title: string, limits: Limits, nest: "" 
  * The changed hosts' part of the section: each shared group once, then a list of what each host
  * has alone, then the hosts only rebuilt.
  */
-function changedLines(input: InputImpact, limits: Limits): string[] {
-  const grouped = groupChanges(input.hosts);
+function changedLines(input: InputImpact, grouped: GroupedChanges, limits: Limits): string[] {
   if (grouped.changed.length === 0) return [];
   const every = grouped.changed.length === input.hosts.length;
   const lines = [`**Changed (${count.format(grouped.changed.length)})**`, ""];
@@ -338,7 +383,12 @@ export function deployLine(hosts: readonly HostImpact[], sentence = DEFAULT_DEPL
   return /[.!?]$/.test(filled) ? filled : `${filled}.`;
 }
 
-function renderBody(input: InputImpact, opts: SectionOptions, limits: Limits): string {
+function renderBody(
+  input: InputImpact,
+  grouped: GroupedChanges,
+  opts: SectionOptions,
+  limits: Limits,
+): string {
   const lines: string[] = [HEADING, ""];
   if (input.timedOut) {
     lines.push(
@@ -362,7 +412,7 @@ function renderBody(input: InputImpact, opts: SectionOptions, limits: Limits): s
     `- ${code(shortName(h.attr))}:`,
     ...errorBlock(h.error, "  "),
   ]);
-  lines.push(...changedLines(input, limits));
+  lines.push(...changedLines(input, grouped, limits));
   listHosts("Evaluates again with this bump (it failed on the base lock)", of("fixed"), (h) => [
     `- ${code(shortName(h.attr))}, which failed with:`,
     ...errorBlock(firstLine(h.error), "  "),
@@ -402,13 +452,15 @@ const SECTION_LIMITS: readonly Limits[] = [
 export function renderSection(input: InputImpact, opts: SectionOptions = {}): string {
   const wrap = (body: string) => `${SECTION_START}\n${body}\n${SECTION_END}`;
   const budget = opts.budget ?? SECTION_BUDGET;
+  const grouped = groupChanges(input.hosts);
   for (const limits of SECTION_LIMITS) {
-    const section = wrap(renderBody(input, opts, limits));
+    const section = wrap(renderBody(input, grouped, opts, limits));
     if (section.length <= budget) return section;
   }
   return wrap(
     renderBody(
       input,
+      grouped,
       { ...opts, deploySentence: "See the workflow run's summary for the hosts." },
       { items: 0, names: 0, groups: 0, hosts: 0 },
     ),
@@ -490,6 +542,7 @@ function itemCell(lines: readonly PackageLine[], limits: Pick<Limits, "items" | 
 /** One input's tables: every host with what only it has, then the changes hosts share. */
 function summaryTables(
   input: InputImpact,
+  grouped: GroupedChanges,
   opts: SectionOptions,
   limits: Pick<Limits, "items" | "names">,
 ): string[] {
@@ -498,7 +551,6 @@ function summaryTables(
     const budget = opts.timeoutMinutes ? ` (${opts.timeoutMinutes} minutes)` : "";
     return [...out, `Not computed: the time budget${budget} ran out.`, ""];
   }
-  const grouped = groupChanges(input.hosts);
   const own = new Map<string, ChangeGroup>();
   const sharing = new Set<string>();
   for (const group of grouped.groups) {
@@ -567,10 +619,14 @@ export function summaryMarkdown(
   budget = SUMMARY_BUDGET,
 ): string {
   const bytes = (text: string) => Buffer.byteLength(text, "utf8");
+  const grouped = inputs.map((input) => groupChanges(input.hosts));
   let text = "";
   for (const [index, limits] of SUMMARY_LIMITS.entries()) {
     const note = index === 0 ? [] : [SHORTENED, ""];
-    text = [...note, ...inputs.flatMap((input) => summaryTables(input, opts, limits))].join("\n");
+    const tables = inputs.flatMap((input, i) =>
+      summaryTables(input, grouped[i] ?? groupChanges(input.hosts), opts, limits),
+    );
+    text = [...note, ...tables].join("\n");
     if (bytes(text) <= budget) return text;
   }
   const room = budget - bytes(SHORTENED) - 2;
