@@ -4,10 +4,9 @@
  * under GitHub's 65,536 characters, the step summary under 1 MiB).
  */
 import { describe, expect, test } from "bun:test";
-import { naturalOrder, naturalSort, type PackageDiff } from "../../lib/closure.ts";
-import { groupBody } from "../../lib/group.ts";
-import type { HostImpact, InputImpact } from "../../lib/impact.ts";
-import { bodyWithSection } from "../../lib/impact-pr.ts";
+import type { InputChange, UpstreamCommit } from "../../lib/flake/report.ts";
+import { naturalOrder, naturalSort, type PackageDiff } from "../../lib/impact/closure.ts";
+import type { HostImpact, InputImpact } from "../../lib/impact/evaluate.ts";
 import {
   BODY_LIMIT,
   groupChanges,
@@ -16,12 +15,15 @@ import {
   rankedLines,
   renderSection,
   SECTION_BUDGET,
+  SECTION_END,
+  SECTION_START,
   SUMMARY_BUDGET,
   summaryMarkdown,
   versionLevel,
-} from "../../lib/impact-text.ts";
-import { COMMIT_LIMIT, SECTION_END, SECTION_START } from "../../lib/pr-text.ts";
-import type { InputChange, UpstreamCommit } from "../../lib/report.ts";
+} from "../../lib/impact/text.ts";
+import { groupBody } from "../../lib/pr/group.ts";
+import { bodyWithSection } from "../../lib/pr/impact.ts";
+import { COMMIT_LIMIT } from "../../lib/pr/text.ts";
 
 const diff = (over: Partial<PackageDiff> = {}): PackageDiff => ({
   changed: [],
