@@ -149,9 +149,13 @@ export function listItems(lines: readonly PackageLine[]): PackageLine[][] {
     while (end < lines.length && lines[end]?.rank === rank) end++;
     const ofRank = lines.slice(start, end);
     start = end;
+    if (rank > 3) {
+      out.push(...ofRank.map((line) => [line]));
+      continue;
+    }
     const same = new Map<string, PackageLine[]>();
     for (const line of ofRank) {
-      const key = rank <= 3 ? `${line.from}\0${line.to}` : `${line.name}\0${line.from}\0${line.to}`;
+      const key = `${line.from}\0${line.to}`;
       const bucket = same.get(key);
       if (bucket === undefined) same.set(key, [line]);
       else bucket.push(line);
@@ -591,7 +595,7 @@ export function summaryMarkdown(
   return `${cut.slice(0, cut.lastIndexOf("\n") + 1)}\n${SHORTENED}\n`;
 }
 
-/** One line per host for people (stderr). */
+/** One line per host for people (stderr), hosts in natural order, each host's most telling lines first. */
 export function describeImpact(inputs: readonly InputImpact[]): string[] {
   const lines: string[] = [];
   for (const input of inputs) {
@@ -601,7 +605,7 @@ export function describeImpact(inputs: readonly InputImpact[]): string[] {
         : `Host impact of ${impactLabel(input).replaceAll("`", "")}:`,
     );
     if (input.timedOut) lines.push("  not computed: the time budget ran out");
-    for (const host of input.hosts) {
+    for (const host of naturalSort(input.hosts, (h) => h.attr)) {
       const packages = packageLines(host.packages);
       const detail =
         host.status === "failed"
