@@ -96,6 +96,8 @@ function dataStart(header: Header): number | undefined {
 
 /** Resolves when `tar` takes writes again; rejects when it was destroyed meanwhile. */
 function drained(tar: Extract): Promise<void> {
+  // Destroyed already, it emits no more events.
+  if (tar.destroyed) return Promise.reject(new TarballReadError("the tar parser stopped"));
   return new Promise((resolve, reject) => {
     const settle = () => {
       tar.off("drain", settle);

@@ -115,4 +115,21 @@ describe("NAR hash of a git archive tarball", () => {
       expect(parts.every((part) => part.byteLength === 0)).toBe(ownChunks);
     }
   }, 30_000);
+
+  test("an entry refused while megabytes are still to come ends the download, once, without hanging", async () => {
+    await using repo = await gitRepo({ files: { "d/a.txt": "a\n" } });
+    const noise = Uint8Array.from({ length: 4 * 1024 * 1024 }, (_, i) => (i * 2654435761) >>> 24);
+    await mkdir(join(repo.dir, "z"), { recursive: true });
+    await writeFile(join(repo.dir, "z", "blob"), noise);
+    await repo.commit({}, "a blob after the refused entry");
+    // No prefix: two top-level entries, the second refused before the blob's bytes arrive.
+    const tar = await archive(repo.dir, "HEAD");
+    const parts = Array.from({ length: Math.ceil(tar.length / 4096) }, (_, i) =>
+      Uint8Array.from(tar.subarray(i * 4096, (i + 1) * 4096)),
+    );
+    await using tree = new NarTree();
+    await expect(unpackTarball(Readable.from(parts), tree, { ownChunks: true })).rejects.toThrow(
+      /more than one top-level entry \('d', 'z'\)/,
+    );
+  }, 30_000);
 });
