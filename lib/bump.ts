@@ -522,13 +522,17 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   };
 
   /** One Nix run on the original lock; returns the parsed result, the file itself untouched. */
-  const run = async (step: LockPlan, what: string): Promise<{ text: string; lock: FlakeLock }> => {
+  const run = async (
+    step: LockPlan,
+    what: string,
+    hint: string,
+  ): Promise<{ text: string; lock: FlakeLock }> => {
     const nix = await needNix();
     report.nix.version = nix.version.version;
     report.nix.invocations++;
     const args = lockArgs(nix.version, step, dir);
     const text = await nixLockText(lockFile, originalText, (signal) =>
-      nix.run(args, { cwd: dir, what, signal }),
+      nix.run(args, { cwd: dir, what, hint, lock: before, signal }),
     );
     let lock: FlakeLock;
     try {
@@ -558,17 +562,20 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     const [only] = inputs;
     let plan: LockPlan;
     let what: string;
+    let hint: string;
     if (pinning && only !== undefined && request.rev !== undefined) {
       const ref = pinnedRef(only.input.name, only.input.node, request.rev);
       plan = { kind: "pin", input: only.input.name, ref, rev: request.rev };
-      what = `lock '${only.input.name}' at ${request.rev}; check that the commit exists upstream and is reachable from here`;
+      what = `lock '${only.input.name}' at ${request.rev}`;
+      hint = "check that the commit exists upstream and is reachable from here";
     } else {
       const names = inputs.map((move) => move.input.name);
       plan = { kind: "update", inputs: names };
-      what = `update ${names.map((name) => `'${name}'`).join(", ")}; check that the inputs' sources are reachable and flake.nix evaluates`;
+      what = `update ${names.map((name) => `'${name}'`).join(", ")}`;
+      hint = "check that the inputs' sources are reachable and flake.nix evaluates";
     }
     if (deps.group !== undefined) plan = await withGroupMembers(plan, before, deps.group);
-    return run(plan, what);
+    return run(plan, what, hint);
   };
 
   // Nix first, for its inputs, on the original lock; then the native moves on top of what it wrote,
@@ -618,7 +625,8 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
       const ref = pinnedRef(change.path, node, rev);
       const alone = await run(
         { kind: "pin", input: change.path, ref, rev },
-        `lock '${change.path}' alone at ${rev}; rerun, and report it if it persists`,
+        `lock '${change.path}' alone at ${rev}`,
+        "rerun, and report it if it persists",
       );
       own = { text: alone.text, diff: diffLocks(before, alone.lock) };
     } else {
