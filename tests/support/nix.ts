@@ -149,6 +149,8 @@ export interface ChrootNix {
 export function selectNixVariants(
   available: { system: NixVariant; chroots: readonly ChrootNix[] },
   env: { FLAKE_BUMP_TEST_NIX?: string | undefined; CI?: string | undefined },
+  /** The variable the choice came from, for the errors. */
+  variable = "FLAKE_BUMP_TEST_NIX",
 ): { variants: NixVariant[]; skipped?: string } {
   const { system, chroots } = available;
   const wanted = (env.FLAKE_BUMP_TEST_NIX ?? "").split(/[\s,]+/).filter((token) => token !== "");
@@ -167,8 +169,7 @@ export function selectNixVariants(
     return skipped.length === 0 ? { variants } : { variants, skipped: skipped.join("\n") };
   }
   if (wanted.includes("all")) {
-    const asked = (chroot: ChrootNix) =>
-      orThrow(chroot, `FLAKE_BUMP_TEST_NIX=all asks for Nix ${chroot.wanted}`);
+    const asked = (chroot: ChrootNix) => orThrow(chroot, `${variable}=all asks for Nix ${chroot.wanted}`);
     return { variants: [system, ...chroots.map(asked)] };
   }
   const variants: NixVariant[] = [];
@@ -179,20 +180,57 @@ export function selectNixVariants(
       versionMatches(typeof found === "string" ? version : found.version, token),
     );
     if (match === undefined && chroot !== undefined) {
-      match = orThrow(chroot, `FLAKE_BUMP_TEST_NIX asks for Nix ${token}`);
+      match = orThrow(chroot, `${variable} asks for Nix ${token}`);
     }
     if (match === undefined) {
       const known = [
         system.version,
         ...chroots.map(({ wanted: version, found }) => (typeof found === "string" ? version : found.version)),
       ].join(", ");
-      throw new Error(
-        `FLAKE_BUMP_TEST_NIX names Nix '${token}', which is not one of: system, all, ${known}.`,
-      );
+      throw new Error(`${variable} names Nix '${token}', which is not one of: system, all, ${known}.`);
     }
     if (!variants.includes(match)) variants.push(match);
   }
   return { variants };
+}
+
+function systemVariant(): NixVariant {
+  const probed = probe(undefined);
+  if ("error" in probed) {
+    throw new Error(`The tests need Nix on PATH (Debian: apt-get install nix-bin): ${probed.error}`);
+  }
+  return { name: `nix ${probed.version}`, version: probed.version, env: {} };
+}
+
+/**
+ * The one Nix the benchmark measures: `wanted` (FLAKE_BUMP_BENCH_NIX: `system`, or a version as
+ * FLAKE_BUMP_TEST_NIX takes them, e.g. `2.26`) when given; by default the newest chroot Nix (current
+ * Nix, which the update action installs) when it is set up, else the system's, with a note saying so.
+ */
+export function benchNixVariant(wanted: string | undefined): { variant: NixVariant; note?: string } {
+  const system = systemVariant();
+  const newest = CHROOT_NIX[CHROOT_NIX.length - 1];
+  if (wanted === undefined || wanted.trim() === "") {
+    const found = newest === undefined ? "no chroot Nix is known" : chrootVariant(newest);
+    if (typeof found !== "string") return { variant: found };
+    return {
+      variant: system,
+      note: `Measured on the system's Nix ${system.version}, not current Nix: ${found}.`,
+    };
+  }
+  const chroots = CHROOT_NIX.map((chroot) => ({ wanted: chroot.version, found: chrootVariant(chroot) }));
+  const { variants } = selectNixVariants(
+    { system, chroots },
+    { FLAKE_BUMP_TEST_NIX: wanted },
+    "FLAKE_BUMP_BENCH_NIX",
+  );
+  const [variant, ...more] = variants;
+  if (variant === undefined || more.length > 0) {
+    throw new Error(
+      `FLAKE_BUMP_BENCH_NIX names ${variants.length} Nix versions; name one (system, or e.g. 2.34).`,
+    );
+  }
+  return { variant };
 }
 
 let memo: NixVariant[] | undefined;
@@ -204,11 +242,7 @@ let memo: NixVariant[] | undefined;
  */
 export function nixVariants(): NixVariant[] {
   if (memo === undefined) {
-    const probed = probe(undefined);
-    if ("error" in probed) {
-      throw new Error(`The tests need Nix on PATH (Debian: apt-get install nix-bin): ${probed.error}`);
-    }
-    const system: NixVariant = { name: `nix ${probed.version}`, version: probed.version, env: {} };
+    const system = systemVariant();
     const { FLAKE_BUMP_TEST_NIX, CI } = process.env;
     const { variants, skipped } = selectNixVariants(
       {
