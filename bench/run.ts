@@ -13,8 +13,8 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
 import { $ } from "zx";
-import { parseCli, runMain } from "../lib/cli.ts";
-import { RuntimeError } from "../lib/errors.ts";
+import { parseCli, runMain } from "../lib/core/cli.ts";
+import { RuntimeError } from "../lib/core/errors.ts";
 import { fakeGitHub } from "../tests/fake-github/index.ts";
 import { benchNixVariant, nixTestEnv } from "../tests/support/nix.ts";
 import { cleanEnv } from "../tests/support/run.ts";
@@ -36,7 +36,7 @@ Measure flake-bump against the fake GitHub with real Nix and print a table of fi
 its target (issue 5). Takes one to three minutes.
 
   --json       print one JSON object on stdout; the table goes to stderr
-  --markdown   print the table as markdown too (as in README.md's Performance section)
+  --markdown   print the table as markdown too (as in docs/performance.md)
   --runs N     timed runs per command, medians taken over them (default 9, 3–25)
 
 The Nix measured: FLAKE_BUMP_BENCH_NIX=system, 2.26 or 2.34 (a version tests/support/setup-nix-*.sh

@@ -25,8 +25,8 @@ import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { $ } from "zx";
-import { parseLock } from "../lib/lock.ts";
-import { parseReport } from "../lib/report.ts";
+import { parseLock } from "../lib/flake/lock.ts";
+import { parseReport } from "../lib/flake/report.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
 import { nixTestEnv, nixVariants } from "./support/nix.ts";
 import { readmeSection } from "./support/readme.ts";
@@ -113,6 +113,10 @@ beforeAll(async () => {
     ...variant?.env,
     PATH: [dirname(process.execPath), variant?.env.PATH ?? process.env.PATH ?? ""].join(delimiter),
     FLAKE_BUMP_WAIT_SCALE: "0",
+    // The hermetic XDG_CACHE_HOME above would also move Bun's package cache (Bun keeps it under
+    // XDG_CACHE_HOME when that is set), so every install step would download again, and fail where
+    // only loopback is reachable. The runner's own cache is what a real runner's setup-bun keeps too.
+    BUN_INSTALL_CACHE_DIR: (await $({ quiet: true })`${process.execPath} pm cache`).stdout.trim(),
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { type FlakeLock, parseLock } from "../../lib/lock.ts";
+import { type FlakeLock, parseLock } from "../../lib/flake/lock.ts";
 import {
   EXPERIMENTAL,
   type LockPlan,
@@ -10,7 +10,7 @@ import {
   nixErrorLine,
   nixTooOld,
   parseNixVersion,
-} from "../../lib/nix.ts";
+} from "../../lib/flake/nix.ts";
 import { realLockPath } from "../support/fixtures.ts";
 
 interface VersionCase {

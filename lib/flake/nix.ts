@@ -4,9 +4,9 @@
  */
 import { stripVTControlCharacters } from "node:util";
 import * as v from "valibot";
-import { RuntimeError } from "./errors.ts";
+import { RuntimeError } from "../core/errors.ts";
+import { githubToken } from "../core/secrets.ts";
 import type { FlakeLock } from "./lock.ts";
-import { githubToken } from "./secrets.ts";
 
 export interface NixVersion {
   /** `2.8.0`, `2.26.3`, `2.91.1` (Lix numbers its releases past Nix's). */

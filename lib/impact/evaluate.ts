@@ -9,10 +9,10 @@ import { dirname, join, relative, resolve } from "node:path";
 import { stripVTControlCharacters } from "node:util";
 import * as v from "valibot";
 import { $ } from "zx/core";
+import { RuntimeError, UsageError } from "../core/errors.ts";
+import { type FlakeLock, parseLock } from "../flake/lock.ts";
+import { EXPERIMENTAL, type NixVersion, nixEnv, nixTooOld } from "../flake/nix.ts";
 import { ClosureDiffer, ClosureReader, type PackageDiff } from "./closure.ts";
-import { RuntimeError, UsageError } from "./errors.ts";
-import { type FlakeLock, parseLock } from "./lock.ts";
-import { EXPERIMENTAL, type NixVersion, nixEnv, nixTooOld } from "./nix.ts";
 
 /**
  * `fixed`: fails on the base lock, evaluates on the new one (the bump repairs it); `failed`: the
