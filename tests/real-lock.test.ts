@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { diffLocks, type FlakeLock, parseLock } from "../lib/lock.ts";
-import { parseNixVersion } from "../lib/nix.ts";
+import { diffLocks, type FlakeLock, parseLock } from "../lib/flake/lock.ts";
+import { parseNixVersion } from "../lib/flake/nix.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
 import { realLockPath } from "./support/fixtures.ts";
 import { type GitRepo, gitRepo } from "./support/git.ts";
@@ -24,7 +24,7 @@ import { cleanEnv, type RunResult, runScript } from "./support/run.ts";
 const TIMEOUT = 120_000;
 const INPUT = "inspr-modules";
 const UP = { owner: "inspr-at", repo: "inspr-modules" };
-// The release from which Nix reads the real lock's tarball nodes (lib/nix.ts, ATTRIBUTE_SINCE).
+// The release from which Nix reads the real lock's tarball nodes (lib/flake/nix.ts, ATTRIBUTE_SINCE).
 const READS_LOCK = "2.18";
 
 /** The real flake.nix and lock, with `inspr-modules` served by the fake instead of github.com. */

@@ -155,7 +155,7 @@ function refusedAttribute(text: string): { type: string; attribute: string } | u
   return undefined;
 }
 
-/** What a newer Nix accepts that this one refused, and since which release (undefined: none yet). */
+/** Why this Nix refused what a newer one accepts, read from Nix's own error; undefined for any other failure. */
 function tooOldCause(version: NixVersion, text: string, lock: FlakeLock | undefined): TooOld | undefined {
   const refused = refusedAttribute(text);
   if (refused !== undefined) {
