@@ -57,31 +57,50 @@ export function isNoise(node: Pick<DrvNode, "name" | "fixedOutput">): boolean {
   );
 }
 
-const DerivationShow = v.record(
-  v.string(),
-  v.object({
-    outputs: v.record(v.string(), v.object({ hash: v.optional(v.string()) })),
-    // Nix 2.8 lists output names; ≥ 2.18 gives `{ outputs, dynamicOutputs }`. Only the keys matter.
-    inputDrvs: v.record(v.string(), v.unknown()),
-  }),
-);
+// `hash` marks a fixed output: a string through JSON format 3, a content address from format 4 on.
+const DrvOutputs = v.record(v.string(), v.object({ hash: v.optional(v.unknown()) }));
+// Nix 2.8 lists output names; ≥ 2.18 gives `{ outputs, dynamicOutputs }`. Only the keys matter.
+const DrvInputs = v.record(v.string(), v.unknown());
 
-/** The graph from `nix derivation show -r` (or `nix show-derivation -r` on Nix < 2.15). */
-export function parseDerivationShow(json: unknown): DrvGraph {
-  const result = v.safeParse(DerivationShow, json);
-  if (!result.success) {
+/** Nix ≤ 2.32 (derivation JSON formats 1–3): the map itself, inputs under `inputDrvs`. */
+const DerivationShowV3 = v.record(v.string(), v.object({ outputs: DrvOutputs, inputDrvs: DrvInputs }));
+
+/**
+ * Nix ≥ 2.33 (format 4): `{ version, derivations }`, inputs under `inputs.drvs` (the 2.33 release
+ * notes, "Derivation JSON format changes"; format 3 is no longer accepted there).
+ */
+const DerivationShowV4 = v.object({
+  version: v.number(),
+  derivations: v.record(v.string(), v.object({ outputs: DrvOutputs, inputs: v.object({ drvs: DrvInputs }) })),
+});
+
+/**
+ * The graph from `nix derivation show -r` (or `nix show-derivation -r` on Nix < 2.15), keyed by full
+ * store path as evaluation names them.
+ * @param storeDir where the derivations live: Nix ≥ 2.32 names them by base name only (the 2.32
+ * release notes, "Derivation JSON format now uses store path basenames only").
+ */
+export function parseDerivationShow(json: unknown, storeDir = "/nix/store"): DrvGraph {
+  const full = (path: string) => (path.includes("/") ? path : `${storeDir}/${path}`);
+  const graph: DrvGraph = new Map();
+  const add = (path: string, outputs: v.InferOutput<typeof DrvOutputs>, inputs: Record<string, unknown>) =>
+    graph.set(full(path), {
+      name: drvName(path),
+      fixedOutput: Object.values(outputs).some((output) => output.hash !== undefined),
+      inputDrvs: Object.keys(inputs).map(full),
+    });
+  const v4 = v.safeParse(DerivationShowV4, json);
+  if (v4.success) {
+    for (const [path, drv] of Object.entries(v4.output.derivations)) add(path, drv.outputs, drv.inputs.drvs);
+    return graph;
+  }
+  const v3 = v.safeParse(DerivationShowV3, json);
+  if (!v3.success) {
     throw new RuntimeError(
       "Nix printed derivations in a shape flake-bump does not know; report this with your Nix version",
     );
   }
-  const graph: DrvGraph = new Map();
-  for (const [path, drv] of Object.entries(result.output)) {
-    graph.set(path, {
-      name: drvName(path),
-      fixedOutput: Object.values(drv.outputs).some((output) => output.hash !== undefined),
-      inputDrvs: Object.keys(drv.inputDrvs),
-    });
-  }
+  for (const [path, drv] of Object.entries(v3.output)) add(path, drv.outputs, drv.inputDrvs);
   return graph;
 }
 
@@ -118,7 +137,8 @@ export async function readDrvGraph(
   if (out.exitCode !== 0) {
     throw new RuntimeError(`Nix failed to read the hosts' derivations: ${nixErrorLine(out.stderr)}`);
   }
-  return parseDerivationShow(JSON.parse(out.stdout));
+  const first = drvPaths[0] ?? "";
+  return parseDerivationShow(JSON.parse(out.stdout), first.slice(0, first.lastIndexOf("/")));
 }
 
 /** Package name → the versions of it in one closure, without noise. */
