@@ -612,7 +612,7 @@ describe("every action input reaches GitHub", () => {
         ],
       });
       const [pull] = openPulls("nixcfg-impact");
-      expect(pull?.body).toContain("- `web`:\n  - tool 1.0 → 1.3");
+      expect(pull?.body).toContain("- `web`: tool 1.0 → 1.3");
       expect(pull?.body).toContain("After merging, deploy: `web` (`db` unchanged).");
       expect(pull?.body?.split("<!-- flake-bump:impact -->")).toHaveLength(2);
     },
@@ -638,7 +638,7 @@ describe("every action input reaches GitHub", () => {
       });
       const [pull] = openPulls("nixcfg-footer");
       // The section was written (it lists the package change) and ends with the user's sentence.
-      expect(pull?.body).toContain("- `web`:\n  - tool 1.0 → 1.3");
+      expect(pull?.body).toContain("- `web`: tool 1.0 → 1.3");
       expect(pull?.body).toContain("Merge, then roll out `web` (`db` unchanged) with colmena.");
       expect(pull?.body).not.toContain("After merging, deploy");
     },
@@ -673,7 +673,7 @@ describe("every action input reaches GitHub", () => {
       const [pull] = pulls;
       expect(pull?.merged?.sha).toBe(outputs?.["commit-sha"] ?? "");
       expect(pull?.body?.split("<!-- flake-bump:impact -->")).toHaveLength(2);
-      expect(pull?.body).toContain("- `web`:\n  - tool 1.0 → 1.3");
+      expect(pull?.body).toContain("- `web`: tool 1.0 → 1.3");
       expect(pull?.body).toContain("After merging, deploy: `web` (`db` unchanged).");
       const merge = fake.requests.find(
         (r) => r.operationId === "pulls/merge" && r.path.includes("nixcfg-group"),
