@@ -284,6 +284,13 @@ describe("describeGitHubError: real Octokit errors from the fake become one sent
         /^GitHub refused to read it \(422: Reference already exists\) \(POST \/repos\/acme\/nixfleet\/git\/refs\)$/,
     },
     {
+      name: "another 4xx is GitHub's answer, not trouble on GitHub's side",
+      setup: () => fake.injectFault({ operationId: "repos/get", status: 410 }),
+      call: getRepo,
+      status: 410,
+      message: /^GitHub refused to read it \(410: Injected fault 410\) \(GET \/repos\/acme\/nixfleet\)$/,
+    },
+    {
       name: "500 on every retry",
       setup: () => fake.injectFault({ operationId: "repos/get", status: 500, times: 4 }),
       call: getRepo,
@@ -305,15 +312,40 @@ describe("describeGitHubError: real Octokit errors from the fake become one sent
     fake.assertNoViolations();
   });
 
-  test("no answer at all (nothing listens): status 0 and the same advice", async () => {
+  test("nothing listens: names the host and the refusal, not GitHub", async () => {
     const gone = await localFakeGitHub();
     const url = gone.apiUrl;
     await gone.stop();
     const client = createOctokit({ baseUrl: url, token: fake.token, waitScale: 0, requestTimeoutMs: 2000 });
     const error = await failureOf(getRepo, client);
     expect(statusOf(error)).toBe(0);
-    expect(describeGitHubError(error, "read it").message).toMatch(
-      /^could not read it: ECONNREFUSED.* \(GET \/repos\/acme\/nixfleet\); GitHub may be having trouble — rerun later, it is safe to repeat$/,
+    expect(describeGitHubError(error, "read it").message).toBe(
+      `could not read it: ${new URL(url).host} refused the connection (ECONNREFUSED) (GET /repos/acme/nixfleet); check the network or GITHUB_API_URL`,
     );
+  });
+
+  test("a host name that does not resolve: names the host and DNS", async () => {
+    const client = createOctokit({ baseUrl: "https://api.flake-bump-test.invalid", waitScale: 0 });
+    const error = await failureOf(getRepo, client);
+    expect(describeGitHubError(error, "read it").message).toMatch(
+      /^could not read it: cannot resolve api\.flake-bump-test\.invalid \(DNS lookup failed: (ENOTFOUND|EAI_AGAIN)\) \(GET \/repos\/acme\/nixfleet\); check the network or GITHUB_API_URL$/,
+    );
+  });
+
+  test("no answer in time: names the host and the network, not GitHub", async () => {
+    const hung = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Promise<Response>(() => {}) });
+    try {
+      const client = createOctokit({
+        baseUrl: `http://127.0.0.1:${hung.port}`,
+        waitScale: 0,
+        requestTimeoutMs: 50,
+      });
+      const error = await failureOf(getRepo, client);
+      expect(describeGitHubError(error, "read it").message).toBe(
+        `could not read it: no answer from 127.0.0.1:${hung.port} (The operation timed out.) (GET /repos/acme/nixfleet); check the network (or GITHUB_API_URL), then rerun — it is safe to repeat`,
+      );
+    } finally {
+      await hung.stop(true);
+    }
   });
 });
