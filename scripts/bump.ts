@@ -7,7 +7,7 @@ import * as v from "valibot";
 import { appendSummary, group, info, setOutputs } from "../lib/actions.ts";
 import type { BumpRequest, GroupDeps, Selected } from "../lib/bump.ts";
 import { debugRequested, flags, parseCli, runMain } from "../lib/cli.ts";
-import { UsageError } from "../lib/errors.ts";
+import { RuntimeError, UsageError } from "../lib/errors.ts";
 import { readEventRequest } from "../lib/event.ts";
 import { githubSource } from "../lib/flakeref.ts";
 import type { Freshness } from "../lib/freshness.ts";
@@ -27,13 +27,14 @@ import {
 import { githubToken } from "../lib/secrets.ts";
 
 export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--engine auto|native|nix] [--flake DIR] [--report FILE]
-                       [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
+                       [--no-verify] [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
 
 Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
 
   INPUT          direct inputs of the flake to update (default: every tracked input,
                  i.e. not pinned to a rev or tag in flake.nix)
   --rev SHA      lock exactly this commit (40 hex characters; exactly one INPUT)
+  --no-verify    with --rev: lock it without asking GitHub that it is on the tracked branch
   --engine E     who moves each input: 'native' writes a github: input's lock node itself
                  (only where that is provably what Nix writes; refuses otherwise), 'nix' runs
                  Nix for everything, 'auto' (default) is native where provable, Nix elsewhere
@@ -57,7 +58,7 @@ Exit codes: 0 done (changed or nothing to do), 1 failure, 2 bad usage or input.`
 
 const options = flags({
   string: ["rev", "flake", "report", "branch-prefix", "engine"],
-  boolean: ["json", "dry-run", "check", "group"],
+  boolean: ["json", "dry-run", "check", "group", "no-verify"],
 });
 
 const Args = v.object({
@@ -69,6 +70,7 @@ const Args = v.object({
   "dry-run": v.optional(v.boolean(), false),
   check: v.optional(v.boolean(), false),
   group: v.optional(v.boolean(), false),
+  "no-verify": v.optional(v.boolean(), false),
   "branch-prefix": v.optional(Branch),
   engine: v.optional(Engine),
 });
@@ -102,7 +104,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (rev !== undefined) request.rev = rev;
   if (event?.repository !== undefined) request.repository = event.repository;
 
-  const [{ bump, checkOutdated }, { checkFreshness }] = await Promise.all([
+  const [{ bump, checkOutdated }, { checkFreshness, nothingAnswered }] = await Promise.all([
     import("../lib/bump.ts"),
     import("../lib/freshness.ts"),
   ]);
@@ -118,22 +120,32 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return checkFreshness(inputs, needsGitHub ? { octokit: await octokit() } : {});
   };
 
-  if (args.check) return check(request, checkOutdated, freshness, octokit, args.json, env);
+  if (args.check)
+    return check(request, { checkOutdated, nothingAnswered }, freshness, octokit, args.json, env);
 
   const reportPath = args.report ?? defaultReportPath(env);
   await checkReportPath(reportPath);
   // Repository and client only: GitHub is asked about the group only when Nix is about to run.
   const grouped =
     args.group || action.group ? await groupDeps(request.flakeDir, args, action, env) : undefined;
+  if (args["no-verify"] && request.rev !== undefined) {
+    info(
+      `note: --no-verify: ${request.rev.slice(0, 12)} is locked without checking that it is on the tracked branch`,
+    );
+  }
   const report: Report = await group("Update flake.lock", () =>
     bump(request, {
       nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
       freshness,
       octokit,
-      checkTarget: async (target) => {
-        const { targetCheck } = await import("../lib/upstream.ts");
-        return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
-      },
+      ...(args["no-verify"]
+        ? {}
+        : {
+            checkTarget: async (target) => {
+              const { targetCheck } = await import("../lib/upstream.ts");
+              return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
+            },
+          }),
       ...(grouped ? { group: grouped } : {}),
     }),
   );
@@ -198,14 +210,17 @@ async function groupDeps(
 /** `--check`: one line per input, `outdated=NAMES` on stdout (or the answers as JSON) and in $GITHUB_OUTPUT. */
 async function check(
   request: BumpRequest,
-  checkOutdated: typeof import("../lib/bump.ts").checkOutdated,
+  lib: {
+    checkOutdated: typeof import("../lib/bump.ts").checkOutdated;
+    nothingAnswered: typeof import("../lib/freshness.ts").nothingAnswered;
+  },
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
   octokit: () => Promise<Octokit>,
   json: boolean,
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
   const rev = request.rev;
-  const { answers, skipped, needsNix, engines } = await checkOutdated(
+  const { answers, skipped, needsNix, engines } = await lib.checkOutdated(
     request,
     async (inputs) =>
       rev === undefined
@@ -218,6 +233,13 @@ async function check(
           }),
     octokit,
   );
+  const unanswered = lib.nothingAnswered(answers);
+  if (unanswered !== undefined) {
+    // Declaring every input outdated would install and run Nix for nothing: it cannot reach them either.
+    throw new RuntimeError(
+      `no source answered, so --check cannot tell which inputs are behind: ${unanswered}`,
+    );
+  }
   for (const a of answers) {
     if (a.status === "current") info(`• '${a.name}' is up to date (${a.rev.slice(0, 7)})`);
     else if (a.status === "outdated")

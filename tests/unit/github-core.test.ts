@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, spyOn, test } from "bun:test";
 import type { GitHubSource } from "../../lib/flakeref.ts";
-import { checkFreshness } from "../../lib/freshness.ts";
+import { checkFreshness, type Freshness, nothingAnswered } from "../../lib/freshness.ts";
 import { createOctokit, describeGitHubError, type Octokit, statusOf } from "../../lib/github.ts";
 import type { LockNode } from "../../lib/lock.ts";
 import { type Compared, targetCheck } from "../../lib/upstream.ts";
@@ -152,6 +152,29 @@ describe("targetCheck: may a dispatched SHA be locked?", () => {
     }
   });
 
+  test.each([
+    { token: "without a token", authenticated: false },
+    { token: "with a token", authenticated: true },
+  ])("no answer at all ($token): an error naming the cause and --no-verify, never a warning", async (c) => {
+    const unreachable = createOctokit({ baseUrl: "https://api.flake-bump-test.invalid", waitScale: 0 });
+    const stderr = spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      await expect(
+        targetCheck(unreachable, { authenticated: c.authenticated })({
+          input: "nixfleet",
+          source: { owner: "acme", repo: "nixfleet" },
+          lockedRev: undefined,
+          rev: UNKNOWN,
+        }),
+      ).rejects.toThrow(
+        /^could not verify commit 0123456789ab against acme\/nixfleet: cannot resolve api\.flake-bump-test\.invalid \(DNS lookup failed: (ENOTFOUND|EAI_AGAIN)\) \(GET \/repos\/acme\/nixfleet\); check the network or GITHUB_API_URL, or pass --no-verify to lock it without checking that it is on the tracked branch$/,
+      );
+      expect(stderr.mock.calls).toStrictEqual([]);
+    } finally {
+      stderr.mockRestore();
+    }
+  });
+
   test("a token GitHub rejects is an error, not a warning", async () => {
     const bad = createOctokit({
       baseUrl: fake.apiUrl,
@@ -221,6 +244,90 @@ describe("checkFreshness: which inputs are behind, without Nix", () => {
       { name: "x", status: "unknown", reason: "no GitHub client" },
     ]);
     expect(fake.requests).toHaveLength(0);
+  });
+});
+
+describe("checkFreshness when GitHub cannot be reached", () => {
+  const node = (repo: string): LockNode => ({
+    locked: { type: "github", owner: "acme", repo, rev: at(1) },
+    original: { type: "github", owner: "acme", repo },
+  });
+
+  test("an unresolvable host: every GitHub input fails with the cause, and REST (same host) is not tried", async () => {
+    let sent = 0;
+    const counting = Object.assign(
+      (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
+        sent++;
+        return fetch(input, init);
+      },
+      { preconnect: fetch.preconnect },
+    );
+    const unreachable = createOctokit({
+      baseUrl: "https://api.flake-bump-test.invalid",
+      waitScale: 0,
+      fetch: counting,
+    });
+    const warned: string[] = [];
+    const answers = await checkFreshness(
+      [
+        { name: "a", node: node("a") },
+        { name: "b", node: node("b") },
+      ],
+      { octokit: unreachable, warn: (line) => warned.push(line) },
+    );
+    expect(answers.map((answer) => answer.status)).toStrictEqual(["unknown", "unknown"]);
+    for (const answer of answers) {
+      if (answer.status !== "unknown") continue;
+      expect(answer.reason).toMatch(
+        /^cannot resolve api\.flake-bump-test\.invalid \(DNS lookup failed: \w+\)$/,
+      );
+      expect(answer.failure).toMatch(
+        /^could not ask GitHub for the heads of 2 input\(s\): cannot resolve api\.flake-bump-test\.invalid .*; check the network or GITHUB_API_URL$/,
+      );
+    }
+    expect(warned).toStrictEqual([]);
+    // The GraphQL request and its one retry; no REST request per input.
+    expect(sent).toBe(2);
+  });
+});
+
+describe("nothingAnswered: may --check tell anything?", () => {
+  interface Case {
+    name: string;
+    answers: Freshness[];
+    expected: string | undefined;
+  }
+  const failed: Freshness = {
+    name: "a",
+    status: "unknown",
+    reason: "r",
+    failure: "could not ask: cause; fix",
+  };
+  const cases: Case[] = [
+    {
+      name: "every input failed to be asked: the first failure",
+      answers: [failed, { ...failed, name: "b" }],
+      expected: "could not ask: cause; fix",
+    },
+    {
+      name: "failures beside inputs only Nix can check: still nothing answered",
+      answers: [failed, { name: "p", status: "unknown", reason: "a 'path' input is checked by Nix only" }],
+      expected: "could not ask: cause; fix",
+    },
+    {
+      name: "some answered, some failed: a partial answer",
+      answers: [failed, { name: "c", status: "current", rev: UNKNOWN }],
+      expected: undefined,
+    },
+    {
+      name: "nothing failed, only Nix can tell (not found): no error",
+      answers: [{ name: "g", status: "unknown", reason: "GitHub has no repository acme/g" }],
+      expected: undefined,
+    },
+    { name: "no inputs", answers: [], expected: undefined },
+  ];
+  test.each(cases)("$name", ({ answers, expected }) => {
+    expect(nothingAnswered(answers)).toStrictEqual(expected);
   });
 });
 

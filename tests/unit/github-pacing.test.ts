@@ -171,7 +171,7 @@ describe("an unreachable API host is not transient: asked once more after 1 s, t
     {
       name: "a name that does not resolve",
       url: async () => "https://api.flake-bump-test.invalid",
-      cause: "dns",
+      cause: "dns" as const,
       host: "api.flake-bump-test.invalid",
       codes: ["ENOTFOUND", "EAI_AGAIN"],
     },
@@ -183,7 +183,7 @@ describe("an unreachable API host is not transient: asked once more after 1 s, t
         await gone.stop();
         return url;
       },
-      cause: "refused",
+      cause: "refused" as const,
       host: "",
       codes: ["ECONNREFUSED"],
     },
