@@ -5,9 +5,9 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { $ } from "zx";
-import { RuntimeError } from "../lib/errors.ts";
-import { parseLock } from "../lib/lock.ts";
-import { type NixVersion, parseNixVersion } from "../lib/nix.ts";
+import { RuntimeError } from "../lib/core/errors.ts";
+import { parseLock } from "../lib/flake/lock.ts";
+import { type NixVersion, parseNixVersion } from "../lib/flake/nix.ts";
 import type { FakeGitHub, RecordedRequest } from "../tests/fake-github/index.ts";
 import type { Env } from "./measure.ts";
 

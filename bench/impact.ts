@@ -1,5 +1,5 @@
 /**
- * impact_ms: host impact (lib/impact.ts, both sides evaluated, closures read and diffed) on a
+ * impact_ms: host impact (lib/impact/evaluate.ts, both sides evaluated, closures read and diffed) on a
  * synthetic fleet of 20 hosts × 2,000 derivations sharing most of their closure, against one bare
  * `nix eval` of the same 20 drvPaths; and the in-process diff of two 2,000-derivation closures.
  * Two bumps of the same fleet:
@@ -14,9 +14,9 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
-import { ClosureDiffer, type DrvGraph } from "../lib/closure.ts";
-import { computeImpact, evalArgs } from "../lib/impact.ts";
-import { detectNix } from "../lib/nix.ts";
+import { detectNix } from "../lib/flake/nix.ts";
+import { ClosureDiffer, type DrvGraph } from "../lib/impact/closure.ts";
+import { computeImpact, evalArgs } from "../lib/impact/evaluate.ts";
 import { nixTestEnv } from "../tests/support/nix.ts";
 import { cleanEnv } from "../tests/support/run.ts";
 import { median, round } from "./stats.ts";

@@ -1,19 +1,24 @@
 #!/usr/bin/env bun
 /**
  * impact.ts — what a lock change does to the fleet's hosts, from evaluation alone (nothing is built).
- * Parse args/env → lib/impact.ts → stderr for people, --json on stdout, the section in each moved
+ * Parse args/env → lib/impact/evaluate.ts → stderr for people, --json on stdout, the section in each moved
  * input's pull request, Actions outputs and summary.
  */
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import * as v from "valibot";
 import { $ } from "zx/core";
-import { annotate, appendSummary, group, inActions, info, setOutputs } from "../lib/actions.ts";
-import { writeAtomic } from "../lib/bump.ts";
-import { flags, parseCli, runMain } from "../lib/cli.ts";
-import { UsageError } from "../lib/errors.ts";
-import { octokitFromEnv } from "../lib/github.ts";
-import { Branch, parseRepository, RepositoryName } from "../lib/ids.ts";
+import { writeAtomic } from "../lib/bump/bump.ts";
+import { annotate, appendSummary, group, inActions, info, setOutputs } from "../lib/core/actions.ts";
+import { flags, parseCli, runMain } from "../lib/core/cli.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import { Branch, parseRepository, RepositoryName } from "../lib/core/ids.ts";
+import { readActionInputs } from "../lib/core/inputs.ts";
+import { githubToken } from "../lib/core/secrets.ts";
+import { diffLocks, parseLock } from "../lib/flake/lock.ts";
+import { detectNix } from "../lib/flake/nix.ts";
+import { checkGrouping, defaultReportPath, readReport } from "../lib/flake/report.ts";
+import { octokitFromEnv } from "../lib/github/client.ts";
 import {
   computeImpact,
   flakeNamesHosts,
@@ -21,14 +26,9 @@ import {
   type OnlyFilter,
   parseOnly,
   planImpact,
-} from "../lib/impact.ts";
-import { writeGroupImpactSection, writeImpactSections } from "../lib/impact-pr.ts";
-import { DEFAULT_DEPLOY_SENTENCE, describeImpact, summaryMarkdown } from "../lib/impact-text.ts";
-import { readActionInputs } from "../lib/inputs.ts";
-import { diffLocks, parseLock } from "../lib/lock.ts";
-import { detectNix } from "../lib/nix.ts";
-import { checkGrouping, defaultReportPath, readReport } from "../lib/report.ts";
-import { githubToken } from "../lib/secrets.ts";
+} from "../lib/impact/evaluate.ts";
+import { DEFAULT_DEPLOY_SENTENCE, describeImpact, summaryMarkdown } from "../lib/impact/text.ts";
+import { writeGroupImpactSection, writeImpactSections } from "../lib/pr/impact.ts";
 
 export const USAGE = `Usage: bun scripts/impact.ts [--report FILE] [--flake DIR] [--base-lock FILE] [--lock FILE]
                             [--only ATTR ...] [--json] [--dry-run] [--timeout-minutes N]

@@ -1,16 +1,14 @@
 #!/usr/bin/env bun
 /**
  * open-pr.ts — turn bump.ts's report into one pull request per input (or update, or close it).
- * Parse args/env → lib/pull-request.ts → one line per input, Actions outputs and summary.
+ * Parse args/env → lib/pr/lifecycle.ts → one line per input, Actions outputs and summary.
  */
 import * as v from "valibot";
 import { $ } from "zx/core";
-import { annotate, appendSummary, group, inActions, info, setOutputs, warn } from "../lib/actions.ts";
-import { flags, parseCli, runMain } from "../lib/cli.ts";
-import { UsageError } from "../lib/errors.ts";
-import { eventDefaultBranch } from "../lib/event.ts";
-import { type Octokit, octokitFromEnv, request } from "../lib/github.ts";
-import { landGroupAuto, openGroupPullRequest } from "../lib/group.ts";
+import { annotate, appendSummary, group, inActions, info, setOutputs, warn } from "../lib/core/actions.ts";
+import { flags, parseCli, runMain } from "../lib/core/cli.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import { eventDefaultBranch } from "../lib/core/event.ts";
 import {
   Branch,
   fullName,
@@ -19,8 +17,12 @@ import {
   Login,
   parseRepository,
   RepositoryName,
-} from "../lib/ids.ts";
-import { Footer, readActionInputs } from "../lib/inputs.ts";
+} from "../lib/core/ids.ts";
+import { Footer, readActionInputs } from "../lib/core/inputs.ts";
+import { githubToken } from "../lib/core/secrets.ts";
+import { checkGrouping, defaultReportPath, type Report, readReport } from "../lib/flake/report.ts";
+import { type Octokit, octokitFromEnv, request } from "../lib/github/client.ts";
+import { landGroupAuto, openGroupPullRequest } from "../lib/pr/group.ts";
 import {
   type AutoOptions,
   checkAutoMergeSettings,
@@ -31,16 +33,14 @@ import {
   MergeMethod,
   MergeMode,
   readImpactFile,
-} from "../lib/land.ts";
-import { DEFAULT_FOOTER } from "../lib/pr-text.ts";
+} from "../lib/pr/land.ts";
 import {
   closeObsoletePullRequests,
   type OpenPrOptions,
   openPullRequests,
   type PullRequestResult,
-} from "../lib/pull-request.ts";
-import { checkGrouping, defaultReportPath, type Report, readReport } from "../lib/report.ts";
-import { githubToken } from "../lib/secrets.ts";
+} from "../lib/pr/lifecycle.ts";
+import { DEFAULT_FOOTER } from "../lib/pr/text.ts";
 
 export const USAGE = `Usage: bun scripts/open-pr.ts [--report FILE] [--repo OWNER/REPO] [--base BRANCH] [--branch-prefix P]
                            [--label L ...] [--reviewer U ...] [--draft] [--group] [--footer TEXT]

@@ -5,7 +5,8 @@
  * derivations whose builder is /bin/false: evaluating them is all that may happen.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { parseMarker, SECTION_END, SECTION_START } from "../lib/pr-text.ts";
+import { SECTION_END, SECTION_START } from "../lib/impact/text.ts";
+import { parseMarker } from "../lib/pr/text.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
 import { type Chain, type ChainFiles, chain } from "./support/chain.ts";
 import { nixVariants } from "./support/nix.ts";

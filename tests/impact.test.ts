@@ -7,11 +7,18 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { $ } from "zx";
-import { createOctokit } from "../lib/github.ts";
-import { computeImpact, evaluateHosts, flakeCopy, type Impact, type InputImpact } from "../lib/impact.ts";
-import { writeImpactSections } from "../lib/impact-pr.ts";
-import { lockArgs, parseNixVersion } from "../lib/nix.ts";
-import { renderMarker, SECTION_START } from "../lib/pr-text.ts";
+import { lockArgs, parseNixVersion } from "../lib/flake/nix.ts";
+import { createOctokit } from "../lib/github/client.ts";
+import {
+  computeImpact,
+  evaluateHosts,
+  flakeCopy,
+  type Impact,
+  type InputImpact,
+} from "../lib/impact/evaluate.ts";
+import { SECTION_START } from "../lib/impact/text.ts";
+import { writeImpactSections } from "../lib/pr/impact.ts";
+import { renderMarker } from "../lib/pr/text.ts";
 import { FakeGitHub } from "./fake-github/index.ts";
 import { type GitRepo, gitRepo } from "./support/git.ts";
 import { nixTestEnv, nixVariants } from "./support/nix.ts";

@@ -1,5 +1,5 @@
 /**
- * A stand-in for the Nix CLI behind lib/nix.ts's `Nix` interface, for the fast tier: it reads the
+ * A stand-in for the Nix CLI behind lib/flake/nix.ts's `Nix` interface, for the fast tier: it reads the
  * arguments bump() built (`flake lock --override-input`, `flake lock --update-input`, `flake update
  * INPUT… --flake DIR`) and writes flake.lock as Nix would — keys sorted, two-space indent, a final
  * newline (the real fixture locks are byte for byte that) — with the named inputs moved to what the
@@ -7,8 +7,8 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { RuntimeError } from "../../lib/errors.ts";
-import { type Nix, type NixVersion, parseNixVersion } from "../../lib/nix.ts";
+import { RuntimeError } from "../../lib/core/errors.ts";
+import { type Nix, type NixVersion, parseNixVersion } from "../../lib/flake/nix.ts";
 
 /** What an upstream answers for a commit: the fields Nix writes into `locked`. */
 export interface Commit {

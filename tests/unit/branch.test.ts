@@ -1,5 +1,5 @@
 /**
- * The rolling branch's compare-and-swap (lib/branch.ts), in process against a fake GitHub on an
+ * The rolling branch's compare-and-swap (lib/pr/branch.ts), in process against a fake GitHub on an
  * ephemeral port: created, moved by fast-forward only, never moved back, retried after losing the
  * race to a concurrent writer, given up after SWAP_ATTEMPTS. Request sequences are asserted exactly,
  * so a change that costs a request fails here.
@@ -16,6 +16,8 @@ import {
   test,
 } from "bun:test";
 import { createHash } from "node:crypto";
+import type { InputChange } from "../../lib/flake/report.ts";
+import { createOctokit, type Octokit, type RepositoryClient } from "../../lib/github/client.ts";
 import {
   type BaseCommit,
   type BranchHead,
@@ -23,10 +25,8 @@ import {
   SWAP_ATTEMPTS,
   type Swap,
   swapBranch,
-} from "../../lib/branch.ts";
-import { createOctokit, type Octokit, type RepositoryClient } from "../../lib/github.ts";
-import { commitMessage, type PrText, prBody, prTitle } from "../../lib/pr-text.ts";
-import type { InputChange } from "../../lib/report.ts";
+} from "../../lib/pr/branch.ts";
+import { commitMessage, type PrText, prBody, prTitle } from "../../lib/pr/text.ts";
 import { type FakeGitHub, type Handler, type HandlerContext, localFakeGitHub } from "../fake-github/index.ts";
 import { handlers } from "../fake-github/rest.ts";
 import { upstreamHistory } from "../support/history.ts";

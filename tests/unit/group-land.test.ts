@@ -8,7 +8,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, t
 import { createHash } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createOctokit, type Octokit } from "../../lib/github.ts";
+import type { InputChange, Report } from "../../lib/flake/report.ts";
+import { createOctokit, type Octokit } from "../../lib/github/client.ts";
+import type { InputImpact } from "../../lib/impact/evaluate.ts";
+import { renderSection, SECTION_END, SECTION_START } from "../../lib/impact/text.ts";
 import {
   carryGroupSection,
   groupBody,
@@ -16,20 +19,16 @@ import {
   landGroupAuto,
   openGroupPullRequest,
   parseGroupMarker,
-} from "../../lib/group.ts";
-import type { InputImpact } from "../../lib/impact.ts";
-import { writeGroupImpactSection } from "../../lib/impact-pr.ts";
-import { renderSection } from "../../lib/impact-text.ts";
+} from "../../lib/pr/group.ts";
+import { writeGroupImpactSection } from "../../lib/pr/impact.ts";
 import {
   type AutoOptions,
   commitDirect,
   groupImpactHold,
   type ImpactFile,
   NOTE_START,
-} from "../../lib/land.ts";
-import { SECTION_END, SECTION_START } from "../../lib/pr-text.ts";
-import type { OpenPrOptions } from "../../lib/pull-request.ts";
-import type { InputChange, Report } from "../../lib/report.ts";
+} from "../../lib/pr/land.ts";
+import type { OpenPrOptions } from "../../lib/pr/lifecycle.ts";
 import { main as openPrMain } from "../../scripts/open-pr.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 import { scratchRoot } from "../fake-github/tmp.ts";

@@ -9,7 +9,7 @@ import {
   parseDerivationShow,
   parseDrvFile,
   parseDrvName,
-} from "../../lib/closure.ts";
+} from "../../lib/impact/closure.ts";
 import {
   attrName,
   classify,
@@ -23,15 +23,16 @@ import {
   type SideResult,
   TraceReader,
   type TraceState,
-} from "../../lib/impact.ts";
+} from "../../lib/impact/evaluate.ts";
 import {
   deployLine,
   describeImpact,
   renderSection,
-  replaceSection,
+  SECTION_END,
+  SECTION_START,
   summaryMarkdown,
-} from "../../lib/impact-text.ts";
-import { renderMarker, SECTION_END, SECTION_START } from "../../lib/pr-text.ts";
+} from "../../lib/impact/text.ts";
+import { renderMarker, replaceSection } from "../../lib/pr/text.ts";
 
 describe("parseDrvName", () => {
   const cases: [string, { name: string; version: string }][] = [

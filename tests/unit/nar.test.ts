@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { $ } from "zx";
-import { NarTree } from "../../lib/nar.ts";
-import { TarballError, unpackTarball } from "../../lib/tarball.ts";
+import { NarTree } from "../../lib/bump/nar.ts";
+import { TarballError, unpackTarball } from "../../lib/bump/tarball.ts";
 import { gitRepo } from "../support/git.ts";
 
 async function nixHashOfArchive(tarGz: Buffer): Promise<string> {

@@ -7,7 +7,7 @@ import {
   nixEnv,
   nixErrorLine,
   parseNixVersion,
-} from "../../lib/nix.ts";
+} from "../../lib/flake/nix.ts";
 
 interface VersionCase {
   output: string;

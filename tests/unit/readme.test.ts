@@ -22,6 +22,24 @@ const sourceFiles = (dir: string): string[] =>
     .filter((name) => name.endsWith(".ts"))
     .sort();
 
+/** Every .ts file under `dir`, folders included, as paths relative to it. */
+const sourceTree = (dir: string): string[] =>
+  readdirSync(join(ROOT, dir), { recursive: true, encoding: "utf8" })
+    .filter((name) => name.endsWith(".ts"))
+    .map((name) => name.replaceAll("\\", "/"))
+    .sort();
+
+/** The layout table's rows: each folder of lib/ with the files it lists. */
+function listedFolders(text: string): Record<string, string[]> {
+  const row = /^\| `lib\/([\w-]+)\/` \| .+ \| (.+) \|$/gm;
+  return Object.fromEntries(
+    [...text.matchAll(row)].map((m) => [
+      m[1] ?? "",
+      [...(m[2] ?? "").matchAll(/`([\w.-]+)`/g)].map((f) => f[1] ?? ""),
+    ]),
+  );
+}
+
 describe("each script's --help appears in the README verbatim", () => {
   // A home directory that cannot be anyone's, shown as `~` as a reader's shell would: the report's
   // default path is the only machine-specific part of the usage text.
@@ -59,8 +77,10 @@ describe("the action tables are the actions' own inputs and outputs", () => {
 
 describe("the layout tables list exactly the source files", () => {
   const development = readmeSection(readme, "Development");
-  test("lib/: one table, one row per file, in the directory's order", () => {
-    expect(listedFiles(development, "lib")).toStrictEqual(sourceFiles("lib"));
+  test("lib/: one row per folder, each naming every file in it", () => {
+    const folders = readdirSync(join(ROOT, "lib")).sort();
+    const actual = Object.fromEntries(folders.map((folder) => [folder, sourceFiles(join("lib", folder))]));
+    expect(listedFolders(development)).toStrictEqual(actual);
   });
   test("scripts/: the scripts table lists every script", () => {
     expect(listedFiles(readmeSection(readme, "Use it locally"), "scripts")).toStrictEqual(
@@ -72,7 +92,7 @@ describe("the layout tables list exactly the source files", () => {
 test("every FLAKE_BUMP_* variable the code reads is documented", () => {
   const names = new Set<string>();
   for (const dir of ["lib", "scripts"]) {
-    for (const file of sourceFiles(dir)) {
+    for (const file of sourceTree(dir)) {
       for (const match of readRepoFile(join(dir, file)).matchAll(/\bFLAKE_BUMP_[A-Z][A-Z0-9_]*/g)) {
         names.add(match[0]);
       }

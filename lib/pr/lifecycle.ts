@@ -1,8 +1,21 @@
 /**
  * The pull request of each input: open, update or close it so it shows what its rolling branch holds
- * (lib/branch.ts moves the branch). Safe to repeat and safe to race: the PR text is made to match the
+ * (lib/pr/branch.ts moves the branch). Safe to repeat and safe to race: the PR text is made to match the
  * branch head, re-read after every write, so concurrent runs converge on the newest commit.
  */
+
+import { UsageError } from "../core/errors.ts";
+import { fullName, type GitHubRepository } from "../core/ids.ts";
+import type { InputChange, Report, Skipped } from "../flake/report.ts";
+import {
+  describeGitHubError,
+  type Octokit,
+  type RepositoryClient,
+  type RestEndpointMethodTypes,
+  request,
+  statusOf,
+} from "../github/client.ts";
+import { commitsBetween, isOlder } from "../github/upstream.ts";
 import {
   type BaseCommit,
   type BranchHead,
@@ -14,30 +27,18 @@ import {
   SWAP_ATTEMPTS,
   swapBranch,
 } from "./branch.ts";
-import { UsageError } from "./errors.ts";
-import {
-  describeGitHubError,
-  type Octokit,
-  type RepositoryClient,
-  type RestEndpointMethodTypes,
-  request,
-  statusOf,
-} from "./github.ts";
-import { fullName, type GitHubRepository } from "./ids.ts";
-import { carrySection } from "./impact-text.ts";
 import { disableAutoMerge } from "./land.ts";
 import {
   type BodyInput,
   bodyForHead,
   branchName,
+  carrySection,
   type PrText,
   parseHeadMarker,
   parseMarker,
   prBody,
   prTitle,
-} from "./pr-text.ts";
-import type { InputChange, Report, Skipped } from "./report.ts";
-import { commitsBetween, isOlder } from "./upstream.ts";
+} from "./text.ts";
 
 export type Operation = "created" | "updated" | "unchanged" | "closed" | "none";
 

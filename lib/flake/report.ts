@@ -7,8 +7,8 @@ import { access, mkdir, readFile, rename, stat, writeFile } from "node:fs/promis
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import * as v from "valibot";
-import { describeIssues, RuntimeError, UsageError } from "./errors.ts";
-import { GitHubRepository, InputName, Sha } from "./ids.ts";
+import { describeIssues, RuntimeError, UsageError } from "../core/errors.ts";
+import { GitHubRepository, InputName, Sha } from "../core/ids.ts";
 import { LockedSummary, NodeChange } from "./lock.ts";
 
 const LockText = v.object({ text: v.string(), sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) });

@@ -11,11 +11,11 @@
  */
 import { Octokit as Core } from "@octokit/core";
 import { type RestEndpointMethodTypes, restEndpointMethods } from "@octokit/plugin-rest-endpoint-methods";
-import pkg from "../package.json" with { type: "json" };
-import { info, warn } from "./actions.ts";
-import { RuntimeError, UsageError } from "./errors.ts";
-import { fullName, type GitHubRepository } from "./ids.ts";
-import { githubToken, registerSecret } from "./secrets.ts";
+import pkg from "../../package.json" with { type: "json" };
+import { info, warn } from "../core/actions.ts";
+import { RuntimeError, UsageError } from "../core/errors.ts";
+import { fullName, type GitHubRepository } from "../core/ids.ts";
+import { githubToken, registerSecret } from "../core/secrets.ts";
 
 const Client = Core.plugin(restEndpointMethods);
 export type Octokit = InstanceType<typeof Client>;

@@ -3,11 +3,11 @@
  * (POST /repos/{owner}/{repo}/dispatches).
  */
 import * as v from "valibot";
-import { mapBounded } from "./bounded.ts";
-import { describeIssues, UsageError } from "./errors.ts";
-import { DispatchPayload } from "./event.ts";
-import { describeGitHubError, type Octokit } from "./github.ts";
-import type { RepositoryName } from "./ids.ts";
+import { mapBounded } from "../core/bounded.ts";
+import { describeIssues, UsageError } from "../core/errors.ts";
+import { DispatchPayload } from "../core/event.ts";
+import type { RepositoryName } from "../core/ids.ts";
+import { describeGitHubError, type Octokit } from "./client.ts";
 
 export const DEFAULT_EVENT_TYPE = "flake-input-updated";
 const CONCURRENCY = 4;

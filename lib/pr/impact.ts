@@ -2,14 +2,15 @@
  * Host impact into each moved input's open pull request (or the one grouped pull request): its section
  * replaced in place, and only while the pull request still proposes what was evaluated.
  */
+
+import type { GitHubRepository } from "../core/ids.ts";
+import { describeGitHubError, type Octokit } from "../github/client.ts";
+import type { InputImpact } from "../impact/evaluate.ts";
+import { renderSection, type SectionOptions } from "../impact/text.ts";
 import { openPullOf } from "./branch.ts";
-import { describeGitHubError, type Octokit } from "./github.ts";
 import { groupBranch, parseGroupMarker } from "./group.ts";
-import type { GitHubRepository } from "./ids.ts";
-import type { InputImpact } from "./impact.ts";
-import { renderSection, replaceSection, type SectionOptions } from "./impact-text.ts";
 import { sameMembers } from "./land.ts";
-import { branchName, parseMarker } from "./pr-text.ts";
+import { branchName, parseMarker, replaceSection } from "./text.ts";
 
 export type SectionOutcome = "written" | "unchanged" | "moved" | "no-pull-request" | "dry-run";
 

@@ -3,8 +3,8 @@
  * where an input lives on GitHub.
  * Syntax: https://nix.dev/manual/nix/latest/command-ref/new-cli/nix3-flake#flake-references
  */
-import { UsageError } from "./errors.ts";
-import type { GitHubRepository } from "./ids.ts";
+import { UsageError } from "../core/errors.ts";
+import type { GitHubRepository } from "../core/ids.ts";
 import type { FlakeRefAttrs, LockNode } from "./lock.ts";
 
 const FORGES = new Set(["github", "gitlab", "sourcehut"]);

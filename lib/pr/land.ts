@@ -9,16 +9,22 @@
  */
 import { readFile } from "node:fs/promises";
 import * as v from "valibot";
+import { describeIssues, RuntimeError, UsageError } from "../core/errors.ts";
+import { fullName, type MergeMethod } from "../core/ids.ts";
+import { parseLock, rootInputs } from "../flake/lock.ts";
+import type { InputChange, Report } from "../flake/report.ts";
+import {
+  describeGitHubError,
+  type Octokit,
+  type RepositoryClient,
+  request,
+  statusOf,
+} from "../github/client.ts";
+import { commitsBetween, isOlder } from "../github/upstream.ts";
 import { gitBlobSha, headSha, type OpenPull, openPullOf, readHead, SWAP_ATTEMPTS } from "./branch.ts";
-import { describeIssues, RuntimeError, UsageError } from "./errors.ts";
-import { describeGitHubError, type Octokit, type RepositoryClient, request, statusOf } from "./github.ts";
-import { fullName, type MergeMethod } from "./ids.ts";
-import { parseLock, rootInputs } from "./lock.ts";
-import { branchName, commitMessage, type PrText, prBody, prTitle } from "./pr-text.ts";
-import type { InputChange, Report } from "./report.ts";
-import { commitsBetween, isOlder } from "./upstream.ts";
+import { branchName, commitMessage, type PrText, prBody, prTitle } from "./text.ts";
 
-export { MergeMethod, MergeMode } from "./ids.ts";
+export { MergeMethod, MergeMode } from "../core/ids.ts";
 
 /** What the landing did per input; `held` means it was left for a human on purpose. */
 export type LandOperation = "merged" | "auto-merge-enabled" | "committed" | "held" | "none";
@@ -346,7 +352,7 @@ export interface AutoTarget {
   branch: string;
   /** The head's SHA when it proposes exactly what was evaluated, else why it is left to another run. */
   evaluatedHead: () => Promise<{ sha: string } | { skip: string }>;
-  /** Why host impact keeps it from landing by itself (lib/land.ts's impactHold or groupImpactHold). */
+  /** Why host impact keeps it from landing by itself (lib/pr/land.ts's impactHold or groupImpactHold). */
   hold: string | undefined;
 }
 

@@ -8,12 +8,18 @@
  * author or committer, so GitHub signs them.
  */
 import { createHash } from "node:crypto";
-import { RuntimeError } from "./errors.ts";
-import { describeGitHubError, type Octokit, type RepositoryClient, request, statusOf } from "./github.ts";
-import { fullName } from "./ids.ts";
-import { commitMessage, type PrText, parseMarker, textFromMessage } from "./pr-text.ts";
-import type { InputChange } from "./report.ts";
-import { isOlder } from "./upstream.ts";
+import { RuntimeError } from "../core/errors.ts";
+import { fullName } from "../core/ids.ts";
+import type { InputChange } from "../flake/report.ts";
+import {
+  describeGitHubError,
+  type Octokit,
+  type RepositoryClient,
+  request,
+  statusOf,
+} from "../github/client.ts";
+import { isOlder } from "../github/upstream.ts";
+import { commitMessage, type PrText, parseMarker, textFromMessage } from "./text.ts";
 
 /** How often a run retries after losing the compare-and-swap on the branch to a concurrent run. */
 export const SWAP_ATTEMPTS = 6;

@@ -6,8 +6,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import * as v from "valibot";
 import { $ } from "zx/core";
-import { RuntimeError } from "./errors.ts";
-import { EXPERIMENTAL, type NixVersion, nixEnv, nixErrorLine } from "./nix.ts";
+import { RuntimeError } from "../core/errors.ts";
+import { EXPERIMENTAL, type NixVersion, nixEnv, nixErrorLine } from "../flake/nix.ts";
 
 /** `builtins.parseDrvName`: the name ends at the first `-` not followed by a letter. */
 export function parseDrvName(full: string): { name: string; version: string } {

@@ -3,8 +3,8 @@
  * with the user's own settings plus only what flakes need.
  */
 import { stripVTControlCharacters } from "node:util";
-import { RuntimeError } from "./errors.ts";
-import { githubToken } from "./secrets.ts";
+import { RuntimeError } from "../core/errors.ts";
+import { githubToken } from "../core/secrets.ts";
 
 export interface NixVersion {
   /** `2.8.0`, `2.26.3`, `2.91.1` (Lix numbers its releases past Nix's). */

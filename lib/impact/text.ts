@@ -3,13 +3,19 @@
  * and the lines for people on stderr. Pure functions of the impact.
  */
 import type { PackageDiff } from "./closure.ts";
-import { type HostImpact, type InputImpact, shortName } from "./impact.ts";
-import { parseMarker, SECTION_END, SECTION_START } from "./pr-text.ts";
+import { type HostImpact, type InputImpact, shortName } from "./evaluate.ts";
+
+/**
+ * The markers around the part of a pull request body that host impact owns: the footer until impact
+ * runs, then its section with the concrete deploy line.
+ */
+export const SECTION_START = "<!-- flake-bump:impact -->";
+export const SECTION_END = "<!-- /flake-bump:impact -->";
+
+/** The first line of a computed section, which tells it from the footer open-pr writes there. */
+export const SECTION_HEADING = "### Host impact";
 
 /** GitHub refuses pull request bodies over 65,536 characters; the section keeps to a fraction of it. */
-/** The first line of a computed section, which tells it from the footer open-pr writes there. */
-const HEADING = "### Host impact";
-
 export const SECTION_BUDGET = 16_000;
 
 export const DEFAULT_DEPLOY_SENTENCE = "After merging, deploy: {hosts}";
@@ -64,7 +70,7 @@ export function deployLine(hosts: readonly HostImpact[], sentence = DEFAULT_DEPL
 }
 
 function renderBody(input: InputImpact, opts: SectionOptions, perHost: number, maxHosts: number): string {
-  const lines: string[] = [HEADING, ""];
+  const lines: string[] = [SECTION_HEADING, ""];
   if (input.timedOut) {
     lines.push(
       `Not computed: evaluating the hosts took longer than the time budget${opts.timeoutMinutes ? ` (${opts.timeoutMinutes} minutes)` : ""}. Check the hosts yourself before merging, or raise \`impact-timeout-minutes\`.`,
@@ -143,61 +149,11 @@ export function renderSection(input: InputImpact, opts: SectionOptions = {}): st
   );
 }
 
-/**
- * `body` with its impact section replaced in place by `section`, or inserted before flake-bump's
- * marker (or at the end) when it has none. Stray extra sections are removed, so reruns never duplicate.
- */
-export function replaceSection(body: string | null | undefined, section: string): string {
-  const text = body ?? "";
-  const pattern = sectionPattern();
-  let placed = false;
-  const replaced = text.replace(pattern, () => {
-    if (placed) return "";
-    placed = true;
-    return section;
-  });
-  if (placed) return replaced.replace(/\n{3,}/g, "\n\n");
-  const marker = /\n?<!-- flake-bump(?:-group)? \{.*?\} -->/.exec(text);
-  if (marker === null) return text ? `${text.replace(/\s+$/, "")}\n\n${section}\n` : `${section}\n`;
-  const before = text.slice(0, marker.index).replace(/\s+$/, "");
-  return `${before}\n\n${section}\n\n${text.slice(marker.index).replace(/^\n/, "")}`;
-}
-
-/**
- * `next`, the body open-pr is about to write, keeping the impact section of `shown` (the body the
- * pull request has) when both propose the same input at the same rev: the section then still
- * describes what the pull request proposes. A body for another rev gets none, since the old section
- * would describe a lock the pull request no longer holds (the impact step writes the new one).
- */
-export function carrySection(shown: string | null | undefined, next: string): string {
-  const section = shown ? sectionPattern().exec(shown)?.[0] : undefined;
-  // Only a computed section is carried: the footer open-pr writes there until impact runs is not.
-  const computed = (text: string | undefined) => text?.startsWith(`${SECTION_START}\n${HEADING}`) === true;
-  if (!computed(section) || section === undefined || computed(sectionPattern().exec(next)?.[0])) return next;
-  const [before, after] = [parseMarker(shown), parseMarker(next)];
-  if (before === undefined || before.input !== after?.input || before.rev !== after.rev) return next;
-  return replaceSection(next, section);
-}
-
-/** The computed host impact section of a body (not the footer placeholder), if it has one. */
-export function computedSection(body: string | null | undefined): string | undefined {
-  const section = body ? sectionPattern().exec(body)?.[0] : undefined;
-  return section?.startsWith(`${SECTION_START}\n${HEADING}`) ? section : undefined;
-}
-
 /** What an entry evaluated: `nixfleet → abc1234`, or a group's members with theirs. */
 export function impactLabel(input: InputImpact): string {
   if (input.members === undefined) return `\`${input.name}\` → \`${input.rev.slice(0, 12)}\``;
   const members = Object.entries(input.members).map(([name, rev]) => `\`${name}\` → \`${rev.slice(0, 7)}\``);
   return `the grouped update (${members.join(", ")})`;
-}
-
-function sectionPattern(): RegExp {
-  return new RegExp(`${escapeRegExp(SECTION_START)}[\\s\\S]*?${escapeRegExp(SECTION_END)}`, "g");
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 }
 
 function cell(text: string): string {

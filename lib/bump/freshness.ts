@@ -8,11 +8,11 @@
  * this way is "unknown" and left to Nix.
  */
 import * as v from "valibot";
-import { warn as warnLine } from "./actions.ts";
-import { mapBounded } from "./bounded.ts";
-import { type GitHubSource, githubSource } from "./flakeref.ts";
-import { describeGitHubError, noAnswer, type Octokit, statusOf, unreachableOf } from "./github.ts";
-import type { LockNode } from "./lock.ts";
+import { warn as warnLine } from "../core/actions.ts";
+import { mapBounded } from "../core/bounded.ts";
+import { type GitHubSource, githubSource } from "../flake/flakeref.ts";
+import type { LockNode } from "../flake/lock.ts";
+import { describeGitHubError, noAnswer, type Octokit, statusOf, unreachableOf } from "../github/client.ts";
 
 export type Freshness =
   | { name: string; status: "current"; rev: string }

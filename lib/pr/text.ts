@@ -4,15 +4,9 @@
  * the upstream commit list.
  */
 import * as v from "valibot";
-import { fullName, Sha } from "./ids.ts";
-import { formatDate, type InputChange, type UpstreamCommit } from "./report.ts";
-
-/**
- * The markers around the part of a body that host impact owns: the footer until impact runs, then its
- * section with the concrete deploy line (lib/impact-text.ts writes it).
- */
-export const SECTION_START = "<!-- flake-bump:impact -->";
-export const SECTION_END = "<!-- /flake-bump:impact -->";
+import { fullName, Sha } from "../core/ids.ts";
+import { formatDate, type InputChange, type UpstreamCommit } from "../flake/report.ts";
+import { SECTION_END, SECTION_HEADING, SECTION_START } from "../impact/text.ts";
 
 /** How many upstream commits the body lists before "and N more". */
 export const COMMIT_LIMIT = 30;
@@ -205,4 +199,55 @@ export function inputSection({ change, commits, totalCommits }: BodyInput): stri
       lines.push(`- … and ${transitive.length - TRANSITIVE_LIMIT} more`);
   }
   return lines;
+}
+
+/**
+ * `body` with its impact section replaced in place by `section`, or inserted before flake-bump's
+ * marker (or at the end) when it has none. Stray extra sections are removed, so reruns never duplicate.
+ */
+export function replaceSection(body: string | null | undefined, section: string): string {
+  const text = body ?? "";
+  const pattern = sectionPattern();
+  let placed = false;
+  const replaced = text.replace(pattern, () => {
+    if (placed) return "";
+    placed = true;
+    return section;
+  });
+  if (placed) return replaced.replace(/\n{3,}/g, "\n\n");
+  const marker = /\n?<!-- flake-bump(?:-group)? \{.*?\} -->/.exec(text);
+  if (marker === null) return text ? `${text.replace(/\s+$/, "")}\n\n${section}\n` : `${section}\n`;
+  const before = text.slice(0, marker.index).replace(/\s+$/, "");
+  return `${before}\n\n${section}\n\n${text.slice(marker.index).replace(/^\n/, "")}`;
+}
+
+/**
+ * `next`, the body open-pr is about to write, keeping the impact section of `shown` (the body the
+ * pull request has) when both propose the same input at the same rev: the section then still
+ * describes what the pull request proposes. A body for another rev gets none, since the old section
+ * would describe a lock the pull request no longer holds (the impact step writes the new one).
+ */
+export function carrySection(shown: string | null | undefined, next: string): string {
+  const section = shown ? sectionPattern().exec(shown)?.[0] : undefined;
+  // Only a computed section is carried: the footer open-pr writes there until impact runs is not.
+  const computed = (text: string | undefined) =>
+    text?.startsWith(`${SECTION_START}\n${SECTION_HEADING}`) === true;
+  if (!computed(section) || section === undefined || computed(sectionPattern().exec(next)?.[0])) return next;
+  const [before, after] = [parseMarker(shown), parseMarker(next)];
+  if (before === undefined || before.input !== after?.input || before.rev !== after.rev) return next;
+  return replaceSection(next, section);
+}
+
+/** The computed host impact section of a body (not the footer placeholder), if it has one. */
+export function computedSection(body: string | null | undefined): string | undefined {
+  const section = body ? sectionPattern().exec(body)?.[0] : undefined;
+  return section?.startsWith(`${SECTION_START}\n${SECTION_HEADING}`) ? section : undefined;
+}
+
+function sectionPattern(): RegExp {
+  return new RegExp(`${escapeRegExp(SECTION_START)}[\\s\\S]*?${escapeRegExp(SECTION_END)}`, "g");
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 }

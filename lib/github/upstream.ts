@@ -3,12 +3,12 @@
  * (`GET /repos/{o}/{r}/compare/{base}...{head}`): is a dispatched SHA on the tracked branch, is it newer
  * than the locked one, and which commits lie between two revs.
  */
-import { info, warn } from "./actions.ts";
-import { RuntimeError, UsageError } from "./errors.ts";
-import type { GitHubSource } from "./flakeref.ts";
-import { describeGitHubError, type Octokit, type RestEndpointMethodTypes, statusOf } from "./github.ts";
-import { fullName, type GitHubRepository } from "./ids.ts";
-import type { Upstream, UpstreamCommit } from "./report.ts";
+import { info, warn } from "../core/actions.ts";
+import { RuntimeError, UsageError } from "../core/errors.ts";
+import { fullName, type GitHubRepository } from "../core/ids.ts";
+import type { GitHubSource } from "../flake/flakeref.ts";
+import type { Upstream, UpstreamCommit } from "../flake/report.ts";
+import { describeGitHubError, type Octokit, type RestEndpointMethodTypes, statusOf } from "./client.ts";
 
 export type CompareCommit =
   RestEndpointMethodTypes["repos"]["compareCommitsWithBasehead"]["response"]["data"]["commits"][number];

@@ -1,16 +1,25 @@
 /**
  * The grouped pull request: every input a run moved, in one PR on the rolling branch `<prefix>all`,
- * whose head commit holds the combined flake.lock. Like a per-input branch (lib/branch.ts) it moves
+ * whose head commit holds the combined flake.lock. Like a per-input branch (lib/pr/branch.ts) it moves
  * only by compare-and-swap and never backwards, but "backwards" is judged per member: the marker in
  * the head commit lists each member's rev, and no write may leave any member older than that.
  */
 import * as v from "valibot";
+import { RuntimeError, UsageError } from "../core/errors.ts";
+import { fullName, type GitHubRepository, InputName } from "../core/ids.ts";
+import { githubSource } from "../flake/flakeref.ts";
+import { type FlakeLock, parseLock } from "../flake/lock.ts";
+import type { InputChange, Report } from "../flake/report.ts";
+import {
+  describeGitHubError,
+  type Octokit,
+  type RepositoryClient,
+  request,
+  statusOf,
+} from "../github/client.ts";
+import { commitsBetween, isOlder } from "../github/upstream.ts";
+import { SECTION_END, SECTION_START } from "../impact/text.ts";
 import { branchHasFile, openPullOf } from "./branch.ts";
-import { RuntimeError, UsageError } from "./errors.ts";
-import { githubSource } from "./flakeref.ts";
-import { describeGitHubError, type Octokit, type RepositoryClient, request, statusOf } from "./github.ts";
-import { fullName, type GitHubRepository, InputName } from "./ids.ts";
-import { computedSection, replaceSection } from "./impact-text.ts";
 import {
   type AutoOptions,
   disableAutoMerge,
@@ -19,21 +28,18 @@ import {
   landTarget,
   sameMembers,
 } from "./land.ts";
-import { type FlakeLock, parseLock } from "./lock.ts";
+import type { OpenPrOptions, Operation, PullRequestResult } from "./lifecycle.ts";
 import {
   type BodyInput,
   commitMessage,
+  computedSection,
   DEFAULT_FOOTER,
   inputSection,
   type PrText,
   prTitle,
-  SECTION_END,
-  SECTION_START,
+  replaceSection,
   textFromMessage,
-} from "./pr-text.ts";
-import type { OpenPrOptions, Operation, PullRequestResult } from "./pull-request.ts";
-import type { InputChange, Report } from "./report.ts";
-import { commitsBetween, isOlder } from "./upstream.ts";
+} from "./text.ts";
 
 /** How often a run retries after losing the compare-and-swap on the grouped branch. */
 const SWAP_ATTEMPTS = 6;
@@ -77,7 +83,7 @@ export function groupTitle(changes: readonly InputChange[]): string {
 export type GroupSection = BodyInput;
 
 /**
- * The body: an overview table, one section per member (lib/pr-text.ts's), the closing sentence
+ * The body: an overview table, one section per member (lib/pr/text.ts's), the closing sentence
  * between the host impact markers (the impact step replaces it with one combined section), the
  * marker last.
  */
@@ -350,7 +356,7 @@ export function carryGroupSection(shown: string | null | undefined, next: string
   return replaceSection(next, section);
 }
 
-/** Make the PR's text match the branch head, re-reading the head after the write (lib/pull-request.ts's rule). */
+/** Make the PR's text match the branch head, re-reading the head after the write (lib/pr/lifecycle.ts's rule). */
 async function syncText(gh: RepositoryClient, pr: OpenPull, branch: string, head: GroupHead): Promise<void> {
   let target = head;
   let shown: PrText = { title: pr.title, body: pr.body ?? "" };
@@ -463,7 +469,7 @@ async function closeIfCovered(
 }
 
 /**
- * Land the grouped pull request by auto-merge (lib/land.ts's landTarget): only while the branch head's
+ * Land the grouped pull request by auto-merge (lib/pr/land.ts's landTarget): only while the branch head's
  * marker names exactly this run's members and revs, so the head armed or merged is the one this run
  * wrote and host impact evaluated; held when host impact reports a failed host for any member.
  */

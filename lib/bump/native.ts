@@ -2,7 +2,7 @@
  * Moving a GitHub input to an exact commit without Nix, only where the result is provably what Nix
  * writes: the node's `rev`, `lastModified` and `narHash` change and nothing else in the lock can.
  *
- * - narHash: the NAR hash of GitHub's tarball of the commit, its top directory dropped (lib/tarball.ts).
+ * - narHash: the NAR hash of GitHub's tarball of the commit, its top directory dropped (lib/bump/tarball.ts).
  * - lastModified: Nix ≤ 2.18 stats the unpacked top directory (libfetchers/tarball.cc), Nix ≥ 2.19
  *   takes the newest entry's mtime (libutil/tarfile.cc unpackTarfileToSink). GitHub's tarballs are
  *   `git archive` output, where every entry carries the commit's committer time, so both agree; when
@@ -11,16 +11,16 @@
  *   LockFile::write), i.e. keys in byte order, two-space indentation, `": "` separators.
  */
 import * as v from "valibot";
-import { RuntimeError } from "./errors.ts";
-import type { GitHubSource } from "./flakeref.ts";
-import { describeGitHubError, type Octokit, statusOf } from "./github.ts";
-import { Sha } from "./ids.ts";
-import type { FlakeLock, LockNode } from "./lock.ts";
+import { RuntimeError } from "../core/errors.ts";
+import { Sha } from "../core/ids.ts";
+import type { GitHubSource } from "../flake/flakeref.ts";
+import type { FlakeLock, LockNode } from "../flake/lock.ts";
+import { describeGitHubError, type Octokit, statusOf } from "../github/client.ts";
+import type { Compared } from "../github/upstream.ts";
 // Types only: the unpacker and the NAR writer are loaded when a tarball is fetched, so a run that
 // ends up with Nix (or with nothing to do) never pays for them.
 import type { NarTree } from "./nar.ts";
 import type { TarballInfo } from "./tarball.ts";
-import type { Compared } from "./upstream.ts";
 
 /** Where a native-eligible input lives, with the flake's subdirectory (`?dir=`) if any. */
 export interface NativeSource extends GitHubSource {

@@ -7,13 +7,10 @@ import { existsSync, writeFileSync } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import * as v from "valibot";
-import { mapBounded } from "./bounded.ts";
-import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
-import { RuntimeError, UsageError } from "./errors.ts";
-import { type GitHubSource, githubSource, pinnedRef } from "./flakeref.ts";
-import type { Freshness } from "./freshness.ts";
-import type { Octokit } from "./github.ts";
-import { Sha } from "./ids.ts";
+import { mapBounded } from "../core/bounded.ts";
+import { RuntimeError, UsageError } from "../core/errors.ts";
+import { Sha } from "../core/ids.ts";
+import { type GitHubSource, githubSource, pinnedRef } from "../flake/flakeref.ts";
 import {
   diffLocks,
   type FlakeLock,
@@ -23,11 +20,14 @@ import {
   pinReason,
   type RootInput,
   rootInputs,
-} from "./lock.ts";
+} from "../flake/lock.ts";
+import { type LockPlan, lockArgs, type Nix, type Pin } from "../flake/nix.ts";
+import type { CheckoutHead, InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
+import type { Octokit } from "../github/client.ts";
+import type { Compared, TargetCheck } from "../github/upstream.ts";
+import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
+import type { Freshness } from "./freshness.ts";
 import { fetchLocked, movedLockText, type NativeResult, NotNative, serializeLock } from "./native.ts";
-import { type LockPlan, lockArgs, type Nix, type Pin } from "./nix.ts";
-import type { CheckoutHead, InputChange, LockText, Report, Skipped, Upstream } from "./report.ts";
-import type { Compared, TargetCheck } from "./upstream.ts";
 
 export interface BumpRequest {
   flakeDir: string;

@@ -9,9 +9,9 @@ import { dirname, join, relative, resolve } from "node:path";
 import { stripVTControlCharacters } from "node:util";
 import * as v from "valibot";
 import { $ } from "zx/core";
+import { RuntimeError, UsageError } from "../core/errors.ts";
+import { EXPERIMENTAL, type NixVersion, nixEnv } from "../flake/nix.ts";
 import { ClosureDiffer, ClosureReader, type PackageDiff } from "./closure.ts";
-import { RuntimeError, UsageError } from "./errors.ts";
-import { EXPERIMENTAL, type NixVersion, nixEnv } from "./nix.ts";
 
 /**
  * `fixed`: fails on the base lock, evaluates on the new one (the bump repairs it); `failed`: the

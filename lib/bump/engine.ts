@@ -1,17 +1,17 @@
 /**
- * Which engine moves each input: the native writer (lib/native.ts) where the result is provably what
+ * Which engine moves each input: the native writer (lib/bump/native.ts) where the result is provably what
  * Nix would write, Nix everywhere else. `auto` picks per input, `native` refuses what it cannot prove,
  * `nix` is Nix for everything. The decision needs the lock and at most one compare request per input
  * (none when bump's target check already compared the same revs); the download itself (and its own "not native after all") comes later, in bump().
  */
-import { UsageError } from "./errors.ts";
-import type { Octokit } from "./github.ts";
-import type { Engine } from "./ids.ts";
-import type { FlakeLock, LockNode } from "./lock.ts";
+import { UsageError } from "../core/errors.ts";
+import type { Engine } from "../core/ids.ts";
+import type { FlakeLock, LockNode } from "../flake/lock.ts";
+import type { Octokit } from "../github/client.ts";
+import type { Compared } from "../github/upstream.ts";
 import { lockEligibility, type NativeSource, upstreamEligibility } from "./native.ts";
-import type { Compared } from "./upstream.ts";
 
-export { Engine } from "./ids.ts";
+export { Engine } from "../core/ids.ts";
 
 export type EngineChoice =
   | { engine: "native"; source: NativeSource; rev: string; reason: string }

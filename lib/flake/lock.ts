@@ -3,7 +3,7 @@
  * Format: https://nix.dev/manual/nix/latest/command-ref/new-cli/nix3-flake#lock-files
  */
 import * as v from "valibot";
-import { describeIssues, UsageError } from "./errors.ts";
+import { describeIssues, UsageError } from "../core/errors.ts";
 
 /** An input edge: a node key, or a `follows` path from the root (`["nixcfg", "nixpkgs"]`). */
 const InputEdge = v.union([v.string(), v.array(v.string())]);
