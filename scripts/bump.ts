@@ -39,7 +39,8 @@ Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
                  (only where that is provably what Nix writes; refuses otherwise), 'nix' runs
                  Nix for everything, 'auto' (default) is native where provable, Nix elsewhere
   --flake DIR    the flake's directory (default: current directory)
-  --report FILE  where to write the JSON report (default: ${defaultReportPath()})
+  --report FILE  where to write the JSON report (default: flake-bump/report.json in the git
+                 directory of the flake's own checkout; outside git, ~/.local/state/flake-bump/)
   --json         print the report on stdout (human output stays on stderr)
   --dry-run      compute and print everything, leave flake.lock untouched
   --check        only say which inputs are behind (outdated=NAMES) and whether moving them
@@ -123,7 +124,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (args.check)
     return check(request, { checkOutdated, nothingAnswered }, freshness, octokit, args.json, env);
 
-  const reportPath = args.report ?? defaultReportPath(env);
+  const reportPath = args.report ?? (await defaultReportPath(request.flakeDir, env));
   await checkReportPath(reportPath);
   // Repository and client only: GitHub is asked about the group only when Nix is about to run.
   const grouped =

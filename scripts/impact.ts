@@ -40,7 +40,7 @@ built or downloaded): nixosConfigurations and darwinConfigurations (config.syste
 and homeConfigurations (activationPackage).
 
   --report FILE        bump.ts's report: one comparison per moved input, each with its own lock
-                       (default in Actions: ${defaultReportPath()})
+                       (default in Actions: the one bump.ts wrote for the checkout)
   --flake DIR          the flake's directory (default: the report's, else the current directory)
   --base-lock FILE     the lock before (default: flake.lock as committed at git HEAD)
   --lock FILE          the lock after (default: the report's locks; without a report, the
@@ -155,7 +155,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const only: OnlyFilter[] | null = args.only.length > 0 ? args.only.map(parseOnly) : null;
   const reportPath = args.report ?? action.report;
   const useReport = args.lock === undefined && (reportPath !== undefined || inActions(env));
-  const report = useReport ? await readReport(reportPath ?? defaultReportPath(env)) : undefined;
+  const report = useReport
+    ? await readReport(
+        reportPath ?? (await defaultReportPath(args.flake ?? action.flake ?? process.cwd(), env)),
+      )
+    : undefined;
   const groupAsked = args.group || (action.group ?? false);
   if (report !== undefined) checkGrouping(report, groupAsked, "impact.ts");
   const flakeDir = resolve(args.flake ?? report?.flake.dir ?? action.flake ?? process.cwd());
@@ -218,7 +222,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const json = `${JSON.stringify(impact, null, 2)}\n`;
   if (args.json) process.stdout.write(json);
 
-  const path = join(dirname(defaultReportPath(env)), "impact.json");
+  const path = join(dirname(await defaultReportPath(flakeDir, env)), "impact.json");
   await mkdir(dirname(path), { recursive: true });
   await writeAtomic(path, json);
   const hosts = impact.inputs.flatMap((input) => input.hosts);

@@ -20,7 +20,13 @@ import {
 } from "../lib/core/ids.ts";
 import { Footer, readActionInputs } from "../lib/core/inputs.ts";
 import { githubToken } from "../lib/core/secrets.ts";
-import { checkGrouping, defaultReportPath, type Report, readReport } from "../lib/flake/report.ts";
+import {
+  checkGrouping,
+  checkReportCheckout,
+  defaultReportPath,
+  type Report,
+  readReport,
+} from "../lib/flake/report.ts";
 import { type Octokit, octokitFromEnv, request } from "../lib/github/client.ts";
 import { landGroupAuto, openGroupPullRequest } from "../lib/pr/group.ts";
 import {
@@ -50,7 +56,8 @@ export const USAGE = `Usage: bun scripts/open-pr.ts [--report FILE] [--repo OWNE
 Open or update one pull request per input that bump.ts moved; close ones made obsolete; then land
 them as --merge says.
 
-  --report FILE      bump.ts's report (default: ${defaultReportPath()})
+  --report FILE      bump.ts's report (default: the one bump.ts wrote for this checkout, in its
+                     git directory); one made for another checkout or commit is refused
   --repo OWNER/REPO  the repository to open it in (default: $GITHUB_REPOSITORY, else the
                      flake checkout's 'origin' remote)
   --base BRANCH      base branch (default: the repository's default branch)
@@ -120,7 +127,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (args === undefined) return 0;
   const action = readActionInputs("open-pr", env);
   const dryRun = args["dry-run"] || (action["dry-run"] ?? false);
-  const report = await readReport(args.report ?? action.report ?? defaultReportPath(env));
+  const reportPath = args.report ?? action.report ?? (await defaultReportPath(process.cwd(), env));
+  const report = await readReport(reportPath);
+  await checkReportCheckout(report, reportPath, { cwd: process.cwd(), script: "open-pr.ts" });
   const repo =
     (args.repo ? parseRepository(args.repo) : undefined) ??
     (env.GITHUB_REPOSITORY ? parseRepository(env.GITHUB_REPOSITORY) : undefined) ??

@@ -10,6 +10,7 @@ import * as v from "valibot";
 import { mapBounded } from "../core/bounded.ts";
 import { RuntimeError, UsageError } from "../core/errors.ts";
 import { Sha } from "../core/ids.ts";
+import { checkoutHead, gitTopLevel } from "../flake/checkout.ts";
 import { type GitHubSource, githubSource, pinnedRef } from "../flake/flakeref.ts";
 import {
   diffLocks,
@@ -22,7 +23,7 @@ import {
   rootInputs,
 } from "../flake/lock.ts";
 import { type LockPlan, lockArgs, type Nix, type Pin } from "../flake/nix.ts";
-import type { CheckoutHead, InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
+import type { InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
 import type { Octokit } from "../github/client.ts";
 import type { Compared, TargetCheck } from "../github/upstream.ts";
 import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
@@ -141,30 +142,6 @@ export function selectInputs(
     );
   }
   return { selected, skipped };
-}
-
-/** The git repository around `dir`, if any. */
-async function gitTopLevel(dir: string): Promise<string | undefined> {
-  return (await git(dir, ["rev-parse", "--show-toplevel"]))?.trim();
-}
-
-/** `git ARGS` in `dir`: its stdout, or undefined when it fails. A plain spawn: every bump asks git, and zx is not loaded for it. */
-async function git(dir: string, args: readonly string[]): Promise<string | undefined> {
-  try {
-    const proc = Bun.spawn(["git", ...args], { cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
-    const [code, out] = await Promise.all([proc.exited, new Response(proc.stdout).text()]);
-    return code === 0 ? out : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** HEAD's commit, its tree and the branch checked out; undefined before the first commit. */
-async function checkoutHead(dir: string): Promise<CheckoutHead | undefined> {
-  const out = await git(dir, ["rev-parse", "HEAD", "HEAD^{tree}", "--abbrev-ref", "HEAD"]);
-  const [commit, tree, branch] = out?.trim().split("\n") ?? [];
-  if (commit === undefined || tree === undefined) return undefined;
-  return branch === undefined || branch === "HEAD" ? { commit, tree } : { commit, tree, branch };
 }
 
 /** Replace a file's contents atomically: a reader sees the old bytes or the new, never half. */
