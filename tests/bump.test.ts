@@ -399,7 +399,28 @@ for (const variant of nixVariants()) {
           await resetLock();
           await rm(join(w.down.dir, "flake.lock"));
           const result = await w.bump("up");
-          expectOneLineError(result, 2, /there is no flake\.lock in .*nix flake lock/);
+          expectOneLineError(
+            result,
+            2,
+            /there is no flake\.lock in .*; create it with `[^`]+`, commit it, then retry$/,
+          );
+          // The hinted command works on a stock Nix, which enables neither nix-command nor flakes.
+          const hint = /`([^`]+)`/.exec(result.stderr)?.[1] ?? "";
+          const stock = (w.env.NIX_CONFIG ?? "")
+            .split("\n")
+            .filter((line) => !line.startsWith("experimental-features"))
+            .join("\n");
+          const ran = await $({
+            cwd: w.down.dir,
+            env: { ...w.env, NIX_CONFIG: stock },
+            nothrow: true,
+            quiet: true,
+          })`sh -c ${hint}`;
+          expect({ exitCode: ran.exitCode, stderr: ran.stderr }).toStrictEqual({
+            exitCode: 0,
+            stderr: expect.any(String),
+          });
+          expect(parseLock(await w.lockText()).nodes.up?.locked?.rev).toBeDefined();
           await w.down.git("checkout", "--", "flake.lock");
         },
         NIX_TIMEOUT,

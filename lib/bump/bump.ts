@@ -22,7 +22,7 @@ import {
   type RootInput,
   rootInputs,
 } from "../flake/lock.ts";
-import { type LockPlan, lockArgs, type Nix, type Pin } from "../flake/nix.ts";
+import { LOCK_COMMAND, type LockPlan, lockArgs, type Nix, type Pin } from "../flake/nix.ts";
 import type { InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
 import type { Octokit } from "../github/client.ts";
 import type { Compared, TargetCheck } from "../github/upstream.ts";
@@ -218,7 +218,7 @@ async function readFlake(
     text = await readFile(lockFile, "utf8");
   } catch {
     throw new UsageError(
-      `there is no flake.lock in ${dir}; create it with 'nix flake lock', commit it, then retry`,
+      `there is no flake.lock in ${dir}; create it with \`${LOCK_COMMAND}\`, commit it, then retry`,
     );
   }
   return { dir, lockFile, text, lock: parseLock(text, lockFile) };

@@ -15,6 +15,7 @@ import { RuntimeError } from "../core/errors.ts";
 import { Sha } from "../core/ids.ts";
 import type { GitHubSource } from "../flake/flakeref.ts";
 import type { FlakeLock, LockNode } from "../flake/lock.ts";
+import { LOCK_COMMAND } from "../flake/nix.ts";
 import { describeGitHubError, type Octokit, statusOf } from "../github/client.ts";
 import type { Compared } from "../github/upstream.ts";
 // Types only: the unpacker and the NAR writer are loaded when a tarball is fetched, so a run that
@@ -220,7 +221,9 @@ export function movedLockText(lock: FlakeLock, name: string, result: NativeResul
   const key = lock.nodes[lock.root]?.inputs?.[name];
   const node = typeof key === "string" ? lock.nodes[key] : undefined;
   if (typeof key !== "string" || node?.locked === undefined) {
-    throw new RuntimeError(`input '${name}' has no lock node to move; run 'nix flake lock' once, then retry`);
+    throw new RuntimeError(
+      `input '${name}' has no lock node to move; run \`${LOCK_COMMAND}\` once, then retry`,
+    );
   }
   const locked = {
     ...node.locked,

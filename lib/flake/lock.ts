@@ -4,6 +4,7 @@
  */
 import * as v from "valibot";
 import { describeIssues, UsageError } from "../core/errors.ts";
+import { LOCK_COMMAND } from "./nix.ts";
 
 /** An input edge: a node key, or a `follows` path from the root (`["nixcfg", "nixpkgs"]`). */
 const InputEdge = v.union([v.string(), v.array(v.string())]);
@@ -62,13 +63,13 @@ export function parseLock(text: string, file = "flake.lock"): FlakeLock {
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new UsageError(
-      `${file} is not valid JSON (${reason}); restore it from git (git checkout -- flake.lock) or recreate it with 'nix flake lock'`,
+      `${file} is not valid JSON (${reason}); restore it from git (git checkout -- flake.lock) or recreate it with \`${LOCK_COMMAND}\``,
     );
   }
   const result = v.safeParse(FlakeLock, json);
   if (!result.success) {
     throw new UsageError(
-      `${file} is not a flake lock file Nix would accept (${describeIssues(result.issues)}); restore it from git or recreate it with 'nix flake lock'`,
+      `${file} is not a flake lock file Nix would accept (${describeIssues(result.issues)}); restore it from git or recreate it with \`${LOCK_COMMAND}\``,
     );
   }
   assertEdgesResolve(result.output, file);
@@ -82,12 +83,12 @@ function assertEdgesResolve(lock: FlakeLock, file: string): void {
       if (typeof edge === "string") {
         if (!(edge in lock.nodes)) {
           throw new UsageError(
-            `${file}: input '${name}' of node '${key}' points at missing node '${edge}'; restore the file from git or recreate it with 'nix flake lock'`,
+            `${file}: input '${name}' of node '${key}' points at missing node '${edge}'; restore the file from git or recreate it with \`${LOCK_COMMAND}\``,
           );
         }
       } else if (resolveFollows(lock, edge) === undefined) {
         throw new UsageError(
-          `${file}: input '${name}' of node '${key}' follows '${edge.join("/")}', which does not resolve (missing or cyclic); restore the file from git or recreate it with 'nix flake lock'`,
+          `${file}: input '${name}' of node '${key}' follows '${edge.join("/")}', which does not resolve (missing or cyclic); restore the file from git or recreate it with \`${LOCK_COMMAND}\``,
         );
       }
     }

@@ -171,13 +171,20 @@ export async function checkReportCheckout(
 }
 
 /**
- * A grouped run's report (bump.ts --group) has no per-input locks, so only a grouped step can use
- * it; reading it per input would put every move into each input's pull request.
+ * A report and the step reading it agree on --group, both ways. A grouped run's report (bump.ts
+ * --group) has no per-input locks, so read per input it would put every move into each input's pull
+ * request. A per-input run's lock does not hold the open grouped pull request's members, so a grouped
+ * step would drop them, or open a group from it; whether one is open does not change the rule.
  */
 export function checkGrouping(report: Report, grouped: boolean, script: string): void {
   if (report.grouped === true && !grouped) {
     throw new UsageError(
       `the report comes from bump.ts --group, whose inputs share one flake.lock; pass --group to ${script} too (the action's group: true), or rerun bump.ts without --group for one pull request per input`,
+    );
+  }
+  if (report.grouped !== true && grouped) {
+    throw new UsageError(
+      `the report comes from bump.ts without --group, whose flake.lock leaves out the grouped pull request's other inputs; rerun bump.ts with --group (the action's group: true), or drop --group from ${script} for one pull request per input`,
     );
   }
 }
