@@ -284,7 +284,8 @@ export const bumpCli: Case[] = [
   },
 ];
 
-const restoreLock = "; restore it from git or recreate it with `nix --extra-experimental-features 'nix-command flakes' flake lock`$";
+const restoreLock =
+  "; restore it from git or recreate it with `nix --extra-experimental-features 'nix-command flakes' flake lock`$";
 export const bumpLock: Case[] = [
   ...(
     [

@@ -154,7 +154,9 @@ test.each(badLocks)("a $name lock is refused with one sentence", ({ text, messag
   expect(msg).toMatch(message);
   expect(msg).not.toContain("\n");
   // A command that works on a stock Nix, where nix-command and flakes are not enabled.
-  expect(msg).toEndWith("recreate it with `nix --extra-experimental-features 'nix-command flakes' flake lock`");
+  expect(msg).toEndWith(
+    "recreate it with `nix --extra-experimental-features 'nix-command flakes' flake lock`",
+  );
 });
 
 test("a cyclic node graph still diffs (each node visited once)", () => {
