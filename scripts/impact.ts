@@ -124,9 +124,15 @@ async function committedLock(flakeDir: string): Promise<string> {
   return shown.stdout;
 }
 
-/** One comparison for a lock with no report: named after the root inputs it moves. */
-function localSide(baseLock: string, lock: string): ImpactSide {
-  const moved = diffLocks(parseLock(baseLock, "the base lock"), parseLock(lock, "the new lock")).direct;
+/**
+ * One comparison for a lock with no report, named after the root inputs it moves (`flake.lock` when
+ * only transitive nodes moved); undefined when the two locks lock the same sources.
+ */
+function localSide(baseLock: string, lock: string): ImpactSide | undefined {
+  const diff = diffLocks(parseLock(baseLock, "the base lock"), parseLock(lock, "the new lock"));
+  const { added, removed, changed } = diff.transitive;
+  if (diff.direct.length + added.length + removed.length + changed.length === 0) return undefined;
+  const moved = diff.direct;
   const rev = moved.length === 1 ? (moved[0]?.to?.rev ?? "") : "";
   return { name: moved.map((change) => change.path).join(",") || "flake.lock", rev, lock };
 }
@@ -196,7 +202,13 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     }));
   } else {
     const lock = await readText(args.lock ?? join(flakeDir, "flake.lock"), "--lock");
-    sides = [localSide(baseLock, lock)];
+    const side = localSide(baseLock, lock);
+    if (side === undefined) {
+      return skip(
+        "No input moved: the lock locks the same sources as the base lock, so there is no host impact to compute.",
+      );
+    }
+    sides = [side];
   }
 
   const nix = await detectNix({ env });
