@@ -16,7 +16,7 @@ import { Sha } from "../core/ids.ts";
 import type { GitHubSource } from "../flake/flakeref.ts";
 import type { FlakeLock, LockNode } from "../flake/lock.ts";
 import { LOCK_COMMAND } from "../flake/nix.ts";
-import { describeGitHubError, type Octokit, statusOf } from "../github/client.ts";
+import { describeGitHubError, type Octokit, statusOf, unreachableOf } from "../github/client.ts";
 import type { Compared } from "../github/upstream.ts";
 // Types only: the unpacker and the NAR writer are loaded when a tarball is fetched, so a run that
 // ends up with Nix (or with nothing to do) never pays for them.
@@ -201,8 +201,9 @@ export async function fetchLocked(
         );
       }
       const status = statusOf(error);
-      // 4xx answers are final; Octokit has already retried 5xx answers before the body started.
-      if (status >= 400 && status < 500)
+      // 4xx answers are final, and so is a host the client found unreachable; the client has
+      // already retried 5xx answers before the body started.
+      if ((status >= 400 && status < 500) || unreachableOf(error) !== undefined)
         throw describeGitHubError(error, `download ${repo} at ${rev.slice(0, 12)}`);
       last = error;
       if (attempt < DOWNLOAD_ATTEMPTS) await Bun.sleep((opts.retryDelayMs ?? 1000) * attempt);

@@ -513,3 +513,28 @@ describe("Nix 2.8's rev in a flake = false input's original", () => {
     expect(restoreOriginal(withRev, by28, "raw", rev)).toBe(by28);
   });
 });
+
+test("the native download from an unreachable API host: one error naming the cause, not three downloads", async () => {
+  let sent = 0;
+  const counting = Object.assign(
+    (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
+      sent++;
+      return fetch(input, init);
+    },
+    { preconnect: fetch.preconnect },
+  );
+  const unreachable = createOctokit({
+    baseUrl: "https://api.flake-bump-test.invalid",
+    waitScale: 0,
+    fetch: counting,
+  });
+  const error = await fetchLocked(unreachable, { owner: "acme", repo: "up" }, "a".repeat(40), {
+    retryDelayMs: 0,
+  }).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(RuntimeError);
+  expect(String(error)).toMatch(
+    /^RuntimeError: could not download acme\/up at aaaaaaaaaaaa: cannot resolve api\.flake-bump-test\.invalid \(DNS lookup failed: \w+\) .*; check the network or GITHUB_API_URL$/,
+  );
+  // The client's one retry, and no download attempt after it.
+  expect(sent).toBe(2);
+});
