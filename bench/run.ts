@@ -36,7 +36,7 @@ Measure flake-bump against the fake GitHub with the system's Nix and print a tab
 each with its target (issue 5). Takes one to three minutes.
 
   --json       print one JSON object on stdout; the table goes to stderr
-  --markdown   print the table as markdown too (as in README.md's Performance section)
+  --markdown   print the table as markdown too (as in docs/performance.md)
   --runs N     timed runs per command, medians taken over them (default 9, 3–25)
 
 Do not run it while 'bun test' runs: both need port 443 on 127.0.0.1 for the fake GitHub.`;

@@ -191,7 +191,7 @@ async function groupDeps(
   const where = repo;
   const branch = groupBranch(args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/");
   const { octokitFromEnv } = await import("../lib/github/client.ts");
-  const { isOlder } = await import("../lib/github/upstream.ts");
+  const { isOlderOn } = await import("../lib/github/upstream.ts");
   const octokit = octokitFromEnv(env);
   let asked: Promise<Readonly<Record<string, string>>> | undefined;
   return {
@@ -204,7 +204,7 @@ async function groupDeps(
       });
       return asked;
     },
-    isOlder: (source, rev, than) => isOlder(octokit, source, rev, than),
+    isOlder: isOlderOn(octokit),
   };
 }
 

@@ -122,11 +122,15 @@ function resultLine(result: PullRequestResult): string {
   return `${result.input}: ${result.operation}${where} — ${result.detail}`;
 }
 
-export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const args = parseCli(argv, options, Args, USAGE);
-  if (args === undefined) return 0;
-  const action = readActionInputs("open-pr", env);
-  const dryRun = args["dry-run"] || (action["dry-run"] ?? false);
+/**
+ * The report to act on (this checkout's by default; one made for another checkout or commit is
+ * refused) and the repository to open pull requests in.
+ */
+async function reportAndRepository(
+  args: { report?: string | undefined; repo?: string | undefined },
+  action: { report?: string | undefined },
+  env: NodeJS.ProcessEnv,
+): Promise<{ report: Report; repo: GitHubRepository }> {
   const reportPath = args.report ?? action.report ?? (await defaultReportPath(process.cwd(), env));
   const report = await readReport(reportPath);
   await checkReportCheckout(report, reportPath, { cwd: process.cwd(), script: "open-pr.ts" });
@@ -139,6 +143,15 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       "cannot tell which repository to open the pull request in; pass --repo OWNER/REPO (or run in Actions, or in a clone with an 'origin' remote on GitHub)",
     );
   }
+  return { report, repo };
+}
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const args = parseCli(argv, options, Args, USAGE);
+  if (args === undefined) return 0;
+  const action = readActionInputs("open-pr", env);
+  const dryRun = args["dry-run"] || (action["dry-run"] ?? false);
+  const { report, repo } = await reportAndRepository(args, action, env);
   if (!githubToken(env) && !dryRun) {
     throw new UsageError(
       "open-pr needs a GitHub token; set GH_TOKEN (or GITHUB_TOKEN) to a token that can write to the repository",

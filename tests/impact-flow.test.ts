@@ -85,7 +85,7 @@ for (const variant of nixVariants()) {
         expect(section).toContain("After merging, deploy: `alice@laptop`, `web` (`db` unchanged).");
         // Hosts first, the marker last: the section sits before flake-bump's marker.
         expect(pull?.body?.indexOf(SECTION_END)).toBeLessThan(pull?.body?.indexOf("<!-- flake-bump {") ?? 0);
-        // FLAKE_BUMP_SHOW_SECTION=1 prints the section as written: the README's example is this one.
+        // FLAKE_BUMP_SHOW_SECTION=1 prints the section as written: docs/host-impact.md's example is this one.
         if (process.env.FLAKE_BUMP_SHOW_SECTION) process.stderr.write(`${section}\n`);
 
         // The same dispatch again: open-pr changes nothing, impact finds its section up to date.

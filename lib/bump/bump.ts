@@ -3,12 +3,13 @@
  * flake.lock is byte-identical afterwards whenever anything fails (or with dry-run).
  */
 import { createHash } from "node:crypto";
-import { existsSync, writeFileSync } from "node:fs";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import * as v from "valibot";
 import { mapBounded } from "../core/bounded.ts";
-import { RuntimeError, UsageError } from "../core/errors.ts";
+import { UsageError } from "../core/errors.ts";
+import { writeAtomic } from "../core/files.ts";
 import { Sha } from "../core/ids.ts";
 import { checkoutHead, gitTopLevel } from "../flake/checkout.ts";
 import { type GitHubSource, githubSource, pinnedRef } from "../flake/flakeref.ts";
@@ -16,19 +17,24 @@ import {
   diffLocks,
   type FlakeLock,
   type LockDiff,
+  type LockedSummary,
   type LockNode,
+  type NodeChange,
   parseLock,
   pinReason,
   type RootInput,
   rootInputs,
+  rootNode,
+  rootNodeKey,
 } from "../flake/lock.ts";
-import { LOCK_COMMAND, type LockPlan, lockArgs, type Nix, type Pin } from "../flake/nix.ts";
+import { LOCK_COMMAND, type LockPlan, type Nix, type Pin } from "../flake/nix.ts";
 import type { InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
 import type { Octokit } from "../github/client.ts";
-import type { Compared, TargetCheck } from "../github/upstream.ts";
+import { type Compared, sameOrNewer, type TargetCheck } from "../github/upstream.ts";
 import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
 import type { Freshness } from "./freshness.ts";
 import { fetchLocked, movedLockText, type NativeResult, NotNative, serializeLock } from "./native.ts";
+import { type Flake, type LockFile, NixRun } from "./nix-run.ts";
 
 export interface BumpRequest {
   flakeDir: string;
@@ -144,13 +150,6 @@ export function selectInputs(
   return { selected, skipped };
 }
 
-/** Replace a file's contents atomically: a reader sees the old bytes or the new, never half. */
-export async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.flake-bump-${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, path);
-}
-
 function groupTransitive(diff: LockDiff, name: string): InputChange["transitive"] {
   const under = (change: { path: string }) => change.path.startsWith(`${name}/`);
   return {
@@ -160,52 +159,12 @@ function groupTransitive(diff: LockDiff, name: string): InputChange["transitive"
   };
 }
 
-/**
- * Run Nix on the real flake and return what it wrote. The original bytes stay in memory and are put
- * back afterwards in every case (success, failure, interrupt), so the only lasting change to
- * flake.lock is the caller's single atomic write of the final result.
- */
-async function nixLockText(
-  lockFile: string,
-  original: string,
-  work: (signal: AbortSignal) => Promise<void>,
-): Promise<string> {
-  const abort = new AbortController();
-  let running: Promise<unknown> = Promise.resolve();
-  const onSignal = (signal: NodeJS.Signals) => {
-    // Stop Nix first and wait for it, so it cannot write the lock after we put the original back.
-    abort.abort();
-    const settled = Promise.race([running.catch(() => undefined), Bun.sleep(10_000)]);
-    void settled.then(() => {
-      writeFileSync(lockFile, original);
-      process.exit(signal === "SIGINT" ? 130 : 143);
-    });
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  try {
-    running = work(abort.signal);
-    await running;
-    return await readFile(lockFile, "utf8");
-  } finally {
-    await writeAtomic(lockFile, original);
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  }
-}
-
 function lockText(text: string): LockText {
   return { text, sha256: createHash("sha256").update(text).digest("hex") };
 }
 
-function lockedRevOf(lock: FlakeLock, input: string): string | undefined {
-  return selectedNode(lock, input)?.locked?.rev;
-}
-
 /** Read and parse the flake's lock, with the errors a user can act on. */
-async function readFlake(
-  flakeDir: string,
-): Promise<{ dir: string; lockFile: string; text: string; lock: FlakeLock }> {
+async function readFlake(flakeDir: string): Promise<Flake> {
   const dir = resolve(flakeDir);
   if (!existsSync(join(dir, "flake.nix"))) {
     throw new UsageError(
@@ -221,7 +180,21 @@ async function readFlake(
       `there is no flake.lock in ${dir}; create it with \`${LOCK_COMMAND}\`, commit it, then retry`,
     );
   }
-  return { dir, lockFile, text, lock: parseLock(text, lockFile) };
+  return { dir, lockFile, original: { text, lock: parseLock(text, lockFile) } };
+}
+
+/** The flake, and where it sits in its git repository (the report's `flake`). */
+async function readSite(flakeDir: string): Promise<{ flake: Flake; site: Report["flake"] }> {
+  const flake = await readFlake(flakeDir);
+  const site: Report["flake"] = { dir: flake.dir };
+  const repoRoot = await gitTopLevel(flake.dir);
+  if (repoRoot !== undefined) {
+    site.repoRoot = repoRoot;
+    site.lockPath = relative(repoRoot, flake.lockFile);
+    const head = await checkoutHead(repoRoot);
+    if (head !== undefined) site.head = head;
+  }
+  return { flake, site };
 }
 
 /** `bump.ts --check`'s answer: which inputs are behind, and whether moving them needs Nix. */
@@ -243,7 +216,7 @@ export async function checkOutdated(
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
   octokit?: () => Promise<Octokit>,
 ): Promise<CheckResult> {
-  const { text, lock } = await readFlake(request.flakeDir);
+  const { text, lock } = (await readFlake(request.flakeDir)).original;
   const { selected, skipped } = selectInputs(lock, request);
   const answers = await freshness(selected);
   const engine = request.engine ?? "auto";
@@ -276,78 +249,51 @@ export async function checkOutdated(
   return { answers, skipped, needsNix, engines };
 }
 
-/** One input to move, where to, and which engine moves it. */
-interface Move {
+/**
+ * One thing a bump moves. Today that is a root input of flake.lock, moved to a dispatched SHA
+ * (`exact`) or to its branch's head; it is the value later kinds of target extend.
+ */
+interface Target {
   input: Selected;
   /** The commit to lock: the dispatched SHA, or the head freshness read; undefined → Nix's own update. */
   to: string | undefined;
+  /** Locked at exactly `to` (a dispatched SHA), not updated to whatever the branch holds by then. */
+  exact: boolean;
+}
+
+/** The targets left once the checks that need no Nix ran, what those checks skipped, and what GitHub said. */
+interface Targets {
+  targets: Target[];
+  skipped: Skipped[];
+  /** The upstream commits the target check read for a dispatched SHA, for the PR body. */
+  upstream?: Upstream;
+  /**
+   * The target check's compare of the locked rev and the SHA: it also tells the engine choice whether
+   * the upstream's flake.nix or flake.lock changed, so a dispatch under auto asks GitHub no more than Nix's.
+   */
+  compared?: Compared;
+}
+
+/** A target and the engine that moves it. */
+interface Move {
+  target: Target;
   choice: EngineChoice;
 }
 
-/**
- * Nix 2.8's `--override-input` also writes the rev into a non-flake input's `original` (later Nix
- * does not). Left there, the next run would read the input as pinned in flake.nix and skip it, and
- * Nix itself would find the lock out of date with flake.nix. Put `original` back as it was.
- */
-export function restoreOriginal(
-  before: FlakeLock,
-  after: { text: string; lock: FlakeLock },
-  input: string,
-  rev: string,
-): { text: string; lock: FlakeLock } {
-  const was = selectedNode(before, input)?.original;
-  const key = after.lock.nodes[after.lock.root]?.inputs?.[input];
-  const node = typeof key === "string" ? after.lock.nodes[key] : undefined;
-  const now = node?.original;
-  if (typeof key !== "string" || node === undefined || was === undefined || now === undefined) return after;
-  if (was.rev !== undefined || now.rev !== rev || !Bun.deepEquals({ ...now, rev: undefined }, was)) {
-    return after;
-  }
-  // Only a file in Nix's own format can be rewritten without touching any other byte.
-  if (serializeLock(after.lock) !== after.text) return after;
-  const lock: FlakeLock = {
-    ...after.lock,
-    nodes: { ...after.lock.nodes, [key]: { ...node, original: was } },
-  };
-  return { text: serializeLock(lock), lock };
+/** A native move's result and why it was provably what Nix would write. */
+interface NativeMove {
+  result: NativeResult;
+  reason: string;
 }
 
-/**
- * Whether a native move of `name` can be laid onto the lock Nix wrote for the other inputs: Nix's
- * file is in the format the native writer reproduces, and Nix left that input's node exactly as it
- * was, so the two moves touch disjoint bytes.
- */
-function composable(before: FlakeLock, byNix: { text: string; lock: FlakeLock }, name: string): boolean {
-  if (serializeLock(byNix.lock) !== byNix.text) return false;
-  const key = before.nodes[before.root]?.inputs?.[name];
-  if (typeof key !== "string" || byNix.lock.nodes[byNix.lock.root]?.inputs?.[name] !== key) return false;
-  return Bun.deepEquals(before.nodes[key], byNix.lock.nodes[key], true);
+/** The moves with their engines as they ended, and the native results by input. */
+interface Engines {
+  moves: Move[];
+  natives: Map<string, NativeMove>;
 }
 
-export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report> {
-  const engine = request.engine ?? "auto";
-  // Started now, awaited later: git and the questions to GitHub overlap.
-  const topLevel = readFlake(request.flakeDir).then(async (flake) => ({
-    flake,
-    repoRoot: await gitTopLevel(flake.dir),
-  }));
-  /** Nix is found once, and only started when some input may need it. */
-  let nixProbe: Promise<Nix> | undefined;
-  const startNix = () => {
-    if (nixProbe === undefined) {
-      nixProbe = deps.nix();
-      // Handled when awaited; a run that ends up native never awaits it.
-      nixProbe.catch(() => undefined);
-    }
-    return nixProbe;
-  };
-  // Not started before the inputs are known to be behind: a quiet night never starts Nix at all.
-
-  const {
-    flake: { dir, lockFile, text: originalText, lock: before },
-    repoRoot,
-  } = await topLevel;
-
+/** Validate: the request's --rev, and the inputs it names or leaves to be found, against the lock. */
+function validate(request: BumpRequest, lock: FlakeLock): { selected: Selected[]; skipped: Skipped[] } {
   if (request.rev !== undefined) {
     if (!v.is(Sha, request.rev)) {
       throw new UsageError(
@@ -360,281 +306,358 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
       );
     }
   }
-
-  const { selected, skipped } = selectInputs(before, request);
-  if (request.rev !== undefined && selected.length !== 1 && request.repository === undefined) {
+  const selection = selectInputs(lock, request);
+  if (request.rev !== undefined && selection.selected.length !== 1 && request.repository === undefined) {
     throw new UsageError("--rev pins exactly one input; name it (bun scripts/bump.ts INPUT --rev SHA)");
   }
+  return selection;
+}
 
-  const report: Report = {
-    schema: 1,
-    changed: false,
-    dryRun: request.dryRun,
-    requested: { inputs: [...request.inputs] },
-    flake: { dir },
-    inputs: [],
-    skipped,
-    lock: null,
-    nix: { version: "", invocations: 0 },
-  };
-  if (request.rev !== undefined) report.requested.rev = request.rev;
-  if (deps.group !== undefined) report.grouped = true;
-  if (repoRoot !== undefined) {
-    report.flake.repoRoot = repoRoot;
-    report.flake.lockPath = relative(repoRoot, lockFile);
-    const head = await checkoutHead(repoRoot);
-    if (head !== undefined) report.flake.head = head;
+/** Choose targets: the dispatched SHA for the one input (--rev), else each selected input's head. */
+async function chooseTargets(
+  request: BumpRequest,
+  selected: readonly Selected[],
+  deps: BumpDeps,
+): Promise<Targets> {
+  const [input] = selected;
+  if (request.rev !== undefined && input !== undefined) {
+    return dispatchedTarget(input, request.rev, deps.checkTarget);
   }
-
-  let upstream: Upstream | undefined;
-  // The target check's compare of the locked rev and the SHA also tells the engine choice whether the
-  // upstream's flake.nix or flake.lock changed, so a dispatch under auto asks GitHub no more than Nix's.
-  let compared: Compared | undefined;
-  const targets: Array<{ input: Selected; to: string | undefined }> = [];
-  const target = selected[0];
-  const pinning = request.rev !== undefined && target !== undefined;
-  if (request.rev !== undefined && target !== undefined) {
-    const lockedRev = target.node.locked?.rev;
-    const source = githubSource(target.node);
-    if (lockedRev === request.rev) {
-      skipped.push(skip(target, "already-at-rev", `'${target.name}' is already locked to ${request.rev}`));
-    } else if (
-      source !== undefined &&
-      deps.checkTarget !== undefined &&
-      (await deps.checkTarget({
-        input: target.name,
-        source,
-        lockedRev,
-        rev: request.rev,
-        upstream: (list) => {
-          upstream = list;
-        },
-        compared: (answer) => {
-          compared = answer;
-        },
-      })) === "ahead"
-    ) {
-      skipped.push(
-        skip(
-          target,
-          "already-ahead",
-          `'${target.name}' is already ahead: the lock holds ${lockedRev?.slice(0, 12)}, which already contains ${request.rev.slice(0, 12)}`,
-        ),
-      );
+  if (selected.length === 0) return { targets: [], skipped: [] };
+  const answers = deps.freshness === undefined ? undefined : await deps.freshness(selected);
+  const out: Targets = { targets: [], skipped: [] };
+  for (const input of selected) {
+    const answer = answers?.find((a) => a.name === input.name);
+    if (answer?.status === "current") {
+      out.skipped.push(skip(input, "up-to-date", `'${input.name}' is already up to date`));
     } else {
-      targets.push({ input: target, to: request.rev });
-    }
-  } else if (selected.length > 0) {
-    let answers: Freshness[] | undefined;
-    if (deps.freshness !== undefined) {
-      answers = await deps.freshness(selected);
-      for (const input of selected) {
-        if (answers.some((a) => a.name === input.name && a.status === "current"))
-          skipped.push(skip(input, "up-to-date", `'${input.name}' is already up to date`));
-      }
-    }
-    for (const input of selected) {
-      const answer = answers?.find((a) => a.name === input.name);
-      if (answer?.status === "current") continue;
-      targets.push({ input, to: answer?.status === "outdated" ? answer.latest : undefined });
+      out.targets.push({
+        input,
+        to: answer?.status === "outdated" ? answer.latest : undefined,
+        exact: false,
+      });
     }
   }
-  if (targets.length === 0) return report;
+  return out;
+}
+
+/** A dispatched SHA, unless the lock already holds it or a newer commit (dispatches arrive out of order). */
+async function dispatchedTarget(
+  input: Selected,
+  rev: string,
+  check: TargetCheck | undefined,
+): Promise<Targets> {
+  const lockedRev = input.node.locked?.rev;
+  if (lockedRev === rev) {
+    return {
+      targets: [],
+      skipped: [skip(input, "already-at-rev", `'${input.name}' is already locked to ${rev}`)],
+    };
+  }
+  const out: Targets = { targets: [{ input, to: rev, exact: true }], skipped: [] };
+  const source = githubSource(input.node);
+  if (source === undefined || check === undefined) return out;
+  const verdict = await check({
+    input: input.name,
+    source,
+    lockedRev,
+    rev,
+    upstream: (list) => {
+      out.upstream = list;
+    },
+    compared: (answer) => {
+      out.compared = answer;
+    },
+  });
+  if (verdict !== "ahead") return out;
+  const message = `'${input.name}' is already ahead: the lock holds ${lockedRev?.slice(0, 12)}, which already contains ${rev.slice(0, 12)}`;
+  return { targets: [], skipped: [skip(input, "already-ahead", message)] };
+}
+
+/**
+ * Choose engines: native where provably identical to Nix's result, Nix elsewhere. Nix is started
+ * here when it may be needed, so finding it overlaps the engine choice's questions to GitHub.
+ */
+async function chooseEngines(
+  chosen: Targets,
+  ctx: { flake: Flake; deps: BumpDeps; engine: Engine; nix: NixRun },
+): Promise<Move[]> {
+  const { flake, deps, engine } = ctx;
   // A grouped pull request's members are locked beside the moved inputs in the same Nix run
   // (withGroupMembers), so a run that keeps an open group moves everything through Nix.
   const grouping = deps.group !== undefined && Object.keys(await deps.group.members()).length > 0;
   if (grouping && engine === "native") {
     throw nativeRefusal(
-      targets.map((t) => t.input.name).join("', '"),
+      chosen.targets.map((t) => t.input.name).join("', '"),
       "the open grouped pull request's other inputs must be locked beside it in one Nix run",
     );
   }
-  const chosen: Engine = grouping ? "nix" : engine;
-  if (chosen !== "native") startNix();
-
-  const moves: Move[] = await Promise.all(
-    targets.map(async ({ input, to }) => ({
-      input,
-      to,
+  const decided: Engine = grouping ? "nix" : engine;
+  if (decided !== "native") ctx.nix.start();
+  return Promise.all(
+    chosen.targets.map(async (target) => ({
+      target,
       choice: await chooseEngine({
-        engine: chosen,
-        lock: before,
-        lockText: originalText,
-        name: input.name,
-        node: input.node,
-        to,
+        engine: decided,
+        lock: flake.original.lock,
+        lockText: flake.original.text,
+        name: target.input.name,
+        node: target.input.node,
+        to: target.to,
         octokit: deps.octokit,
-        compared,
+        compared: chosen.compared,
       }),
     })),
   );
+}
 
-  // The native downloads, side by side; a tarball Nix would read differently goes back to Nix.
-  const natives = new Map<string, { result: NativeResult; reason: string }>();
-  await mapBounded(moves, NATIVE_DOWNLOADS, async (move) => {
+/** Fetch native results: the tarballs side by side; one that Nix would read differently goes back to Nix. */
+async function fetchNatives(moves: readonly Move[], deps: BumpDeps, engine: Engine): Promise<Engines> {
+  const { octokit } = deps;
+  const fetched = await mapBounded(moves, NATIVE_DOWNLOADS, async (move) => {
     const { choice } = move;
-    if (choice.engine !== "native" || deps.octokit === undefined) return;
+    if (choice.engine !== "native" || octokit === undefined) return { move };
     try {
-      const result = await fetchLocked(await deps.octokit(), choice.source, choice.rev);
-      natives.set(move.input.name, { result, reason: choice.reason });
+      return {
+        move,
+        native: {
+          result: await fetchLocked(await octokit(), choice.source, choice.rev),
+          reason: choice.reason,
+        },
+      };
     } catch (error) {
       if (!(error instanceof NotNative)) throw error;
-      if (engine === "native") throw nativeRefusal(move.input.name, error.message);
-      move.choice = { engine: "nix", reason: error.message };
+      if (engine === "native") throw nativeRefusal(move.target.input.name, error.message);
+      return { move: { ...move, choice: { engine: "nix" as const, reason: error.message } } };
     }
   });
-  let viaNix = moves.filter((move) => move.choice.engine === "nix");
-
-  /** Nix, or one sentence saying which input needs it and why when it is not there. */
-  const needNix = async (): Promise<Nix> => {
-    try {
-      return await startNix();
-    } catch (error) {
-      const why = viaNix.map((move) => `'${move.input.name}' (${move.choice.reason})`).join(", ");
-      const cause = error instanceof Error ? error.message : String(error);
-      throw new RuntimeError(
-        `${why} can only be moved by Nix, but ${cause.charAt(0).toLowerCase()}${cause.slice(1)}; flake.lock was left as it was`,
-      );
-    }
-  };
-
-  /** One Nix run on the original lock; returns the parsed result, the file itself untouched. */
-  const run = async (step: LockPlan, what: string): Promise<{ text: string; lock: FlakeLock }> => {
-    const nix = await needNix();
-    report.nix.version = nix.version.version;
-    report.nix.invocations++;
-    const args = lockArgs(nix.version, step, dir);
-    const text = await nixLockText(lockFile, originalText, (signal) =>
-      nix.run(args, { cwd: dir, what, signal }),
-    );
-    let lock: FlakeLock;
-    try {
-      lock = parseLock(text, lockFile);
-    } catch (error) {
-      throw new RuntimeError(
-        `Nix wrote a flake.lock that does not parse (${String(error)}); the original was kept`,
-      );
-    }
-    if (step.kind === "pin" && lockedRevOf(lock, step.input) !== step.rev) {
-      throw new RuntimeError(
-        `Nix locked '${step.input}' to ${lockedRevOf(lock, step.input) ?? "nothing"} instead of ${step.rev}; flake.lock was kept as it was — report this with your Nix version (${nix.version.version})`,
-      );
-    }
-    for (const pin of step.also ?? []) {
-      if (lockedRevOf(lock, pin.input) !== pin.rev) {
-        throw new RuntimeError(
-          `Nix locked '${pin.input}' to ${lockedRevOf(lock, pin.input) ?? "nothing"} instead of the grouped pull request's ${pin.rev}; flake.lock was kept as it was — report this with your Nix version (${nix.version.version})`,
-        );
-      }
-    }
-    return step.kind === "pin"
-      ? restoreOriginal(before, { text, lock }, step.input, step.rev)
-      : { text, lock };
-  };
-  const runNixFor = async (inputs: readonly Move[]) => {
-    const [only] = inputs;
-    let plan: LockPlan;
-    let what: string;
-    if (pinning && only !== undefined && request.rev !== undefined) {
-      const ref = pinnedRef(only.input.name, only.input.node, request.rev);
-      plan = { kind: "pin", input: only.input.name, ref, rev: request.rev };
-      what = `lock '${only.input.name}' at ${request.rev}; check that the commit exists upstream and is reachable from here`;
-    } else {
-      const names = inputs.map((move) => move.input.name);
-      plan = { kind: "update", inputs: names };
-      what = `update ${names.map((name) => `'${name}'`).join(", ")}; check that the inputs' sources are reachable and flake.nix evaluates`;
-    }
-    if (deps.group !== undefined) plan = await withGroupMembers(plan, before, deps.group);
-    return run(plan, what);
-  };
-
-  // Nix first, for its inputs, on the original lock; then the native moves on top of what it wrote,
-  // each only when provably independent of Nix's changes. Otherwise Nix moves everything (as before
-  // the native engine existed), which is always correct.
-  let combined: { text: string; lock: FlakeLock } = { text: originalText, lock: before };
-  if (viaNix.length > 0) {
-    combined = await runNixFor(viaNix);
-    const clash = [...natives.keys()].find((name) => !composable(before, combined, name));
-    if (clash !== undefined) {
-      const reason = `Nix's run for the other inputs also changed '${clash}''s lock node, so the native move could not be combined with it`;
-      if (engine === "native") throw nativeRefusal(clash, reason);
-      for (const move of moves) if (move.choice.engine === "native") move.choice = { engine: "nix", reason };
-      natives.clear();
-      viaNix = moves;
-      combined = await runNixFor(viaNix);
-    }
+  const natives = new Map<string, NativeMove>();
+  for (const { move, native } of fetched) {
+    if (native !== undefined) natives.set(move.target.input.name, native);
   }
-  /** What Nix alone wrote: the lock of its one input, when it moved one. */
-  const byNix = combined;
-  for (const [name, { result }] of natives) {
+  return { moves: fetched.map((entry) => entry.move), natives };
+}
+
+/** What Nix wrote for its inputs (the original lock when none needed it), and the engines as they ended. */
+interface NixOutcome extends Engines {
+  byNix: LockFile;
+}
+
+/**
+ * Run Nix first, for its inputs, on the original lock. The native moves go on top of what it wrote,
+ * each only when provably independent of Nix's changes; otherwise Nix moves everything (as before the
+ * native engine existed), which is always correct.
+ */
+async function runNix(
+  engines: Engines,
+  ctx: { flake: Flake; nix: NixRun; engine: Engine; group: GroupDeps | undefined },
+): Promise<NixOutcome> {
+  const { flake, engine } = ctx;
+  const viaNix = engines.moves.filter((move) => move.choice.engine === "nix");
+  if (viaNix.length === 0) return { ...engines, byNix: flake.original };
+  const byNix = await lockByNix(viaNix, ctx);
+  const clash = [...engines.natives.keys()].find((name) => !composable(flake.original.lock, byNix, name));
+  if (clash === undefined) return { ...engines, byNix };
+  const reason = `Nix's run for the other inputs also changed '${clash}''s lock node, so the native move could not be combined with it`;
+  if (engine === "native") throw nativeRefusal(clash, reason);
+  const moves = engines.moves.map((move) =>
+    move.choice.engine === "native" ? { ...move, choice: { engine: "nix" as const, reason } } : move,
+  );
+  return { moves, natives: new Map(), byNix: await lockByNix(moves, ctx) };
+}
+
+/** Which inputs need Nix and why, for the sentence when it cannot be found. */
+function nixNeeds(moves: readonly Move[]): string {
+  return moves
+    .filter((move) => move.choice.engine === "nix")
+    .map((move) => `'${move.target.input.name}' (${move.choice.reason})`)
+    .join(", ");
+}
+
+/** One Nix run for `moves`: a pin for a dispatched SHA, else an update; a group's members beside them. */
+async function lockByNix(
+  moves: readonly Move[],
+  ctx: { flake: Flake; nix: NixRun; group: GroupDeps | undefined },
+): Promise<LockFile> {
+  const [only] = moves;
+  let plan: LockPlan;
+  let what: string;
+  if (only?.target.exact && only.target.to !== undefined) {
+    const { input, to: rev } = only.target;
+    plan = { kind: "pin", input: input.name, ref: pinnedRef(input.name, input.node, rev), rev };
+    what = `lock '${input.name}' at ${rev}; check that the commit exists upstream and is reachable from here`;
+  } else {
+    const names = moves.map((move) => move.target.input.name);
+    plan = { kind: "update", inputs: names };
+    what = `update ${names.map((name) => `'${name}'`).join(", ")}; check that the inputs' sources are reachable and flake.nix evaluates`;
+  }
+  if (ctx.group !== undefined) plan = await withGroupMembers(plan, ctx.flake.original.lock, ctx.group);
+  return ctx.nix.lock(plan, what, nixNeeds(moves));
+}
+
+/** Combine: each native move laid onto what Nix wrote (runNix made sure they touch disjoint bytes). */
+function combine(outcome: NixOutcome, lockFile: string): LockFile {
+  let combined = outcome.byNix;
+  for (const [name, { result }] of outcome.natives) {
     const text = movedLockText(combined.lock, name, result);
     combined = { text, lock: parseLock(text, lockFile) };
   }
+  return combined;
+}
 
-  const diff = diffLocks(before, combined.lock);
-  const moved = diff.direct.filter((change) => change.to !== undefined);
-  const nixMoved = moved.filter((change) => !natives.has(change.path));
+/**
+ * What one moved input's own commit carries: today its flake.lock, with only that input moved (or,
+ * for a grouped pull request, the combined lock); the value later kinds of change extend.
+ */
+interface Carried {
+  lock: LockFile;
+}
 
+/** A root input whose lock node moved (rather than went away). */
+type Moved = NodeChange & { to: LockedSummary };
+
+interface DescribeContext {
+  flake: Flake;
+  nix: NixRun;
+  outcome: NixOutcome;
+  combined: LockFile;
+  grouped: boolean;
+  upstream: Upstream | undefined;
+}
+
+/** Describe: one report entry per input whose lock node moved, each with what its commit carries. */
+async function describeMoves(ctx: DescribeContext): Promise<InputChange[]> {
+  const diff = diffLocks(ctx.flake.original.lock, ctx.combined.lock);
+  const moved = diff.direct.filter((change): change is Moved => change.to !== undefined);
+  const nixMoved = moved.filter((change) => !ctx.outcome.natives.has(change.path)).length;
+  const entries: InputChange[] = [];
   for (const change of moved) {
-    if (change.to === undefined) continue;
-    const node = selectedNode(combined.lock, change.path);
-    const native = natives.get(change.path);
-    const rev = change.to.rev;
-    let own: { text: string; diff: LockDiff };
-    if (report.grouped === true) {
-      // One grouped pull request carries every move in one lock: no input needs a lock of its own,
-      // so no Nix run to make one.
-      own = { text: combined.text, diff };
-    } else if (native !== undefined) {
-      // Each input's pull request carries only that input's move: the base plus its own node.
-      const text = movedLockText(before, change.path, native.result);
-      own = { text, diff: diffLocks(before, parseLock(text, lockFile)) };
-    } else if (nixMoved.length > 1 && rev !== undefined && node !== undefined) {
-      // With several Nix moves, re-lock each one alone at the rev the combined run found
-      // (deterministic, unlike a second "latest").
-      const ref = pinnedRef(change.path, node, rev);
-      const alone = await run(
-        { kind: "pin", input: change.path, ref, rev },
-        `lock '${change.path}' alone at ${rev}; rerun, and report it if it persists`,
-      );
-      own = { text: alone.text, diff: diffLocks(before, alone.lock) };
-    } else {
-      own = { text: byNix.text, diff: diffLocks(before, byNix.lock) };
-    }
-    const entry: InputChange = {
-      name: change.path,
-      to: change.to,
-      transitive: groupTransitive(own.diff, change.path),
-      lock: lockText(own.text),
-      engine: native === undefined ? "nix" : "native",
-      engineReason:
-        native?.reason ??
-        moves.find((move) => move.input.name === change.path)?.choice.reason ??
-        "moved by Nix",
-    };
-    if (change.from !== undefined) entry.from = change.from;
-    const github = reportGitHub(node);
-    if (github !== undefined) entry.github = github;
-    if (upstream !== undefined && upstream.from === change.from?.rev && upstream.to === rev)
-      entry.upstream = upstream;
-    report.inputs.push(entry);
+    const carried = await carriedBy(change, nixMoved, ctx);
+    entries.push(reportEntry(change, carried, ctx));
   }
-  for (const input of selected) {
-    if (
-      !report.inputs.some((entry) => entry.name === input.name) &&
-      !skipped.some((s) => s.name === input.name)
-    ) {
+  return entries;
+}
+
+/** What `change`'s own commit carries (see Carried). */
+async function carriedBy(change: Moved, nixMoved: number, ctx: DescribeContext): Promise<Carried> {
+  // One grouped pull request carries every move in one lock: no input needs a lock of its own, so no
+  // Nix run to make one.
+  if (ctx.grouped) return { lock: ctx.combined };
+  const { flake, outcome } = ctx;
+  const native = outcome.natives.get(change.path);
+  if (native !== undefined) {
+    // Each input's pull request carries only that input's move: the base plus its own node.
+    const text = movedLockText(flake.original.lock, change.path, native.result);
+    return { lock: { text, lock: parseLock(text, flake.lockFile) } };
+  }
+  const node = rootNode(ctx.combined.lock, change.path);
+  const rev = change.to.rev;
+  if (nixMoved > 1 && rev !== undefined && node !== undefined) {
+    // With several Nix moves, re-lock each one alone at the rev the combined run found
+    // (deterministic, unlike a second "latest").
+    const plan: LockPlan = { kind: "pin", input: change.path, ref: pinnedRef(change.path, node, rev), rev };
+    const what = `lock '${change.path}' alone at ${rev}; rerun, and report it if it persists`;
+    return { lock: await ctx.nix.lock(plan, what, nixNeeds(outcome.moves)) };
+  }
+  // What Nix alone wrote: the lock of its one input.
+  return { lock: outcome.byNix };
+}
+
+function reportEntry(change: Moved, carried: Carried, ctx: DescribeContext): InputChange {
+  const native = ctx.outcome.natives.get(change.path);
+  const entry: InputChange = {
+    name: change.path,
+    to: change.to,
+    transitive: groupTransitive(diffLocks(ctx.flake.original.lock, carried.lock.lock), change.path),
+    lock: lockText(carried.lock.text),
+    engine: native === undefined ? "nix" : "native",
+    engineReason:
+      native?.reason ??
+      ctx.outcome.moves.find((move) => move.target.input.name === change.path)?.choice.reason ??
+      "moved by Nix",
+  };
+  if (change.from !== undefined) entry.from = change.from;
+  const github = reportGitHub(rootNode(ctx.combined.lock, change.path));
+  if (github !== undefined) entry.github = github;
+  const { upstream } = ctx;
+  if (upstream !== undefined && upstream.from === change.from?.rev && upstream.to === change.to.rev) {
+    entry.upstream = upstream;
+  }
+  return entry;
+}
+
+/** The report; `moved` is absent when nothing was a target, and then nothing changed. */
+function buildReport(
+  request: BumpRequest,
+  parts: { site: Report["flake"]; grouped: boolean; selected: readonly Selected[]; skipped: Skipped[] },
+  moved?: { inputs: InputChange[]; combined: LockFile; original: string; nix: NixRun },
+): Report {
+  const inputs = moved?.inputs ?? [];
+  const skipped = [...parts.skipped];
+  for (const input of parts.selected) {
+    if (!inputs.some((entry) => entry.name === input.name) && !skipped.some((s) => s.name === input.name)) {
       skipped.push(skip(input, "up-to-date", `'${input.name}' is already up to date`));
     }
   }
-
-  // A run where Nix only reformatted the file counts as "nothing to do" and leaves it untouched.
-  report.changed = report.inputs.length > 0 && combined.text !== originalText;
-  if (report.changed) {
-    report.lock = lockText(combined.text);
-    if (!request.dryRun) await writeAtomic(lockFile, combined.text);
-  }
+  const report: Report = {
+    schema: 1,
+    // A run where Nix only reformatted the file counts as "nothing to do" and leaves it untouched.
+    changed: moved !== undefined && inputs.length > 0 && moved.combined.text !== moved.original,
+    dryRun: request.dryRun,
+    requested: { inputs: [...request.inputs] },
+    flake: parts.site,
+    inputs,
+    skipped,
+    lock: null,
+    nix: { version: moved?.nix.version ?? "", invocations: moved?.nix.invocations ?? 0 },
+  };
+  if (request.rev !== undefined) report.requested.rev = request.rev;
+  if (parts.grouped) report.grouped = true;
+  if (report.changed && moved !== undefined) report.lock = lockText(moved.combined.text);
   return report;
+}
+
+/**
+ * Move the requested (or tracked) inputs and describe what moved. flake.lock is written once, at the
+ * end, and only when something moved and this is no dry run.
+ */
+export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report> {
+  const engine = request.engine ?? "auto";
+  const grouped = deps.group !== undefined;
+  // Read the flake and where it sits in git; then validate the request against its lock.
+  const { flake, site } = await readSite(request.flakeDir);
+  const { selected, skipped } = validate(request, flake.original.lock);
+  // Choose targets: a dispatched SHA, or each input's head; what is already there is skipped.
+  const chosen = await chooseTargets(request, selected, deps);
+  const parts = { site, grouped, selected, skipped: [...skipped, ...chosen.skipped] };
+  if (chosen.targets.length === 0) return buildReport(request, parts);
+  // Choose engines (starting Nix, unseen, when some input may need it).
+  const nix = new NixRun(deps.nix, flake);
+  const moves = await chooseEngines(chosen, { flake, deps, engine, nix });
+  // Fetch the native results; a tarball Nix would read differently goes back to Nix.
+  const engines = await fetchNatives(moves, deps, engine);
+  // Run Nix for its inputs on the original lock (for all of them when it and a native move overlap).
+  const outcome = await runNix(engines, { flake, nix, engine, group: deps.group });
+  // Combine the native moves with what Nix wrote.
+  const combined = combine(outcome, flake.lockFile);
+  // Describe each moved input, with what its own commit carries.
+  const inputs = await describeMoves({ flake, nix, outcome, combined, grouped, upstream: chosen.upstream });
+  const report = buildReport(request, parts, { inputs, combined, original: flake.original.text, nix });
+  // Write flake.lock once, atomically, when something moved.
+  if (report.changed && !request.dryRun) await writeAtomic(flake.lockFile, combined.text);
+  return report;
+}
+
+/**
+ * Whether a native move of `name` can be laid onto the lock Nix wrote for the other inputs: Nix's
+ * file is in the format the native writer reproduces, and Nix left that input's node exactly as it
+ * was, so the two moves touch disjoint bytes.
+ */
+function composable(before: FlakeLock, byNix: LockFile, name: string): boolean {
+  if (serializeLock(byNix.lock) !== byNix.text) return false;
+  const key = rootNodeKey(before, name);
+  if (key === undefined || rootNodeKey(byNix.lock, name) !== key) return false;
+  return Bun.deepEquals(before.nodes[key], byNix.lock.nodes[key], true);
 }
 
 /**
@@ -652,7 +675,7 @@ export async function withGroupMembers(
   const also: Pin[] = [...(plan.also ?? [])];
   let widened = plan;
   for (const [input, rev] of Object.entries(await group.members())) {
-    const node = selectedNode(before, input);
+    const node = rootNode(before, input);
     // A member the flake no longer has, or one that only follows another, cannot be pinned.
     if (node === undefined || node.locked === undefined) continue;
     const source = githubSource(node);
@@ -665,13 +688,8 @@ export async function withGroupMembers(
     // Updated to its branch head anyway, which holds the group's rev (open-pr checks it).
     if (widened.kind === "update" && widened.inputs.includes(input)) continue;
     const locked = node.locked.rev;
-    if (locked === rev || (locked !== undefined && (await group.isOlder(source, rev, locked)))) continue;
+    if (await sameOrNewer(group.isOlder, source, locked, rev)) continue;
     also.push({ input, ref: pinnedRef(input, node, rev), rev });
   }
   return also.length === 0 ? widened : { ...widened, also };
-}
-
-function selectedNode(lock: FlakeLock, name: string) {
-  const key = lock.nodes[lock.root]?.inputs?.[name];
-  return typeof key === "string" ? lock.nodes[key] : undefined;
 }

@@ -14,7 +14,7 @@ import * as v from "valibot";
 import { RuntimeError } from "../core/errors.ts";
 import { Sha } from "../core/ids.ts";
 import type { GitHubSource } from "../flake/flakeref.ts";
-import type { FlakeLock, LockNode } from "../flake/lock.ts";
+import { type FlakeLock, type LockNode, rootNode, rootNodeKey } from "../flake/lock.ts";
 import { LOCK_COMMAND } from "../flake/nix.ts";
 import { describeGitHubError, type Octokit, statusOf, unreachableOf } from "../github/client.ts";
 import type { Compared } from "../github/upstream.ts";
@@ -44,8 +44,7 @@ export function lockEligibility(lock: FlakeLock, lockText: string, name: string)
   if (serializeLock(lock) !== lockText) {
     return no("flake.lock is not formatted as Nix writes it, so Nix would also reformat it");
   }
-  const key = lock.nodes[lock.root]?.inputs?.[name];
-  const node = typeof key === "string" ? lock.nodes[key] : undefined;
+  const node = rootNode(lock, name);
   if (node === undefined) return no(`'${name}' has no lock node of its own`);
   const { locked, original } = node;
   if (locked?.type !== "github" || original?.type !== "github") {
@@ -219,9 +218,9 @@ export async function fetchLocked(
 
 /** flake.lock text with root input `name` moved to `result`, every other byte as Nix writes it. */
 export function movedLockText(lock: FlakeLock, name: string, result: NativeResult): string {
-  const key = lock.nodes[lock.root]?.inputs?.[name];
-  const node = typeof key === "string" ? lock.nodes[key] : undefined;
-  if (typeof key !== "string" || node?.locked === undefined) {
+  const key = rootNodeKey(lock, name);
+  const node = key === undefined ? undefined : lock.nodes[key];
+  if (key === undefined || node?.locked === undefined) {
     throw new RuntimeError(
       `input '${name}' has no lock node to move; run \`${LOCK_COMMAND}\` once, then retry`,
     );

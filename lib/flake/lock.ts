@@ -3,7 +3,8 @@
  * Format: https://nix.dev/manual/nix/latest/command-ref/new-cli/nix3-flake#lock-files
  */
 import * as v from "valibot";
-import { describeIssues, UsageError } from "../core/errors.ts";
+import { UsageError } from "../core/errors.ts";
+import { parseJson } from "../core/files.ts";
 import { LOCK_COMMAND } from "./nix.ts";
 
 /** An input edge: a node key, or a `follows` path from the root (`["nixcfg", "nixpkgs"]`). */
@@ -57,23 +58,14 @@ export type FlakeLock = v.InferOutput<typeof FlakeLock>;
  * broken lock is the user's input, not a crash of ours.
  */
 export function parseLock(text: string, file = "flake.lock"): FlakeLock {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new UsageError(
+  const lock = parseJson(FlakeLock, text, {
+    notJson: (reason) =>
       `${file} is not valid JSON (${reason}); restore it from git (git checkout -- flake.lock) or recreate it with \`${LOCK_COMMAND}\``,
-    );
-  }
-  const result = v.safeParse(FlakeLock, json);
-  if (!result.success) {
-    throw new UsageError(
-      `${file} is not a flake lock file Nix would accept (${describeIssues(result.issues)}); restore it from git or recreate it with \`${LOCK_COMMAND}\``,
-    );
-  }
-  assertEdgesResolve(result.output, file);
-  return result.output;
+    invalid: (issues) =>
+      `${file} is not a flake lock file Nix would accept (${issues}); restore it from git or recreate it with \`${LOCK_COMMAND}\``,
+  });
+  assertEdgesResolve(lock, file);
+  return lock;
 }
 
 /** Every edge must name an existing node, and every follows path must end on a node without looping. */
@@ -113,6 +105,18 @@ export function resolveFollows(
     key = next;
   }
   return key;
+}
+
+/** The node key of root input `name`, when it has a node of its own (not a follows edge). */
+export function rootNodeKey(lock: FlakeLock, name: string): string | undefined {
+  const key = lock.nodes[lock.root]?.inputs?.[name];
+  return typeof key === "string" ? key : undefined;
+}
+
+/** The lock node of root input `name`, when it has one of its own (not a follows edge). */
+export function rootNode(lock: FlakeLock, name: string): LockNode | undefined {
+  const key = rootNodeKey(lock, name);
+  return key === undefined ? undefined : lock.nodes[key];
 }
 
 export type RootInput =

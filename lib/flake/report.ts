@@ -3,11 +3,12 @@
  * read back. Both sides validate it with the same schema.
  */
 import { constants } from "node:fs";
-import { access, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { access, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import * as v from "valibot";
 import { describeIssues, RuntimeError, UsageError } from "../core/errors.ts";
+import { parseJson, readJson, writeAtomic } from "../core/files.ts";
 import { GitHubRepository, InputName, Sha } from "../core/ids.ts";
 import { CheckoutHead, checkoutGitDir, checkoutHead, gitTopLevel } from "./checkout.ts";
 import { LockedSummary, NodeChange } from "./lock.ts";
@@ -65,6 +66,11 @@ export const InputChange = v.object({
   engineReason: v.optional(v.string()),
 });
 export type InputChange = v.InferOutput<typeof InputChange>;
+
+/** The rev an input moved to: its commit, or the locked reference when the source names none. */
+export function revOf(change: Pick<InputChange, "to">): string {
+  return change.to.rev ?? change.to.ref;
+}
 
 export const Skipped = v.object({
   name: InputName,
@@ -204,10 +210,7 @@ export async function writeReport(path: string, report: Report): Promise<void> {
       `the bump report would not pass its own schema (${describeIssues(result.issues)}); nothing was written to ${path} — report this as a bug`,
     );
   }
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, serializeReport(report), { mode: 0o600 });
-  await rename(tmp, path);
+  await writeAtomic(path, serializeReport(report), 0o600);
 }
 
 /**
@@ -235,32 +238,19 @@ export async function checkReportPath(path: string): Promise<void> {
   }
 }
 
+const reportProblems = (path: string) => ({
+  unreadable: `no bump report at ${path}; run 'bun scripts/bump.ts' first, or pass --report FILE`,
+  notJson: () => `the bump report ${path} is not valid JSON; rerun 'bun scripts/bump.ts' to write it again`,
+  invalid: (issues: string) =>
+    `the bump report ${path} is not one bump.ts writes (${issues}); rerun 'bun scripts/bump.ts' to write it again`,
+});
+
 export function parseReport(text: string, path: string): Report {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new UsageError(
-      `the bump report ${path} is not valid JSON; rerun 'bun scripts/bump.ts' to write it again`,
-    );
-  }
-  const result = v.safeParse(Report, json);
-  if (!result.success) {
-    throw new UsageError(
-      `the bump report ${path} is not one bump.ts writes (${describeIssues(result.issues)}); rerun 'bun scripts/bump.ts' to write it again`,
-    );
-  }
-  return result.output;
+  return parseJson(Report, text, reportProblems(path));
 }
 
 export async function readReport(path: string): Promise<Report> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch {
-    throw new UsageError(`no bump report at ${path}; run 'bun scripts/bump.ts' first, or pass --report FILE`);
-  }
-  return parseReport(text, path);
+  return readJson(Report, path, reportProblems(path));
 }
 
 /** `2026-11-25` from a lock's `lastModified` (seconds since the epoch, UTC). */

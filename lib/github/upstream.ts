@@ -91,6 +91,27 @@ export async function isOlder(
   }
 }
 
+/** isOlder's question with the client already given, as bump.ts takes it injected. */
+export function isOlderOn(
+  octokit: Octokit,
+): (source: GitHubRepository | undefined, rev: string, than: string) => Promise<boolean> {
+  return (source, rev, than) => isOlder(octokit, source, rev, than);
+}
+
+/**
+ * Does `held` already hold `rev`: the same commit, or a newer one (`rev` an ancestor of it upstream)?
+ * Nothing held holds nothing; an order GitHub cannot tell counts as "no".
+ * @param isOlder the order question (isOlderOn(octokit), or an injected one).
+ */
+export async function sameOrNewer<S>(
+  isOlder: (source: S, rev: string, than: string) => Promise<boolean>,
+  source: S,
+  held: string | undefined,
+  rev: string,
+): Promise<boolean> {
+  return held !== undefined && (held === rev || (await isOlder(source, rev, held)));
+}
+
 /**
  * The upstream commits from `from` to `to` (oldest first) and their total, for a pull request body.
  * Without an answer the body simply lists none, so a failure is a note, not an error.

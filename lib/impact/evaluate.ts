@@ -10,6 +10,7 @@ import { stripVTControlCharacters } from "node:util";
 import * as v from "valibot";
 import { $ } from "zx/core";
 import { RuntimeError, UsageError } from "../core/errors.ts";
+import { tryParseJson } from "../core/files.ts";
 import { EXPERIMENTAL, type NixVersion, nixEnv } from "../flake/nix.ts";
 import { ClosureDiffer, ClosureReader, type PackageDiff } from "./closure.ts";
 
@@ -181,15 +182,6 @@ export function hostKey(side: number, path: HostPath): string {
   return `${side} ${attrName(path)}`;
 }
 
-function parseJson<T extends v.GenericSchema>(schema: T, text: string): v.InferOutput<T> | undefined {
-  try {
-    const result = v.safeParse(schema, JSON.parse(text));
-    return result.success ? result.output : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Reads the expression's traces line by line, as Nix prints them, so a finished host is known (and
  * its closure can be read) while the others still evaluate.
@@ -228,7 +220,7 @@ export class TraceReader {
     } else if (kind === "hosts") {
       const split = body.indexOf(" ");
       const side = Number(body.slice(0, split));
-      const hosts = parseJson(HostListJson, body.slice(split + 1));
+      const hosts = tryParseJson(HostListJson, body.slice(split + 1));
       if (hosts && Number.isInteger(side)) {
         state.hosts.set(
           side,
@@ -237,11 +229,11 @@ export class TraceReader {
         delete state.pending;
       }
     } else if (kind === "begin") {
-      const path = parseJson(SideHostJson, body);
+      const path = tryParseJson(SideHostJson, body);
       if (path) state.pending = { side: path[0], path: [path[1], path[2]] };
     } else if (kind === "done") {
       const split = body.lastIndexOf(" ");
-      const path = parseJson(SideHostJson, body.slice(0, split));
+      const path = tryParseJson(SideHostJson, body.slice(0, split));
       if (path) {
         const done: HostDone = { side: path[0], path: [path[1], path[2]], drvPath: body.slice(split + 1) };
         state.done.set(hostKey(done.side, done.path), done);

@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import { RuntimeError } from "../core/errors.ts";
 import { fullName } from "../core/ids.ts";
-import type { InputChange } from "../flake/report.ts";
+import { type InputChange, revOf } from "../flake/report.ts";
 import {
   describeGitHubError,
   type Octokit,
@@ -136,7 +136,7 @@ export async function swapBranch(
   swap: Swap,
 ): Promise<{ head: BranchHead; wrote: boolean }> {
   const { branch, base, path, change } = swap;
-  const rev = change.to.rev ?? change.to.ref;
+  const rev = revOf(change);
   let current = swap.known ?? (swap.branchLikelyExists ? await readHead(gh, branch) : undefined);
   let checkout = swap.checkout;
   let beforeMove = swap.beforeMove;

@@ -6,10 +6,11 @@
  */
 import * as v from "valibot";
 import { RuntimeError, UsageError } from "../core/errors.ts";
+import { tryParseJson } from "../core/files.ts";
 import { fullName, type GitHubRepository, InputName } from "../core/ids.ts";
 import { githubSource } from "../flake/flakeref.ts";
-import { type FlakeLock, parseLock } from "../flake/lock.ts";
-import type { InputChange, Report } from "../flake/report.ts";
+import { type FlakeLock, parseLock, rootNode } from "../flake/lock.ts";
+import { type InputChange, type Report, revOf } from "../flake/report.ts";
 import {
   describeGitHubError,
   type Octokit,
@@ -17,7 +18,7 @@ import {
   request,
   statusOf,
 } from "../github/client.ts";
-import { commitsBetween, isOlder } from "../github/upstream.ts";
+import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
 import { SECTION_END, SECTION_START } from "../impact/text.ts";
 import { branchHasFile, openPullOf } from "./branch.ts";
 import {
@@ -59,19 +60,12 @@ export function renderGroupMarker(members: Members): string {
 export function parseGroupMarker(text: string | null | undefined): Members | undefined {
   const match = text ? MARKER.exec(text) : null;
   if (!match?.[1]) return undefined;
-  try {
-    const result = v.safeParse(GroupMarker, JSON.parse(match[1]));
-    return result.success ? result.output.members : undefined;
-  } catch {
-    return undefined;
-  }
+  return tryParseJson(GroupMarker, match[1])?.members;
 }
 
 export function groupBranch(prefix = "flake-bump/"): string {
   return `${prefix}all`;
 }
-
-const revOf = (change: InputChange): string => change.to.rev ?? change.to.ref;
 
 export function groupTitle(changes: readonly InputChange[]): string {
   const [only] = changes;
@@ -151,23 +145,14 @@ export async function openGroupMembers(
   return (await readGroupHead(gh, branch))?.members ?? {};
 }
 
-function rootNode(lock: FlakeLock, name: string) {
-  const key = lock.nodes[lock.root]?.inputs?.[name];
-  return typeof key === "string" ? lock.nodes[key] : undefined;
-}
-
-type Standing = "same" | "covered" | "behind";
-
 /**
- * Where `lock` stands against one member: at its rev, past it (the member's rev is an ancestor of
- * the lock's), or behind it (anything else: older, gone, or an order GitHub cannot tell).
+ * Whether `lock` holds one member: at its rev or past it (the member's rev is an ancestor of the
+ * lock's); anything else (older, gone, or an order GitHub cannot tell) is behind it.
  */
-async function standing(octokit: Octokit, lock: FlakeLock, input: string, rev: string): Promise<Standing> {
+async function holdsMember(octokit: Octokit, lock: FlakeLock, input: string, rev: string): Promise<boolean> {
   const node = rootNode(lock, input);
-  const locked = node?.locked?.rev;
-  if (node === undefined || locked === undefined) return "behind";
-  if (locked === rev) return "same";
-  return (await isOlder(octokit, githubSource(node), rev, locked)) ? "covered" : "behind";
+  if (node === undefined) return false;
+  return sameOrNewer(isOlderOn(octokit), githubSource(node), node.locked?.rev, rev);
 }
 
 async function readBaseLock(gh: RepositoryClient, base: string, path: string): Promise<FlakeLock> {
@@ -251,8 +236,7 @@ export async function openGroupPullRequest(
     if (current !== undefined) {
       const behind: string[] = [];
       for (const [input, rev] of Object.entries(current.members)) {
-        if ((await standing(octokit, newLock, input, rev)) === "behind")
-          behind.push(`${input} ${rev.slice(0, 12)}`);
+        if (!(await holdsMember(octokit, newLock, input, rev))) behind.push(`${input} ${rev.slice(0, 12)}`);
       }
       if (behind.length > 0) {
         // Our lock lacks something the branch has. If it adds nothing either, the group already
@@ -262,7 +246,7 @@ export async function openGroupPullRequest(
         const addsNew = [];
         for (const change of adds) {
           const held = current.members[change.name];
-          if (held === undefined || !(await isOlder(octokit, change.github, revOf(change), held)))
+          if (!(await sameOrNewer(isOlderOn(octokit), change.github, held, revOf(change))))
             addsNew.push(change.name);
         }
         if (addsNew.length === 0) {
@@ -439,7 +423,7 @@ async function closeIfCovered(
   const baseLock = await readBaseLock(gh, base, lockPath);
   const missing: string[] = [];
   for (const [input, rev] of entries) {
-    if ((await standing(gh.octokit, baseLock, input, rev)) === "behind") missing.push(input);
+    if (!(await holdsMember(gh.octokit, baseLock, input, rev))) missing.push(input);
   }
   if (missing.length > 0) {
     return { ...keep, detail: `#${pr.number} still proposes ${missing.join(", ")}, which '${base}' lacks` };

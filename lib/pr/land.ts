@@ -7,12 +7,12 @@
  * is never merged blind. A direct commit goes through the same Git Data API commit (no author, so
  * GitHub signs it) and the same non-forced ref update as the rolling branches.
  */
-import { readFile } from "node:fs/promises";
 import * as v from "valibot";
-import { describeIssues, RuntimeError, UsageError } from "../core/errors.ts";
+import { RuntimeError } from "../core/errors.ts";
+import { readJson } from "../core/files.ts";
 import { fullName, type MergeMethod } from "../core/ids.ts";
 import { parseLock, rootInputs } from "../flake/lock.ts";
-import type { InputChange, Report } from "../flake/report.ts";
+import { type InputChange, type Report, revOf } from "../flake/report.ts";
 import {
   describeGitHubError,
   type Octokit,
@@ -20,7 +20,7 @@ import {
   request,
   statusOf,
 } from "../github/client.ts";
-import { commitsBetween, isOlder } from "../github/upstream.ts";
+import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
 import { gitBlobSha, headSha, type OpenPull, openPullOf, readHead, SWAP_ATTEMPTS } from "./branch.ts";
 import { branchName, commitMessage, type PrText, prBody, prTitle } from "./text.ts";
 
@@ -59,25 +59,12 @@ export const ImpactFile = v.object({
 export type ImpactFile = v.InferOutput<typeof ImpactFile>;
 
 export async function readImpactFile(path: string): Promise<ImpactFile> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch {
-    throw new UsageError(`cannot read --impact ${path}; pass the JSON file scripts/impact.ts wrote`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new UsageError(`--impact ${path} is not JSON; pass the file scripts/impact.ts wrote (--json)`);
-  }
-  const parsed = v.safeParse(ImpactFile, json);
-  if (!parsed.success) {
-    throw new UsageError(
-      `--impact ${path} is not a host impact report (${describeIssues(parsed.issues)}); pass the file scripts/impact.ts wrote`,
-    );
-  }
-  return parsed.output;
+  return readJson(ImpactFile, path, {
+    unreadable: `cannot read --impact ${path}; pass the JSON file scripts/impact.ts wrote`,
+    notJson: () => `--impact ${path} is not JSON; pass the file scripts/impact.ts wrote (--json)`,
+    invalid: (issues) =>
+      `--impact ${path} is not a host impact report (${issues}); pass the file scripts/impact.ts wrote`,
+  });
 }
 
 /** The host's own name: `web` for `nixosConfigurations.web`, `me@laptop` for a quoted one. */
@@ -359,7 +346,7 @@ export interface AutoTarget {
 /** One input's pull request: its branch head's marker must name the rev the report moved it to. */
 export function inputTarget(gh: RepositoryClient, change: InputChange, opts: AutoOptions): AutoTarget {
   const branch = branchName(change.name, opts.branchPrefix);
-  const rev = change.to.rev ?? change.to.ref;
+  const rev = revOf(change);
   return {
     input: change.name,
     branch,
@@ -506,7 +493,7 @@ async function directText(gh: RepositoryClient, changes: readonly InputChange[])
   const [only] = changes;
   const title =
     changes.length === 1 && only !== undefined
-      ? prTitle(only.name, only.to.rev ?? only.to.ref)
+      ? prTitle(only.name, revOf(only))
       : `chore(flake): update ${changes.length} inputs`;
   return { title, body: bodies.join("\n\n---\n\n") };
 }
@@ -526,15 +513,11 @@ export async function commitDirect(
   const results: LandResult[] = [];
   const landable: InputChange[] = [];
   // A grouped run evaluated the combined lock once: its entry answers for every member.
-  const members = Object.fromEntries(
-    report.inputs.map((change) => [change.name, change.to.rev ?? change.to.ref]),
-  );
+  const members = Object.fromEntries(report.inputs.map((change) => [change.name, revOf(change)]));
   const grouped = opts.impact === undefined ? undefined : groupedEntry(opts.impact, members);
   for (const change of report.inputs) {
     const hold =
-      grouped === undefined
-        ? impactHold(opts.impact, change.name, change.to.rev ?? change.to.ref)
-        : entryHold(grouped);
+      grouped === undefined ? impactHold(opts.impact, change.name, revOf(change)) : entryHold(grouped);
     if (hold === undefined) landable.push(change);
     else {
       results.push({
@@ -584,8 +567,9 @@ export async function commitDirect(
       for (const change of landable) {
         const rev = change.to.rev;
         const there = current === undefined ? undefined : pinned(current.text, change.name);
-        if (rev === undefined || there === undefined) ahead = false;
-        else if (there !== rev && !(await isOlder(gh.octokit, change.github, rev, there))) ahead = false;
+        if (rev === undefined || !(await sameOrNewer(isOlderOn(gh.octokit), change.github, there, rev))) {
+          ahead = false;
+        }
       }
       if (ahead) {
         return done(

@@ -6,7 +6,7 @@
 
 import { UsageError } from "../core/errors.ts";
 import { fullName, type GitHubRepository } from "../core/ids.ts";
-import type { InputChange, Report, Skipped } from "../flake/report.ts";
+import { type InputChange, type Report, revOf, type Skipped } from "../flake/report.ts";
 import {
   describeGitHubError,
   type Octokit,
@@ -15,7 +15,7 @@ import {
   request,
   statusOf,
 } from "../github/client.ts";
-import { commitsBetween, isOlder } from "../github/upstream.ts";
+import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
 import {
   type BaseCommit,
   type BranchHead,
@@ -178,7 +178,7 @@ class PullRequests {
     checkoutOf: (base: string) => BaseCommit | undefined = () => undefined,
   ): Promise<PullRequestResult> {
     const branch = branchName(change.name, this.opts.branchPrefix);
-    const rev = change.to.rev ?? change.to.ref;
+    const rev = revOf(change);
     const existing = await this.firstLook(branch);
     const result = (operation: Operation, pr: { number: number; html_url: string }, detail: string) => ({
       input: change.name,
@@ -339,9 +339,7 @@ class PullRequests {
     const marker = parseMarker(existing.body);
     const current = skip.current;
     if (!marker || !current) return { ...keep, detail: skip.message };
-    const obsolete =
-      marker.rev === current ||
-      (skip.github !== undefined && (await isOlder(this.octokit, skip.github, marker.rev, current)));
+    const obsolete = await sameOrNewer(isOlderOn(this.octokit), skip.github, current, marker.rev);
     if (!obsolete) return { ...keep, detail: skip.message };
     if (this.opts.dryRun) {
       return { ...keep, operation: "closed", detail: `dry run: would close #${existing.number}` };

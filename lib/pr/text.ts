@@ -4,8 +4,9 @@
  * the upstream commit list.
  */
 import * as v from "valibot";
+import { tryParseJson } from "../core/files.ts";
 import { fullName, Sha } from "../core/ids.ts";
-import { formatDate, type InputChange, type UpstreamCommit } from "../flake/report.ts";
+import { formatDate, type InputChange, revOf, type UpstreamCommit } from "../flake/report.ts";
 import { SECTION_END, SECTION_HEADING, SECTION_START } from "../impact/text.ts";
 
 /** How many upstream commits the body lists before "and N more". */
@@ -48,12 +49,7 @@ export function renderMarker(marker: Marker): string {
 export function parseMarker(body: string | null | undefined): Marker | undefined {
   const match = body ? MARKER.exec(body) : null;
   if (!match?.[1]) return undefined;
-  try {
-    const result = v.safeParse(Marker, JSON.parse(match[1]));
-    return result.success ? result.output : undefined;
-  } catch {
-    return undefined;
-  }
+  return tryParseJson(Marker, match[1]);
 }
 
 /**
@@ -78,12 +74,8 @@ export function parseHeadMarker(body: string | null | undefined): { head?: HeadM
   const match = HEAD_MARKER.exec(text);
   if (!match?.[1]) return { body: text };
   const rest = text.replace(HEAD_MARKER, "");
-  try {
-    const result = v.safeParse(HeadMarker, JSON.parse(match[1]));
-    return result.success ? { head: result.output, body: rest } : { body: rest };
-  } catch {
-    return { body: rest };
-  }
+  const head = tryParseJson(HeadMarker, match[1]);
+  return head === undefined ? { body: rest } : { head, body: rest };
 }
 
 /** The web address of a GitHub input: github.com, or its Enterprise host. */
@@ -137,12 +129,11 @@ export interface BodyInput {
 
 export function prBody(input: BodyInput): string {
   const { change, footer } = input;
-  const to = change.to;
   const lines = [...inputSection(input), ""];
   if (footer !== null) {
     lines.push(SECTION_START, footerLine(footer ?? DEFAULT_FOOTER, change.name), SECTION_END, "");
   }
-  lines.push(renderMarker({ input: change.name, rev: to.rev ?? to.ref }));
+  lines.push(renderMarker({ input: change.name, rev: revOf(change) }));
   return lines.join("\n");
 }
 

@@ -9,9 +9,10 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type BumpDeps, bump, checkOutdated, restoreOriginal } from "../../lib/bump/bump.ts";
+import { type BumpDeps, bump, checkOutdated } from "../../lib/bump/bump.ts";
 import type { Freshness } from "../../lib/bump/freshness.ts";
 import { fetchLocked, movedLockText, serializeLock } from "../../lib/bump/native.ts";
+import { restoreOriginal } from "../../lib/bump/nix-run.ts";
 import { RuntimeError, UsageError } from "../../lib/core/errors.ts";
 import type { Engine } from "../../lib/core/ids.ts";
 import { type FlakeLock, parseLock } from "../../lib/flake/lock.ts";
