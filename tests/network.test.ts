@@ -14,10 +14,9 @@ import { type Report, serializeReport } from "../lib/flake/report.ts";
 import { localFakeGitHub } from "./fake-github/index.ts";
 import { realLockPath } from "./support/fixtures.ts";
 import { type GitRepo, gitRepo } from "./support/git.ts";
+import { UNRESOLVABLE } from "./support/net.ts";
 import { cleanEnv, type RunResult, runScript } from "./support/run.ts";
 
-/** A name in the reserved .invalid domain (RFC 6761): no resolver ever answers it. */
-const UNRESOLVABLE = "api.flake-bump-test.invalid";
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
 let fleet: GitRepo;

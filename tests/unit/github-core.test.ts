@@ -10,6 +10,7 @@ import type { LockNode } from "../../lib/flake/lock.ts";
 import { createOctokit, describeGitHubError, type Octokit, statusOf } from "../../lib/github/client.ts";
 import { type Compared, targetCheck } from "../../lib/github/upstream.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
+import { countingFetch } from "../support/net.ts";
 
 let fake: FakeGitHub;
 let octokit: Octokit;
@@ -254,18 +255,11 @@ describe("checkFreshness when GitHub cannot be reached", () => {
   });
 
   test("an unresolvable host: every GitHub input fails with the cause, and REST (same host) is not tried", async () => {
-    let sent = 0;
-    const counting = Object.assign(
-      (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
-        sent++;
-        return fetch(input, init);
-      },
-      { preconnect: fetch.preconnect },
-    );
+    const tries = countingFetch();
     const unreachable = createOctokit({
       baseUrl: "https://api.flake-bump-test.invalid",
       waitScale: 0,
-      fetch: counting,
+      fetch: tries.fetch,
     });
     const warned: string[] = [];
     const answers = await checkFreshness(
@@ -287,7 +281,7 @@ describe("checkFreshness when GitHub cannot be reached", () => {
     }
     expect(warned).toStrictEqual([]);
     // The GraphQL request and its one retry; no REST request per input.
-    expect(sent).toBe(2);
+    expect(tries.count()).toBe(2);
   });
 });
 

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, spyOn, test } from "bun:test";
 import { type Clock, createOctokit, type Octokit, statusOf, unreachableOf } from "../../lib/github/client.ts";
 import { type FakeGitHub, type Fault, localFakeGitHub } from "../fake-github/index.ts";
+import { countingFetch, UNRESOLVABLE } from "../support/net.ts";
 
 const REPO = { owner: "acme", repo: "fleet" };
 /** A fixed "now" (seconds), so that rate-limit resets are exact. */
@@ -150,19 +151,6 @@ describe("server errors and dropped connections: asked again after 1, 4 and 9 s"
   });
 });
 
-/** A fetch that counts the requests it sends: what reaches no server cannot be counted by the fake. */
-function countingFetch(): { fetch: typeof fetch; count: () => number } {
-  let count = 0;
-  const counting = Object.assign(
-    (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
-      count++;
-      return fetch(input, init);
-    },
-    { preconnect: fetch.preconnect },
-  );
-  return { fetch: counting, count: () => count };
-}
-
 describe("an unreachable API host is not transient: asked once more after 1 s, then named", () => {
   // Real failures, as Bun's fetch reports them: a name in the reserved .invalid domain (RFC 6761)
   // never resolves (ENOTFOUND; EAI_AGAIN where no resolver is reachable), and nothing listens on a
@@ -170,9 +158,9 @@ describe("an unreachable API host is not transient: asked once more after 1 s, t
   const cases = [
     {
       name: "a name that does not resolve",
-      url: async () => "https://api.flake-bump-test.invalid",
+      url: async () => `https://${UNRESOLVABLE}`,
       cause: "dns" as const,
-      host: "api.flake-bump-test.invalid",
+      host: UNRESOLVABLE,
       codes: ["ENOTFOUND", "EAI_AGAIN"],
     },
     {
@@ -207,7 +195,7 @@ describe("an unreachable API host is not transient: asked once more after 1 s, t
     const tries = countingFetch();
     const { clock, waits } = recordingClock();
     const octokit = createOctokit({
-      baseUrl: "https://api.flake-bump-test.invalid",
+      baseUrl: `https://${UNRESOLVABLE}`,
       clock,
       fetch: tries.fetch,
     });
