@@ -40,7 +40,7 @@ Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
                  Nix for everything, 'auto' (default) is native where provable, Nix elsewhere
   --flake DIR    the flake's directory (default: current directory)
   --report FILE  where to write the JSON report (default: flake-bump/report.json in the git
-                 directory of the flake's own checkout; outside git, ~/.local/state/flake-bump/)
+                 directory of the flake's own checkout; in Actions, under $RUNNER_TEMP)
   --json         print the report on stdout (human output stays on stderr)
   --dry-run      compute and print everything, leave flake.lock untouched
   --check        only say which inputs are behind (outdated=NAMES) and whether moving them

@@ -49,7 +49,7 @@ built or downloaded): nixosConfigurations and darwinConfigurations (config.syste
 and homeConfigurations (activationPackage).
 
   --report FILE        bump.ts's report: one comparison per moved input, each with its own lock
-                       (default in Actions: the one bump.ts wrote for the checkout)
+                       (default in Actions: $RUNNER_TEMP/flake-bump/report.json)
   --flake DIR          the flake's directory (default: the report's, else the current directory)
   --base-lock FILE     the lock before (default: flake.lock as committed at git HEAD)
   --lock FILE          the lock after (default: the report's locks; without a report, the

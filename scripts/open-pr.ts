@@ -56,8 +56,8 @@ export const USAGE = `Usage: bun scripts/open-pr.ts [--report FILE] [--repo OWNE
 Open or update one pull request per input that bump.ts moved; close ones made obsolete; then land
 them as --merge says.
 
-  --report FILE      bump.ts's report (default: the one bump.ts wrote for this checkout, in its
-                     git directory); one made for another checkout or commit is refused
+  --report FILE      bump.ts's report (default: the one bump.ts wrote for this checkout, as
+                     bump.ts --help says); one made for another checkout or commit is refused
   --repo OWNER/REPO  the repository to open it in (default: $GITHUB_REPOSITORY, else the
                      flake checkout's 'origin' remote)
   --base BRANCH      base branch (default: the repository's default branch)

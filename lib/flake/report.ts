@@ -120,17 +120,18 @@ export const Report = v.object({
 export type Report = v.InferOutput<typeof Report>;
 
 /**
- * Where the report goes when no --report is given: in the git directory of the checkout that holds
- * `dir`, which git never commits, so each checkout (each clone, each linked worktree) has its own
- * and a bump in one cannot replace the report another is about to open pull requests from. Outside
- * git: under $RUNNER_TEMP in Actions, else the user's state directory. bump.ts (for its --flake),
- * open-pr.ts and impact.ts (for their working directory) agree, so `bump.ts X && open-pr.ts` needs
- * no flags.
+ * Where the report goes when no --report is given. In Actions under $RUNNER_TEMP: the job is the
+ * checkout's whole life, its steps run one after another, and the report stays out of the
+ * workspace (an artifact or a commit of it never carries one). Elsewhere in the git directory of the
+ * checkout that holds `dir`, which git never commits, so each checkout (each clone, each linked
+ * worktree) has its own and a bump in one cannot replace the report another is about to open pull
+ * requests from; outside git, the user's state directory. bump.ts (for its --flake), open-pr.ts and
+ * impact.ts (for their working directory) agree, so `bump.ts X && open-pr.ts` needs no flags.
  */
 export async function defaultReportPath(dir: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  if (env.RUNNER_TEMP) return join(env.RUNNER_TEMP, "flake-bump", "report.json");
   const gitDir = await checkoutGitDir(dir);
   if (gitDir !== undefined) return join(gitDir, "flake-bump", "report.json");
-  if (env.RUNNER_TEMP) return join(env.RUNNER_TEMP, "flake-bump", "report.json");
   const state = env.XDG_STATE_HOME || join(env.HOME || homedir(), ".local", "state");
   return join(state, "flake-bump", "report.json");
 }
