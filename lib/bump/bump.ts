@@ -16,6 +16,7 @@ import { type GitHubSource, githubSource, pinnedRef } from "../flake/flakeref.ts
 import {
   diffLocks,
   type FlakeLock,
+  LOCK_COMMAND,
   type LockDiff,
   type LockedSummary,
   type LockNode,
@@ -27,7 +28,7 @@ import {
   rootNode,
   rootNodeKey,
 } from "../flake/lock.ts";
-import { LOCK_COMMAND, type LockPlan, type Nix, type Pin } from "../flake/nix.ts";
+import type { LockPlan, Nix, Pin } from "../flake/nix.ts";
 import type { InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
 import type { Octokit } from "../github/client.ts";
 import { type Compared, sameOrNewer, type TargetCheck } from "../github/upstream.ts";

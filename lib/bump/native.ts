@@ -14,8 +14,7 @@ import * as v from "valibot";
 import { RuntimeError } from "../core/errors.ts";
 import { Sha } from "../core/ids.ts";
 import type { GitHubSource } from "../flake/flakeref.ts";
-import { type FlakeLock, type LockNode, rootNode, rootNodeKey } from "../flake/lock.ts";
-import { LOCK_COMMAND } from "../flake/nix.ts";
+import { type FlakeLock, LOCK_COMMAND, type LockNode, rootNode, rootNodeKey } from "../flake/lock.ts";
 import { describeGitHubError, type Octokit, statusOf, unreachableOf } from "../github/client.ts";
 import type { Compared } from "../github/upstream.ts";
 // Types only: the unpacker and the NAR writer are loaded when a tarball is fetched, so a run that

@@ -6,7 +6,7 @@
 import { UsageError } from "../core/errors.ts";
 import type { GitHubRepository } from "../core/ids.ts";
 import type { FlakeRefAttrs, LockNode } from "./lock.ts";
-import { LOCK_COMMAND } from "./nix.ts";
+import { LOCK_COMMAND } from "./lock.ts";
 
 const FORGES = new Set(["github", "gitlab", "sourcehut"]);
 // Attributes that describe a lock result, or that the new rev replaces, never part of the request.

@@ -5,7 +5,13 @@
 import * as v from "valibot";
 import { UsageError } from "../core/errors.ts";
 import { parseJson } from "../core/files.ts";
-import { LOCK_COMMAND } from "./nix.ts";
+
+/**
+ * The command that writes flake.lock, as hints give it to a person: a stock Nix enables neither
+ * nix-command nor flakes, and a bare `nix flake lock` fails there ("experimental Nix feature
+ * 'nix-command' is disabled"). The same features nix.ts's EXPERIMENTAL enables for every run.
+ */
+export const LOCK_COMMAND = "nix --extra-experimental-features 'nix-command flakes' flake lock";
 
 /** An input edge: a node key, or a `follows` path from the root (`["nixcfg", "nixpkgs"]`). */
 const InputEdge = v.union([v.string(), v.array(v.string())]);

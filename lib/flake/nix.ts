@@ -36,13 +36,6 @@ export function hasPositionalUpdate(version: NixVersion): boolean {
 
 export const EXPERIMENTAL = ["--extra-experimental-features", "nix-command flakes"] as const;
 
-/**
- * The command that writes flake.lock, as hints give it to a person: a stock Nix enables neither
- * nix-command nor flakes, and a bare `nix flake lock` fails there ("experimental Nix feature
- * 'nix-command' is disabled").
- */
-export const LOCK_COMMAND = `nix ${EXPERIMENTAL[0]} '${EXPERIMENTAL[1]}' flake lock`;
-
 export interface Pin {
   input: string;
   ref: string;
