@@ -49,7 +49,7 @@ built or downloaded): nixosConfigurations and darwinConfigurations (config.syste
 and homeConfigurations (activationPackage).
 
   --report FILE        bump.ts's report: one comparison per moved input, each with its own lock
-                       (default in Actions: ${defaultReportPath()})
+                       (default in Actions: $RUNNER_TEMP/flake-bump/report.json)
   --flake DIR          the flake's directory (default: the report's, else the current directory)
   --base-lock FILE     the lock before (default: flake.lock as committed at git HEAD)
   --lock FILE          the lock after (default: the report's locks; without a report, the
@@ -133,9 +133,15 @@ async function committedLock(flakeDir: string): Promise<string> {
   return shown.stdout;
 }
 
-/** One comparison for a lock with no report: named after the root inputs it moves. */
-function localSide(baseLock: string, lock: string): ImpactSide {
-  const moved = diffLocks(parseLock(baseLock, "the base lock"), parseLock(lock, "the new lock")).direct;
+/**
+ * One comparison for a lock with no report, named after the root inputs it moves (`flake.lock` when
+ * only transitive nodes moved); undefined when the two locks lock the same sources.
+ */
+function localSide(baseLock: string, lock: string): ImpactSide | undefined {
+  const diff = diffLocks(parseLock(baseLock, "the base lock"), parseLock(lock, "the new lock"));
+  const { added, removed, changed } = diff.transitive;
+  if (diff.direct.length + added.length + removed.length + changed.length === 0) return undefined;
+  const moved = diff.direct;
   const rev = moved.length === 1 ? (moved[0]?.to?.rev ?? "") : "";
   return { name: moved.map((change) => change.path).join(",") || "flake.lock", rev, lock };
 }
@@ -209,7 +215,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const only: OnlyFilter[] | null = args.only.length > 0 ? args.only.map(parseOnly) : null;
   const reportPath = args.report ?? action.report;
   const useReport = args.lock === undefined && (reportPath !== undefined || inActions(env));
-  const report = useReport ? await readReport(reportPath ?? defaultReportPath(env)) : undefined;
+  const report = useReport
+    ? await readReport(
+        reportPath ?? (await defaultReportPath(args.flake ?? action.flake ?? process.cwd(), env)),
+      )
+    : undefined;
   const groupAsked = args.group || (action.group ?? false);
   if (report !== undefined) checkGrouping(report, groupAsked, "impact.ts");
   const flakeDir = resolve(args.flake ?? report?.flake.dir ?? action.flake ?? process.cwd());
@@ -227,10 +237,17 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   parseLock(baseLock, "the base lock");
 
   const grouped = report !== undefined && groupAsked;
-  const { sides, members } =
-    report === undefined
-      ? { sides: [localSide(baseLock, await readText(args.lock ?? join(flakeDir, "flake.lock"), "--lock"))] }
-      : reportComparisons(report, grouped);
+  let comparisons: { sides: ImpactSide[]; members?: Record<string, string> };
+  if (report === undefined) {
+    const side = localSide(baseLock, await readText(args.lock ?? join(flakeDir, "flake.lock"), "--lock"));
+    if (side === undefined) {
+      return skip(
+        "No input moved: the lock locks the same sources as the base lock, so there is no host impact to compute.",
+      );
+    }
+    comparisons = { sides: [side] };
+  } else comparisons = reportComparisons(report, grouped);
+  const { sides, members } = comparisons;
 
   const nix = await detectNix({ env });
   const timeoutMinutes = args["timeout-minutes"] ?? action["impact-timeout-minutes"] ?? 20;
@@ -256,7 +273,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const json = `${JSON.stringify(impact, null, 2)}\n`;
   if (args.json) process.stdout.write(json);
 
-  const path = join(dirname(defaultReportPath(env)), "impact.json");
+  const path = join(dirname(await defaultReportPath(flakeDir, env)), "impact.json");
   await writeAtomic(path, json);
   if (inActions(env)) annotateProblems(impact.inputs, timeoutMinutes);
   const hosts = impact.inputs.flatMap((input) => input.hosts);

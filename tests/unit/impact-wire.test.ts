@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { $ } from "zx";
 import { readActionInputs } from "../../lib/core/inputs.ts";
 import type { InputChange, Report } from "../../lib/flake/report.ts";
@@ -26,6 +26,8 @@ import { carrySection, renderMarker } from "../../lib/pr/text.ts";
 import { main as impactMain } from "../../scripts/impact.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 import { scratchRoot } from "../fake-github/tmp.ts";
+import { realLockPath } from "../support/fixtures.ts";
+import { gitRepo } from "../support/git.ts";
 import { runInProcess } from "../support/in-process.ts";
 
 const R1 = "1".repeat(40);
@@ -258,3 +260,27 @@ function describe_openPr(): void {
     fake.assertNoViolations();
   }, 30_000);
 }
+
+test("impact.ts on a checkout whose flake.lock is as committed: says nothing moved, exit 0, before any Nix", async () => {
+  await using repo = await gitRepo({
+    files: {
+      "flake.nix": await readFile(realLockPath("nixcfg-2026-08-22.flake.nix"), "utf8"),
+      "flake.lock": await readFile(realLockPath("nixcfg-2026-08-22.flake.lock"), "utf8"),
+    },
+  });
+  const output = join(repo.dir, ".git", "github-output");
+  await writeFile(output, "");
+  // The answer comes from the two locks alone, before any Nix runs.
+  const git = dirname(Bun.which("git") ?? "/usr/bin/git");
+  const run = await runInProcess(impactMain, [], {
+    env: { PATH: git, HOME: repo.dir, GITHUB_OUTPUT: output },
+    cwd: repo.dir,
+  });
+  expect(run).toStrictEqual({
+    exitCode: 0,
+    stdout: "",
+    stderr:
+      "No input moved: the lock locks the same sources as the base lock, so there is no host impact to compute.\n" +
+      "impact = \nchanged-hosts = \nfailed-hosts = \n",
+  });
+});
