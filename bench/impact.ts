@@ -19,6 +19,7 @@ import { computeImpact, evalArgs } from "../lib/impact.ts";
 import { detectNix } from "../lib/nix.ts";
 import { nixTestEnv } from "../tests/support/nix.ts";
 import { cleanEnv } from "../tests/support/run.ts";
+import type { PreparedFleet } from "./module-fleet.ts";
 import { median, round } from "./stats.ts";
 
 export type Scenario = "worst" | "leaf";
@@ -106,7 +107,76 @@ export function syntheticGraph(size: number, moved: number): { graph: DrvGraph; 
   return { graph, from: build("a", false), to: build("b", true) };
 }
 
-/** Median impact and bare-eval times of one scenario, measured alternately so load hits both alike. */
+/** The synthetic fleet in `dir`, locked before and after the scenario's bump. */
+async function prepareSynthetic(
+  dir: string,
+  scenario: Scenario,
+  env: NodeJS.ProcessEnv,
+): Promise<PreparedFleet> {
+  const up = join(dir, "up");
+  const fleet = join(dir, "fleet");
+  await $`mkdir -p ${up} ${fleet}`;
+  await writeFile(join(fleet, "flake.nix"), fleetFlake(up, scenario));
+  const lockAt = async (version: string) => {
+    await writeFile(join(up, "flake.nix"), upstreamFlake(version));
+    await $({
+      cwd: fleet,
+      env,
+      quiet: true,
+    })`nix --extra-experimental-features ${"nix-command flakes"} flake lock --update-input tool ${fleet}`;
+    return readFile(join(fleet, "flake.lock"), "utf8");
+  };
+  // The upstream's source stays in the store under each lock's narHash, so both locks resolve.
+  const baseLock = await lockAt("1.0");
+  const newLock = await lockAt("2.0");
+  return { flakeDir: fleet, baseLock, newLock };
+}
+
+/**
+ * Median impact and bare-eval times of one prepared fleet, measured alternately so load hits both
+ * alike; the bare evaluation is one `nix eval` of every host's toplevel drvPath with the new lock.
+ */
+export async function compareWithBare(
+  fleet: PreparedFleet,
+  runs: number,
+  env: NodeJS.ProcessEnv,
+): Promise<ScenarioResult> {
+  await writeFile(join(fleet.flakeDir, "flake.lock"), fleet.newLock);
+  const nix = await detectNix({ env });
+  const bareExpr = `map (h: h.config.system.build.toplevel.drvPath) (builtins.attrValues (builtins.getFlake "path:${fleet.flakeDir}").nixosConfigurations)`;
+  const bare = () => $({ env, quiet: true })`nix ${evalArgs(bareExpr)}`;
+  const impact = () =>
+    computeImpact({
+      flakeDir: fleet.flakeDir,
+      baseLock: fleet.baseLock,
+      sides: [{ name: "bump", rev: "bench", lock: fleet.newLock }],
+      only: null,
+      nix: nix.version,
+      env,
+    });
+  // Warm-up: writes every .drv once, so both measure evaluation, not the first store writes.
+  await bare();
+  const warm = await impact();
+  const changed = (warm.impact.inputs[0]?.hosts ?? []).filter((host) => host.status === "changed");
+  const packages = changed[0]?.packages;
+  const changedPackages = (packages?.changed.length ?? 0) + (packages?.added.length ?? 0);
+  const bareTimes: number[] = [];
+  const impactTimes: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    bareTimes.push((await timed(bare))[0]);
+    impactTimes.push((await timed(impact))[0]);
+  }
+  const impactMs = median(impactTimes);
+  const bareEvalMs = median(bareTimes);
+  return {
+    impactMs: round(impactMs),
+    bareEvalMs: round(bareEvalMs),
+    ratio: round(impactMs / bareEvalMs, 2),
+    changedHosts: changed.length,
+    changedPackages,
+  };
+}
+
 async function benchScenario(
   runs: number,
   env: NodeJS.ProcessEnv,
@@ -114,56 +184,7 @@ async function benchScenario(
 ): Promise<ScenarioResult> {
   const dir = await mkdtemp(join(tmpdir(), "flake-bump-bench-impact-"));
   try {
-    const up = join(dir, "up");
-    const fleet = join(dir, "fleet");
-    await $`mkdir -p ${up} ${fleet}`;
-    await writeFile(join(fleet, "flake.nix"), fleetFlake(up, scenario));
-    const nix = await detectNix({ env });
-    const lockAt = async (version: string) => {
-      await writeFile(join(up, "flake.nix"), upstreamFlake(version));
-      await $({
-        cwd: fleet,
-        env,
-        quiet: true,
-      })`nix --extra-experimental-features ${"nix-command flakes"} flake lock --update-input tool ${fleet}`;
-      return readFile(join(fleet, "flake.lock"), "utf8");
-    };
-    // The upstream's source stays in the store under each lock's narHash, so both locks resolve.
-    const baseLock = await lockAt("1.0");
-    const newLock = await lockAt("2.0");
-    await writeFile(join(fleet, "flake.lock"), newLock);
-    const bareExpr = `map (h: h.config.system.build.toplevel.drvPath) (builtins.attrValues (builtins.getFlake "path:${fleet}").nixosConfigurations)`;
-    const bare = () => $({ env, quiet: true })`nix ${evalArgs(bareExpr)}`;
-    const impact = () =>
-      computeImpact({
-        flakeDir: fleet,
-        baseLock,
-        sides: [{ name: "tool", rev: "bench", lock: newLock }],
-        only: null,
-        nix: nix.version,
-        env,
-      });
-    // Warm-up: writes every .drv once, so both measure evaluation, not the first store writes.
-    await bare();
-    const warm = await impact();
-    const changed = (warm.impact.inputs[0]?.hosts ?? []).filter((host) => host.status === "changed");
-    const packages = changed[0]?.packages;
-    const changedPackages = (packages?.changed.length ?? 0) + (packages?.added.length ?? 0);
-    const bareTimes: number[] = [];
-    const impactTimes: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      bareTimes.push((await timed(bare))[0]);
-      impactTimes.push((await timed(impact))[0]);
-    }
-    const impactMs = median(impactTimes);
-    const bareEvalMs = median(bareTimes);
-    return {
-      impactMs: round(impactMs),
-      bareEvalMs: round(bareEvalMs),
-      ratio: round(impactMs / bareEvalMs, 2),
-      changedHosts: changed.length,
-      changedPackages,
-    };
+    return await compareWithBare(await prepareSynthetic(dir, scenario, env), runs, env);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
