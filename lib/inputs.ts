@@ -20,6 +20,7 @@ import {
   RepositoryName,
   Sha,
 } from "./ids.ts";
+import { defaultJobs } from "./impact/jobs.ts";
 
 /** Names, reviewers, repositories: separated by commas, spaces or newlines. */
 export function splitNames(text: string): string[] {
@@ -51,6 +52,19 @@ const minutes = v.pipe(
   v.transform(Number),
   v.minValue(0.01, "must be more than 0"),
 );
+/** How many `nix eval` processes host impact runs at once: a whole number from 1, or `auto`. */
+export const Jobs = v.pipe(
+  v.string(),
+  v.trim(),
+  v.regex(/^(auto|[1-9]\d*)$/, "must be auto or a whole number of processes from 1, e.g. 2"),
+  v.transform((value): number | "auto" => (value === "auto" ? "auto" : Number(value))),
+);
+
+/** `auto` is one process per CPU core (lib/impact/jobs.ts lowers it further when memory runs short). */
+export function resolveJobs(jobs: number | "auto"): number {
+  return jobs === "auto" ? defaultJobs() : jobs;
+}
+
 /** The PR body's closing sentence: one line, short. */
 export const Footer = v.pipe(
   v.string(),
@@ -94,6 +108,7 @@ export const ActionInputs = {
     outdated: v.optional(list(InputName)),
     impact: v.optional(text(v.picklist(["auto", "true", "false"], "must be auto, true or false"))),
     "impact-timeout-minutes": v.optional(minutes),
+    "impact-jobs": v.optional(Jobs),
     flake: v.optional(text(Path)),
     "branch-prefix": v.optional(text(Branch)),
     "pr-footer": v.optional(text(Footer)),

@@ -24,14 +24,14 @@ import {
 } from "../lib/impact.ts";
 import { writeGroupImpactSection, writeImpactSections } from "../lib/impact-pr.ts";
 import { DEFAULT_DEPLOY_SENTENCE, describeImpact, summaryMarkdown } from "../lib/impact-text.ts";
-import { readActionInputs } from "../lib/inputs.ts";
+import { Jobs, readActionInputs, resolveJobs } from "../lib/inputs.ts";
 import { diffLocks, parseLock } from "../lib/lock.ts";
 import { detectNix } from "../lib/nix.ts";
 import { checkGrouping, defaultReportPath, readReport } from "../lib/report.ts";
 import { githubToken } from "../lib/secrets.ts";
 
 export const USAGE = `Usage: bun scripts/impact.ts [--report FILE] [--flake DIR] [--base-lock FILE] [--lock FILE]
-                            [--only ATTR ...] [--json] [--dry-run] [--timeout-minutes N]
+                            [--only ATTR ...] [--json] [--dry-run] [--timeout-minutes N] [--jobs N]
                             [--repo OWNER/REPO] [--branch-prefix P] [--group] [--footer TEXT] [--plan]
                             [--help]
 
@@ -50,6 +50,8 @@ and homeConfigurations (activationPackage).
   --json               print the impact as JSON on stdout
   --dry-run            compute and print, change no pull request
   --timeout-minutes N  time budget (default 20); when it runs out the section says so, exit 0
+  --jobs N             nix eval processes at once, each evaluating a share of the hosts (default
+                       auto: one per CPU core, fewer when memory runs short)
   --repo OWNER/REPO    where the pull requests are (default: $GITHUB_REPOSITORY); with a report,
                        each moved input's open pull request gets the host impact section
   --branch-prefix P    the pull requests' branch prefix (default: flake-bump/)
@@ -62,14 +64,24 @@ and homeConfigurations (activationPackage).
 
 In the update action the inputs arrive as FLAKE_BUMP_IMPACT (auto, true or false; auto runs when a
 .nix file of the repository names one of those outputs), FLAKE_BUMP_IMPACT_TIMEOUT_MINUTES,
-FLAKE_BUMP_REPORT, FLAKE_BUMP_OUTDATED, FLAKE_BUMP_FLAKE, FLAKE_BUMP_BRANCH_PREFIX, FLAKE_BUMP_GROUP
+FLAKE_BUMP_IMPACT_JOBS, FLAKE_BUMP_REPORT, FLAKE_BUMP_OUTDATED, FLAKE_BUMP_FLAKE, FLAKE_BUMP_BRANCH_PREFIX, FLAKE_BUMP_GROUP
 and FLAKE_BUMP_DRY_RUN; flags override them.
 
 Exit codes: 0 impact computed (hosts that fail to evaluate are reported, not a failure),
 1 failure (Nix missing, no flake), 2 bad usage.`;
 
 const options = flags({
-  string: ["report", "flake", "base-lock", "lock", "timeout-minutes", "repo", "branch-prefix", "footer"],
+  string: [
+    "report",
+    "flake",
+    "base-lock",
+    "lock",
+    "timeout-minutes",
+    "jobs",
+    "repo",
+    "branch-prefix",
+    "footer",
+  ],
   boolean: ["json", "dry-run", "group", "plan"],
   list: ["only"],
 });
@@ -92,6 +104,7 @@ const Args = v.object({
       v.minValue(0.01, "must be more than 0"),
     ),
   ),
+  jobs: v.optional(Jobs),
   repo: v.optional(RepositoryName),
   "branch-prefix": v.optional(Branch),
   group: v.optional(v.boolean(), false),
@@ -197,8 +210,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 
   const nix = await detectNix({ env });
   const timeoutMinutes = args["timeout-minutes"] ?? action["impact-timeout-minutes"] ?? 20;
+  const jobs = resolveJobs(args.jobs ?? action["impact-jobs"] ?? "auto");
   info(
-    `Evaluating the hosts for ${sides.map((side) => side.name).join(", ")}; time budget ${timeoutMinutes} minutes.`,
+    `Evaluating the hosts for ${sides.map((side) => side.name).join(", ")}; time budget ${timeoutMinutes} minutes, ${jobs} nix eval process${jobs === 1 ? "" : "es"} at once.`,
   );
   const run = await group("Host impact", () =>
     computeImpact({
@@ -209,7 +223,13 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       nix: nix.version,
       env,
       signal: AbortSignal.timeout(timeoutMinutes * 60_000),
+      jobs,
+      onProgress: info,
     }),
+  );
+  const { stats } = run;
+  info(
+    `Host impact took ${stats.processes} nix eval process${stats.processes === 1 ? "" : "es"} (${stats.jobs.start} at once${stats.memoryStops > 0 ? `, ${stats.jobs.end} after ${stats.memoryStops} stopped for memory` : ""})${stats.peakRssBytes > 0 ? `, at most ${Math.round(stats.peakRssBytes / 2 ** 20)} MB together` : ""}.`,
   );
   const impact = grouped
     ? { ...run.impact, inputs: run.impact.inputs.map((input) => ({ ...input, members })) }

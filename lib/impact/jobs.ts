@@ -140,6 +140,8 @@ export class MemoryGuard {
     if (pid === undefined) return () => {};
     const entry = { pid, stop };
     this.watched.push(entry);
+    // Judged at once, too: a process that starts when memory is already short is stopped before it grows.
+    this.sample();
     return () => {
       const at = this.watched.indexOf(entry);
       if (at >= 0) this.watched.splice(at, 1);

@@ -86,6 +86,7 @@ test("impact's action inputs: every one read; a bad mode or budget is one senten
     readActionInputs("impact", {
       FLAKE_BUMP_IMPACT: " auto ",
       FLAKE_BUMP_IMPACT_TIMEOUT_MINUTES: "7.5",
+      FLAKE_BUMP_IMPACT_JOBS: " 3 ",
       FLAKE_BUMP_REPORT: "/tmp/report.json",
       FLAKE_BUMP_OUTDATED: "nixfleet,other",
       FLAKE_BUMP_FLAKE: "hosts",
@@ -95,6 +96,7 @@ test("impact's action inputs: every one read; a bad mode or budget is one senten
   ).toStrictEqual({
     impact: "auto",
     "impact-timeout-minutes": 7.5,
+    "impact-jobs": 3,
     report: "/tmp/report.json",
     outdated: ["nixfleet", "other"],
     flake: "hosts",
@@ -107,6 +109,14 @@ test("impact's action inputs: every one read; a bad mode or budget is one senten
   expect(() => readActionInputs("impact", { FLAKE_BUMP_IMPACT_TIMEOUT_MINUTES: "20m" })).toThrow(
     "action input 'impact-timeout-minutes' must be a number of minutes, e.g. 20",
   );
+  expect(readActionInputs("impact", { FLAKE_BUMP_IMPACT_JOBS: "auto" })).toStrictEqual({
+    "impact-jobs": "auto",
+  });
+  for (const bad of ["0", "two", "1.5", "-1"]) {
+    expect(() => readActionInputs("impact", { FLAKE_BUMP_IMPACT_JOBS: bad })).toThrow(
+      "action input 'impact-jobs' must be auto or a whole number of processes from 1, e.g. 2",
+    );
+  }
 });
 
 test("--plan answers run=true|false in $GITHUB_OUTPUT without Nix", async () => {
@@ -258,3 +268,16 @@ function describe_openPr(): void {
     fake.assertNoViolations();
   }, 30_000);
 }
+
+test("--jobs takes a whole number of processes from 1: anything else is bad usage, before Nix", async () => {
+  for (const bad of ["0", "many", "2.5"]) {
+    const run = await runInProcess(impactMain, ["--jobs", bad, "--lock", "flake.lock"], {
+      cwd: scratchRoot(),
+      env: { PATH: "/nonexistent" },
+    });
+    expect({ exitCode: run.exitCode, stderr: run.stderr.trim() }).toStrictEqual({
+      exitCode: 2,
+      stderr: expect.stringContaining("--jobs: must be auto or a whole number of processes from 1, e.g. 2"),
+    });
+  }
+});
