@@ -18,7 +18,7 @@ import { ClosureDiffer, type DrvGraph } from "../lib/closure.ts";
 import { defaultJobs, MemoryGuard, Slots } from "../lib/impact/jobs.ts";
 import { computeImpact, evalArgs } from "../lib/impact.ts";
 import { detectNix } from "../lib/nix.ts";
-import { nixTestEnv, nixVariants } from "../tests/support/nix.ts";
+import { type NixVariant, nixTestEnv, nixVariants } from "../tests/support/nix.ts";
 import { cleanEnv } from "../tests/support/run.ts";
 import {
   DEFAULT_FLEET,
@@ -272,7 +272,18 @@ const FLEET_RUNS = 3;
 /** The module fleet's targets: impact against one bare evaluation, on this 2-core machine. */
 const FLEET_TARGET = 1.3;
 
-/** The module-system fleet, both bumps, on every Nix the tests use (FLAKE_BUMP_TEST_NIX selects). */
+/**
+ * The Nix versions the module fleet runs on: the system's and the newest the tests know (the
+ * oldest and the newest, as the action installs the newest), or exactly what FLAKE_BUMP_TEST_NIX
+ * names (`system,2.26`), as for the tests.
+ */
+export function benchNixVariants(): NixVariant[] {
+  const all = nixVariants();
+  if ((process.env.FLAKE_BUMP_TEST_NIX ?? "").trim() !== "") return all;
+  return [...new Set([all[0], all.at(-1)])].filter((variant) => variant !== undefined);
+}
+
+/** The module-system fleet, both bumps, on the system's and the newest Nix (`benchNixVariants`). */
 export async function benchModuleFleet(
   runs: number,
   env: NodeJS.ProcessEnv,
@@ -280,7 +291,7 @@ export async function benchModuleFleet(
   log: (line: string) => void = () => {},
 ): Promise<FleetResult[]> {
   const results: FleetResult[] = [];
-  for (const variant of nixVariants()) {
+  for (const variant of benchNixVariants()) {
     const nixEnv = { ...env, ...variant.env };
     const bumps: Partial<Record<FleetBump, ScenarioResult>> = {};
     for (const bump of ["packages", "monitoring"] as const) {

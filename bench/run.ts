@@ -41,7 +41,8 @@ import { benchJson, benchText, type Measurements } from "./summary.ts";
 export const USAGE = `Usage: bun run bench [--json] [--markdown] [--runs N] [--fleet HOSTSxMODULES] [--help]
 
 Measure flake-bump against the fake GitHub with the system's Nix and print a table of figures,
-each with its target (issue 5). Takes one to three minutes.
+each with its target (issues 5 and 21). Takes a few minutes, most of them in the module-system
+fleet, which runs on the system's Nix and the newest the tests know (FLAKE_BUMP_TEST_NIX selects).
 
   --json       print one JSON object on stdout; the table goes to stderr
   --markdown   print the table as markdown too (as in README.md's Performance section)
