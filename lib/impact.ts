@@ -101,10 +101,12 @@ const TRACE = "flake-bump-impact";
 export type SideHostPath = readonly [number, string, string];
 
 /**
- * One of `count` `nix eval` processes, and which hosts it evaluates: the hosts × sides of each side,
- * host-major (every side of the first host, then of the next), cut into `count` contiguous blocks,
- * so a process evaluates both sides of most of its hosts (the derivations they share are hashed
- * once) and the blocks are even even when there are fewer hosts than processes.
+ * One of `count` `nix eval` processes, and which hosts it evaluates: the hosts × sides, side-major
+ * (every host of the base lock, then every host of the next lock), cut into `count` contiguous
+ * blocks. Each process then evaluates as few sides as it can — with two processes and two locks,
+ * one lock each, so what the hosts of one lock share (a package set, the module system's library)
+ * is evaluated once per lock, as in one process — and the blocks stay even when there are fewer
+ * hosts than processes.
  */
 export interface Shard {
   index: number;
@@ -143,7 +145,7 @@ export function impactExpression(
       || builtins.any (o: at o 0 == at p 1 && (at o 1 == null || at o 1 == at p 2)) wanted.only;
     listed = builtins.filter selected (builtins.concatMap hostsOf (builtins.attrNames wanted.outputs));
     n = builtins.length listed;
-    mine = k: (k * sideCount + i) * wanted.shard.count / (n * sideCount) == wanted.shard.index;
+    mine = k: (i * n + k) * wanted.shard.count / (n * sideCount) == wanted.shard.index;
     hosts = builtins.filter (p: !(builtins.elem p wanted.skip))
       (builtins.concatLists (builtins.genList (k: if mine k then [ (at listed k) ] else [ ]) n));
     drvOf = p: (builtins.foldl' (value: key: value.\${key}) flake.\${at p 1}.\${at p 2} wanted.outputs.\${at p 1}).drvPath;
