@@ -6,8 +6,8 @@
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { $ } from "zx";
-import { RuntimeError } from "../lib/errors.ts";
-import { parseReport } from "../lib/report.ts";
+import { RuntimeError } from "../lib/core/errors.ts";
+import { parseReport } from "../lib/flake/report.ts";
 import type { Dispatch } from "../tests/fake-github/index.ts";
 import { apiRequestsSince, type Context, endpointList, nixLock, requestSequence } from "./context.ts";
 import {

@@ -1,5 +1,5 @@
 /**
- * impact_ms: host impact (lib/impact.ts, both sides evaluated, closures read and diffed) on a
+ * impact_ms: host impact (lib/impact/evaluate.ts, both sides evaluated, closures read and diffed) on a
  * synthetic fleet of 20 hosts × 2,000 derivations sharing most of their closure, against one bare
  * `nix eval` of the same 20 drvPaths; and the in-process diff of two 2,000-derivation closures.
  * Two bumps of the same fleet:
@@ -14,11 +14,11 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
-import { ClosureDiffer, type DrvGraph } from "../lib/closure.ts";
+import { detectNix } from "../lib/flake/nix.ts";
+import { ClosureDiffer, type DrvGraph } from "../lib/impact/closure.ts";
+import { computeImpact, evalArgs } from "../lib/impact/evaluate.ts";
 import { defaultJobs, MemoryGuard, Slots } from "../lib/impact/jobs.ts";
-import { computeImpact, evalArgs } from "../lib/impact.ts";
-import { detectNix } from "../lib/nix.ts";
-import { type NixVariant, nixTestEnv, nixVariants } from "../tests/support/nix.ts";
+import { benchNixVariant, type NixVariant, nixTestEnv, nixVariants } from "../tests/support/nix.ts";
 import { cleanEnv } from "../tests/support/run.ts";
 import {
   DEFAULT_FLEET,
@@ -407,10 +407,12 @@ if (import.meta.main) {
   await using nixEnv = nixTestEnv();
   const runs = Number(process.argv[2] ?? "5");
   const size = parseFleetSize(process.argv[3] ?? "") ?? DEFAULT_FLEET;
-  const env = cleanEnv({ ...nixEnv });
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const fleets = await benchModuleFleet(runs, env, size, log);
-  const result = await benchImpact(runs, env);
+  const fleets = await benchModuleFleet(runs, cleanEnv({ ...nixEnv }), size, log);
+  // The same Nix as `bun run bench` (FLAKE_BUMP_BENCH_NIX, else current Nix when set up).
+  const { variant, note } = benchNixVariant(process.env.FLAKE_BUMP_BENCH_NIX);
+  log(`bench: measuring with ${variant.name}${note === undefined ? "" : ` (${note})`}`);
+  const result = await benchImpact(runs, cleanEnv({ ...nixEnv, ...variant.env }));
   process.stderr.write(`${[...impactLines(result), ...fleetLines(fleets)].join("\n")}\n`);
   process.stdout.write(`${JSON.stringify({ synthetic: result, moduleFleet: fleets }, null, 2)}\n`);
 }

@@ -1,11 +1,11 @@
 /**
- * lock_diff_ms: `diffLocks` (lib/lock.ts) in process, on a synthetic 1000-node pair and on the real
+ * lock_diff_ms: `diffLocks` (lib/flake/lock.ts) in process, on a synthetic 1000-node pair and on the real
  * fleet's before/after pair; `parseLock` (JSON + schema + edge checks) of both locks timed apart,
  * since bump.ts pays it too but it is not the diff.
  */
 import { readFile } from "node:fs/promises";
-import { RuntimeError } from "../lib/errors.ts";
-import { diffLocks, parseLock } from "../lib/lock.ts";
+import { RuntimeError } from "../lib/core/errors.ts";
+import { diffLocks, parseLock } from "../lib/flake/lock.ts";
 import { realLockPath } from "../tests/support/fixtures.ts";
 import { median } from "./stats.ts";
 import { syntheticLockPair } from "./synthetic-lock.ts";

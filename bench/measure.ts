@@ -5,7 +5,7 @@
 import { readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import * as v from "valibot";
-import { describeIssues, RuntimeError } from "../lib/errors.ts";
+import { describeIssues, RuntimeError } from "../lib/core/errors.ts";
 
 export const ROOT = resolve(import.meta.dir, "..");
 const LAUNCHER = join(ROOT, "bench", "launch.ts");

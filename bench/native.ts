@@ -7,8 +7,8 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { RuntimeError } from "../lib/errors.ts";
-import { parseReport } from "../lib/report.ts";
+import { RuntimeError } from "../lib/core/errors.ts";
+import { parseReport } from "../lib/flake/report.ts";
 import { gitRepo } from "../tests/support/git.ts";
 import { type Context, nixLock } from "./context.ts";
 import { expectSuccess, measure, scriptCommand } from "./measure.ts";

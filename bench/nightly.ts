@@ -7,9 +7,9 @@
 import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import { $ } from "zx";
-import { RuntimeError } from "../lib/errors.ts";
-import { GRAPHQL_BATCH, headsQuery } from "../lib/freshness.ts";
-import { parseReport } from "../lib/report.ts";
+import { GRAPHQL_BATCH, headsQuery } from "../lib/bump/freshness.ts";
+import { RuntimeError } from "../lib/core/errors.ts";
+import { parseReport } from "../lib/flake/report.ts";
 import { apiRequestsSince, type Context, endpointList, nixLock } from "./context.ts";
 import { type Env, expectSuccess, type Measured, measure, scriptCommand } from "./measure.ts";
 import { median } from "./stats.ts";
@@ -170,7 +170,7 @@ export async function benchNightly(
 }
 
 /**
- * Wall time of the GraphQL requests lib/freshness.ts sends for these repositories (one per
+ * Wall time of the GraphQL requests lib/bump/freshness.ts sends for these repositories (one per
  * GRAPHQL_BATCH), sent from here with plain fetch: what answering one nightly costs the fake by itself.
  */
 async function fakeBatch(ctx: Context, repos: readonly string[]): Promise<number> {

@@ -6,10 +6,10 @@
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import { $ } from "zx";
-import { RuntimeError } from "../lib/errors.ts";
-import { parseLock } from "../lib/lock.ts";
-import { hasPositionalUpdate } from "../lib/nix.ts";
-import { parseReport } from "../lib/report.ts";
+import { RuntimeError } from "../lib/core/errors.ts";
+import { parseLock } from "../lib/flake/lock.ts";
+import { hasPositionalUpdate } from "../lib/flake/nix.ts";
+import { parseReport } from "../lib/flake/report.ts";
 import { gitRepo } from "../tests/support/git.ts";
 import { type Context, nixLock } from "./context.ts";
 import { expectSuccess, type Measured, measure, ROOT, scriptCommand } from "./measure.ts";
@@ -76,7 +76,7 @@ const IMPORTS = [
   "valibot",
   "@octokit/core",
   "@octokit/plugin-rest-endpoint-methods",
-  "./lib/github.ts",
+  "./lib/github/client.ts",
 ] as const;
 
 export async function benchOverhead(ctx: Context): Promise<OverheadResult> {
@@ -100,7 +100,7 @@ export async function benchOverhead(ctx: Context): Promise<OverheadResult> {
 
   const report = join(scratch, "overhead-report.json");
   const bumpCmd = scriptCommand("bump", ["x", "--report", report]);
-  // The very command bump.ts runs for this plan on this Nix version (lib/nix.ts lockArgs).
+  // The very command bump.ts runs for this plan on this Nix version (lib/flake/nix.ts lockArgs).
   const nixArgs = hasPositionalUpdate(ctx.nix)
     ? ["flake", "update", "x", "--flake", flake.dir]
     : ["flake", "lock", "--update-input", "x", flake.dir];

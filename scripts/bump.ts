@@ -1,20 +1,20 @@
 #!/usr/bin/env bun
 /**
  * bump.ts — move flake inputs in flake.lock with the real Nix CLI.
- * Parse args/env/event → lib/bump.ts → report (stderr for people, --json on stdout, Actions outputs).
+ * Parse args/env/event → lib/bump/bump.ts → report (stderr for people, --json on stdout, Actions outputs).
  */
 import * as v from "valibot";
-import { appendSummary, group, info, setOutputs } from "../lib/actions.ts";
-import type { BumpRequest, GroupDeps, Selected } from "../lib/bump.ts";
-import { debugRequested, flags, parseCli, runMain } from "../lib/cli.ts";
-import { UsageError } from "../lib/errors.ts";
-import { readEventRequest } from "../lib/event.ts";
-import { githubSource } from "../lib/flakeref.ts";
-import type { Freshness } from "../lib/freshness.ts";
-import type { Octokit } from "../lib/github.ts";
-import { Branch, Engine, InputName, Sha } from "../lib/ids.ts";
-import { readActionInputs } from "../lib/inputs.ts";
-import { detectNix } from "../lib/nix.ts";
+import type { BumpRequest, GroupDeps, Selected } from "../lib/bump/bump.ts";
+import type { Freshness } from "../lib/bump/freshness.ts";
+import { appendSummary, group, info, setOutputs } from "../lib/core/actions.ts";
+import { debugRequested, flags, parseCli, runMain } from "../lib/core/cli.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import { readEventRequest } from "../lib/core/event.ts";
+import { Branch, Engine, InputName, Sha } from "../lib/core/ids.ts";
+import { readActionInputs } from "../lib/core/inputs.ts";
+import { githubToken } from "../lib/core/secrets.ts";
+import { githubSource } from "../lib/flake/flakeref.ts";
+import { detectNix } from "../lib/flake/nix.ts";
 import {
   checkReportPath,
   defaultReportPath,
@@ -23,8 +23,8 @@ import {
   reportMarkdown,
   serializeReport,
   writeReport,
-} from "../lib/report.ts";
-import { githubToken } from "../lib/secrets.ts";
+} from "../lib/flake/report.ts";
+import type { Octokit } from "../lib/github/client.ts";
 
 export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--engine auto|native|nix] [--flake DIR] [--report FILE]
                        [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
@@ -103,14 +103,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (event?.repository !== undefined) request.repository = event.repository;
 
   const [{ bump, checkOutdated }, { checkFreshness }] = await Promise.all([
-    import("../lib/bump.ts"),
-    import("../lib/freshness.ts"),
+    import("../lib/bump/bump.ts"),
+    import("../lib/bump/freshness.ts"),
   ]);
 
   // Octokit is loaded only when a GitHub input needs asking: plain git bumps skip its start-up.
   let client: Promise<Octokit> | undefined;
   const octokit = () => {
-    client ??= import("../lib/github.ts").then((github) => github.octokitFromEnv(env));
+    client ??= import("../lib/github/client.ts").then((github) => github.octokitFromEnv(env));
     return client;
   };
   const freshness = async (inputs: readonly Selected[]) => {
@@ -131,7 +131,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       freshness,
       octokit,
       checkTarget: async (target) => {
-        const { targetCheck } = await import("../lib/upstream.ts");
+        const { targetCheck } = await import("../lib/github/upstream.ts");
         return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
       },
       ...(grouped ? { group: grouped } : {}),
@@ -161,9 +161,9 @@ async function groupDeps(
   env: NodeJS.ProcessEnv,
 ): Promise<GroupDeps> {
   const [{ parseRepository }, { $ }, { groupBranch, openGroupMembers }] = await Promise.all([
-    import("../lib/ids.ts"),
+    import("../lib/core/ids.ts"),
     import("zx/core"),
-    import("../lib/group.ts"),
+    import("../lib/pr/group.ts"),
   ]);
   let repo = env.GITHUB_REPOSITORY ? parseRepository(env.GITHUB_REPOSITORY) : undefined;
   if (repo === undefined) {
@@ -177,8 +177,8 @@ async function groupDeps(
   }
   const where = repo;
   const branch = groupBranch(args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/");
-  const { octokitFromEnv } = await import("../lib/github.ts");
-  const { isOlder } = await import("../lib/upstream.ts");
+  const { octokitFromEnv } = await import("../lib/github/client.ts");
+  const { isOlderOn } = await import("../lib/github/upstream.ts");
   const octokit = octokitFromEnv(env);
   let asked: Promise<Readonly<Record<string, string>>> | undefined;
   return {
@@ -191,14 +191,14 @@ async function groupDeps(
       });
       return asked;
     },
-    isOlder: (source, rev, than) => isOlder(octokit, source, rev, than),
+    isOlder: isOlderOn(octokit),
   };
 }
 
 /** `--check`: one line per input, `outdated=NAMES` on stdout (or the answers as JSON) and in $GITHUB_OUTPUT. */
 async function check(
   request: BumpRequest,
-  checkOutdated: typeof import("../lib/bump.ts").checkOutdated,
+  checkOutdated: typeof import("../lib/bump/bump.ts").checkOutdated,
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
   octokit: () => Promise<Octokit>,
   json: boolean,

@@ -1,34 +1,44 @@
 #!/usr/bin/env bun
 /**
  * impact.ts — what a lock change does to the fleet's hosts, from evaluation alone (nothing is built).
- * Parse args/env → lib/impact.ts → stderr for people, --json on stdout, the section in each moved
+ * Parse args/env → lib/impact/evaluate.ts → stderr for people, --json on stdout, the section in each moved
  * input's pull request, Actions outputs and summary.
  */
-import { mkdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import * as v from "valibot";
 import { $ } from "zx/core";
-import { annotate, appendSummary, group, inActions, info, setOutputs } from "../lib/actions.ts";
-import { writeAtomic } from "../lib/bump.ts";
-import { flags, parseCli, runMain } from "../lib/cli.ts";
-import { UsageError } from "../lib/errors.ts";
-import { octokitFromEnv } from "../lib/github.ts";
-import { Branch, parseRepository, RepositoryName } from "../lib/ids.ts";
+import { annotate, appendSummary, group, inActions, info, setOutputs } from "../lib/core/actions.ts";
+import { flags, parseCli, runMain } from "../lib/core/cli.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import { writeAtomic } from "../lib/core/files.ts";
+import { Branch, parseRepository, RepositoryName } from "../lib/core/ids.ts";
+import { Footer, Jobs, readActionInputs } from "../lib/core/inputs.ts";
+import { githubToken } from "../lib/core/secrets.ts";
+import { diffLocks, parseLock } from "../lib/flake/lock.ts";
+import { detectNix } from "../lib/flake/nix.ts";
+import {
+  checkGrouping,
+  defaultReportPath,
+  membersOf,
+  type Report,
+  readReport,
+  revOf,
+} from "../lib/flake/report.ts";
+import { octokitFromEnv } from "../lib/github/client.ts";
 import {
   computeImpact,
   flakeNamesHosts,
+  type ImpactMode,
   type ImpactSide,
+  type InputImpact,
   type OnlyFilter,
   parseOnly,
   planImpact,
-} from "../lib/impact.ts";
-import { writeGroupImpactSection, writeImpactSections } from "../lib/impact-pr.ts";
-import { DEFAULT_DEPLOY_SENTENCE, describeImpact, summaryMarkdown } from "../lib/impact-text.ts";
-import { Jobs, readActionInputs, resolveJobs } from "../lib/inputs.ts";
-import { diffLocks, parseLock } from "../lib/lock.ts";
-import { detectNix } from "../lib/nix.ts";
-import { checkGrouping, defaultReportPath, readReport } from "../lib/report.ts";
-import { githubToken } from "../lib/secrets.ts";
+} from "../lib/impact/evaluate.ts";
+import { resolveJobs } from "../lib/impact/jobs.ts";
+import { DEFAULT_DEPLOY_SENTENCE, describeImpact, summaryMarkdown } from "../lib/impact/text.ts";
+import { writeGroupImpactSection, writeImpactSections } from "../lib/pr/impact.ts";
 
 export const USAGE = `Usage: bun scripts/impact.ts [--report FILE] [--flake DIR] [--base-lock FILE] [--lock FILE]
                             [--only ATTR ...] [--json] [--dry-run] [--timeout-minutes N] [--jobs N]
@@ -64,8 +74,8 @@ and homeConfigurations (activationPackage).
 
 In the update action the inputs arrive as FLAKE_BUMP_IMPACT (auto, true or false; auto runs when a
 .nix file of the repository names one of those outputs), FLAKE_BUMP_IMPACT_TIMEOUT_MINUTES,
-FLAKE_BUMP_IMPACT_JOBS, FLAKE_BUMP_REPORT, FLAKE_BUMP_OUTDATED, FLAKE_BUMP_FLAKE, FLAKE_BUMP_BRANCH_PREFIX, FLAKE_BUMP_GROUP
-and FLAKE_BUMP_DRY_RUN; flags override them.
+FLAKE_BUMP_IMPACT_JOBS, FLAKE_BUMP_REPORT, FLAKE_BUMP_OUTDATED, FLAKE_BUMP_FLAKE, FLAKE_BUMP_BRANCH_PREFIX,
+FLAKE_BUMP_PR_FOOTER, FLAKE_BUMP_GROUP and FLAKE_BUMP_DRY_RUN; flags override them.
 
 Exit codes: 0 impact computed (hosts that fail to evaluate are reported, not a failure),
 1 failure (Nix missing, no flake), 2 bad usage.`;
@@ -108,7 +118,7 @@ const Args = v.object({
   repo: v.optional(RepositoryName),
   "branch-prefix": v.optional(Branch),
   group: v.optional(v.boolean(), false),
-  footer: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(300)), DEFAULT_DEPLOY_SENTENCE),
+  footer: v.optional(Footer),
   plan: v.optional(v.boolean(), false),
 });
 
@@ -144,21 +154,66 @@ function localSide(baseLock: string, lock: string): ImpactSide {
   return { name: moved.map((change) => change.path).join(",") || "flake.lock", rev, lock };
 }
 
+/**
+ * What a report asks to evaluate: one comparison per moved input, or, for a grouped run, one of the
+ * combined lock with its members (a group has no single rev).
+ */
+function reportComparisons(
+  report: Report,
+  grouped: boolean,
+): { sides: ImpactSide[]; members?: Record<string, string> } {
+  if (!grouped) {
+    return {
+      sides: report.inputs.map((input) => ({ name: input.name, rev: revOf(input), lock: input.lock.text })),
+    };
+  }
+  if (report.lock === null) {
+    throw new UsageError(
+      "the report has no combined flake.lock, so a grouped host impact has nothing to evaluate; pass the report bump.ts --group wrote",
+    );
+  }
+  const members = membersOf(report.inputs);
+  return {
+    sides: [{ name: Object.keys(members).join(","), rev: report.lock.sha256, lock: report.lock.text }],
+    members,
+  };
+}
+
+/** `--plan`: whether host impact will run for the inputs that are behind, decided without Nix. */
+async function plan(
+  mode: ImpactMode,
+  flake: string,
+  outdated: readonly string[] | undefined,
+  env: NodeJS.ProcessEnv,
+): Promise<number> {
+  const names = mode === "auto" ? await flakeNamesHosts(flake, env) : undefined;
+  // The check step always answers: no value is its "nothing is behind".
+  const answer = planImpact(mode, outdated ?? [], names);
+  info(`Host impact ${answer.run ? "will run" : "will not run"}: ${answer.reason}.`);
+  setOutputs({ run: String(answer.run) }, env);
+  return 0;
+}
+
+/** A warning annotation for each host that no longer evaluates, and for a time budget run out. */
+function annotateProblems(inputs: readonly InputImpact[], timeoutMinutes: number): void {
+  for (const host of inputs.flatMap((input) => input.hosts)) {
+    if (host.status === "failed") {
+      annotate("warning", `${host.attr} no longer evaluates: ${(host.error ?? "").split("\n")[0]}`);
+    }
+  }
+  if (inputs.some((input) => input.timedOut)) {
+    annotate("warning", `host impact ran out of its time budget (${timeoutMinutes} minutes)`);
+  }
+}
+
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const args = parseCli(argv, options, Args, USAGE);
   if (args === undefined) return 0;
   const action = readActionInputs("impact", env);
   // Run by hand the script computes; the action passes its own default, auto.
   const mode = action.impact ?? "true";
-  if (args.plan) {
-    const flake = resolve(args.flake ?? action.flake ?? process.cwd());
-    const names = mode === "auto" ? await flakeNamesHosts(flake, env) : undefined;
-    // The check step always answers: no value is its "nothing is behind".
-    const plan = planImpact(mode, action.outdated ?? [], names);
-    info(`Host impact ${plan.run ? "will run" : "will not run"}: ${plan.reason}.`);
-    setOutputs({ run: String(plan.run) }, env);
-    return 0;
-  }
+  if (args.plan)
+    return plan(mode, resolve(args.flake ?? action.flake ?? process.cwd()), action.outdated, env);
   const skip = (why: string) => {
     info(why);
     setOutputs({ impact: "", "changed-hosts": "", "failed-hosts": "" }, env);
@@ -185,28 +240,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       : await committedLock(flakeDir);
   parseLock(baseLock, "the base lock");
 
-  let sides: ImpactSide[];
   const grouped = report !== undefined && groupAsked;
-  /** The grouped run's members: one comparison of the combined lock, which a group has no single rev for. */
-  const members: Record<string, string> = {};
-  if (grouped && report !== undefined) {
-    if (report.lock === null) {
-      throw new UsageError(
-        "the report has no combined flake.lock, so a grouped host impact has nothing to evaluate; pass the report bump.ts --group wrote",
-      );
-    }
-    for (const input of report.inputs) members[input.name] = input.to.rev ?? input.to.ref;
-    sides = [{ name: Object.keys(members).join(","), rev: report.lock.sha256, lock: report.lock.text }];
-  } else if (report !== undefined) {
-    sides = report.inputs.map((input) => ({
-      name: input.name,
-      rev: input.to.rev ?? input.to.ref,
-      lock: input.lock.text,
-    }));
-  } else {
-    const lock = await readText(args.lock ?? join(flakeDir, "flake.lock"), "--lock");
-    sides = [localSide(baseLock, lock)];
-  }
+  const { sides, members } =
+    report === undefined
+      ? { sides: [localSide(baseLock, await readText(args.lock ?? join(flakeDir, "flake.lock"), "--lock"))] }
+      : reportComparisons(report, grouped);
 
   const nix = await detectNix({ env });
   const timeoutMinutes = args["timeout-minutes"] ?? action["impact-timeout-minutes"] ?? 20;
@@ -231,28 +269,25 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   info(
     `Host impact took ${stats.processes} nix eval process${stats.processes === 1 ? "" : "es"} (${stats.jobs.start} at once${stats.memoryStops > 0 ? `, ${stats.jobs.end} after ${stats.memoryStops} stopped for memory` : ""})${stats.peakRssBytes > 0 ? `, at most ${Math.round(stats.peakRssBytes / 2 ** 20)} MB together` : ""}.`,
   );
-  const impact = grouped
-    ? { ...run.impact, inputs: run.impact.inputs.map((input) => ({ ...input, members })) }
-    : run.impact;
+  const impact =
+    members === undefined
+      ? run.impact
+      : { ...run.impact, inputs: run.impact.inputs.map((input) => ({ ...input, members })) };
   for (const line of describeImpact(impact.inputs)) info(line);
   const json = `${JSON.stringify(impact, null, 2)}\n`;
   if (args.json) process.stdout.write(json);
 
   const path = join(dirname(defaultReportPath(env)), "impact.json");
-  await mkdir(dirname(path), { recursive: true });
   await writeAtomic(path, json);
+  if (inActions(env)) annotateProblems(impact.inputs, timeoutMinutes);
   const hosts = impact.inputs.flatMap((input) => input.hosts);
   const names = (status: string) =>
     [...new Set(hosts.filter((h) => h.status === status).map((h) => h.attr))].join(",");
-  for (const host of hosts) {
-    if (host.status === "failed" && inActions(env)) {
-      annotate("warning", `${host.attr} no longer evaluates: ${(host.error ?? "").split("\n")[0]}`);
-    }
-  }
-  if (impact.inputs.some((input) => input.timedOut) && inActions(env)) {
-    annotate("warning", `host impact ran out of its time budget (${timeoutMinutes} minutes)`);
-  }
-  const text = { deploySentence: args.footer, timeoutMinutes };
+  // The same sentence open-pr wrote as the body's footer, so the section does not replace it.
+  const text = {
+    deploySentence: args.footer ?? action["pr-footer"] ?? DEFAULT_DEPLOY_SENTENCE,
+    timeoutMinutes,
+  };
 
   const repo =
     (args.repo ? parseRepository(args.repo) : undefined) ??

@@ -1,18 +1,18 @@
 #!/usr/bin/env bun
 /**
  * notify.ts — tell downstream repositories that this upstream flake was pushed.
- * Parse args/env → lib/dispatch.ts → one line per repository; exit 1 if any failed.
+ * Parse args/env → lib/github/dispatch.ts → one line per repository; exit 1 if any failed.
  */
 import * as v from "valibot";
-import { appendSummary, group, info, setOutputs } from "../lib/actions.ts";
-import { flags, parseCli, runMain } from "../lib/cli.ts";
-import { checkPayload, DEFAULT_EVENT_TYPE, dispatchAll } from "../lib/dispatch.ts";
-import { RuntimeError, UsageError } from "../lib/errors.ts";
-import type { DispatchPayload } from "../lib/event.ts";
-import { octokitFromEnv } from "../lib/github.ts";
-import { EventType, GitRef, InputName, RepositoryName, Sha } from "../lib/ids.ts";
-import { readActionInputs } from "../lib/inputs.ts";
-import { githubToken } from "../lib/secrets.ts";
+import { appendSummary, group, info, setOutputs } from "../lib/core/actions.ts";
+import { flags, parseCli, runMain } from "../lib/core/cli.ts";
+import { RuntimeError, UsageError } from "../lib/core/errors.ts";
+import type { DispatchPayload } from "../lib/core/event.ts";
+import { EventType, GitRef, InputName, RepositoryName, Sha } from "../lib/core/ids.ts";
+import { readActionInputs } from "../lib/core/inputs.ts";
+import { githubToken } from "../lib/core/secrets.ts";
+import { octokitFromEnv } from "../lib/github/client.ts";
+import { checkPayload, DEFAULT_EVENT_TYPE, dispatchAll } from "../lib/github/dispatch.ts";
 
 export const USAGE = `Usage: bun scripts/notify.ts --repo OWNER/REPO [--repo OWNER/REPO ...] [--input NAME] [--sha SHA]
                           [--ref REF] [--event-type TYPE] [--dry-run] [--help]

@@ -10,8 +10,8 @@ import { cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
-import { mapBounded } from "../lib/bounded.ts";
-import { parseReport } from "../lib/report.ts";
+import { mapBounded } from "../lib/core/bounded.ts";
+import { parseReport } from "../lib/flake/report.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
 import {
   type Case,

@@ -8,8 +8,8 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
-import { parseLock } from "../lib/lock.ts";
-import { parseReport, type Report } from "../lib/report.ts";
+import { parseLock } from "../lib/flake/lock.ts";
+import { parseReport, type Report } from "../lib/flake/report.ts";
 import { type GitRepo, gitRepo } from "./support/git.ts";
 import { nixTestEnv, nixVariants } from "./support/nix.ts";
 import { cleanEnv, type RunResult, runScript } from "./support/run.ts";

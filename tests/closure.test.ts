@@ -6,8 +6,14 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { $ } from "zx";
-import { type ATerm, type DrvNode, parseATerm, parseDerivationShow, parseDrvFile } from "../lib/closure.ts";
-import { EXPERIMENTAL, parseNixVersion } from "../lib/nix.ts";
+import { EXPERIMENTAL, parseNixVersion } from "../lib/flake/nix.ts";
+import {
+  type ATerm,
+  type DrvNode,
+  parseATerm,
+  parseDerivationShow,
+  parseDrvFile,
+} from "../lib/impact/closure.ts";
 import { nixTestEnv, nixVariants } from "./support/nix.ts";
 import { cleanEnv } from "./support/run.ts";
 

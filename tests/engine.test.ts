@@ -10,8 +10,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { $ } from "zx";
-import { parseLock, pinReason } from "../lib/lock.ts";
-import { parseReport } from "../lib/report.ts";
+import { parseLock, pinReason } from "../lib/flake/lock.ts";
+import { parseReport } from "../lib/flake/report.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
 import { type Chain, chain, DOWN, UP } from "./support/chain.ts";
 import { nixVariants } from "./support/nix.ts";

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { $ } from "zx";
-import { parseMarker } from "../lib/pr-text.ts";
+import { parseMarker } from "../lib/pr/text.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
 import { BRANCH, type Chain, chain, DOWN } from "./support/chain.ts";
 import { nixVariants } from "./support/nix.ts";

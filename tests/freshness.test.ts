@@ -1,13 +1,13 @@
 /**
- * lib/freshness.ts against the fake GitHub, in process: how many requests the nightly question costs,
+ * lib/bump/freshness.ts against the fake GitHub, in process: how many requests the nightly question costs,
  * and what happens when GraphQL cannot answer. No Nix, no port 443.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
 import { $ } from "zx";
-import { mapBounded } from "../lib/bounded.ts";
-import { checkFreshness, type Freshness, GRAPHQL_BATCH, headsQuery } from "../lib/freshness.ts";
-import { createOctokit, type Octokit } from "../lib/github.ts";
-import type { LockNode } from "../lib/lock.ts";
+import { checkFreshness, type Freshness, GRAPHQL_BATCH, headsQuery } from "../lib/bump/freshness.ts";
+import { mapBounded } from "../lib/core/bounded.ts";
+import type { LockNode } from "../lib/flake/lock.ts";
+import { createOctokit, type Octokit } from "../lib/github/client.ts";
 import { FakeGitHub } from "./fake-github/index.ts";
 
 let fake: FakeGitHub;

@@ -7,8 +7,8 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parseGroupMarker } from "../lib/group.ts";
-import { parseLock } from "../lib/lock.ts";
+import { parseLock } from "../lib/flake/lock.ts";
+import { parseGroupMarker } from "../lib/pr/group.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
 import { type Chain, chain, DOWN } from "./support/chain.ts";
 import { nixVariants } from "./support/nix.ts";

@@ -5,7 +5,8 @@
  * derivations whose builder is /bin/false: evaluating them is all that may happen.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { parseMarker, SECTION_END, SECTION_START } from "../lib/pr-text.ts";
+import { SECTION_END, SECTION_START } from "../lib/impact/text.ts";
+import { parseMarker } from "../lib/pr/text.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
 import { type Chain, type ChainFiles, chain } from "./support/chain.ts";
 import { nixVariants } from "./support/nix.ts";
@@ -78,13 +79,15 @@ for (const variant of nixVariants()) {
         expect(section).toContain("- `legacy`:");
         expect(section).toMatch(/attribute 'compat' missing/);
         expect(section).toContain("**Changed (2)**");
-        expect(section).toContain("- `alice@laptop`:\n  - fleet-tool 1.0 → 1.2");
-        expect(section).toContain("- `web`:\n  - fleet-tool 1.0 → 1.2\n  - + fleet-agent 0.2");
+        // Said once for both hosts, then what only `web` has.
+        expect(section).toContain(
+          "On both changed hosts: fleet-tool 1.0 → 1.2\n\nEach host's own changes:\n\n- `web`: + fleet-agent 0.2\n",
+        );
         expect(section).toContain("Unchanged: `db`.");
         expect(section).toContain("After merging, deploy: `alice@laptop`, `web` (`db` unchanged).");
         // Hosts first, the marker last: the section sits before flake-bump's marker.
         expect(pull?.body?.indexOf(SECTION_END)).toBeLessThan(pull?.body?.indexOf("<!-- flake-bump {") ?? 0);
-        // FLAKE_BUMP_SHOW_SECTION=1 prints the section as written: the README's example is this one.
+        // FLAKE_BUMP_SHOW_SECTION=1 prints the section as written: docs/host-impact.md's example is this one.
         if (process.env.FLAKE_BUMP_SHOW_SECTION) process.stderr.write(`${section}\n`);
 
         // The same dispatch again: open-pr changes nothing, impact finds its section up to date.
@@ -103,7 +106,9 @@ for (const variant of nixVariants()) {
         expect(parseMarker(body)?.rev).toBe(newer);
         const [replaced, ...more] = sections(body);
         expect(more).toStrictEqual([]);
-        expect(replaced).toContain("- `web`:\n  - fleet-tool 1.0 → 1.3\n  - + fleet-agent 0.3");
+        expect(replaced).toContain(
+          "On both changed hosts: fleet-tool 1.0 → 1.3\n\nEach host's own changes:\n\n- `web`: + fleet-agent 0.3\n",
+        );
         expect(replaced).not.toContain("1.2");
         expect(body?.split(SECTION_START)).toHaveLength(2);
       },

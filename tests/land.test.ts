@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parseLock } from "../lib/lock.ts";
+import { parseLock } from "../lib/flake/lock.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
 import { BRANCH, type Chain, chain, DOWN } from "./support/chain.ts";
 import { nixVariants } from "./support/nix.ts";

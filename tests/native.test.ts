@@ -9,9 +9,6 @@ import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/pr
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { $ } from "zx";
-import { pinnedRef } from "../lib/flakeref.ts";
-import { createOctokit, type Octokit } from "../lib/github.ts";
-import { parseLock } from "../lib/lock.ts";
 import {
   fetchLocked,
   lockEligibility,
@@ -19,7 +16,10 @@ import {
   NotNative,
   serializeLock,
   upstreamEligibility,
-} from "../lib/native.ts";
+} from "../lib/bump/native.ts";
+import { pinnedRef } from "../lib/flake/flakeref.ts";
+import { parseLock } from "../lib/flake/lock.ts";
+import { createOctokit, type Octokit } from "../lib/github/client.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
 import { type NixTestEnv, nixTestEnv, nixVariants } from "./support/nix.ts";
 

@@ -25,8 +25,8 @@ import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { $ } from "zx";
-import { parseLock } from "../lib/lock.ts";
-import { parseReport } from "../lib/report.ts";
+import { parseLock } from "../lib/flake/lock.ts";
+import { parseReport } from "../lib/flake/report.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
 import { nixTestEnv, nixVariants } from "./support/nix.ts";
 import { readmeSection } from "./support/readme.ts";
@@ -50,6 +50,7 @@ const DOWNSTREAMS = [
   "nixcfg-inputs",
   "nixcfg-dry",
   "nixcfg-impact",
+  "nixcfg-footer",
   "nixcfg-group",
 ] as const;
 type Downstream = (typeof DOWNSTREAMS)[number];
@@ -113,6 +114,10 @@ beforeAll(async () => {
     ...variant?.env,
     PATH: [dirname(process.execPath), variant?.env.PATH ?? process.env.PATH ?? ""].join(delimiter),
     FLAKE_BUMP_WAIT_SCALE: "0",
+    // The hermetic XDG_CACHE_HOME above would also move Bun's package cache (Bun keeps it under
+    // XDG_CACHE_HOME when that is set), so every install step would download again, and fail where
+    // only loopback is reachable. The runner's own cache is what a real runner's setup-bun keeps too.
+    BUN_INSTALL_CACHE_DIR: (await $({ quiet: true })`${process.execPath} pm cache`).stdout.trim(),
   });
 });
 
@@ -312,7 +317,8 @@ async function world(): Promise<string[]> {
   fake.setRepoSettings("acme", "nixcfg-group", { allowAutoMerge: true });
   await fake.push("acme", "nixcfg-inputs", { RELEASE: "1\n" }, "release branch", { branch: "release" });
   for (const downstream of others) {
-    const flakeNix = downstream === "nixcfg-impact" ? hostsNix : downstreamNix;
+    const flakeNix =
+      downstream === "nixcfg-impact" || downstream === "nixcfg-footer" ? hostsNix : downstreamNix;
     await fake.createRepo("acme", downstream, { files: { "flake.nix": flakeNix, "flake.lock": lock } });
   }
   for (let i = 1; i <= 3; i++)
@@ -589,6 +595,32 @@ describe("every action input reaches GitHub", () => {
       expect(pull?.body).toContain("- `web`:\n  - tool 1.0 → 1.3");
       expect(pull?.body).toContain("After merging, deploy: `web` (`db` unchanged).");
       expect(pull?.body?.split("<!-- flake-bump:impact -->")).toHaveLength(2);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "update: pr-footer reaches the impact step too; the section it writes keeps the custom sentence",
+    async () => {
+      const footer = "Merge, then roll out {hosts} with colmena";
+      const job = await runUpdate({
+        workflow: actionWorkflow("update", { impact: "true", "pr-footer": footer }),
+        downstream: "nixcfg-footer",
+        event: workflowDispatch("nixcfg-footer", { inputs: "", rev: "" }),
+        secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
+      });
+      expectSuccess(job);
+      const step = (name: string) => job.steps.find((s) => s.path.endsWith(`/${name}`));
+      expect(step("Compute host impact")?.outcome).toBe("success");
+      expect(actionOutputs(job)).toMatchObject({
+        operation: "created",
+        "changed-hosts": "nixosConfigurations.web",
+      });
+      const [pull] = openPulls("nixcfg-footer");
+      // The section was written (it lists the package change) and ends with the user's sentence.
+      expect(pull?.body).toContain("- `web`:\n  - tool 1.0 → 1.3");
+      expect(pull?.body).toContain("Merge, then roll out `web` (`db` unchanged) with colmena.");
+      expect(pull?.body).not.toContain("After merging, deploy");
     },
     TIMEOUT,
   );

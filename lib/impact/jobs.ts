@@ -15,6 +15,11 @@ export function defaultJobs(): number {
   return Math.max(1, availableParallelism());
 }
 
+/** `auto` is one process per core (the guard lowers it further when memory runs short). */
+export function resolveJobs(jobs: number | "auto"): number {
+  return jobs === "auto" ? defaultJobs() : jobs;
+}
+
 /** Memory left free for everything else: a tenth of the machine's, at least 512 MiB. */
 export function defaultReserveBytes(): number {
   return Math.max(512 * 2 ** 20, Math.floor(totalmem() / 10));

@@ -14,9 +14,9 @@ import { createHash } from "node:crypto";
 import { cpSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
-import type { FlakeLock } from "../../lib/lock.ts";
-import { parseLock } from "../../lib/lock.ts";
-import { type Report, serializeReport } from "../../lib/report.ts";
+import type { FlakeLock } from "../../lib/flake/lock.ts";
+import { parseLock } from "../../lib/flake/lock.ts";
+import { type Report, serializeReport } from "../../lib/flake/report.ts";
 import type { GitRepo } from "./git.ts";
 import type { RunResult } from "./run.ts";
 

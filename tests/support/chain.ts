@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
-import { parseLock } from "../../lib/lock.ts";
+import { parseLock } from "../../lib/flake/lock.ts";
 import type { FakeGitHub } from "../fake-github/index.ts";
 import { type NixTestEnv, type NixVariant, nixTestEnv } from "./nix.ts";
 import { cleanEnv, type RunResult, runScript } from "./run.ts";

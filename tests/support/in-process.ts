@@ -1,11 +1,11 @@
 /**
  * Run an entry script's exported `main(argv, env)` in this process and end it the way `runMain` ends
- * a real run: the same exit code and the same `error:` line (lib/cli.ts's `failure`), with what it
+ * a real run: the same exit code and the same `error:` line (lib/core/cli.ts's `failure`), with what it
  * wrote to stdout and stderr captured. The fast tier's replacement for spawning `bun scripts/X.ts`.
  */
 import { spyOn } from "bun:test";
-import { failure } from "../../lib/cli.ts";
-import { redact } from "../../lib/secrets.ts";
+import { failure } from "../../lib/core/cli.ts";
+import { redact } from "../../lib/core/secrets.ts";
 import type { RunResult } from "./run.ts";
 
 export type Main = (argv: readonly string[], env: NodeJS.ProcessEnv) => Promise<number>;

@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { bump } from "../../lib/bump.ts";
-import { serializeReport } from "../../lib/report.ts";
+import { bump } from "../../lib/bump/bump.ts";
+import { serializeReport } from "../../lib/flake/report.ts";
 import { main as bumpMain } from "../../scripts/bump.ts";
 import { main as notifyMain } from "../../scripts/notify.ts";
 import { main as openPrMain } from "../../scripts/open-pr.ts";
@@ -147,7 +147,7 @@ describe("bad input: exit code, one error line naming problem and fix, nothing c
     expect(problems(c, outcome)).toStrictEqual([]);
   });
 
-  // GitHub's 4xx answers are final (lib/github.ts's doNotRetry): asking again only costs requests.
+  // GitHub's 4xx answers are final (lib/github/client.ts's doNotRetry): asking again only costs requests.
   test("a repository that does not exist is asked about once", () => {
     const asked = fake.requests.filter((request) => request.path.startsWith("/repos/acme/missing/"));
     expect(asked.map((request) => `${request.method} ${request.path} ${request.status}`)).toStrictEqual([

@@ -1,5 +1,5 @@
 /**
- * The rolling branch's compare-and-swap (lib/branch.ts), in process against a fake GitHub on an
+ * The rolling branch's compare-and-swap (lib/pr/branch.ts), in process against a fake GitHub on an
  * ephemeral port: created, moved by fast-forward only, never moved back, retried after losing the
  * race to a concurrent writer, given up after SWAP_ATTEMPTS. Request sequences are asserted exactly,
  * so a change that costs a request fails here.
@@ -16,19 +16,13 @@ import {
   test,
 } from "bun:test";
 import { createHash } from "node:crypto";
-import {
-  type BaseCommit,
-  type BranchHead,
-  readHead,
-  SWAP_ATTEMPTS,
-  type Swap,
-  swapBranch,
-} from "../../lib/branch.ts";
-import { createOctokit, type Octokit, type RepositoryClient } from "../../lib/github.ts";
-import { commitMessage, type PrText, prBody, prTitle } from "../../lib/pr-text.ts";
-import type { InputChange } from "../../lib/report.ts";
-import { type FakeGitHub, type Handler, type HandlerContext, localFakeGitHub } from "../fake-github/index.ts";
-import { handlers } from "../fake-github/rest.ts";
+import type { InputChange } from "../../lib/flake/report.ts";
+import { createOctokit, type Octokit, type RepositoryClient } from "../../lib/github/client.ts";
+import { type BranchHead, readHead, type Swap, swapBranch } from "../../lib/pr/branch.ts";
+import { type BaseCommit, SWAP_ATTEMPTS } from "../../lib/pr/commit.ts";
+import { commitMessage, type PrText, prBody, prTitle } from "../../lib/pr/text.ts";
+import { type FakeGitHub, type HandlerContext, localFakeGitHub } from "../fake-github/index.ts";
+import { runningFirst } from "../support/handlers.ts";
 import { upstreamHistory } from "../support/history.ts";
 
 // Each case makes a handful of real git objects in the fake; a busy machine needs more than 5 s.
@@ -53,12 +47,7 @@ let up: string[];
  */
 let beforeUpdateRef: ((ctx: HandlerContext) => Promise<void>) | undefined;
 
-const realUpdateRef = handlers["git/update-ref"];
-const updateRef: Handler = async (ctx) => {
-  await beforeUpdateRef?.(ctx);
-  if (realUpdateRef === undefined) throw new Error("the fake has no git/update-ref handler");
-  return realUpdateRef(ctx);
-};
+const updateRef = runningFirst("git/update-ref", () => beforeUpdateRef);
 
 const at = (i: number) => up[i] ?? "";
 

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
-import { UsageError } from "../../lib/errors.ts";
-import { type EventRequest, requestFromEvent } from "../../lib/event.ts";
-import { splitNames } from "../../lib/inputs.ts";
+import { UsageError } from "../../lib/core/errors.ts";
+import { type EventRequest, requestFromEvent } from "../../lib/core/event.ts";
+import { splitNames } from "../../lib/core/inputs.ts";
 
 const sha = "0123456789abcdef0123456789abcdef01234567";
 

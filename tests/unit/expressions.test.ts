@@ -117,7 +117,7 @@ describe("values, interpolation and conditions", () => {
 });
 
 describe("parseFileCommands", () => {
-  test("reads name=value lines and heredocs, as scripts and lib/actions.ts write them", () => {
+  test("reads name=value lines and heredocs, as scripts and lib/core/actions.ts write them", () => {
     const text = [
       "changed=true",
       "report<<flake_bump_1",

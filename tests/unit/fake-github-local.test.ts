@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
-import { createOctokit } from "../../lib/github.ts";
+import { createOctokit } from "../../lib/github/client.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 
 let one: FakeGitHub;

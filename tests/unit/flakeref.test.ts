@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
-import { UsageError } from "../../lib/errors.ts";
-import { githubSource, pinnedRef } from "../../lib/flakeref.ts";
-import type { LockNode } from "../../lib/lock.ts";
+import { UsageError } from "../../lib/core/errors.ts";
+import { githubSource, pinnedRef } from "../../lib/flake/flakeref.ts";
+import type { LockNode } from "../../lib/flake/lock.ts";
 
 const rev = "0123456789abcdef0123456789abcdef01234567";
 

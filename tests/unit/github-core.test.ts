@@ -4,11 +4,11 @@
  * question that spares Nix on a quiet night, and the sentences real Octokit errors become.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, spyOn, test } from "bun:test";
-import type { GitHubSource } from "../../lib/flakeref.ts";
-import { checkFreshness } from "../../lib/freshness.ts";
-import { createOctokit, describeGitHubError, type Octokit, statusOf } from "../../lib/github.ts";
-import type { LockNode } from "../../lib/lock.ts";
-import { type Compared, targetCheck } from "../../lib/upstream.ts";
+import { checkFreshness } from "../../lib/bump/freshness.ts";
+import type { GitHubSource } from "../../lib/flake/flakeref.ts";
+import type { LockNode } from "../../lib/flake/lock.ts";
+import { createOctokit, describeGitHubError, type Octokit, statusOf } from "../../lib/github/client.ts";
+import { type Compared, targetCheck } from "../../lib/github/upstream.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 
 let fake: FakeGitHub;

@@ -1,10 +1,10 @@
 import { expect, test } from "bun:test";
 import { $ } from "zx";
-import { mapBounded } from "../../lib/bounded.ts";
-import { gitBlobSha } from "../../lib/branch.ts";
-import { checkPayload } from "../../lib/dispatch.ts";
-import { UsageError } from "../../lib/errors.ts";
-import { parseRepository } from "../../lib/ids.ts";
+import { mapBounded } from "../../lib/core/bounded.ts";
+import { UsageError } from "../../lib/core/errors.ts";
+import { parseRepository } from "../../lib/core/ids.ts";
+import { checkPayload } from "../../lib/github/dispatch.ts";
+import { gitBlobSha } from "../../lib/pr/branch.ts";
 
 const sha = "887daaf2b11c1375d98b35cc0c769fc9e9512861";
 

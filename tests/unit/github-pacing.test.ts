@@ -1,10 +1,10 @@
 /**
- * The client's request rules (lib/github.ts), in process against a fake GitHub of this file's own:
+ * The client's request rules (lib/github/client.ts), in process against a fake GitHub of this file's own:
  * which failures are asked again and after how long, which are final, and how writes are spaced.
  * A recording clock takes the waits, so GitHub's minutes cost nothing and every wait is exact.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, spyOn, test } from "bun:test";
-import { type Clock, createOctokit, type Octokit, statusOf } from "../../lib/github.ts";
+import { type Clock, createOctokit, type Octokit, statusOf } from "../../lib/github/client.ts";
 import { type FakeGitHub, type Fault, localFakeGitHub } from "../fake-github/index.ts";
 
 const REPO = { owner: "acme", repo: "fleet" };

@@ -8,7 +8,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, t
 import { createHash } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createOctokit, type Octokit } from "../../lib/github.ts";
+import type { InputChange, Report } from "../../lib/flake/report.ts";
+import { createOctokit, type Octokit } from "../../lib/github/client.ts";
+import type { InputImpact } from "../../lib/impact/evaluate.ts";
+import { renderSection, SECTION_END, SECTION_START } from "../../lib/impact/text.ts";
 import {
   carryGroupSection,
   groupBody,
@@ -16,23 +19,20 @@ import {
   landGroupAuto,
   openGroupPullRequest,
   parseGroupMarker,
-} from "../../lib/group.ts";
-import type { InputImpact } from "../../lib/impact.ts";
-import { writeGroupImpactSection } from "../../lib/impact-pr.ts";
-import { renderSection } from "../../lib/impact-text.ts";
+} from "../../lib/pr/group.ts";
+import { writeGroupImpactSection } from "../../lib/pr/impact.ts";
 import {
   type AutoOptions,
   commitDirect,
   groupImpactHold,
   type ImpactFile,
   NOTE_START,
-} from "../../lib/land.ts";
-import { SECTION_END, SECTION_START } from "../../lib/pr-text.ts";
-import type { OpenPrOptions } from "../../lib/pull-request.ts";
-import type { InputChange, Report } from "../../lib/report.ts";
+} from "../../lib/pr/land.ts";
+import type { OpenPrOptions } from "../../lib/pr/lifecycle.ts";
 import { main as openPrMain } from "../../scripts/open-pr.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 import { scratchRoot } from "../fake-github/tmp.ts";
+import { losingAnswer } from "../support/handlers.ts";
 import { upstreamHistory } from "../support/history.ts";
 import { runInProcess } from "../support/in-process.ts";
 
@@ -150,8 +150,16 @@ function perInputImpact(report: Report, failing: string): ImpactFile {
   };
 }
 
+/** Lose the answer to the next `pulls/create` after GitHub applied it (a dropped connection). */
+let loseCreateAnswer = false;
+const createPull = losingAnswer("pulls/create", () => {
+  const lose = loseCreateAnswer;
+  loseCreateAnswer = false;
+  return lose;
+});
+
 beforeAll(async () => {
-  fake = await localFakeGitHub();
+  fake = await localFakeGitHub({ handlers: { "pulls/create": createPull } });
   octokit = createOctokit({ baseUrl: fake.apiUrl, token: fake.token, waitScale: 0 });
   for (const name of NAMES) {
     revs[name] = await upstreamHistory(fake, { owner: "acme", repo: name }, 2, (i) => `${name} ${i}`);
@@ -218,6 +226,31 @@ describe("pure decisions", () => {
     expect(carryGroupSection(body({ a: rev("a", 1) }), body({ a: rev("a", 1) }))).toBe(
       body({ a: rev("a", 1) }),
     );
+  });
+});
+
+describe("the grouped PR's lifecycle is the per-input one", () => {
+  test("a create whose answer was lost: the grouped PR found after the 422 still gets its labels, once", async () => {
+    loseCreateAnswer = true;
+    const [result] = await openGroupPullRequest(octokit, groupReport({ a: 1, b: 1 }), {
+      ...openOpts(),
+      labels: ["dependencies", "automated"],
+    });
+    expect(result?.operation).toBe("updated");
+    expect(calls().filter((c) => c?.startsWith("pulls/") || c?.startsWith("issues/"))).toStrictEqual([
+      "pulls/list",
+      "pulls/create",
+      "pulls/create",
+      "pulls/list",
+      "issues/add-labels",
+    ]);
+    expect(fake.pulls(DOWN.owner, DOWN.repo)).toHaveLength(1);
+    expect(
+      pull()
+        ?.labels.map((l) => l.name)
+        .sort(),
+    ).toStrictEqual(["automated", "dependencies"]);
+    expect(result).toMatchObject({ number: pull()?.number, input: "a, b" });
   });
 });
 

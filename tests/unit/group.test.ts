@@ -1,15 +1,19 @@
 /**
  * The grouped pull request in process: bump() with the Nix stand-in and the real group lookup
- * (lib/group.ts asking the fake GitHub), then openGroupPullRequest against the same fake. Four
+ * (lib/pr/group.ts asking the fake GitHub), then openGroupPullRequest against the same fake. Four
  * upstreams acme/a…d with real commits, so "older" and "newer" are the fake's compare answers.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { $ } from "zx";
-import { type BumpRequest, bump } from "../../lib/bump.ts";
-import { RuntimeError } from "../../lib/errors.ts";
-import { createOctokit, type Octokit } from "../../lib/github.ts";
+import { type BumpRequest, bump } from "../../lib/bump/bump.ts";
+import { RuntimeError } from "../../lib/core/errors.ts";
+import { parseLock } from "../../lib/flake/lock.ts";
+import { EXPERIMENTAL, type LockPlan, lockArgs, parseNixVersion } from "../../lib/flake/nix.ts";
+import { type InputChange, type Report, serializeReport } from "../../lib/flake/report.ts";
+import { createOctokit, type Octokit } from "../../lib/github/client.ts";
+import { isOlder } from "../../lib/github/upstream.ts";
 import {
   groupBody,
   groupBranch,
@@ -17,13 +21,9 @@ import {
   openGroupMembers,
   openGroupPullRequest,
   parseGroupMarker,
-} from "../../lib/group.ts";
-import { parseLock } from "../../lib/lock.ts";
-import { EXPERIMENTAL, type LockPlan, lockArgs, parseNixVersion } from "../../lib/nix.ts";
-import { parseMarker } from "../../lib/pr-text.ts";
-import type { OpenPrOptions } from "../../lib/pull-request.ts";
-import { type InputChange, type Report, serializeReport } from "../../lib/report.ts";
-import { isOlder } from "../../lib/upstream.ts";
+} from "../../lib/pr/group.ts";
+import type { OpenPrOptions } from "../../lib/pr/lifecycle.ts";
+import { parseMarker } from "../../lib/pr/text.ts";
 import { main as impactMain } from "../../scripts/impact.ts";
 import { main as openPrMain } from "../../scripts/open-pr.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";

@@ -1,6 +1,15 @@
 import { expect, test } from "bun:test";
 import * as v from "valibot";
-import { Branch, EventType, GitRef, InputName, Label, Login, RepositoryName, Sha } from "../../lib/ids.ts";
+import {
+  Branch,
+  EventType,
+  GitRef,
+  InputName,
+  Label,
+  Login,
+  RepositoryName,
+  Sha,
+} from "../../lib/core/ids.ts";
 
 interface Case {
   schema: v.GenericSchema;

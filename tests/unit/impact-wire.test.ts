@@ -8,7 +8,9 @@ import { createHash } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { $ } from "zx";
-import { createOctokit, type Octokit } from "../../lib/github.ts";
+import { readActionInputs } from "../../lib/core/inputs.ts";
+import type { InputChange, Report } from "../../lib/flake/report.ts";
+import { createOctokit, type Octokit } from "../../lib/github/client.ts";
 import {
   flakeNamesHosts,
   type ImpactMode,
@@ -16,13 +18,11 @@ import {
   type InputImpact,
   mentionsHostOutputs,
   planImpact,
-} from "../../lib/impact.ts";
-import { writeImpactSections } from "../../lib/impact-pr.ts";
-import { carrySection, renderSection } from "../../lib/impact-text.ts";
-import { readActionInputs } from "../../lib/inputs.ts";
-import { renderMarker, SECTION_END, SECTION_START } from "../../lib/pr-text.ts";
-import { openPullRequests } from "../../lib/pull-request.ts";
-import type { InputChange, Report } from "../../lib/report.ts";
+} from "../../lib/impact/evaluate.ts";
+import { renderSection, SECTION_END, SECTION_START } from "../../lib/impact/text.ts";
+import { writeImpactSections } from "../../lib/pr/impact.ts";
+import { openPullRequests } from "../../lib/pr/lifecycle.ts";
+import { carrySection, renderMarker } from "../../lib/pr/text.ts";
 import { main as impactMain } from "../../scripts/impact.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 import { scratchRoot } from "../fake-github/tmp.ts";

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
-import { UsageError } from "../../lib/errors.ts";
-import { envName, readActionInputs, splitLabels, splitNames } from "../../lib/inputs.ts";
+import { UsageError } from "../../lib/core/errors.ts";
+import { envName, readActionInputs, splitLabels, splitNames } from "../../lib/core/inputs.ts";
 
 const sha = "887daaf2b11c1375d98b35cc0c769fc9e9512861";
 

@@ -1,5 +1,5 @@
 /**
- * Landing a bump (lib/land.ts), in process against a fake GitHub of this file's own: auto-merge armed
+ * Landing a bump (lib/pr/land.ts), in process against a fake GitHub of this file's own: auto-merge armed
  * through GitHub's GraphQL and merged by the fake once checks pass, the REST merge when nothing is
  * required, holds from host impact, and the direct commit's compare-and-swap on the base branch.
  */
@@ -7,7 +7,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, t
 import { createHash } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createOctokit, type Octokit } from "../../lib/github.ts";
+import { type InputChange, type Report, serializeReport } from "../../lib/flake/report.ts";
+import { createOctokit, type Octokit } from "../../lib/github/client.ts";
 import {
   type AutoOptions,
   checkAutoMergeSettings,
@@ -20,9 +21,8 @@ import {
   NOTE_END,
   NOTE_START,
   withNote,
-} from "../../lib/land.ts";
-import { type OpenPrOptions, openPullRequests } from "../../lib/pull-request.ts";
-import { type InputChange, type Report, serializeReport } from "../../lib/report.ts";
+} from "../../lib/pr/land.ts";
+import { type OpenPrOptions, openPullRequests } from "../../lib/pr/lifecycle.ts";
 import { main as openPrMain } from "../../scripts/open-pr.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 import { scratchRoot } from "../fake-github/tmp.ts";

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { UsageError } from "../../lib/errors.ts";
+import { UsageError } from "../../lib/core/errors.ts";
 import {
   describeRef,
   diffLocks,
@@ -9,7 +9,7 @@ import {
   parseLock,
   pinReason,
   rootInputs,
-} from "../../lib/lock.ts";
+} from "../../lib/flake/lock.ts";
 import { realLockPath } from "../support/fixtures.ts";
 
 const read = (name: string) => readFileSync(realLockPath(name), "utf8");

@@ -1,8 +1,14 @@
 import { expect, test } from "bun:test";
-import { replaceSection } from "../../lib/impact-text.ts";
-import { parseMarker, prBody, prTitle, renderMarker, safeSubject } from "../../lib/pr-text.ts";
-import type { InputChange } from "../../lib/report.ts";
-import type { CompareCommit } from "../../lib/upstream.ts";
+import type { InputChange } from "../../lib/flake/report.ts";
+import type { CompareCommit } from "../../lib/github/upstream.ts";
+import {
+  parseMarker,
+  prBody,
+  prTitle,
+  renderMarker,
+  replaceSection,
+  safeSubject,
+} from "../../lib/pr/text.ts";
 
 const from = "fceca8df71c1786d6ccbafd8c49532b7f5671423";
 const to = "887daaf2b11c1375d98b35cc0c769fc9e9512861";

@@ -1,5 +1,5 @@
 /**
- * The pull request lifecycle (lib/pull-request.ts) in process against a fake GitHub on an ephemeral
+ * The pull request lifecycle (lib/pr/lifecycle.ts) in process against a fake GitHub on an ephemeral
  * port: created, updated, left unchanged, closed when obsolete, labelled after a lost create answer.
  * Each scenario's requests are asserted exactly (the figures the benchmark reports), so a change
  * that costs a request fails here.
@@ -16,13 +16,13 @@ import {
   test,
 } from "bun:test";
 import { createHash } from "node:crypto";
-import { createOctokit, type Octokit } from "../../lib/github.ts";
-import { parseHeadMarker, parseMarker } from "../../lib/pr-text.ts";
-import { type OpenPrOptions, openPullRequests } from "../../lib/pull-request.ts";
-import type { InputChange, Report } from "../../lib/report.ts";
-import { slimCommit } from "../../lib/upstream.ts";
-import { type FakeGitHub, type Handler, localFakeGitHub } from "../fake-github/index.ts";
-import { handlers } from "../fake-github/rest.ts";
+import type { InputChange, Report } from "../../lib/flake/report.ts";
+import { createOctokit, type Octokit } from "../../lib/github/client.ts";
+import { slimCommit } from "../../lib/github/upstream.ts";
+import { type OpenPrOptions, openPullRequests } from "../../lib/pr/lifecycle.ts";
+import { parseHeadMarker, parseMarker } from "../../lib/pr/text.ts";
+import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
+import { losingAnswer } from "../support/handlers.ts";
 import { upstreamHistory } from "../support/history.ts";
 
 // Each case makes a handful of real git objects in the fake; a busy machine needs more than 5 s.
@@ -41,14 +41,11 @@ let up: string[];
 /** Lose the answer to the next `pulls/create` after GitHub applied it (a dropped connection). */
 let loseCreateAnswer = false;
 
-const realCreate = handlers["pulls/create"];
-const createPull: Handler = async (ctx) => {
-  if (realCreate === undefined) throw new Error("the fake has no pulls/create handler");
-  const reply = await realCreate(ctx);
-  if (!loseCreateAnswer) return reply;
+const createPull = losingAnswer("pulls/create", () => {
+  const lose = loseCreateAnswer;
   loseCreateAnswer = false;
-  return { ...reply, drop: true };
-};
+  return lose;
+});
 
 const at = (i: number) => up[i] ?? "";
 const calls = () => fake.requests.slice(since).map((r) => `${r.operationId} ${r.status}`);

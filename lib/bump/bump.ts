@@ -1,0 +1,727 @@
+/**
+ * The bump itself: choose the inputs, let Nix move them, check what Nix wrote, and describe it.
+ * flake.lock is byte-identical afterwards whenever anything fails (or with dry-run).
+ */
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join, relative, resolve } from "node:path";
+import * as v from "valibot";
+import { mapBounded } from "../core/bounded.ts";
+import { UsageError } from "../core/errors.ts";
+import { writeAtomic } from "../core/files.ts";
+import { Sha } from "../core/ids.ts";
+import { type GitHubSource, githubSource, pinnedRef } from "../flake/flakeref.ts";
+import {
+  diffLocks,
+  type FlakeLock,
+  type LockDiff,
+  type LockedSummary,
+  type LockNode,
+  type NodeChange,
+  parseLock,
+  pinReason,
+  type RootInput,
+  rootInputs,
+  rootNode,
+  rootNodeKey,
+} from "../flake/lock.ts";
+import type { LockPlan, Nix, Pin } from "../flake/nix.ts";
+import type { CheckoutHead, InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
+import type { Octokit } from "../github/client.ts";
+import { type Compared, sameOrNewer, type TargetCheck } from "../github/upstream.ts";
+import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
+import type { Freshness } from "./freshness.ts";
+import { fetchLocked, movedLockText, type NativeResult, NotNative, serializeLock } from "./native.ts";
+import { type Flake, type LockFile, NixRun } from "./nix-run.ts";
+
+export interface BumpRequest {
+  flakeDir: string;
+  /** Input names; empty = every tracked input (or the one matching `repository`). */
+  inputs: readonly string[];
+  rev?: string;
+  /** OWNER/REPO of a pushed upstream, used to choose the input when none is named. */
+  repository?: string;
+  dryRun: boolean;
+  /** Who moves the inputs (default auto: native where provably identical, Nix elsewhere). */
+  engine?: Engine;
+}
+
+/** Tarballs downloaded at once when several inputs move natively. */
+const NATIVE_DOWNLOADS = 4;
+
+export interface BumpDeps {
+  /** Nix is found lazily: a bump that has nothing to do needs no Nix at all. */
+  nix: () => Promise<Nix>;
+  checkTarget?: TargetCheck;
+  /** Asks the inputs' sources which are behind, so Nix runs only for those (none on a quiet night). */
+  freshness?: (inputs: readonly Selected[]) => Promise<Freshness[]>;
+  /** The GitHub client the native engine reads upstreams with; without it every input goes to Nix. */
+  octokit?: () => Promise<Octokit>;
+  /** With a grouped pull request: its members are kept in the same lock (see withGroupMembers). */
+  group?: GroupDeps;
+}
+
+export interface GroupDeps {
+  /** The open grouped pull request's members, input → rev; empty when none is open. */
+  members: () => Promise<Readonly<Record<string, string>>>;
+  /** Is `rev` an ancestor of `than` upstream? An unknown answer counts as no. */
+  isOlder: (source: GitHubSource | undefined, rev: string, than: string) => Promise<boolean>;
+}
+
+export type Selected = Extract<RootInput, { kind: "node" }>;
+
+/** Where a node lives on GitHub, in the report's shape (no tracked ref). */
+function reportGitHub(node: LockNode | undefined): InputChange["github"] {
+  const source = node ? githubSource(node) : undefined;
+  if (source === undefined) return undefined;
+  return source.host === undefined
+    ? { owner: source.owner, repo: source.repo }
+    : { owner: source.owner, repo: source.repo, host: source.host };
+}
+
+/** A skipped input, with what the lock holds for it so open-pr can tell whether its PR is obsolete. */
+function skip(input: Selected, reason: Skipped["reason"], message: string): Skipped {
+  const entry: Skipped = { name: input.name, reason, message };
+  const current = input.node.locked?.rev;
+  if (current !== undefined) entry.current = current;
+  const github = reportGitHub(input.node);
+  if (github !== undefined) entry.github = github;
+  return entry;
+}
+
+/** Pick the root inputs a request names, or the tracked ones; pinned inputs are reported as skipped. */
+export function selectInputs(
+  lock: FlakeLock,
+  request: Pick<BumpRequest, "inputs" | "repository" | "rev">,
+): { selected: Selected[]; skipped: Skipped[] } {
+  const roots = rootInputs(lock);
+  const names = roots.map((input) => input.name);
+  const skipped: Skipped[] = [];
+
+  if (request.inputs.length > 0) {
+    const selected = request.inputs.map((name): Selected => {
+      const input = roots.find((candidate) => candidate.name === name);
+      if (input === undefined) {
+        throw new UsageError(
+          `input '${name}' is not a direct input of this flake (found: ${names.join(", ")}); check the name in flake.nix`,
+        );
+      }
+      if (input.kind === "follows") {
+        const target = input.follows.join("/");
+        throw new UsageError(
+          `input '${name}' only follows '${target}' and has no lock entry of its own; bump '${input.follows[0] ?? target}' instead`,
+        );
+      }
+      return input;
+    });
+    return { selected: [...new Map(selected.map((input) => [input.name, input])).values()], skipped };
+  }
+
+  const candidates = roots.filter((input): input is Selected => {
+    if (input.kind !== "node") return false;
+    if (request.repository === undefined) return true;
+    const source = githubSource(input.node);
+    return (
+      source !== undefined &&
+      `${source.owner}/${source.repo}`.toLowerCase() === request.repository.toLowerCase()
+    );
+  });
+  if (request.repository !== undefined && candidates.length === 0) {
+    const github = roots
+      .filter((input) => input.kind === "node" && githubSource(input.node))
+      .map((i) => i.name);
+    throw new UsageError(
+      `no input of this flake comes from GitHub repository '${request.repository}' (GitHub inputs: ${github.join(", ") || "none"}); name the input in the dispatch payload's 'input'`,
+    );
+  }
+  const selected: Selected[] = [];
+  for (const input of candidates) {
+    const reason = pinReason(input.node.original);
+    if (reason === undefined) selected.push(input);
+    else skipped.push(skip(input, "pinned", `'${input.name}' is ${reason} in flake.nix`));
+  }
+  if (request.repository !== undefined && request.rev !== undefined && selected.length > 1) {
+    throw new UsageError(
+      `inputs ${selected.map((i) => `'${i.name}'`).join(" and ")} all track '${request.repository}'; name the one to pin in the dispatch payload's 'input'`,
+    );
+  }
+  return { selected, skipped };
+}
+
+/** The git repository around `dir`, if any. */
+async function gitTopLevel(dir: string): Promise<string | undefined> {
+  return (await git(dir, ["rev-parse", "--show-toplevel"]))?.trim();
+}
+
+/** `git ARGS` in `dir`: its stdout, or undefined when it fails. A plain spawn: every bump asks git, and zx is not loaded for it. */
+async function git(dir: string, args: readonly string[]): Promise<string | undefined> {
+  try {
+    const proc = Bun.spawn(["git", ...args], { cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+    const [code, out] = await Promise.all([proc.exited, new Response(proc.stdout).text()]);
+    return code === 0 ? out : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** HEAD's commit, its tree and the branch checked out; undefined before the first commit. */
+async function checkoutHead(dir: string): Promise<CheckoutHead | undefined> {
+  const out = await git(dir, ["rev-parse", "HEAD", "HEAD^{tree}", "--abbrev-ref", "HEAD"]);
+  const [commit, tree, branch] = out?.trim().split("\n") ?? [];
+  if (commit === undefined || tree === undefined) return undefined;
+  return branch === undefined || branch === "HEAD" ? { commit, tree } : { commit, tree, branch };
+}
+
+function groupTransitive(diff: LockDiff, name: string): InputChange["transitive"] {
+  const under = (change: { path: string }) => change.path.startsWith(`${name}/`);
+  return {
+    added: diff.transitive.added.filter(under),
+    removed: diff.transitive.removed.filter(under),
+    changed: diff.transitive.changed.filter(under),
+  };
+}
+
+function lockText(text: string): LockText {
+  return { text, sha256: createHash("sha256").update(text).digest("hex") };
+}
+
+/** Read and parse the flake's lock, with the errors a user can act on. */
+async function readFlake(flakeDir: string): Promise<Flake> {
+  const dir = resolve(flakeDir);
+  if (!existsSync(join(dir, "flake.nix"))) {
+    throw new UsageError(
+      `there is no flake.nix in ${dir}; run in your flake's directory or pass --flake DIR`,
+    );
+  }
+  const lockFile = join(dir, "flake.lock");
+  let text: string;
+  try {
+    text = await readFile(lockFile, "utf8");
+  } catch {
+    throw new UsageError(
+      `there is no flake.lock in ${dir}; create it with 'nix flake lock', commit it, then retry`,
+    );
+  }
+  return { dir, lockFile, original: { text, lock: parseLock(text, lockFile) } };
+}
+
+/** The flake, and where it sits in its git repository (the report's `flake`). */
+async function readSite(flakeDir: string): Promise<{ flake: Flake; site: Report["flake"] }> {
+  const flake = await readFlake(flakeDir);
+  const site: Report["flake"] = { dir: flake.dir };
+  const repoRoot = await gitTopLevel(flake.dir);
+  if (repoRoot !== undefined) {
+    site.repoRoot = repoRoot;
+    site.lockPath = relative(repoRoot, flake.lockFile);
+    const head = await checkoutHead(repoRoot);
+    if (head !== undefined) site.head = head;
+  }
+  return { flake, site };
+}
+
+/** `bump.ts --check`'s answer: which inputs are behind, and whether moving them needs Nix. */
+export interface CheckResult {
+  answers: Freshness[];
+  skipped: Skipped[];
+  /** True when some input that is behind (or that only Nix can judge) must go through Nix. */
+  needsNix: boolean;
+  /** The engine each input that is behind would get, and why. */
+  engines: Array<{ name: string; engine: "native" | "nix"; reason: string }>;
+}
+
+/**
+ * `bump.ts --check`: which of the requested (or tracked) inputs are behind, and which engine would
+ * move each, without Nix or changes. `native` never needs Nix: what it cannot prove, bump refuses.
+ */
+export async function checkOutdated(
+  request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository" | "engine">,
+  freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
+  octokit?: () => Promise<Octokit>,
+): Promise<CheckResult> {
+  const { text, lock } = (await readFlake(request.flakeDir)).original;
+  const { selected, skipped } = selectInputs(lock, request);
+  const answers = await freshness(selected);
+  const engine = request.engine ?? "auto";
+  const engines = await Promise.all(
+    answers
+      .filter((answer) => answer.status !== "current")
+      .map(async (answer) => {
+        const node = selected.find((input) => input.name === answer.name)?.node;
+        if (answer.status === "unknown" || node === undefined) {
+          return {
+            name: answer.name,
+            engine: "nix" as const,
+            reason: answer.status === "unknown" ? answer.reason : "no lock node",
+          };
+        }
+        const choice = await chooseEngine({
+          // Judged as auto would judge it; with native a refusal then comes from the bump itself.
+          engine: engine === "native" ? "auto" : engine,
+          lock,
+          lockText: text,
+          name: answer.name,
+          node,
+          to: answer.latest,
+          octokit,
+        });
+        return { name: answer.name, engine: choice.engine, reason: choice.reason };
+      }),
+  );
+  const needsNix = engine !== "native" && engines.some((entry) => entry.engine === "nix");
+  return { answers, skipped, needsNix, engines };
+}
+
+/**
+ * One thing a bump moves. Today that is a root input of flake.lock, moved to a dispatched SHA
+ * (`exact`) or to its branch's head; it is the value later kinds of target extend.
+ */
+interface Target {
+  input: Selected;
+  /** The commit to lock: the dispatched SHA, or the head freshness read; undefined → Nix's own update. */
+  to: string | undefined;
+  /** Locked at exactly `to` (a dispatched SHA), not updated to whatever the branch holds by then. */
+  exact: boolean;
+}
+
+/** The targets left once the checks that need no Nix ran, what those checks skipped, and what GitHub said. */
+interface Targets {
+  targets: Target[];
+  skipped: Skipped[];
+  /** The upstream commits the target check read for a dispatched SHA, for the PR body. */
+  upstream?: Upstream;
+  /**
+   * The target check's compare of the locked rev and the SHA: it also tells the engine choice whether
+   * the upstream's flake.nix or flake.lock changed, so a dispatch under auto asks GitHub no more than Nix's.
+   */
+  compared?: Compared;
+}
+
+/** A target and the engine that moves it. */
+interface Move {
+  target: Target;
+  choice: EngineChoice;
+}
+
+/** A native move's result and why it was provably what Nix would write. */
+interface NativeMove {
+  result: NativeResult;
+  reason: string;
+}
+
+/** The moves with their engines as they ended, and the native results by input. */
+interface Engines {
+  moves: Move[];
+  natives: Map<string, NativeMove>;
+}
+
+/** Validate: the request's --rev, and the inputs it names or leaves to be found, against the lock. */
+function validate(request: BumpRequest, lock: FlakeLock): { selected: Selected[]; skipped: Skipped[] } {
+  if (request.rev !== undefined) {
+    if (!v.is(Sha, request.rev)) {
+      throw new UsageError(
+        `--rev '${request.rev}' is not a full commit SHA; pass all 40 lowercase hex characters`,
+      );
+    }
+    if (request.inputs.length > 1) {
+      throw new UsageError(
+        `--rev pins exactly one input, but ${request.inputs.length} were named; name one input`,
+      );
+    }
+  }
+  const selection = selectInputs(lock, request);
+  if (request.rev !== undefined && selection.selected.length !== 1 && request.repository === undefined) {
+    throw new UsageError("--rev pins exactly one input; name it (bun scripts/bump.ts INPUT --rev SHA)");
+  }
+  return selection;
+}
+
+/** Choose targets: the dispatched SHA for the one input (--rev), else each selected input's head. */
+async function chooseTargets(
+  request: BumpRequest,
+  selected: readonly Selected[],
+  deps: BumpDeps,
+): Promise<Targets> {
+  const [input] = selected;
+  if (request.rev !== undefined && input !== undefined) {
+    return dispatchedTarget(input, request.rev, deps.checkTarget);
+  }
+  if (selected.length === 0) return { targets: [], skipped: [] };
+  const answers = deps.freshness === undefined ? undefined : await deps.freshness(selected);
+  const out: Targets = { targets: [], skipped: [] };
+  for (const input of selected) {
+    const answer = answers?.find((a) => a.name === input.name);
+    if (answer?.status === "current") {
+      out.skipped.push(skip(input, "up-to-date", `'${input.name}' is already up to date`));
+    } else {
+      out.targets.push({
+        input,
+        to: answer?.status === "outdated" ? answer.latest : undefined,
+        exact: false,
+      });
+    }
+  }
+  return out;
+}
+
+/** A dispatched SHA, unless the lock already holds it or a newer commit (dispatches arrive out of order). */
+async function dispatchedTarget(
+  input: Selected,
+  rev: string,
+  check: TargetCheck | undefined,
+): Promise<Targets> {
+  const lockedRev = input.node.locked?.rev;
+  if (lockedRev === rev) {
+    return {
+      targets: [],
+      skipped: [skip(input, "already-at-rev", `'${input.name}' is already locked to ${rev}`)],
+    };
+  }
+  const out: Targets = { targets: [{ input, to: rev, exact: true }], skipped: [] };
+  const source = githubSource(input.node);
+  if (source === undefined || check === undefined) return out;
+  const verdict = await check({
+    input: input.name,
+    source,
+    lockedRev,
+    rev,
+    upstream: (list) => {
+      out.upstream = list;
+    },
+    compared: (answer) => {
+      out.compared = answer;
+    },
+  });
+  if (verdict !== "ahead") return out;
+  const message = `'${input.name}' is already ahead: the lock holds ${lockedRev?.slice(0, 12)}, which already contains ${rev.slice(0, 12)}`;
+  return { targets: [], skipped: [skip(input, "already-ahead", message)] };
+}
+
+/**
+ * Choose engines: native where provably identical to Nix's result, Nix elsewhere. Nix is started
+ * here when it may be needed, so finding it overlaps the engine choice's questions to GitHub.
+ */
+async function chooseEngines(
+  chosen: Targets,
+  ctx: { flake: Flake; deps: BumpDeps; engine: Engine; nix: NixRun },
+): Promise<Move[]> {
+  const { flake, deps, engine } = ctx;
+  // A grouped pull request's members are locked beside the moved inputs in the same Nix run
+  // (withGroupMembers), so a run that keeps an open group moves everything through Nix.
+  const grouping = deps.group !== undefined && Object.keys(await deps.group.members()).length > 0;
+  if (grouping && engine === "native") {
+    throw nativeRefusal(
+      chosen.targets.map((t) => t.input.name).join("', '"),
+      "the open grouped pull request's other inputs must be locked beside it in one Nix run",
+    );
+  }
+  const decided: Engine = grouping ? "nix" : engine;
+  if (decided !== "native") ctx.nix.start();
+  return Promise.all(
+    chosen.targets.map(async (target) => ({
+      target,
+      choice: await chooseEngine({
+        engine: decided,
+        lock: flake.original.lock,
+        lockText: flake.original.text,
+        name: target.input.name,
+        node: target.input.node,
+        to: target.to,
+        octokit: deps.octokit,
+        compared: chosen.compared,
+      }),
+    })),
+  );
+}
+
+/** Fetch native results: the tarballs side by side; one that Nix would read differently goes back to Nix. */
+async function fetchNatives(moves: readonly Move[], deps: BumpDeps, engine: Engine): Promise<Engines> {
+  const { octokit } = deps;
+  const fetched = await mapBounded(moves, NATIVE_DOWNLOADS, async (move) => {
+    const { choice } = move;
+    if (choice.engine !== "native" || octokit === undefined) return { move };
+    try {
+      return {
+        move,
+        native: {
+          result: await fetchLocked(await octokit(), choice.source, choice.rev),
+          reason: choice.reason,
+        },
+      };
+    } catch (error) {
+      if (!(error instanceof NotNative)) throw error;
+      if (engine === "native") throw nativeRefusal(move.target.input.name, error.message);
+      return { move: { ...move, choice: { engine: "nix" as const, reason: error.message } } };
+    }
+  });
+  const natives = new Map<string, NativeMove>();
+  for (const { move, native } of fetched) {
+    if (native !== undefined) natives.set(move.target.input.name, native);
+  }
+  return { moves: fetched.map((entry) => entry.move), natives };
+}
+
+/** What Nix wrote for its inputs (the original lock when none needed it), and the engines as they ended. */
+interface NixOutcome extends Engines {
+  byNix: LockFile;
+}
+
+/**
+ * Run Nix first, for its inputs, on the original lock. The native moves go on top of what it wrote,
+ * each only when provably independent of Nix's changes; otherwise Nix moves everything (as before the
+ * native engine existed), which is always correct.
+ */
+async function runNix(
+  engines: Engines,
+  ctx: { flake: Flake; nix: NixRun; engine: Engine; group: GroupDeps | undefined },
+): Promise<NixOutcome> {
+  const { flake, engine } = ctx;
+  const viaNix = engines.moves.filter((move) => move.choice.engine === "nix");
+  if (viaNix.length === 0) return { ...engines, byNix: flake.original };
+  const byNix = await lockByNix(viaNix, ctx);
+  const clash = [...engines.natives.keys()].find((name) => !composable(flake.original.lock, byNix, name));
+  if (clash === undefined) return { ...engines, byNix };
+  const reason = `Nix's run for the other inputs also changed '${clash}''s lock node, so the native move could not be combined with it`;
+  if (engine === "native") throw nativeRefusal(clash, reason);
+  const moves = engines.moves.map((move) =>
+    move.choice.engine === "native" ? { ...move, choice: { engine: "nix" as const, reason } } : move,
+  );
+  return { moves, natives: new Map(), byNix: await lockByNix(moves, ctx) };
+}
+
+/** Which inputs need Nix and why, for the sentence when it cannot be found. */
+function nixNeeds(moves: readonly Move[]): string {
+  return moves
+    .filter((move) => move.choice.engine === "nix")
+    .map((move) => `'${move.target.input.name}' (${move.choice.reason})`)
+    .join(", ");
+}
+
+/** One Nix run for `moves`: a pin for a dispatched SHA, else an update; a group's members beside them. */
+async function lockByNix(
+  moves: readonly Move[],
+  ctx: { flake: Flake; nix: NixRun; group: GroupDeps | undefined },
+): Promise<LockFile> {
+  const [only] = moves;
+  let plan: LockPlan;
+  let failure: { what: string; hint: string };
+  if (only?.target.exact && only.target.to !== undefined) {
+    const { input, to: rev } = only.target;
+    plan = { kind: "pin", input: input.name, ref: pinnedRef(input.name, input.node, rev), rev };
+    failure = {
+      what: `lock '${input.name}' at ${rev}`,
+      hint: "check that the commit exists upstream and is reachable from here",
+    };
+  } else {
+    const names = moves.map((move) => move.target.input.name);
+    plan = { kind: "update", inputs: names };
+    failure = {
+      what: `update ${names.map((name) => `'${name}'`).join(", ")}`,
+      hint: "check that the inputs' sources are reachable and flake.nix evaluates",
+    };
+  }
+  if (ctx.group !== undefined) plan = await withGroupMembers(plan, ctx.flake.original.lock, ctx.group);
+  return ctx.nix.lock(plan, failure, nixNeeds(moves));
+}
+
+/** Combine: each native move laid onto what Nix wrote (runNix made sure they touch disjoint bytes). */
+function combine(outcome: NixOutcome, lockFile: string): LockFile {
+  let combined = outcome.byNix;
+  for (const [name, { result }] of outcome.natives) {
+    const text = movedLockText(combined.lock, name, result);
+    combined = { text, lock: parseLock(text, lockFile) };
+  }
+  return combined;
+}
+
+/**
+ * What one moved input's own commit carries: today its flake.lock, with only that input moved (or,
+ * for a grouped pull request, the combined lock); the value later kinds of change extend.
+ */
+interface Carried {
+  lock: LockFile;
+}
+
+/** A root input whose lock node moved (rather than went away). */
+type Moved = NodeChange & { to: LockedSummary };
+
+interface DescribeContext {
+  flake: Flake;
+  nix: NixRun;
+  outcome: NixOutcome;
+  combined: LockFile;
+  grouped: boolean;
+  upstream: Upstream | undefined;
+}
+
+/** Describe: one report entry per input whose lock node moved, each with what its commit carries. */
+async function describeMoves(ctx: DescribeContext): Promise<InputChange[]> {
+  const diff = diffLocks(ctx.flake.original.lock, ctx.combined.lock);
+  const moved = diff.direct.filter((change): change is Moved => change.to !== undefined);
+  const nixMoved = moved.filter((change) => !ctx.outcome.natives.has(change.path)).length;
+  const entries: InputChange[] = [];
+  for (const change of moved) {
+    const carried = await carriedBy(change, nixMoved, ctx);
+    entries.push(reportEntry(change, carried, ctx));
+  }
+  return entries;
+}
+
+/** What `change`'s own commit carries (see Carried). */
+async function carriedBy(change: Moved, nixMoved: number, ctx: DescribeContext): Promise<Carried> {
+  // One grouped pull request carries every move in one lock: no input needs a lock of its own, so no
+  // Nix run to make one.
+  if (ctx.grouped) return { lock: ctx.combined };
+  const { flake, outcome } = ctx;
+  const native = outcome.natives.get(change.path);
+  if (native !== undefined) {
+    // Each input's pull request carries only that input's move: the base plus its own node.
+    const text = movedLockText(flake.original.lock, change.path, native.result);
+    return { lock: { text, lock: parseLock(text, flake.lockFile) } };
+  }
+  const node = rootNode(ctx.combined.lock, change.path);
+  const rev = change.to.rev;
+  if (nixMoved > 1 && rev !== undefined && node !== undefined) {
+    // With several Nix moves, re-lock each one alone at the rev the combined run found
+    // (deterministic, unlike a second "latest").
+    const plan: LockPlan = { kind: "pin", input: change.path, ref: pinnedRef(change.path, node, rev), rev };
+    const failure = {
+      what: `lock '${change.path}' alone at ${rev}`,
+      hint: "rerun, and report it if it persists",
+    };
+    return { lock: await ctx.nix.lock(plan, failure, nixNeeds(outcome.moves)) };
+  }
+  // What Nix alone wrote: the lock of its one input.
+  return { lock: outcome.byNix };
+}
+
+function reportEntry(change: Moved, carried: Carried, ctx: DescribeContext): InputChange {
+  const native = ctx.outcome.natives.get(change.path);
+  const entry: InputChange = {
+    name: change.path,
+    to: change.to,
+    transitive: groupTransitive(diffLocks(ctx.flake.original.lock, carried.lock.lock), change.path),
+    lock: lockText(carried.lock.text),
+    engine: native === undefined ? "nix" : "native",
+    engineReason:
+      native?.reason ??
+      ctx.outcome.moves.find((move) => move.target.input.name === change.path)?.choice.reason ??
+      "moved by Nix",
+  };
+  if (change.from !== undefined) entry.from = change.from;
+  const github = reportGitHub(rootNode(ctx.combined.lock, change.path));
+  if (github !== undefined) entry.github = github;
+  const { upstream } = ctx;
+  if (upstream !== undefined && upstream.from === change.from?.rev && upstream.to === change.to.rev) {
+    entry.upstream = upstream;
+  }
+  return entry;
+}
+
+/** The report; `moved` is absent when nothing was a target, and then nothing changed. */
+function buildReport(
+  request: BumpRequest,
+  parts: { site: Report["flake"]; grouped: boolean; selected: readonly Selected[]; skipped: Skipped[] },
+  moved?: { inputs: InputChange[]; combined: LockFile; original: string; nix: NixRun },
+): Report {
+  const inputs = moved?.inputs ?? [];
+  const skipped = [...parts.skipped];
+  for (const input of parts.selected) {
+    if (!inputs.some((entry) => entry.name === input.name) && !skipped.some((s) => s.name === input.name)) {
+      skipped.push(skip(input, "up-to-date", `'${input.name}' is already up to date`));
+    }
+  }
+  const report: Report = {
+    schema: 1,
+    // A run where Nix only reformatted the file counts as "nothing to do" and leaves it untouched.
+    changed: moved !== undefined && inputs.length > 0 && moved.combined.text !== moved.original,
+    dryRun: request.dryRun,
+    requested: { inputs: [...request.inputs] },
+    flake: parts.site,
+    inputs,
+    skipped,
+    lock: null,
+    nix: { version: moved?.nix.version ?? "", invocations: moved?.nix.invocations ?? 0 },
+  };
+  if (request.rev !== undefined) report.requested.rev = request.rev;
+  if (parts.grouped) report.grouped = true;
+  if (report.changed && moved !== undefined) report.lock = lockText(moved.combined.text);
+  return report;
+}
+
+/**
+ * Move the requested (or tracked) inputs and describe what moved. flake.lock is written once, at the
+ * end, and only when something moved and this is no dry run.
+ */
+export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report> {
+  const engine = request.engine ?? "auto";
+  const grouped = deps.group !== undefined;
+  // Read the flake and where it sits in git; then validate the request against its lock.
+  const { flake, site } = await readSite(request.flakeDir);
+  const { selected, skipped } = validate(request, flake.original.lock);
+  // Choose targets: a dispatched SHA, or each input's head; what is already there is skipped.
+  const chosen = await chooseTargets(request, selected, deps);
+  const parts = { site, grouped, selected, skipped: [...skipped, ...chosen.skipped] };
+  if (chosen.targets.length === 0) return buildReport(request, parts);
+  // Choose engines (starting Nix, unseen, when some input may need it).
+  const nix = new NixRun(deps.nix, flake);
+  const moves = await chooseEngines(chosen, { flake, deps, engine, nix });
+  // Fetch the native results; a tarball Nix would read differently goes back to Nix.
+  const engines = await fetchNatives(moves, deps, engine);
+  // Run Nix for its inputs on the original lock (for all of them when it and a native move overlap).
+  const outcome = await runNix(engines, { flake, nix, engine, group: deps.group });
+  // Combine the native moves with what Nix wrote.
+  const combined = combine(outcome, flake.lockFile);
+  // Describe each moved input, with what its own commit carries.
+  const inputs = await describeMoves({ flake, nix, outcome, combined, grouped, upstream: chosen.upstream });
+  const report = buildReport(request, parts, { inputs, combined, original: flake.original.text, nix });
+  // Write flake.lock once, atomically, when something moved.
+  if (report.changed && !request.dryRun) await writeAtomic(flake.lockFile, combined.text);
+  return report;
+}
+
+/**
+ * Whether a native move of `name` can be laid onto the lock Nix wrote for the other inputs: Nix's
+ * file is in the format the native writer reproduces, and Nix left that input's node exactly as it
+ * was, so the two moves touch disjoint bytes.
+ */
+function composable(before: FlakeLock, byNix: LockFile, name: string): boolean {
+  if (serializeLock(byNix.lock) !== byNix.text) return false;
+  const key = rootNodeKey(before, name);
+  if (key === undefined || rootNodeKey(byNix.lock, name) !== key) return false;
+  return Bun.deepEquals(before.nodes[key], byNix.lock.nodes[key], true);
+}
+
+/**
+ * A grouped pull request holds one lock with every member moved, so a run that moves one input must
+ * write a lock that still holds the others: each member the base lock is behind on is pinned at the
+ * group's rev in the same Nix run (one `nix flake lock` with several --override-input, exactly as
+ * Nix writes it). Members the base already has (same rev or newer) drop out. A dispatch older than
+ * the group's own rev for that input locks the group's rev instead: a group never moves back.
+ */
+export async function withGroupMembers(
+  plan: LockPlan,
+  before: FlakeLock,
+  group: GroupDeps,
+): Promise<LockPlan> {
+  const also: Pin[] = [...(plan.also ?? [])];
+  let widened = plan;
+  for (const [input, rev] of Object.entries(await group.members())) {
+    const node = rootNode(before, input);
+    // A member the flake no longer has, or one that only follows another, cannot be pinned.
+    if (node === undefined || node.locked === undefined) continue;
+    const source = githubSource(node);
+    if (widened.kind === "pin" && widened.input === input) {
+      if (widened.rev !== rev && (await group.isOlder(source, widened.rev, rev))) {
+        widened = { ...widened, rev, ref: pinnedRef(input, node, rev) };
+      }
+      continue;
+    }
+    // Updated to its branch head anyway, which holds the group's rev (open-pr checks it).
+    if (widened.kind === "update" && widened.inputs.includes(input)) continue;
+    const locked = node.locked.rev;
+    if (await sameOrNewer(group.isOlder, source, locked, rev)) continue;
+    also.push({ input, ref: pinnedRef(input, node, rev), rev });
+  }
+  return also.length === 0 ? widened : { ...widened, also };
+}

@@ -1,0 +1,186 @@
+/**
+ * Companion pins: a git submodule of the flake's own repository that names the same upstream
+ * repository as a flake input, and so should point at the same commit. What a submodule is comes from
+ * git itself (`git ls-files -s` for the gitlinks, `git config --file .gitmodules` for their entries),
+ * never from a parser of ours; which of them move with an input is a pure decision.
+ */
+import { $ } from "zx";
+import { UsageError } from "../core/errors.ts";
+import type { GitHubRepository } from "../core/ids.ts";
+
+/** A gitlink in the index that `.gitmodules` describes. */
+export interface Submodule {
+  /** The path, as `.gitmodules` and the index give it. */
+  path: string;
+  /** The name of its `.gitmodules` section. */
+  name: string;
+  url: string;
+  /** The commit the gitlink points at. */
+  sha: string;
+}
+
+/** `git ls-files -s` lines of mode 160000: path → commit. */
+export function parseGitlinks(listing: string): Map<string, string> {
+  const links = new Map<string, string>();
+  for (const entry of listing.split("\0")) {
+    const match = /^160000 ([0-9a-f]{40}) \d\t(.+)$/s.exec(entry);
+    if (match?.[1] && match[2]) links.set(match[2], match[1]);
+  }
+  return links;
+}
+
+/** `git config --null --list` of a .gitmodules: section name → { path, url }. */
+export function parseGitmodules(listing: string): Map<string, { path?: string; url?: string }> {
+  const sections = new Map<string, { path?: string; url?: string }>();
+  for (const entry of listing.split("\0")) {
+    const newline = entry.indexOf("\n");
+    if (newline === -1) continue;
+    const [key, value] = [entry.slice(0, newline), entry.slice(newline + 1)];
+    const match = /^submodule\.(.+)\.(path|url)$/.exec(key);
+    if (!match?.[1] || !match[2]) continue;
+    const section = sections.get(match[1]) ?? {};
+    if (match[2] === "path") section.path = value;
+    else section.url = value;
+    sections.set(match[1], section);
+  }
+  return sections;
+}
+
+/** The gitlinks with a `.gitmodules` entry. A gitlink without one is not a submodule of ours, and not an error. */
+export function submodulesOf(
+  gitlinks: ReadonlyMap<string, string>,
+  gitmodules: ReadonlyMap<string, { path?: string; url?: string }>,
+): Submodule[] {
+  const out: Submodule[] = [];
+  for (const [name, { path, url }] of gitmodules) {
+    const sha = path === undefined ? undefined : gitlinks.get(path);
+    if (path !== undefined && url !== undefined && sha !== undefined) out.push({ path, name, url, sha });
+  }
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/**
+ * The submodules of the checkout at `dir`, read before Nix runs: a `.gitmodules` that git cannot
+ * parse is an error naming the file (never blamed on an upstream). No `.gitmodules`, no submodules.
+ */
+export async function readSubmodules(dir: string): Promise<Submodule[]> {
+  const index = await $({ cwd: dir, quiet: true })`git ls-files -s -z`;
+  const gitlinks = parseGitlinks(index.stdout);
+  if (gitlinks.size === 0) return [];
+  const config = await $({
+    cwd: dir,
+    quiet: true,
+    nothrow: true,
+  })`git config --file .gitmodules --null --list`;
+  if (config.exitCode !== 0) {
+    const absent = (await $({ cwd: dir, quiet: true, nothrow: true })`test -e .gitmodules`).exitCode !== 0;
+    if (absent) return [];
+    const why = config.stderr.trim().replace(/^fatal: /, "");
+    throw new UsageError(`.gitmodules in ${dir} cannot be read by git (${why}); fix the file and retry`);
+  }
+  return submodulesOf(gitlinks, parseGitmodules(config.stdout));
+}
+
+/**
+ * The repository a submodule URL names on `host` (`github.com`, or an Enterprise host), or undefined:
+ * `https://HOST/o/r`, with or without `.git`, `git@HOST:o/r.git`, `ssh://git@HOST/o/r`, and a relative
+ * `../r.git` resolved against `self`, the flake repository's own URL (when it is known).
+ */
+export function submoduleRepository(
+  url: string,
+  host: string,
+  self?: string,
+): { owner: string; repo: string } | undefined {
+  let text = url.trim();
+  if (text.startsWith("./") || text.startsWith("../")) {
+    if (self === undefined) return undefined;
+    try {
+      text = new URL(text, `${self.replace(/\/+$/, "").replace(/\.git$/, "")}/`).href;
+    } catch {
+      return undefined;
+    }
+  }
+  const h = host.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const pattern = new RegExp(
+    `^(?:https?://(?:[^@/]+@)?${h}(?::\\d+)?/|git@${h}:|ssh://git@${h}(?::\\d+)?/)([^/]+)/([^/]+?)(?:\\.git)?/?$`,
+    "i",
+  );
+  const match = pattern.exec(text);
+  return match?.[1] && match[2] ? { owner: match[1].toLowerCase(), repo: match[2].toLowerCase() } : undefined;
+}
+
+const sameRepository = (a: { owner: string; repo: string }, b: GitHubRepository): boolean =>
+  a.owner.toLowerCase() === b.owner.toLowerCase() && a.repo.toLowerCase() === b.repo.toLowerCase();
+
+export interface CompanionMove {
+  path: string;
+  from: string;
+  to: string;
+}
+
+export interface CompanionLeft {
+  path: string;
+  at: string;
+}
+
+export interface CompanionPlan {
+  moves: CompanionMove[];
+  /** Submodules on the same repository that stay, being out of step with the input and not listed. */
+  left: CompanionLeft[];
+}
+
+export interface CompanionQuestion {
+  input: string;
+  /** Where the input lives on GitHub (with `host` for Enterprise). */
+  source: GitHubRepository;
+  /** The commit the input is locked to now, and the one it moves to. */
+  from: string;
+  to: string;
+  /** The policy file's `companions` for this input, when it lists any: exactly those move. */
+  listed?: readonly string[];
+  /** The flake repository's own URL, against which relative submodule URLs resolve. */
+  self?: string;
+}
+
+/**
+ * Which submodules move with an input. Listed companions move, and must be submodules on the input's
+ * repository (else a UsageError naming them). With none listed, a submodule on that repository moves
+ * when it points at the commit the input is locked to now (they were kept together); one out of step
+ * is left and reported.
+ */
+export function planCompanions(q: CompanionQuestion, submodules: readonly Submodule[]): CompanionPlan {
+  const host = q.source.host ?? "github.com";
+  const onRepo = submodules.filter((s) => {
+    const repo = submoduleRepository(s.url, host, q.self);
+    return repo !== undefined && sameRepository(repo, q.source);
+  });
+  const plan: CompanionPlan = { moves: [], left: [] };
+  if (q.listed !== undefined) {
+    for (const path of q.listed) {
+      const submodule = submodules.find((s) => s.path === path);
+      if (submodule === undefined) {
+        throw new UsageError(
+          `companion '${path}' of input '${q.input}' is not a submodule of this repository (no gitlink with a .gitmodules entry at that path); list submodule paths as .gitmodules gives them`,
+        );
+      }
+      if (!onRepo.includes(submodule)) {
+        throw new UsageError(
+          `companion '${path}' of input '${q.input}' is a submodule of ${submodule.url}, not of ${q.source.owner}/${q.source.repo}; list only submodules on the input's repository`,
+        );
+      }
+      if (submodule.sha !== q.to) plan.moves.push({ path, from: submodule.sha, to: q.to });
+    }
+    return plan;
+  }
+  for (const submodule of onRepo) {
+    if (submodule.sha === q.from && q.from !== q.to)
+      plan.moves.push({ path: submodule.path, from: q.from, to: q.to });
+    else if (submodule.sha !== q.from) plan.left.push({ path: submodule.path, at: submodule.sha });
+  }
+  return plan;
+}
+
+/** The pull request's sentence for a submodule left behind. */
+export function leftSentence(input: string, left: CompanionLeft): string {
+  return `\`${left.path}\` stays at ${left.at.slice(0, 7)}, which is not what \`${input}\` is locked to; list it under companions to move it with the input`;
+}
