@@ -631,6 +631,19 @@ export interface ImpactRun {
   closureReads: number;
 }
 
+/** The progress lines of one impact run: side 0 is the base lock, each other side its inputs' lock. */
+function impactProgress(locks: readonly string[], request: ImpactRequest): ImpactProgress {
+  return new ImpactProgress(
+    locks.map((lock, i) =>
+      i === 0
+        ? "the base lock"
+        : request.sides.flatMap((side) => (side.lock === lock ? [side.name] : [])).join(", "),
+    ),
+    request.onProgress ?? (() => {}),
+    attrName,
+  );
+}
+
 /**
  * Impact of every side against the base: all sides evaluated in one Nix process; the closures of a
  * host that changed are read as soon as both its drvPaths are known, while the other hosts still
@@ -674,15 +687,7 @@ export async function computeImpact(request: ImpactRequest): Promise<ImpactRun> 
       }
     }
   };
-  const progress = new ImpactProgress(
-    locks.map((lock, i) =>
-      i === 0
-        ? "the base lock"
-        : request.sides.flatMap((side) => (side.lock === lock ? [side.name] : [])).join(", "),
-    ),
-    request.onProgress ?? (() => {}),
-    attrName,
-  );
+  const progress = impactProgress(locks, request);
   const baseLock = lockOrUndefined(request.baseLock);
   const { sides: results, stats } = await evaluateSides(refs, {
     nix: request.nix,
