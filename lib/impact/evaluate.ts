@@ -1,6 +1,6 @@
 /**
  * Host impact: which of the flake's machines a lock change touches, and how — from evaluation alone.
- * Every side (base lock, new locks) is evaluated in one `nix eval` for every host; closures are read
+ * Every side (base lock, new locks) is evaluated for every host, in one or several `nix eval`s; closures are read
  * from the store's .drv files (or one more Nix call) and diffed by package name and version.
  */
 import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -645,8 +645,8 @@ function impactProgress(locks: readonly string[], request: ImpactRequest): Impac
 }
 
 /**
- * Impact of every side against the base: all sides evaluated in one Nix process; the closures of a
- * host that changed are read as soon as both its drvPaths are known, while the other hosts still
+ * Impact of every side against the base: all sides evaluated in `request.jobs` Nix processes
+ * (`evaluateSides`), the same result for any number; the closures of a host that changed are read as soon as both its drvPaths are known, while the other hosts still
  * evaluate, into one graph shared by every host and side.
  */
 export async function computeImpact(request: ImpactRequest): Promise<ImpactRun> {
