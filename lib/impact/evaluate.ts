@@ -1,7 +1,8 @@
 /**
  * Host impact: which of the flake's machines a lock change touches, and how — from evaluation alone.
- * Every side (base lock, new locks) is evaluated for every host, in one or several `nix eval`s; closures are read
- * from the store's .drv files (or one more Nix call) and diffed by package name and version.
+ * Every side (base lock, new locks) is evaluated for every host, in one or several `nix eval`s;
+ * closures are read from the store's .drv files (or one more Nix call) and diffed by package name
+ * and version.
  */
 import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
