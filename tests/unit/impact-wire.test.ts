@@ -88,6 +88,7 @@ test("impact's action inputs: every one read; a bad mode or budget is one senten
     readActionInputs("impact", {
       FLAKE_BUMP_IMPACT: " auto ",
       FLAKE_BUMP_IMPACT_TIMEOUT_MINUTES: "7.5",
+      FLAKE_BUMP_IMPACT_JOBS: " 3 ",
       FLAKE_BUMP_REPORT: "/tmp/report.json",
       FLAKE_BUMP_OUTDATED: "nixfleet,other",
       FLAKE_BUMP_FLAKE: "hosts",
@@ -97,6 +98,7 @@ test("impact's action inputs: every one read; a bad mode or budget is one senten
   ).toStrictEqual({
     impact: "auto",
     "impact-timeout-minutes": 7.5,
+    "impact-jobs": 3,
     report: "/tmp/report.json",
     outdated: ["nixfleet", "other"],
     flake: "hosts",
@@ -109,6 +111,14 @@ test("impact's action inputs: every one read; a bad mode or budget is one senten
   expect(() => readActionInputs("impact", { FLAKE_BUMP_IMPACT_TIMEOUT_MINUTES: "20m" })).toThrow(
     "action input 'impact-timeout-minutes' must be a number of minutes, e.g. 20",
   );
+  expect(readActionInputs("impact", { FLAKE_BUMP_IMPACT_JOBS: "auto" })).toStrictEqual({
+    "impact-jobs": "auto",
+  });
+  for (const bad of ["0", "two", "1.5", "-1"]) {
+    expect(() => readActionInputs("impact", { FLAKE_BUMP_IMPACT_JOBS: bad })).toThrow(
+      "action input 'impact-jobs' must be auto or a whole number of processes from 1, e.g. 2",
+    );
+  }
 });
 
 test("--plan answers run=true|false in $GITHUB_OUTPUT without Nix", async () => {
@@ -283,4 +293,17 @@ test("impact.ts on a checkout whose flake.lock is as committed: says nothing mov
       "No input moved: the lock locks the same sources as the base lock, so there is no host impact to compute.\n" +
       "impact = \nchanged-hosts = \nfailed-hosts = \n",
   });
+});
+
+test("--jobs takes a whole number of processes from 1: anything else is bad usage, before Nix", async () => {
+  for (const bad of ["0", "many", "2.5"]) {
+    const run = await runInProcess(impactMain, ["--jobs", bad, "--lock", "flake.lock"], {
+      cwd: scratchRoot(),
+      env: { PATH: "/nonexistent" },
+    });
+    expect({ exitCode: run.exitCode, stderr: run.stderr.trim() }).toStrictEqual({
+      exitCode: 2,
+      stderr: expect.stringContaining("--jobs: must be auto or a whole number of processes from 1, e.g. 2"),
+    });
+  }
 });
