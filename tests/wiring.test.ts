@@ -53,6 +53,7 @@ const DOWNSTREAMS = [
   "nixcfg-footer",
   "nixcfg-group",
   "nixcfg-policy",
+  "nixcfg-fleet",
 ] as const;
 type Downstream = (typeof DOWNSTREAMS)[number];
 /** The job's automatic GITHUB_TOKEN, and the App token a user stores as FLAKE_BUMP_TOKEN. */
@@ -96,6 +97,8 @@ const groupHostsNix = hostsNix.replace(
 
 /** A policy file away from the default path, so only the action's `config` input can find it. */
 const POLICY = "# nixfleet moves only when named\ninputs:\n  nixfleet:\n    follow: none\n";
+/** A named group landing by itself, also away from the default path. */
+const FLEET_POLICY = "groups:\n  fleet:\n    inputs: [nixfleet, other]\n    merge: auto\n";
 
 let fake: FakeGitHub;
 let scratch: string;
@@ -313,12 +316,19 @@ async function world(): Promise<string[]> {
   await fake.createRepo(UP.owner, UP.repo, { files: upstreamFiles(0) });
   const revs = [(await fake.branchSha(UP.owner, UP.repo, "main")) ?? ""];
   const [first, ...others] = DOWNSTREAMS.filter(
-    (name) => name !== "nixcfg-broken" && name !== "nixcfg-inputs" && name !== "nixcfg-group",
+    (name) =>
+      name !== "nixcfg-broken" &&
+      name !== "nixcfg-inputs" &&
+      name !== "nixcfg-group" &&
+      name !== "nixcfg-fleet",
   );
   const lock = await lockedDownstream(first ?? "nixcfg");
   await lockedDownstream("nixcfg-inputs", twoInputsNix);
   await lockedDownstream("nixcfg-group", groupHostsNix);
   fake.setRepoSettings("acme", "nixcfg-group", { allowAutoMerge: true });
+  await lockedDownstream("nixcfg-fleet", groupHostsNix);
+  await fake.push("acme", "nixcfg-fleet", { "ops/fleet.yml": FLEET_POLICY }, "policy: one fleet group");
+  fake.setRepoSettings("acme", "nixcfg-fleet", { allowAutoMerge: true });
   await fake.push("acme", "nixcfg-inputs", { RELEASE: "1\n" }, "release branch", { branch: "release" });
   for (const downstream of others) {
     const flakeNix =
@@ -686,6 +696,39 @@ describe("every action input reaches GitHub", () => {
         revs[3],
         revs[3],
       ]);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "update: config reaches the impact and land steps too; a named group's PR gets one combined section and is merged",
+    async () => {
+      const job = await runUpdate({
+        workflow: actionWorkflow("update", { config: "ops/fleet.yml", impact: "true" }),
+        downstream: "nixcfg-fleet",
+        event: workflowDispatch("nixcfg-fleet", { inputs: "", rev: "" }),
+        secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
+      });
+      expectSuccess(job);
+      const outputs = actionOutputs(job);
+      expect(outputs).toMatchObject({
+        changed: "true",
+        inputs: "nixfleet,other",
+        operation: "merged",
+        "changed-hosts": "nixosConfigurations.web",
+        "failed-hosts": "",
+      });
+      expect(JSON.parse(readFileSync(outputs?.impact ?? "", "utf8"))).toMatchObject({
+        inputs: [{ name: "nixfleet,other", members: { nixfleet: revs[3], other: revs[3] } }],
+      });
+      const pulls = fake.pulls("acme", "nixcfg-fleet");
+      expect(pulls.map((pull) => [pull.headRef, pull.state])).toStrictEqual([
+        ["flake-bump/group/fleet", "closed"],
+      ]);
+      const [pull] = pulls;
+      expect(pull?.merged?.sha).toBe(outputs?.["commit-sha"] ?? "");
+      expect(pull?.body?.split("<!-- flake-bump:impact -->")).toHaveLength(2);
+      expect(pull?.body).toContain("- `web`: tool 1.0 → 1.3");
     },
     TIMEOUT,
   );
