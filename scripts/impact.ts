@@ -42,7 +42,8 @@ Say which hosts a lock change touches and how, by evaluating the flake with both
 built or downloaded): nixosConfigurations and darwinConfigurations (config.system.build.toplevel)
 and homeConfigurations (activationPackage).
 
-  --report FILE        bump.ts's report: one comparison per moved input, each with its own lock
+  --report FILE        bump.ts's report: one comparison per pull request open-pr.ts opened for it,
+                       each moved input with its own lock, each group with its combined one
                        (default in Actions: ${defaultReportPath()})
   --flake DIR          the flake's directory (default: the report's, else the current directory)
   --base-lock FILE     the lock before (default: flake.lock as committed at git HEAD)
@@ -54,7 +55,7 @@ and homeConfigurations (activationPackage).
   --dry-run            compute and print, change no pull request
   --timeout-minutes N  time budget (default 20); when it runs out the section says so, exit 0
   --repo OWNER/REPO    where the pull requests are (default: $GITHUB_REPOSITORY); with a report,
-                       each moved input's open pull request gets the host impact section
+                       each of its open pull requests gets its host impact section
   --branch-prefix P    the pull requests' branch prefix (default: flake-bump/)
   --group              the report is a grouped run's (open-pr.ts --group): evaluate its combined
                        lock once and write one section into the grouped pull request (P + "all")
