@@ -655,13 +655,29 @@ describe("every action input reaches GitHub", () => {
     TIMEOUT,
   );
 
-  test(
-    "update: group with merge auto reaches open, impact and land; one grouped PR, one combined section, merged",
-    async () => {
+  // group: true's pull request, and a policy file's group found through the action's `config`
+  // (away from the default path, so the impact and land steps see the group only through it).
+  const grouped = [
+    {
+      name: "group with merge auto reaches open, impact and land; one grouped PR, one combined section, merged",
+      inputs: { group: "true", merge: "auto", impact: "true" },
+      downstream: "nixcfg-group",
+      branch: "flake-bump/all",
+    },
+    {
+      name: "config reaches the impact and land steps too; a named group's PR gets one combined section and is merged",
+      inputs: { config: "ops/fleet.yml", impact: "true" },
+      downstream: "nixcfg-fleet",
+      branch: "flake-bump/group/fleet",
+    },
+  ] as const;
+  test.each(grouped)(
+    "update: $name",
+    async ({ inputs, downstream, branch }) => {
       const job = await runUpdate({
-        workflow: actionWorkflow("update", { group: "true", merge: "auto", impact: "true" }),
-        downstream: "nixcfg-group",
-        event: workflowDispatch("nixcfg-group", { inputs: "", rev: "" }),
+        workflow: actionWorkflow("update", inputs),
+        downstream,
+        event: workflowDispatch(downstream, { inputs: "", rev: "" }),
         secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
       });
       expectSuccess(job);
@@ -676,59 +692,24 @@ describe("every action input reaches GitHub", () => {
       expect(JSON.parse(readFileSync(outputs?.impact ?? "", "utf8"))).toMatchObject({
         inputs: [{ name: "nixfleet,other", members: { nixfleet: revs[3], other: revs[3] } }],
       });
-      const pulls = fake.pulls("acme", "nixcfg-group");
+      const pulls = fake.pulls("acme", downstream);
       expect(pulls.map((pull) => [pull.headRef, pull.state, pull.title])).toStrictEqual([
-        ["flake-bump/all", "closed", "chore(flake): update 2 inputs"],
+        [branch, "closed", "chore(flake): update 2 inputs"],
       ]);
       const [pull] = pulls;
       expect(pull?.merged?.sha).toBe(outputs?.["commit-sha"] ?? "");
       expect(pull?.body?.split("<!-- flake-bump:impact -->")).toHaveLength(2);
       expect(pull?.body).toContain("- `web`: tool 1.0 → 1.3");
       expect(pull?.body).toContain("After merging, deploy: `web` (`db` unchanged).");
-      const merge = fake.requests.find(
-        (r) => r.operationId === "pulls/merge" && r.path.includes("nixcfg-group"),
-      );
-      const head = await fake.branchSha("acme", "nixcfg-group", "flake-bump/all");
+      const merge = fake.requests.find((r) => r.operationId === "pulls/merge" && r.path.includes(downstream));
+      const head = await fake.branchSha("acme", downstream, branch);
       expect(merge?.body).toStrictEqual({ sha: head, merge_method: "squash" });
-      const main = await fake.readFile("acme", "nixcfg-group", "main", "flake.lock");
+      const main = await fake.readFile("acme", downstream, "main", "flake.lock");
       const lock = main === undefined ? undefined : parseLock(main);
       expect([lock?.nodes.nixfleet?.locked?.rev, lock?.nodes.other?.locked?.rev]).toStrictEqual([
         revs[3],
         revs[3],
       ]);
-    },
-    TIMEOUT,
-  );
-
-  test(
-    "update: config reaches the impact and land steps too; a named group's PR gets one combined section and is merged",
-    async () => {
-      const job = await runUpdate({
-        workflow: actionWorkflow("update", { config: "ops/fleet.yml", impact: "true" }),
-        downstream: "nixcfg-fleet",
-        event: workflowDispatch("nixcfg-fleet", { inputs: "", rev: "" }),
-        secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
-      });
-      expectSuccess(job);
-      const outputs = actionOutputs(job);
-      expect(outputs).toMatchObject({
-        changed: "true",
-        inputs: "nixfleet,other",
-        operation: "merged",
-        "changed-hosts": "nixosConfigurations.web",
-        "failed-hosts": "",
-      });
-      expect(JSON.parse(readFileSync(outputs?.impact ?? "", "utf8"))).toMatchObject({
-        inputs: [{ name: "nixfleet,other", members: { nixfleet: revs[3], other: revs[3] } }],
-      });
-      const pulls = fake.pulls("acme", "nixcfg-fleet");
-      expect(pulls.map((pull) => [pull.headRef, pull.state])).toStrictEqual([
-        ["flake-bump/group/fleet", "closed"],
-      ]);
-      const [pull] = pulls;
-      expect(pull?.merged?.sha).toBe(outputs?.["commit-sha"] ?? "");
-      expect(pull?.body?.split("<!-- flake-bump:impact -->")).toHaveLength(2);
-      expect(pull?.body).toContain("- `web`: tool 1.0 → 1.3");
     },
     TIMEOUT,
   );
