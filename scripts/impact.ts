@@ -10,21 +10,14 @@ import * as v from "valibot";
 import { $ } from "zx/core";
 import { annotate, appendSummary, group, inActions, info, setOutputs } from "../lib/core/actions.ts";
 import { flags, parseCli, runMain } from "../lib/core/cli.ts";
-import { UsageError } from "../lib/core/errors.ts";
+import { RuntimeError, UsageError } from "../lib/core/errors.ts";
 import { writeAtomic } from "../lib/core/files.ts";
 import { Branch, parseRepository, RepositoryName } from "../lib/core/ids.ts";
 import { Footer, Jobs, readActionInputs } from "../lib/core/inputs.ts";
 import { githubToken } from "../lib/core/secrets.ts";
 import { diffLocks, parseLock } from "../lib/flake/lock.ts";
 import { detectNix } from "../lib/flake/nix.ts";
-import {
-  checkGrouping,
-  defaultReportPath,
-  membersOf,
-  type Report,
-  readReport,
-  revOf,
-} from "../lib/flake/report.ts";
+import { checkGrouping, defaultReportPath, readReport } from "../lib/flake/report.ts";
 import { octokitFromEnv } from "../lib/github/client.ts";
 import {
   computeImpact,
@@ -38,18 +31,20 @@ import {
 } from "../lib/impact/evaluate.ts";
 import { resolveJobs } from "../lib/impact/jobs.ts";
 import { DEFAULT_DEPLOY_SENTENCE, describeImpact, summaryMarkdown } from "../lib/impact/text.ts";
-import { writeGroupImpactSection, writeImpactSections } from "../lib/pr/impact.ts";
+import { type Comparison, impactComparisons, writeComparisonSections } from "../lib/pr/impact.ts";
+import { loadPrTargets } from "../lib/pr/targets.ts";
 
 export const USAGE = `Usage: bun scripts/impact.ts [--report FILE] [--flake DIR] [--base-lock FILE] [--lock FILE]
                             [--only ATTR ...] [--json] [--dry-run] [--timeout-minutes N] [--jobs N]
-                            [--repo OWNER/REPO] [--branch-prefix P] [--group] [--footer TEXT] [--plan]
-                            [--help]
+                            [--repo OWNER/REPO] [--branch-prefix P] [--group] [--config FILE]
+                            [--footer TEXT] [--plan] [--help]
 
 Say which hosts a lock change touches and how, by evaluating the flake with both locks (nothing is
 built or downloaded): nixosConfigurations and darwinConfigurations (config.system.build.toplevel)
 and homeConfigurations (activationPackage).
 
-  --report FILE        bump.ts's report: one comparison per moved input, each with its own lock
+  --report FILE        bump.ts's report: one comparison per pull request open-pr.ts opened for it,
+                       each moved input with its own lock, each group with its combined one
                        (default in Actions: $RUNNER_TEMP/flake-bump/report.json)
   --flake DIR          the flake's directory (default: the report's, else the current directory)
   --base-lock FILE     the lock before (default: flake.lock as committed at git HEAD)
@@ -63,10 +58,13 @@ and homeConfigurations (activationPackage).
   --jobs N             nix eval processes at once, each evaluating a share of the hosts (default
                        auto: one per CPU core, fewer when memory runs short)
   --repo OWNER/REPO    where the pull requests are (default: $GITHUB_REPOSITORY); with a report,
-                       each moved input's open pull request gets the host impact section
+                       each of its open pull requests gets its host impact section
   --branch-prefix P    the pull requests' branch prefix (default: flake-bump/)
   --group              the report is a grouped run's (open-pr.ts --group): evaluate its combined
                        lock once and write one section into the grouped pull request (P + "all")
+  --config FILE        the policy file (default: .github/flake-bump.yml of the flake's repository,
+                       if it exists): each of its groups' combined lock is evaluated once and its
+                       section written into the group's pull request (P + "group/" + its name)
   --footer TEXT        the closing sentence; {hosts} becomes the hosts to deploy
                        (default: "${DEFAULT_DEPLOY_SENTENCE}")
   --plan               only decide whether host impact will run (run=true|false), without Nix,
@@ -75,7 +73,8 @@ and homeConfigurations (activationPackage).
 In the update action the inputs arrive as FLAKE_BUMP_IMPACT (auto, true or false; auto runs when a
 .nix file of the repository names one of those outputs), FLAKE_BUMP_IMPACT_TIMEOUT_MINUTES,
 FLAKE_BUMP_IMPACT_JOBS, FLAKE_BUMP_REPORT, FLAKE_BUMP_OUTDATED, FLAKE_BUMP_FLAKE, FLAKE_BUMP_BRANCH_PREFIX,
-FLAKE_BUMP_PR_FOOTER, FLAKE_BUMP_GROUP and FLAKE_BUMP_DRY_RUN; flags override them.
+FLAKE_BUMP_PR_FOOTER, FLAKE_BUMP_GROUP, FLAKE_BUMP_MERGE, FLAKE_BUMP_CONFIG and FLAKE_BUMP_DRY_RUN;
+flags override them.
 
 Exit codes: 0 impact computed (hosts that fail to evaluate are reported, not a failure),
 1 failure (Nix missing, no flake), 2 bad usage.`;
@@ -91,6 +90,7 @@ const options = flags({
     "repo",
     "branch-prefix",
     "footer",
+    "config",
   ],
   boolean: ["json", "dry-run", "group", "plan"],
   list: ["only"],
@@ -120,6 +120,7 @@ const Args = v.object({
   group: v.optional(v.boolean(), false),
   footer: v.optional(Footer),
   plan: v.optional(v.boolean(), false),
+  config: v.optional(Path),
 });
 
 async function readText(path: string, flag: string): Promise<string> {
@@ -160,31 +161,6 @@ function localSide(baseLock: string, lock: string): ImpactSide | undefined {
   return { name: moved.map((change) => change.path).join(",") || "flake.lock", rev, lock };
 }
 
-/**
- * What a report asks to evaluate: one comparison per moved input, or, for a grouped run, one of the
- * combined lock with its members (a group has no single rev).
- */
-function reportComparisons(
-  report: Report,
-  grouped: boolean,
-): { sides: ImpactSide[]; members?: Record<string, string> } {
-  if (!grouped) {
-    return {
-      sides: report.inputs.map((input) => ({ name: input.name, rev: revOf(input), lock: input.lock.text })),
-    };
-  }
-  if (report.lock === null) {
-    throw new UsageError(
-      "the report has no combined flake.lock, so a grouped host impact has nothing to evaluate; pass the report bump.ts --group wrote",
-    );
-  }
-  const members = membersOf(report.inputs);
-  return {
-    sides: [{ name: Object.keys(members).join(","), rev: report.lock.sha256, lock: report.lock.text }],
-    members,
-  };
-}
-
 /** `--plan`: whether host impact will run for the inputs that are behind, decided without Nix. */
 async function plan(
   mode: ImpactMode,
@@ -214,12 +190,11 @@ function annotateProblems(inputs: readonly InputImpact[], timeoutMinutes: number
 
 /** Write each evaluated entry's section into its pull request, when there is a repository and a token. */
 async function writeSections(
-  inputs: readonly InputImpact[],
+  evaluated: ReadonlyArray<{ comparison: Comparison; impact: InputImpact }>,
   ctx: {
     args: v.InferOutput<typeof Args>;
     action: ReturnType<typeof readActionInputs<"impact">>;
     env: NodeJS.ProcessEnv;
-    grouped: boolean;
     text: { deploySentence: string; timeoutMinutes: number };
   },
 ): Promise<void> {
@@ -240,9 +215,7 @@ async function writeSections(
   };
   const octokit = octokitFromEnv(env);
   const writes = await group(`Pull requests in ${repo.owner}/${repo.repo}`, () =>
-    ctx.grouped
-      ? Promise.all(inputs.map((input) => writeGroupImpactSection(octokit, input, where)))
-      : writeImpactSections(octokit, inputs, where),
+    writeComparisonSections(octokit, evaluated, where),
   );
   for (const w of writes) info(`${w.input}: ${w.outcome}${w.url ? ` ${w.url}` : ""} — ${w.detail}`);
 }
@@ -285,8 +258,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       : await committedLock(flakeDir);
   parseLock(baseLock, "the base lock");
 
-  const grouped = report !== undefined && groupAsked;
-  let comparisons: { sides: ImpactSide[]; members?: Record<string, string> };
+  // With a report, the pull requests open-pr.ts opened for it (lib/pr/targets.ts): each group's
+  // combined lock once, each other moved input's own lock.
+  let comparisons: Comparison[];
   if (report === undefined) {
     const side = localSide(baseLock, await readText(args.lock ?? join(flakeDir, "flake.lock"), "--lock"));
     if (side === undefined) {
@@ -294,9 +268,12 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         "No input moved: the lock locks the same sources as the base lock, so there is no host impact to compute.",
       );
     }
-    comparisons = { sides: [side] };
-  } else comparisons = reportComparisons(report, grouped);
-  const { sides, members } = comparisons;
+    comparisons = [{ side, grouped: false }];
+  } else
+    comparisons = impactComparisons(
+      await loadPrTargets(report, { config: args.config, group: args.group }, action),
+    );
+  const sides = comparisons.map((comparison) => comparison.side);
 
   const nix = await detectNix({ env });
   const timeoutMinutes = args["timeout-minutes"] ?? action["impact-timeout-minutes"] ?? 20;
@@ -321,10 +298,13 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   info(
     `Host impact took ${stats.processes} nix eval process${stats.processes === 1 ? "" : "es"} (${stats.jobs.start} at once${stats.memoryStops > 0 ? `, ${stats.jobs.end} after ${stats.memoryStops} stopped for memory` : ""})${stats.peakRssBytes > 0 ? `, at most ${Math.round(stats.peakRssBytes / 2 ** 20)} MB together` : ""}.`,
   );
-  const impact =
-    members === undefined
-      ? run.impact
-      : { ...run.impact, inputs: run.impact.inputs.map((input) => ({ ...input, members })) };
+  // computeImpact answers in the order of its sides: each answer belongs to its comparison.
+  const evaluated = comparisons.map((comparison, i) => {
+    const answer = run.impact.inputs[i];
+    if (answer === undefined) throw new RuntimeError(`host impact has no answer for ${comparison.side.name}`);
+    return { comparison, impact: comparison.grouped ? { ...answer, members: comparison.members } : answer };
+  });
+  const impact = { ...run.impact, inputs: evaluated.map((e) => e.impact) };
   for (const line of describeImpact(impact.inputs)) info(line);
   const json = `${JSON.stringify(impact, null, 2)}\n`;
   if (args.json) process.stdout.write(json);
@@ -341,7 +321,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     timeoutMinutes,
   };
 
-  if (report !== undefined) await writeSections(impact.inputs, { args, action, env, grouped, text });
+  if (report !== undefined) await writeSections(evaluated, { args, action, env, text });
   // A fixed host changes on deployment like any changed one.
   const changedHosts = [names("changed"), names("fixed")].filter(Boolean).join(",");
   setOutputs({ impact: path, "changed-hosts": changedHosts, "failed-hosts": names("failed") }, env);

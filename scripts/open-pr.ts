@@ -30,8 +30,6 @@ import {
 
 import { defaultBranch, type Octokit, octokitFromEnv } from "../lib/github/client.ts";
 import { DEFAULT_DEPLOY_SENTENCE } from "../lib/impact/text.ts";
-import type { RunSettings } from "../lib/policy/effective.ts";
-import { loadRunPolicy } from "../lib/policy/run.ts";
 
 import { landGroupAuto, openGroupPullRequest } from "../lib/pr/group.ts";
 import {
@@ -52,7 +50,7 @@ import {
   type PullRequestResult,
 } from "../lib/pr/lifecycle.ts";
 
-import { type PrTarget, prTargets } from "../lib/pr/targets.ts";
+import { loadPrTargets, type PrTarget } from "../lib/pr/targets.ts";
 
 export const USAGE = `Usage: bun scripts/open-pr.ts [--report FILE] [--repo OWNER/REPO] [--base BRANCH] [--branch-prefix P]
                            [--label L ...] [--reviewer U ...] [--draft] [--group] [--footer TEXT]
@@ -180,7 +178,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   }
   const grouped = args.group || (action.group ?? false);
   checkGrouping(report, grouped, "open-pr.ts");
-  const targets = await targetsOf(report, args, action);
+  const targets = await loadPrTargets(report, args, action);
   const modes = [...new Set(targets.map((target) => target.mode))];
   const method = args["merge-method"] ?? action["merge-method"] ?? "squash";
   const draft = args.draft || (action.draft ?? false);
@@ -305,32 +303,6 @@ async function landTargets(
     );
   }
   return landing;
-}
-
-/**
- * The report's pull requests and how each lands: the policy file's groups and merge modes, under
- * this run's --merge and --group and the action's merge and group.
- */
-async function targetsOf(
-  report: Report,
-  args: { config?: string | undefined; merge?: MergeMode | undefined; group: boolean },
-  action: { config?: string | undefined; merge?: MergeMode | undefined; group?: boolean | undefined },
-): Promise<PrTarget[]> {
-  const policy = await loadRunPolicy({
-    config: args.config ?? action.config,
-    root: report.flake.repoRoot ?? report.flake.dir,
-  });
-  const run: RunSettings = {
-    flags: {
-      ...(args.merge === undefined ? {} : { merge: args.merge }),
-      ...(args.group ? { group: true } : {}),
-    },
-    action: {
-      ...(action.merge === undefined ? {} : { merge: action.merge }),
-      ...(action.group === true ? { group: true } : {}),
-    },
-  };
-  return prTargets(report, policy, run);
 }
 
 /**

@@ -262,6 +262,111 @@ for (const variant of nixVariants()) {
       TIMEOUT,
     );
 
+    /**
+     * A second fleet whose hosts read the group's inputs, with host impact on: the nightly runs the
+     * action's steps in order (bump, open-pr --step open, impact, open-pr --step land).
+     */
+    const HOSTS = { owner: "acme", repo: "hosts" } as const;
+    const hostsNix = `{
+${GROUP.map((n) => `  inputs.${n}.url = "github:acme/${n}?host=localhost";`).join("\n")}
+  outputs = { nixpkgs, nixpkgs-stable, home-manager, ... }:
+    let pkg = name: derivation { inherit name; builder = "/bin/false"; system = "x86_64-linux"; };
+    in {
+      nixosConfigurations.web.config.system.build.toplevel = pkg "nixos-system-web-\${toString nixpkgs.nixpkgs}";
+      nixosConfigurations.db.config.system.build.toplevel = pkg "nixos-system-db-\${toString nixpkgs-stable.nixpkgs-stable}";
+      homeConfigurations."me@laptop".activationPackage = pkg "home-\${toString home-manager.home-manager}";
+    };
+}
+`;
+    const GROUP_POLICY =
+      "groups:\n  nixpkgs:\n    inputs: [nixpkgs, nixpkgs-stable, home-manager]\n    schedule: weekly\n    merge: auto\n";
+
+    async function hostsNightly(
+      now: string,
+    ): Promise<Record<"bump" | "open" | "impact" | "land", RunResult>> {
+      const dir = join(scratch, `hosts-${++runs}`);
+      await $({ quiet: true })`git clone --quiet ${fake.cloneUrl(HOSTS.owner, HOSTS.repo)} ${dir}`;
+      const report = join(scratch, `hosts-report-${runs}.json`);
+      const runner = join(scratch, `hosts-runner-${runs}`);
+      const at = {
+        ...env,
+        GITHUB_REPOSITORY: `${HOSTS.owner}/${HOSTS.repo}`,
+        GITHUB_EVENT_NAME: "schedule",
+        FLAKE_BUMP_NOW: now,
+        RUNNER_TEMP: runner,
+      };
+      const step = async (script: "bump" | "open-pr" | "impact", args: string[]) => {
+        const result = await runScript(script, args, { cwd: dir, env: at });
+        expect(result.stderr).not.toContain("error:");
+        expect(result.exitCode).toBe(0);
+        return result;
+      };
+      try {
+        const bump = await step("bump", ["--report", report]);
+        const open = await step("open-pr", ["--report", report, "--step", "open"]);
+        const impact = await step("impact", ["--report", report]);
+        const impactFile = join(runner, "flake-bump", "impact.json");
+        const land = await step("open-pr", ["--report", report, "--step", "land", "--impact", impactFile]);
+        return { bump, open, impact, land };
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+
+    const groupPull = () =>
+      fake.pulls(HOSTS.owner, HOSTS.repo).filter((p) => p.headRef === "flake-bump/group/nixpkgs");
+    const impactSections = (body: string | null | undefined) =>
+      (body ?? "").split("<!-- flake-bump:impact -->").length - 1;
+
+    test(
+      "host impact on: a Monday's nixpkgs group PR gets one impact section of its combined lock and auto-merges; a member that breaks a host holds it with the reason",
+      async () => {
+        await fake.createRepo(HOSTS.owner, HOSTS.repo, {
+          files: { "flake.nix": hostsNix, ".github/flake-bump.yml": GROUP_POLICY },
+        });
+        fake.setRepoSettings(HOSTS.owner, HOSTS.repo, { allowAutoMerge: true });
+        const dir = join(scratch, "hosts-seed");
+        await $({ quiet: true })`git clone --quiet ${fake.cloneUrl(HOSTS.owner, HOSTS.repo)} ${dir}`;
+        await pushNixLock(fake, HOSTS, dir, env);
+        await rm(dir, { recursive: true, force: true });
+
+        // Every member moves on Sunday 2026-12-13, and every host still evaluates.
+        const sunday = new Date("2026-12-13T00:00:00Z");
+        for (const name of GROUP)
+          await fake.push("acme", name, upstream(name, 7), `feat(${name}): change 7`, { date: sunday });
+        const first = await hostsNightly("2026-12-14T03:00:00Z");
+        expect(first.impact.stderr).toContain("home-manager, nixpkgs, nixpkgs-stable: written");
+        const [merged, ...others] = groupPull();
+        expect(others).toStrictEqual([]);
+        expect({ state: merged?.state, merged: Boolean(merged?.merged) }).toStrictEqual({
+          state: "closed",
+          merged: true,
+        });
+        expect(impactSections(merged?.body)).toBe(1);
+        expect(merged?.body).toContain("**Changed (3)**");
+        expect(first.land.stderr).toContain("merged");
+
+        // The next Sunday home-manager drops the value `me@laptop` reads: the group's PR is held.
+        const next = new Date("2026-12-20T00:00:00Z");
+        for (const name of GROUP) {
+          const files =
+            name === "home-manager" ? { "flake.nix": "{ outputs = _: { }; }\n" } : upstream(name, 8);
+          await fake.push("acme", name, files, `feat(${name}): change 8`, { date: next });
+        }
+        const second = await hostsNightly("2026-12-21T03:00:00Z");
+        const open = groupPull().filter((p) => p.state === "open");
+        expect(open).toHaveLength(1);
+        expect(impactSections(open[0]?.body)).toBe(1);
+        expect(open[0]?.body).toContain("**Fails to evaluate with this bump (1)**");
+        expect(open[0]?.body).toContain("`me@laptop` no longer evaluates with this bump");
+        expect(second.land.stderr).toContain("home-manager, nixpkgs, nixpkgs-stable: held");
+        expect(second.land.stderr).toContain(
+          "left open for a human: me@laptop no longer evaluates with this bump",
+        );
+      },
+      TIMEOUT,
+    );
+
     test(
       "a bad policy file is one clean error: exit 2, the file, the line and the key; flake.lock untouched",
       async () => {

@@ -53,6 +53,7 @@ const DOWNSTREAMS = [
   "nixcfg-footer",
   "nixcfg-group",
   "nixcfg-policy",
+  "nixcfg-fleet",
 ] as const;
 type Downstream = (typeof DOWNSTREAMS)[number];
 /** The job's automatic GITHUB_TOKEN, and the App token a user stores as FLAKE_BUMP_TOKEN. */
@@ -96,6 +97,8 @@ const groupHostsNix = hostsNix.replace(
 
 /** A policy file away from the default path, so only the action's `config` input can find it. */
 const POLICY = "# nixfleet moves only when named\ninputs:\n  nixfleet:\n    follow: none\n";
+/** A named group landing by itself, also away from the default path. */
+const FLEET_POLICY = "groups:\n  fleet:\n    inputs: [nixfleet, other]\n    merge: auto\n";
 
 let fake: FakeGitHub;
 let scratch: string;
@@ -313,12 +316,19 @@ async function world(): Promise<string[]> {
   await fake.createRepo(UP.owner, UP.repo, { files: upstreamFiles(0) });
   const revs = [(await fake.branchSha(UP.owner, UP.repo, "main")) ?? ""];
   const [first, ...others] = DOWNSTREAMS.filter(
-    (name) => name !== "nixcfg-broken" && name !== "nixcfg-inputs" && name !== "nixcfg-group",
+    (name) =>
+      name !== "nixcfg-broken" &&
+      name !== "nixcfg-inputs" &&
+      name !== "nixcfg-group" &&
+      name !== "nixcfg-fleet",
   );
   const lock = await lockedDownstream(first ?? "nixcfg");
   await lockedDownstream("nixcfg-inputs", twoInputsNix);
   await lockedDownstream("nixcfg-group", groupHostsNix);
   fake.setRepoSettings("acme", "nixcfg-group", { allowAutoMerge: true });
+  await lockedDownstream("nixcfg-fleet", groupHostsNix);
+  await fake.push("acme", "nixcfg-fleet", { "ops/fleet.yml": FLEET_POLICY }, "policy: one fleet group");
+  fake.setRepoSettings("acme", "nixcfg-fleet", { allowAutoMerge: true });
   await fake.push("acme", "nixcfg-inputs", { RELEASE: "1\n" }, "release branch", { branch: "release" });
   for (const downstream of others) {
     const flakeNix =
@@ -651,13 +661,29 @@ describe("every action input reaches GitHub", () => {
     TIMEOUT,
   );
 
-  test(
-    "update: group with merge auto reaches open, impact and land; one grouped PR, one combined section, merged",
-    async () => {
+  // group: true's pull request, and a policy file's group found through the action's `config`
+  // (away from the default path, so the impact and land steps see the group only through it).
+  const grouped = [
+    {
+      name: "group with merge auto reaches open, impact and land; one grouped PR, one combined section, merged",
+      inputs: { group: "true", merge: "auto", impact: "true" },
+      downstream: "nixcfg-group",
+      branch: "flake-bump/all",
+    },
+    {
+      name: "config reaches the impact and land steps too; a named group's PR gets one combined section and is merged",
+      inputs: { config: "ops/fleet.yml", impact: "true" },
+      downstream: "nixcfg-fleet",
+      branch: "flake-bump/group/fleet",
+    },
+  ] as const;
+  test.each(grouped)(
+    "update: $name",
+    async ({ inputs, downstream, branch }) => {
       const job = await runUpdate({
-        workflow: actionWorkflow("update", { group: "true", merge: "auto", impact: "true" }),
-        downstream: "nixcfg-group",
-        event: workflowDispatch("nixcfg-group", { inputs: "", rev: "" }),
+        workflow: actionWorkflow("update", inputs),
+        downstream,
+        event: workflowDispatch(downstream, { inputs: "", rev: "" }),
         secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
       });
       expectSuccess(job);
@@ -672,21 +698,19 @@ describe("every action input reaches GitHub", () => {
       expect(JSON.parse(readFileSync(outputs?.impact ?? "", "utf8"))).toMatchObject({
         inputs: [{ name: "nixfleet,other", members: { nixfleet: revs[3], other: revs[3] } }],
       });
-      const pulls = fake.pulls("acme", "nixcfg-group");
+      const pulls = fake.pulls("acme", downstream);
       expect(pulls.map((pull) => [pull.headRef, pull.state, pull.title])).toStrictEqual([
-        ["flake-bump/all", "closed", "chore(flake): update 2 inputs"],
+        [branch, "closed", "chore(flake): update 2 inputs"],
       ]);
       const [pull] = pulls;
       expect(pull?.merged?.sha).toBe(outputs?.["commit-sha"] ?? "");
       expect(pull?.body?.split("<!-- flake-bump:impact -->")).toHaveLength(2);
       expect(pull?.body).toContain("- `web`: tool 1.0 → 1.3");
       expect(pull?.body).toContain("After merging, deploy: `web` (`db` unchanged).");
-      const merge = fake.requests.find(
-        (r) => r.operationId === "pulls/merge" && r.path.includes("nixcfg-group"),
-      );
-      const head = await fake.branchSha("acme", "nixcfg-group", "flake-bump/all");
+      const merge = fake.requests.find((r) => r.operationId === "pulls/merge" && r.path.includes(downstream));
+      const head = await fake.branchSha("acme", downstream, branch);
       expect(merge?.body).toStrictEqual({ sha: head, merge_method: "squash" });
-      const main = await fake.readFile("acme", "nixcfg-group", "main", "flake.lock");
+      const main = await fake.readFile("acme", downstream, "main", "flake.lock");
       const lock = main === undefined ? undefined : parseLock(main);
       expect([lock?.nodes.nixfleet?.locked?.rev, lock?.nodes.other?.locked?.rev]).toStrictEqual([
         revs[3],

@@ -114,6 +114,9 @@ export const ActionInputs = {
     "dry-run": v.optional(flag),
     /** One combined section, evaluated with the report's combined lock, into the grouped pull request. */
     group: v.optional(flag),
+    /** The policy file and the merge mode: impact sees the pull requests open-pr opened (lib/pr/targets.ts). */
+    config: v.optional(text(Path)),
+    merge: v.optional(text(MergeMode)),
   }),
   notify: v.object({
     repositories: v.optional(list(RepositoryName)),

@@ -103,7 +103,10 @@ export function parsePolicy(text: string, file: string, knownInputs?: readonly s
     throw new UsageError(`${[...new Set(problems)].join("; ")}; ${FIX}`);
   }
   const policy = toPolicy(result.output, file, lines);
-  const problems = knownInputs === undefined ? [] : unknownInputs(policy, lines, knownInputs);
+  const problems =
+    knownInputs === undefined
+      ? []
+      : [...unknownInputs(policy, lines, knownInputs), ...branchClash(policy, lines, knownInputs)];
   problems.push(...twiceGrouped(policy, lines), ...memberMerge(policy));
   if (problems.length > 0) throw new UsageError(`${problems.join("; ")}; ${FIX}`);
   return policy;
@@ -152,6 +155,20 @@ function unknownInputs(policy: Policy, lines: Lines, known: readonly string[]): 
       problems.push(`${policy.file}:${level.line}: '${level.key}' is not an input (${found})`);
   }
   return problems;
+}
+
+/**
+ * An input named `group` outside every group would have its own branch `<prefix>group`, and git
+ * cannot keep a ref beside refs under it (`<prefix>group/<name>`, each group's branch): one of the
+ * two pushes would be refused mid-run. Refused here, before anything moves.
+ */
+function branchClash(policy: Policy, lines: Lines, known: readonly string[]): string[] {
+  const [first] = policy.groups;
+  if (first === undefined || !known.includes("group")) return [];
+  if (policy.groups.some((group) => group.inputs.includes("group"))) return [];
+  return [
+    `${policy.file}:${lines.of(["groups"])}: input 'group' would get its own branch <branch-prefix>group, which git cannot keep beside the groups' branches <branch-prefix>group/<name>; add 'group' to one of the groups (e.g. '${first.key}.inputs'), or rename the input in flake.nix`,
+  ];
 }
 
 /** An input belongs to one group at most: both places are named, so either can be removed. */

