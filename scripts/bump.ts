@@ -135,6 +135,12 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
       },
       ...(grouped ? { group: grouped } : {}),
+      companions: {
+        ownUrl: async () => {
+          const { ownRepositoryUrl } = await import("../lib/flake/companions.ts");
+          return ownRepositoryUrl(env, request.flakeDir);
+        },
+      },
     }),
   );
 

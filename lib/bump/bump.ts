@@ -27,9 +27,24 @@ import {
   rootNodeKey,
 } from "../flake/lock.ts";
 import type { LockPlan, Nix, Pin } from "../flake/nix.ts";
-import type { CheckoutHead, InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
+import type {
+  CheckoutHead,
+  Companions,
+  InputChange,
+  LockText,
+  Report,
+  Skipped,
+  Upstream,
+} from "../flake/report.ts";
 import type { Octokit } from "../github/client.ts";
 import { type Compared, sameOrNewer, type TargetCheck } from "../github/upstream.ts";
+import {
+  type CompanionSettings,
+  type CompanionSite,
+  companionsOf,
+  readCompanions,
+  stageCompanions,
+} from "./companions.ts";
 import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
 import type { Freshness } from "./freshness.ts";
 import { fetchLocked, movedLockText, type NativeResult, NotNative, serializeLock } from "./native.ts";
@@ -60,6 +75,8 @@ export interface BumpDeps {
   octokit?: () => Promise<Octokit>;
   /** With a grouped pull request: its members are kept in the same lock (see withGroupMembers). */
   group?: GroupDeps;
+  /** The policy file's companions and the repository's own URL (see bump/companions.ts). */
+  companions?: CompanionSettings;
 }
 
 export interface GroupDeps {
@@ -534,6 +551,8 @@ function combine(outcome: NixOutcome, lockFile: string): LockFile {
  */
 interface Carried {
   lock: LockFile;
+  /** The gitlinks of the submodules that move with the input, beside flake.lock (and those left). */
+  companions: Companions | undefined;
 }
 
 /** A root input whose lock node moved (rather than went away). */
@@ -541,6 +560,7 @@ type Moved = NodeChange & { to: LockedSummary };
 
 interface DescribeContext {
   flake: Flake;
+  site: CompanionSite;
   nix: NixRun;
   outcome: NixOutcome;
   combined: LockFile;
@@ -555,23 +575,29 @@ async function describeMoves(ctx: DescribeContext): Promise<InputChange[]> {
   const nixMoved = moved.filter((change) => !ctx.outcome.natives.has(change.path)).length;
   const entries: InputChange[] = [];
   for (const change of moved) {
-    const carried = await carriedBy(change, nixMoved, ctx);
-    entries.push(reportEntry(change, carried, ctx));
+    const lock = await carriedBy(change, nixMoved, ctx);
+    const github = reportGitHub(rootNode(ctx.combined.lock, change.path));
+    const companions = companionsOf(ctx.site, {
+      name: change.path,
+      ...change,
+      ...(github ? { github } : {}),
+    });
+    entries.push(reportEntry(change, { lock, companions }, ctx));
   }
   return entries;
 }
 
-/** What `change`'s own commit carries (see Carried). */
-async function carriedBy(change: Moved, nixMoved: number, ctx: DescribeContext): Promise<Carried> {
+/** The flake.lock `change`'s own commit carries (see Carried). */
+async function carriedBy(change: Moved, nixMoved: number, ctx: DescribeContext): Promise<LockFile> {
   // One grouped pull request carries every move in one lock: no input needs a lock of its own, so no
   // Nix run to make one.
-  if (ctx.grouped) return { lock: ctx.combined };
+  if (ctx.grouped) return ctx.combined;
   const { flake, outcome } = ctx;
   const native = outcome.natives.get(change.path);
   if (native !== undefined) {
     // Each input's pull request carries only that input's move: the base plus its own node.
     const text = movedLockText(flake.original.lock, change.path, native.result);
-    return { lock: { text, lock: parseLock(text, flake.lockFile) } };
+    return { text, lock: parseLock(text, flake.lockFile) };
   }
   const node = rootNode(ctx.combined.lock, change.path);
   const rev = change.to.rev;
@@ -580,10 +606,10 @@ async function carriedBy(change: Moved, nixMoved: number, ctx: DescribeContext):
     // (deterministic, unlike a second "latest").
     const plan: LockPlan = { kind: "pin", input: change.path, ref: pinnedRef(change.path, node, rev), rev };
     const what = `lock '${change.path}' alone at ${rev}; rerun, and report it if it persists`;
-    return { lock: await ctx.nix.lock(plan, what, nixNeeds(outcome.moves)) };
+    return ctx.nix.lock(plan, what, nixNeeds(outcome.moves));
   }
   // What Nix alone wrote: the lock of its one input.
-  return { lock: outcome.byNix };
+  return outcome.byNix;
 }
 
 function reportEntry(change: Moved, carried: Carried, ctx: DescribeContext): InputChange {
@@ -602,6 +628,7 @@ function reportEntry(change: Moved, carried: Carried, ctx: DescribeContext): Inp
   if (change.from !== undefined) entry.from = change.from;
   const github = reportGitHub(rootNode(ctx.combined.lock, change.path));
   if (github !== undefined) entry.github = github;
+  if (carried.companions !== undefined) entry.companions = carried.companions;
   const { upstream } = ctx;
   if (upstream !== undefined && upstream.from === change.from?.rev && upstream.to === change.to.rev) {
     entry.upstream = upstream;
@@ -650,6 +677,8 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   // Read the flake and where it sits in git; then validate the request against its lock.
   const { flake, site } = await readSite(request.flakeDir);
   const { selected, skipped } = validate(request, flake.original.lock);
+  // Read the submodules, and check the listed companions against them, before anything runs.
+  const companions = await readCompanions(site.repoRoot, selected, deps.companions ?? {});
   // Choose targets: a dispatched SHA, or each input's head; what is already there is skipped.
   const chosen = await chooseTargets(request, selected, deps);
   const parts = { site, grouped, selected, skipped: [...skipped, ...chosen.skipped] };
@@ -664,10 +693,21 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   // Combine the native moves with what Nix wrote.
   const combined = combine(outcome, flake.lockFile);
   // Describe each moved input, with what its own commit carries.
-  const inputs = await describeMoves({ flake, nix, outcome, combined, grouped, upstream: chosen.upstream });
+  const inputs = await describeMoves({
+    flake,
+    site: companions,
+    nix,
+    outcome,
+    combined,
+    grouped,
+    upstream: chosen.upstream,
+  });
   const report = buildReport(request, parts, { inputs, combined, original: flake.original.text, nix });
-  // Write flake.lock once, atomically, when something moved.
-  if (report.changed && !request.dryRun) await writeAtomic(flake.lockFile, combined.text);
+  // Write flake.lock once, atomically, when something moved; stage the companions' gitlinks beside it.
+  if (report.changed && !request.dryRun) {
+    await writeAtomic(flake.lockFile, combined.text);
+    await stageCompanions(site.repoRoot, inputs);
+  }
   return report;
 }
 

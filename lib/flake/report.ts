@@ -10,6 +10,7 @@ import * as v from "valibot";
 import { describeIssues, RuntimeError, UsageError } from "../core/errors.ts";
 import { parseJson, readJson, writeAtomic } from "../core/files.ts";
 import { GitHubRepository, InputName, Sha } from "../core/ids.ts";
+import { leftSentence } from "./companions.ts";
 import { LockedSummary, NodeChange } from "./lock.ts";
 
 const LockText = v.object({ text: v.string(), sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) });
@@ -45,6 +46,18 @@ export const CheckoutHead = v.object({
 });
 export type CheckoutHead = v.InferOutput<typeof CheckoutHead>;
 
+/** A submodule that moves with its input: its path and the commits its gitlink goes from and to. */
+export const CompanionMove = v.object({ path: v.string(), from: Sha, to: Sha });
+export type CompanionMove = v.InferOutput<typeof CompanionMove>;
+
+/** A submodule on the input's repository left where it points, being out of step and not listed. */
+export const CompanionLeft = v.object({ path: v.string(), at: Sha });
+export type CompanionLeft = v.InferOutput<typeof CompanionLeft>;
+
+/** The submodules that move with an input, in the same commit, and the ones left (see flake/companions.ts). */
+export const Companions = v.object({ moved: v.array(CompanionMove), left: v.array(CompanionLeft) });
+export type Companions = v.InferOutput<typeof Companions>;
+
 export const InputChange = v.object({
   /** Becomes a branch name in open-pr, so it is held to Nix's input-name rules here too. */
   name: InputName,
@@ -72,6 +85,11 @@ export const InputChange = v.object({
   engine: v.optional(v.picklist(["native", "nix"])),
   /** Why that engine: what made the native move provable, or what left the input to Nix. */
   engineReason: v.optional(v.string()),
+  /**
+   * Submodules on the input's repository: the gitlinks its commit moves beside flake.lock, and those
+   * left. Absent when there are none (and in older reports).
+   */
+  companions: v.optional(Companions),
 });
 export type InputChange = v.InferOutput<typeof InputChange>;
 
@@ -224,10 +242,22 @@ export function describeChange(change: InputChange): string {
   return `• Updated input '${change.name}':  ${from} → ${to}`;
 }
 
+/** `doctrine` (submodule) 7598d63 → 091f441: a companion's move, as the PR body and summaries show it. */
+export function companionMoveText(move: CompanionMove): string {
+  return `\`${move.path}\` (submodule) ${move.from.slice(0, 7)} → ${move.to.slice(0, 7)}`;
+}
+
+/** An input's companion lines: each move, then each submodule left, as sentences. */
+export function companionLines(change: Pick<InputChange, "name" | "companions">): string[] {
+  const { moved = [], left = [] } = change.companions ?? {};
+  return [...moved.map(companionMoveText), ...left.map((l) => leftSentence(change.name, l))];
+}
+
 /** The human summary of a report, line by line, for stderr. */
 export function describeReport(report: Report): string[] {
-  const lines = report.inputs.map(describeChange);
+  const lines: string[] = [];
   for (const change of report.inputs) {
+    lines.push(describeChange(change));
     const { added, removed, changed } = change.transitive;
     const count = added.length + removed.length + changed.length;
     if (count > 0) {
@@ -235,6 +265,14 @@ export function describeReport(report: Report): string[] {
         `    with ${count} transitive lock change${count === 1 ? "" : "s"} (${changed.length} changed, ${added.length} added, ${removed.length} removed)`,
       );
     }
+    for (const line of companionLines(change)) lines.push(`    ${line}`);
+  }
+  const staged = report.inputs.flatMap((change) => change.companions?.moved ?? []);
+  if (report.changed && !report.dryRun && staged.length > 0) {
+    const paths = [...new Set(staged.map((move) => move.path))].join(" ");
+    lines.push(
+      `Staged the submodule gitlink${staged.length === 1 ? "" : "s"} (${paths}); the submodule's files are untouched: check them out with 'git submodule update ${paths}'.`,
+    );
   }
   for (const skip of report.skipped)
     lines.push(`• ${skip.message}${skip.reason === "pinned" ? " (name it to bump it anyway)" : ""}`);
@@ -245,11 +283,16 @@ export function describeReport(report: Report): string[] {
 
 /** A markdown table for `$GITHUB_STEP_SUMMARY`. */
 export function reportMarkdown(report: Report): string {
-  const rows = report.inputs.map(
-    (c) =>
-      `| \`${c.name}\` | ${c.from?.rev ? `\`${c.from.rev.slice(0, 12)}\` (${formatDate(c.from.lastModified)})` : "—"} | \`${c.to.rev?.slice(0, 12) ?? c.to.ref}\` (${formatDate(c.to.lastModified)}) |`,
+  const rows = report.inputs.flatMap((c) => [
+    `| \`${c.name}\` | ${c.from?.rev ? `\`${c.from.rev.slice(0, 12)}\` (${formatDate(c.from.lastModified)})` : "—"} | \`${c.to.rev?.slice(0, 12) ?? c.to.ref}\` (${formatDate(c.to.lastModified)}) |`,
+    ...(c.companions?.moved ?? []).map(
+      (m) => `| \`${m.path}\` (submodule) | \`${m.from.slice(0, 12)}\` | \`${m.to.slice(0, 12)}\` |`,
+    ),
+  ]);
+  const left = report.inputs.flatMap((c) =>
+    (c.companions?.left ?? []).map((l) => `- ${leftSentence(c.name, l)}`),
   );
-  const skipped = report.skipped.map((s) => `- ${s.message}`);
+  const skipped = [...left, ...report.skipped.map((s) => `- ${s.message}`)];
   return [
     `### flake-bump: ${report.changed ? `${report.inputs.length} input${report.inputs.length === 1 ? "" : "s"} updated` : "nothing to change"}${report.dryRun ? " (dry run)" : ""}`,
     "",
