@@ -6,6 +6,7 @@
 import { UsageError } from "../core/errors.ts";
 import {
   type CompanionQuestion,
+  gitlinkMoves,
   planCompanions,
   readSubmodules,
   type Submodule,
@@ -13,7 +14,7 @@ import {
 } from "../flake/companions.ts";
 import { githubSource } from "../flake/flakeref.ts";
 import type { LockNode } from "../flake/lock.ts";
-import type { CompanionMove, Companions, InputChange } from "../flake/report.ts";
+import type { Companions, InputChange } from "../flake/report.ts";
 
 /** The policy file's companions per input, and how to learn the flake repository's own URL. */
 export interface CompanionSettings {
@@ -92,13 +93,6 @@ export function companionsOf(
   );
   if (plan.moves.length === 0 && plan.left.length === 0) return undefined;
   return { moved: plan.moves, left: plan.left };
-}
-
-/** Every gitlink a report moves, once per path (two inputs on one repository move it alike). */
-export function gitlinkMoves(inputs: readonly Pick<InputChange, "companions">[]): CompanionMove[] {
-  const byPath = new Map<string, CompanionMove>();
-  for (const input of inputs) for (const move of input.companions?.moved ?? []) byPath.set(move.path, move);
-  return [...byPath.values()];
 }
 
 /** Stage the report's gitlink moves in the checkout at `root` (locally, beside the flake.lock written). */

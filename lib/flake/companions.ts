@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "../core/errors.ts";
 import type { GitHubRepository } from "../core/ids.ts";
-import type { CompanionLeft, CompanionMove } from "./report.ts";
+import type { CompanionLeft, CompanionMove, InputChange } from "./report.ts";
 
 export type { CompanionLeft, CompanionMove } from "./report.ts";
 
@@ -211,4 +211,11 @@ export async function stageGitlinks(root: string, moves: readonly CompanionMove[
 /** The pull request's sentence for a submodule left behind. */
 export function leftSentence(input: string, left: CompanionLeft): string {
   return `\`${left.path}\` stays at ${left.at.slice(0, 7)}, which is not what \`${input}\` is locked to; list it under companions to move it with the input`;
+}
+
+/** Every gitlink a report's inputs move, once per path (two inputs on one repository move it alike). */
+export function gitlinkMoves(inputs: readonly Pick<InputChange, "companions">[]): CompanionMove[] {
+  const byPath = new Map<string, CompanionMove>();
+  for (const input of inputs) for (const move of input.companions?.moved ?? []) byPath.set(move.path, move);
+  return [...byPath.values()];
 }
