@@ -11,6 +11,7 @@ import { mapBounded } from "../core/bounded.ts";
 import { UsageError } from "../core/errors.ts";
 import { writeAtomic } from "../core/files.ts";
 import { Sha } from "../core/ids.ts";
+import type { Companions } from "../flake/companions.ts";
 import { type GitHubSource, githubSource, pinnedRef } from "../flake/flakeref.ts";
 import {
   diffLocks,
@@ -27,15 +28,7 @@ import {
   rootNodeKey,
 } from "../flake/lock.ts";
 import type { LockPlan, Nix, Pin } from "../flake/nix.ts";
-import type {
-  CheckoutHead,
-  Companions,
-  InputChange,
-  LockText,
-  Report,
-  Skipped,
-  Upstream,
-} from "../flake/report.ts";
+import type { CheckoutHead, InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
 import type { Octokit } from "../github/client.ts";
 import { type Compared, sameOrNewer, type TargetCheck } from "../github/upstream.ts";
 import {

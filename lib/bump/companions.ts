@@ -6,6 +6,7 @@
 import { UsageError } from "../core/errors.ts";
 import {
   type CompanionQuestion,
+  type Companions,
   gitlinkMoves,
   planCompanions,
   readSubmodules,
@@ -14,7 +15,7 @@ import {
 } from "../flake/companions.ts";
 import { githubSource } from "../flake/flakeref.ts";
 import type { LockNode } from "../flake/lock.ts";
-import type { Companions, InputChange } from "../flake/report.ts";
+import type { InputChange } from "../flake/report.ts";
 
 /** The policy file's companions per input, and how to learn the flake repository's own URL. */
 export interface CompanionSettings {

@@ -7,11 +7,21 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import * as v from "valibot";
 import { UsageError } from "../core/errors.ts";
-import type { GitHubRepository } from "../core/ids.ts";
-import type { CompanionLeft, CompanionMove, InputChange } from "./report.ts";
+import { type GitHubRepository, Sha } from "../core/ids.ts";
 
-export type { CompanionLeft, CompanionMove } from "./report.ts";
+/** A submodule that moves with its input: its path and the commits its gitlink goes from and to. */
+export const CompanionMove = v.object({ path: v.string(), from: Sha, to: Sha });
+export type CompanionMove = v.InferOutput<typeof CompanionMove>;
+
+/** A submodule on the input's repository left where it points, being out of step and not listed. */
+export const CompanionLeft = v.object({ path: v.string(), at: Sha });
+export type CompanionLeft = v.InferOutput<typeof CompanionLeft>;
+
+/** The submodules that move with an input, in the same commit, and the ones left (the report's shape). */
+export const Companions = v.object({ moved: v.array(CompanionMove), left: v.array(CompanionLeft) });
+export type Companions = v.InferOutput<typeof Companions>;
 
 /** A gitlink in the index that `.gitmodules` describes. */
 export interface Submodule {
@@ -214,7 +224,9 @@ export function leftSentence(input: string, left: CompanionLeft): string {
 }
 
 /** Every gitlink a report's inputs move, once per path (two inputs on one repository move it alike). */
-export function gitlinkMoves(inputs: readonly Pick<InputChange, "companions">[]): CompanionMove[] {
+export function gitlinkMoves(
+  inputs: readonly { companions?: { moved: readonly CompanionMove[] } | undefined }[],
+): CompanionMove[] {
   const byPath = new Map<string, CompanionMove>();
   for (const input of inputs) for (const move of input.companions?.moved ?? []) byPath.set(move.path, move);
   return [...byPath.values()];

@@ -10,7 +10,7 @@ import * as v from "valibot";
 import { describeIssues, RuntimeError, UsageError } from "../core/errors.ts";
 import { parseJson, readJson, writeAtomic } from "../core/files.ts";
 import { GitHubRepository, InputName, Sha } from "../core/ids.ts";
-import { leftSentence } from "./companions.ts";
+import { type CompanionMove, Companions, leftSentence } from "./companions.ts";
 import { LockedSummary, NodeChange } from "./lock.ts";
 
 const LockText = v.object({ text: v.string(), sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) });
@@ -45,18 +45,6 @@ export const CheckoutHead = v.object({
   branch: v.optional(v.string()),
 });
 export type CheckoutHead = v.InferOutput<typeof CheckoutHead>;
-
-/** A submodule that moves with its input: its path and the commits its gitlink goes from and to. */
-export const CompanionMove = v.object({ path: v.string(), from: Sha, to: Sha });
-export type CompanionMove = v.InferOutput<typeof CompanionMove>;
-
-/** A submodule on the input's repository left where it points, being out of step and not listed. */
-export const CompanionLeft = v.object({ path: v.string(), at: Sha });
-export type CompanionLeft = v.InferOutput<typeof CompanionLeft>;
-
-/** The submodules that move with an input, in the same commit, and the ones left (see flake/companions.ts). */
-export const Companions = v.object({ moved: v.array(CompanionMove), left: v.array(CompanionLeft) });
-export type Companions = v.InferOutput<typeof Companions>;
 
 export const InputChange = v.object({
   /** Becomes a branch name in open-pr, so it is held to Nix's input-name rules here too. */
