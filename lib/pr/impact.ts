@@ -6,7 +6,7 @@
 import type { GitHubRepository } from "../core/ids.ts";
 import { type Octokit, type RepositoryClient, request } from "../github/client.ts";
 import type { InputImpact } from "../impact/evaluate.ts";
-import { renderSection, type SectionOptions } from "../impact/text.ts";
+import { BODY_LIMIT, renderSection, SECTION_BUDGET, type SectionOptions } from "../impact/text.ts";
 import { openPullOf } from "./branch.ts";
 import { groupBranch, parseGroupMarker } from "./group.ts";
 import { sameMembers } from "./land.ts";
@@ -41,7 +41,7 @@ interface SectionTarget {
 async function writeSection(
   gh: RepositoryClient,
   target: SectionTarget,
-  section: string,
+  withSection: (body: string | null) => string,
   dryRun: boolean,
 ): Promise<SectionWrite> {
   const { input, branch } = target;
@@ -52,13 +52,24 @@ async function writeSection(
   const moved = target.movedTo(pull.body);
   if (moved !== undefined)
     return { ...where, outcome: "moved", detail: `left alone: it now proposes ${moved}` };
-  const body = replaceSection(pull.body, section);
+  const body = withSection(pull.body);
   if (body === pull.body) return { ...where, outcome: "unchanged", detail: "section already up to date" };
   if (dryRun) return { ...where, outcome: "dry-run", detail: "would write the host impact section" };
   await request(gh, `update pull request #${pull.number}`, () =>
     gh.octokit.rest.pulls.update({ ...gh.repo, pull_number: pull.number, body }),
   );
   return { ...where, outcome: "written", detail: "host impact section written" };
+}
+
+/**
+ * `body` with `input`'s section in place, the section kept to what the rest of the body leaves of
+ * GitHub's limit (a grouped body, one part per member, can leave less than SECTION_BUDGET).
+ */
+export function bodyWithSection(body: string | null, input: InputImpact, opts: SectionOptions): string {
+  // The blank lines replaceSection puts around a section, and a margin.
+  const rest = replaceSection(body, "").length + 8;
+  const budget = Math.min(opts.budget ?? SECTION_BUDGET, BODY_LIMIT - rest);
+  return replaceSection(body, renderSection(input, { ...opts, budget }));
 }
 
 export async function writeImpactSections(
@@ -78,7 +89,7 @@ export async function writeImpactSections(
         return `${marker?.rev.slice(0, 7) ?? "another change"}, not the evaluated ${input.rev.slice(0, 7)}`;
       },
     };
-    results.push(await writeSection(gh, target, renderSection(input, opts), opts.dryRun));
+    results.push(await writeSection(gh, target, (body) => bodyWithSection(body, input, opts), opts.dryRun));
   }
   return results;
 }
@@ -108,5 +119,10 @@ export function writeGroupImpactSection(
       return `${now}, not the evaluated members`;
     },
   };
-  return writeSection({ octokit, repo: opts.repo }, target, renderSection(input, opts), opts.dryRun);
+  return writeSection(
+    { octokit, repo: opts.repo },
+    target,
+    (body) => bodyWithSection(body, input, opts),
+    opts.dryRun,
+  );
 }
