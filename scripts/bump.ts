@@ -5,6 +5,7 @@
  */
 import * as v from "valibot";
 import type { BumpRequest, GroupDeps, Selected } from "../lib/bump/bump.ts";
+import type { CompanionSettings } from "../lib/bump/companions.ts";
 import type { Freshness } from "../lib/bump/freshness.ts";
 import { appendSummary, group, info, setOutputs } from "../lib/core/actions.ts";
 import { debugRequested, flags, parseCli, runMain } from "../lib/core/cli.ts";
@@ -135,12 +136,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
       },
       ...(grouped ? { group: grouped } : {}),
-      companions: {
-        ownUrl: async () => {
-          const { ownRepositoryUrl } = await import("../lib/flake/companions.ts");
-          return ownRepositoryUrl(env, request.flakeDir);
-        },
-      },
+      companions: companionSettings(request, env),
     }),
   );
 
@@ -201,6 +197,16 @@ async function groupDeps(
   };
 }
 
+/** The policy's companions and, when a relative submodule URL asks for it, the repository's own URL. */
+function companionSettings(request: BumpRequest, env: NodeJS.ProcessEnv): CompanionSettings {
+  return {
+    ownUrl: async () => {
+      const { ownRepositoryUrl } = await import("../lib/flake/companions.ts");
+      return ownRepositoryUrl(env, request.flakeDir);
+    },
+  };
+}
+
 /** `--check`: one line per input, `outdated=NAMES` on stdout (or the answers as JSON) and in $GITHUB_OUTPUT. */
 async function check(
   request: BumpRequest,
@@ -211,7 +217,7 @@ async function check(
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
   const rev = request.rev;
-  const { answers, skipped, needsNix, engines } = await checkOutdated(
+  const { answers, skipped, needsNix, engines, companions } = await checkOutdated(
     request,
     async (inputs) =>
       rev === undefined
@@ -223,6 +229,7 @@ async function check(
               : { name: input.name, status: "outdated", rev: locked, latest: rev };
           }),
     octokit,
+    companionSettings(request, env),
   );
   for (const a of answers) {
     if (a.status === "current") info(`• '${a.name}' is up to date (${a.rev.slice(0, 7)})`);
@@ -230,15 +237,25 @@ async function check(
       info(`• '${a.name}' is behind: ${a.rev?.slice(0, 7) ?? "none"} → ${a.latest.slice(0, 7)}`);
     else info(`• '${a.name}' needs Nix to tell (${a.reason})`);
   }
+  for (const c of companions) {
+    const where = c.moved.map((m) => `'${m.path}' points at ${m.from.slice(0, 7)}`).join(", ");
+    info(
+      `• '${c.name}' is behind all the same: its companion ${where}, not the locked ${c.moved[0]?.to.slice(0, 7)}`,
+    );
+  }
   for (const s of skipped) info(`• ${s.message}`);
   for (const e of engines)
     info(
       `• '${e.name}' would be moved by ${e.engine === "native" ? "the native engine" : "Nix"}: ${e.reason}`,
     );
   // "unknown" counts as outdated: only Nix can tell, so the workflow must install it.
-  const outdated = answers.filter((a) => a.status !== "current").map((a) => a.name);
+  // A current input whose listed companion points elsewhere is behind too: the companion needs the move.
+  const outdated = answers
+    .filter((a) => a.status !== "current" || companions.some((c) => c.name === a.name))
+    .map((a) => a.name);
   if (json) {
-    process.stdout.write(`${JSON.stringify({ outdated, needsNix, answers, engines, skipped }, null, 2)}\n`);
+    const answer = { outdated, needsNix, answers, engines, skipped, companions };
+    process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
   } else process.stdout.write(`outdated=${outdated.join(",")}\nneeds-nix=${needsNix}\n`);
   setOutputs({ outdated: outdated.join(","), "needs-nix": String(needsNix) }, env);
   return 0;

@@ -34,6 +34,8 @@ import { type Compared, sameOrNewer, type TargetCheck } from "../github/upstream
 import {
   type CompanionSettings,
   type CompanionSite,
+  type CompanionsBehind,
+  companionsBehind,
   companionsOf,
   readCompanions,
   stageCompanions,
@@ -238,6 +240,8 @@ export interface CheckResult {
   needsNix: boolean;
   /** The engine each input that is behind would get, and why. */
   engines: Array<{ name: string; engine: "native" | "nix"; reason: string }>;
+  /** Inputs that are current but whose listed companions point elsewhere: behind all the same. */
+  companions: CompanionsBehind[];
 }
 
 /**
@@ -248,10 +252,19 @@ export async function checkOutdated(
   request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository" | "engine">,
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
   octokit?: () => Promise<Octokit>,
+  companionSettings: CompanionSettings = {},
 ): Promise<CheckResult> {
-  const { text, lock } = (await readFlake(request.flakeDir)).original;
+  const flake = await readFlake(request.flakeDir);
+  const { text, lock } = flake.original;
   const { selected, skipped } = selectInputs(lock, request);
   const answers = await freshness(selected);
+  const current = answers.filter((answer) => answer.status === "current").map((answer) => answer.name);
+  const companions = await companionsBehind(
+    await gitTopLevel(flake.dir),
+    selected,
+    current,
+    companionSettings,
+  );
   const engine = request.engine ?? "auto";
   const engines = await Promise.all(
     answers
@@ -279,7 +292,7 @@ export async function checkOutdated(
       }),
   );
   const needsNix = engine !== "native" && engines.some((entry) => entry.engine === "nix");
-  return { answers, skipped, needsNix, engines };
+  return { answers, skipped, needsNix, engines, companions };
 }
 
 /**

@@ -104,3 +104,33 @@ export async function stageCompanions(
   const moves = gitlinkMoves(inputs);
   if (root !== undefined && moves.length > 0) await stageGitlinks(root, moves);
 }
+
+/** An input that is current but whose listed companions point elsewhere: the moves it still needs. */
+export interface CompanionsBehind {
+  name: string;
+  moved: Companions["moved"];
+}
+
+/**
+ * `--check`: the current inputs whose listed companions do not point at the locked rev. They count as
+ * behind, since the companion needs the move; unlisted companions never do (an out-of-step one is left).
+ */
+export async function companionsBehind(
+  root: string | undefined,
+  selected: readonly { name: string; node: LockNode }[],
+  current: readonly string[],
+  settings: CompanionSettings,
+): Promise<CompanionsBehind[]> {
+  const listed = selected.filter((input) => settings.listed?.[input.name] !== undefined);
+  if (listed.length === 0) return [];
+  const site = await readCompanions(root, listed, settings);
+  const behind: CompanionsBehind[] = [];
+  for (const { name, node } of listed) {
+    const source = githubSource(node);
+    const rev = node.locked?.rev;
+    if (!current.includes(name) || source === undefined || rev === undefined) continue;
+    const plan = planCompanions(question(site, name, source, rev, rev), site.submodules);
+    if (plan.moves.length > 0) behind.push({ name, moved: plan.moves });
+  }
+  return behind;
+}

@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type BumpDeps, bump } from "../../lib/bump/bump.ts";
+import { type BumpDeps, bump, checkOutdated } from "../../lib/bump/bump.ts";
 import { UsageError } from "../../lib/core/errors.ts";
 import type { Nix } from "../../lib/flake/nix.ts";
 import { realLockPath } from "../support/fixtures.ts";
@@ -139,4 +139,29 @@ describe("bump moves an input's companions", () => {
       expect(await repo.git("ls-files", "-s", "doctrine")).toBe(`160000 ${LOCKED} 0\tdoctrine`);
     },
   );
+});
+
+describe("--check and companions", () => {
+  const current = async () => [{ name: "inspr-modules", status: "current" as const, rev: LOCKED }];
+  const check = (dir: string, listed?: string[]) =>
+    checkOutdated(
+      { flakeDir: dir, inputs: ["inspr-modules"] },
+      current,
+      undefined,
+      listed === undefined ? {} : { listed: { "inspr-modules": listed } },
+    );
+
+  test("a current input whose listed companion points elsewhere is behind: the companion needs the move", async () => {
+    await using repo = await fleet(ELSEWHERE);
+    expect((await check(repo.dir, ["doctrine"])).companions).toStrictEqual([
+      { name: "inspr-modules", moved: [{ path: "doctrine", from: ELSEWHERE, to: LOCKED }] },
+    ]);
+    // Unlisted, the same submodule is only left: nothing is behind.
+    expect((await check(repo.dir)).companions).toStrictEqual([]);
+  });
+
+  test("a listed companion already at the locked rev: nothing is behind", async () => {
+    await using repo = await fleet(LOCKED);
+    expect((await check(repo.dir, ["doctrine"])).companions).toStrictEqual([]);
+  });
 });
