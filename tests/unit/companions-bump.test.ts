@@ -8,10 +8,9 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type BumpDeps, bump, checkOutdated } from "../../lib/bump/bump.ts";
 import { UsageError } from "../../lib/core/errors.ts";
-import type { Nix } from "../../lib/flake/nix.ts";
 import { realLockPath } from "../support/fixtures.ts";
 import { gitRepo } from "../support/git.ts";
-import { type Commit, nixStandIn } from "../support/nix-stand-in.ts";
+import { type Commit, standInDeps } from "../support/nix-stand-in.ts";
 
 const BEFORE = await readFile(realLockPath("nixcfg-before-ec557951.flake.lock"), "utf8");
 const FLAKE_NIX = await readFile(realLockPath("nixcfg-2026-08-22.flake.nix"), "utf8");
@@ -37,18 +36,7 @@ async function fleet(at: string, modules = gitmodules("https://github.com/inspr-
   return repo;
 }
 
-function deps(extra: Partial<BumpDeps> = {}) {
-  const nix = nixStandIn({ commits: { [INSPR.rev]: INSPR } });
-  let asked = false;
-  const d: BumpDeps = {
-    nix: async (): Promise<Nix> => {
-      asked = true;
-      return nix;
-    },
-    ...extra,
-  };
-  return { d, nixUsed: () => asked };
-}
+const deps = (extra: Partial<BumpDeps> = {}) => standInDeps({ commits: { [INSPR.rev]: INSPR } }, extra);
 
 const pin = (dir: string, dryRun = false) => ({
   flakeDir: dir,
