@@ -4,7 +4,7 @@
  * Parse args/env/event → lib/bump/bump.ts → report (stderr for people, --json on stdout, Actions outputs).
  */
 import * as v from "valibot";
-import type { BumpRequest, GroupDeps, Selected } from "../lib/bump/bump.ts";
+import type { BumpDeps, BumpRequest, GroupDeps, Selected } from "../lib/bump/bump.ts";
 import type { CompanionSettings } from "../lib/bump/companions.ts";
 import type { Freshness } from "../lib/bump/freshness.ts";
 import { appendSummary, group, info, setOutputs } from "../lib/core/actions.ts";
@@ -26,9 +26,21 @@ import {
   writeReport,
 } from "../lib/flake/report.ts";
 import type { Octokit } from "../lib/github/client.ts";
+import type { RunSettings } from "../lib/policy/effective.ts";
+import { describePolicy, type EffectivePolicy } from "../lib/policy/effective.ts";
+import type { Trigger } from "../lib/policy/gate.ts";
+import {
+  type InputPlan,
+  loadRunPolicy,
+  planInputs,
+  repositoryRoot,
+  runClock,
+  targetsOf,
+  triggerOf,
+} from "../lib/policy/run.ts";
 
 export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--engine auto|native|nix] [--flake DIR] [--report FILE]
-                       [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
+                       [--config FILE] [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
 
 Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
 
@@ -40,10 +52,13 @@ Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
                  Nix for everything, 'auto' (default) is native where provable, Nix elsewhere
   --flake DIR    the flake's directory (default: current directory)
   --report FILE  where to write the JSON report (default: ${defaultReportPath()})
+  --config FILE  the policy file (default: .github/flake-bump.yml of the flake's repository, if
+                 it exists): schedules, min-age, follow: none, groups; naming inputs overrides it
   --json         print the report on stdout (human output stays on stderr)
   --dry-run      compute and print everything, leave flake.lock untouched
   --check        only say which inputs are behind (outdated=NAMES) and whether moving them
-                 needs Nix (needs-nix=true|false); needs no Nix itself
+                 needs Nix (needs-nix=true|false), and each input's policy and where it came
+                 from; needs no Nix itself
   --group        keep the open grouped pull request's inputs in the new lock (for open-pr.ts --group):
                  each one the base is behind on is locked at the group's rev in the same Nix run;
                  every move is made in that one run, so open-pr.ts and impact.ts need --group too
@@ -52,12 +67,12 @@ Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
 
 In GitHub Actions the event (repository_dispatch, workflow_dispatch, schedule) chooses the
 inputs and rev; the update action's inputs (FLAKE_BUMP_INPUTS, FLAKE_BUMP_REV, FLAKE_BUMP_FLAKE,
-FLAKE_BUMP_DRY_RUN, FLAKE_BUMP_ENGINE, FLAKE_BUMP_GROUP, FLAKE_BUMP_BRANCH_PREFIX) override it, and command-line
-arguments override both.
+FLAKE_BUMP_DRY_RUN, FLAKE_BUMP_ENGINE, FLAKE_BUMP_GROUP, FLAKE_BUMP_BRANCH_PREFIX, FLAKE_BUMP_CONFIG,
+FLAKE_BUMP_MERGE) override it, and command-line arguments override both.
 Exit codes: 0 done (changed or nothing to do), 1 failure, 2 bad usage or input.`;
 
 const options = flags({
-  string: ["rev", "flake", "report", "branch-prefix", "engine"],
+  string: ["rev", "flake", "report", "branch-prefix", "engine", "config"],
   boolean: ["json", "dry-run", "check", "group"],
 });
 
@@ -72,6 +87,7 @@ const Args = v.object({
   group: v.optional(v.boolean(), false),
   "branch-prefix": v.optional(Branch),
   engine: v.optional(Engine),
+  config: v.optional(v.pipe(v.string(), v.minLength(1))),
 });
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -102,6 +118,22 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const rev = given ? asked : event?.rev;
   if (rev !== undefined) request.rev = rev;
   if (event?.repository !== undefined) request.repository = event.repository;
+  const now = runClock(env);
+  const { plans, policy } = await policyPlans(request.flakeDir, {
+    config: args.config ?? action.config,
+    // A person named the inputs: the command line, the action's `inputs`, the Run-workflow form.
+    trigger: triggerOf(
+      env.GITHUB_EVENT_NAME,
+      given || (event?.event === "workflow_dispatch" && request.inputs.length > 0),
+    ),
+    now,
+    flags: args.group ? { group: true } : {},
+    action: {
+      ...(action.group === true ? { group: true } : {}),
+      ...(action.merge === undefined ? {} : { merge: action.merge }),
+    },
+  });
+  request.plans = plans;
 
   const [{ bump, checkOutdated }, { checkFreshness }] = await Promise.all([
     import("../lib/bump/bump.ts"),
@@ -119,26 +151,41 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return checkFreshness(inputs, needsGitHub ? { octokit: await octokit() } : {});
   };
 
-  if (args.check) return check(request, checkOutdated, freshness, octokit, args.json, env);
+  const minAge: NonNullable<BumpDeps["minAge"]> = async (source, node, minAgeMs, at) => {
+    const { minAgeTarget } = await import("../lib/bump/age.ts");
+    return minAgeTarget({ octokit: await octokit(), source, node, minAgeMs, now, rev: at });
+  };
+  if (args.check)
+    return check(
+      request,
+      { checkOutdated, freshness, octokit, minAge, policy, companions: companionSettings(request, env) },
+      args.json,
+      env,
+    );
 
   const reportPath = args.report ?? defaultReportPath(env);
   await checkReportPath(reportPath);
-  // Repository and client only: GitHub is asked about the group only when Nix is about to run.
-  const grouped =
-    args.group || action.group ? await groupDeps(request.flakeDir, args, action, env) : undefined;
-  const report: Report = await group("Update flake.lock", () =>
-    bump(request, {
-      nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
-      freshness,
-      octokit,
-      checkTarget: async (target) => {
-        const { targetCheck } = await import("../lib/github/upstream.ts");
-        return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
-      },
-      ...(grouped ? { group: grouped } : {}),
-      companions: companionSettings(request, env),
-    }),
-  );
+  const targets = targetsOf(plans);
+  // Repository and client only: GitHub is asked about a group only when Nix is about to run.
+  const grouped = targets.rest.grouped || targets.named.length > 0;
+  const members = grouped ? await groupDeps(request.flakeDir, args, action, env) : undefined;
+  const deps: BumpDeps = {
+    nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
+    freshness,
+    octokit,
+    checkTarget: async (target) => {
+      const { targetCheck } = await import("../lib/github/upstream.ts");
+      return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
+    },
+    minAge,
+    companions: companionSettings(request, env),
+  };
+  const report: Report = await group("Update flake.lock", async () => {
+    if (targets.named.length === 0)
+      return bump(request, members === undefined ? deps : { ...deps, group: members() });
+    const { bumpTargets } = await import("../lib/bump/targets.ts");
+    return bumpTargets(request, deps, targets, { deps: (name) => members?.(name) });
+  });
 
   await writeReport(reportPath, report);
   for (const line of describeReport(report)) info(line);
@@ -155,13 +202,16 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   return 0;
 }
 
-/** What bump needs to keep a grouped pull request's members: asked of GitHub only if Nix will run. */
+/**
+ * What bump needs to keep a grouped pull request's members, per group (undefined: `<prefix>all`):
+ * asked of GitHub only if Nix will run.
+ */
 async function groupDeps(
   flakeDir: string,
   args: { "branch-prefix"?: string | undefined },
   action: { "branch-prefix"?: string | undefined },
   env: NodeJS.ProcessEnv,
-): Promise<GroupDeps> {
+): Promise<(name?: string) => GroupDeps> {
   const [{ parseRepository }, { $ }, { groupBranch, openGroupMembers }] = await Promise.all([
     import("../lib/core/ids.ts"),
     import("zx/core"),
@@ -174,26 +224,29 @@ async function groupDeps(
   }
   if (repo === undefined) {
     throw new UsageError(
-      "--group needs to know the repository of the grouped pull request; run in Actions or in a clone whose 'origin' remote is on GitHub",
+      "a grouped pull request (--group, or a group in the policy file) needs its repository; run in Actions or in a clone whose 'origin' remote is on GitHub",
     );
   }
   const where = repo;
-  const branch = groupBranch(args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/");
+  const prefix = args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/";
   const { octokitFromEnv } = await import("../lib/github/client.ts");
   const { isOlderOn } = await import("../lib/github/upstream.ts");
   const octokit = octokitFromEnv(env);
-  let asked: Promise<Readonly<Record<string, string>>> | undefined;
-  return {
-    // Asked once: bump reads the members both to choose the engine and to widen Nix's plan.
-    members: () => {
-      asked ??= openGroupMembers(octokit, where, branch).then((members) => {
-        const names = Object.keys(members);
-        if (names.length > 0) info(`Grouped pull request on '${branch}' holds: ${names.join(", ")}`);
-        return members;
-      });
-      return asked;
-    },
-    isOlder: isOlderOn(octokit),
+  return (name) => {
+    const branch = groupBranch(prefix, name);
+    let asked: Promise<Readonly<Record<string, string>>> | undefined;
+    return {
+      // Asked once: bump reads the members both to choose the engine and to widen Nix's plan.
+      members: () => {
+        asked ??= openGroupMembers(octokit, where, branch).then((members) => {
+          const names = Object.keys(members);
+          if (names.length > 0) info(`Grouped pull request on '${branch}' holds: ${names.join(", ")}`);
+          return members;
+        });
+        return asked;
+      },
+      isOlder: isOlderOn(octokit),
+    };
   };
 }
 
@@ -207,29 +260,40 @@ function companionSettings(request: BumpRequest, env: NodeJS.ProcessEnv): Compan
   };
 }
 
-/** `--check`: one line per input, `outdated=NAMES` on stdout (or the answers as JSON) and in $GITHUB_OUTPUT. */
+interface CheckDeps {
+  checkOutdated: typeof import("../lib/bump/bump.ts").checkOutdated;
+  freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>;
+  octokit: () => Promise<Octokit>;
+  minAge: NonNullable<BumpDeps["minAge"]>;
+  policy: ReadonlyMap<string, EffectivePolicy>;
+  companions: CompanionSettings;
+}
+
+/**
+ * `--check`: one line per input, `outdated=NAMES` on stdout (or the answers as JSON) and in
+ * $GITHUB_OUTPUT, and each input's effective policy with where each value came from.
+ */
 async function check(
   request: BumpRequest,
-  checkOutdated: typeof import("../lib/bump/bump.ts").checkOutdated,
-  freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
-  octokit: () => Promise<Octokit>,
+  deps: CheckDeps,
   json: boolean,
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
   const rev = request.rev;
-  const { answers, skipped, needsNix, engines, companions } = await checkOutdated(
+  const { answers, skipped, needsNix, engines, companions } = await deps.checkOutdated(
     request,
     async (inputs) =>
       rev === undefined
-        ? freshness(inputs)
+        ? deps.freshness(inputs)
         : inputs.map((input): Freshness => {
             const locked = input.node.locked?.rev;
             return locked === rev
               ? { name: input.name, status: "current", rev }
               : { name: input.name, status: "outdated", rev: locked, latest: rev };
           }),
-    octokit,
-    companionSettings(request, env),
+    deps.octokit,
+    deps.minAge,
+    deps.companions,
   );
   for (const a of answers) {
     if (a.status === "current") info(`• '${a.name}' is up to date (${a.rev.slice(0, 7)})`);
@@ -248,17 +312,44 @@ async function check(
     info(
       `• '${e.name}' would be moved by ${e.engine === "native" ? "the native engine" : "Nix"}: ${e.reason}`,
     );
+  for (const [name, policy] of deps.policy) info(`• '${name}' policy: ${describePolicy(policy)}`);
   // "unknown" counts as outdated: only Nix can tell, so the workflow must install it.
   // A current input whose listed companion points elsewhere is behind too: the companion needs the move.
   const outdated = answers
     .filter((a) => a.status !== "current" || companions.some((c) => c.name === a.name))
     .map((a) => a.name);
   if (json) {
-    const answer = { outdated, needsNix, answers, engines, skipped, companions };
+    const policy = Object.fromEntries(deps.policy);
+    const answer = { outdated, needsNix, answers, engines, skipped, policy, companions };
     process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
   } else process.stdout.write(`outdated=${outdated.join(",")}\nneeds-nix=${needsNix}\n`);
   setOutputs({ outdated: outdated.join(","), "needs-nix": String(needsNix) }, env);
   return 0;
+}
+
+/**
+ * The policy file read and checked against flake.lock's root inputs, and each root input's plan
+ * for this run. Without a readable flake.lock nothing is planned: the bump then says what is wrong.
+ */
+async function policyPlans(
+  flakeDir: string,
+  run: RunSettings & { config: string | undefined; trigger: Trigger; now: Date },
+): Promise<{ plans: Map<string, InputPlan>; policy: Map<string, EffectivePolicy> }> {
+  const [{ readFile }, { join }, { parseLock, rootInputs }] = await Promise.all([
+    import("node:fs/promises"),
+    import("node:path"),
+    import("../lib/flake/lock.ts"),
+  ]);
+  const text = await readFile(join(flakeDir, "flake.lock"), "utf8").catch(() => undefined);
+  const names = text === undefined ? undefined : rootInputs(parseLock(text)).map((input) => input.name);
+  const root = repositoryRoot(flakeDir);
+  const file = await loadRunPolicy({
+    config: run.config,
+    root,
+    ...(names === undefined ? {} : { knownInputs: names }),
+  });
+  const plans = planInputs(names ?? [], file, run);
+  return { plans, policy: new Map([...plans].map(([name, plan]) => [name, plan.policy])) };
 }
 
 if (import.meta.main) await runMain(() => main(process.argv.slice(2)));

@@ -31,6 +31,8 @@ import type { LockPlan, Nix, Pin } from "../flake/nix.ts";
 import type { CheckoutHead, InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
 import type { Octokit } from "../github/client.ts";
 import { type Compared, sameOrNewer, type TargetCheck } from "../github/upstream.ts";
+import type { AgeTarget } from "../policy/gate.ts";
+import type { InputPlan } from "../policy/run.ts";
 import {
   type CompanionSettings,
   type CompanionSite,
@@ -55,6 +57,15 @@ export interface BumpRequest {
   dryRun: boolean;
   /** Who moves the inputs (default auto: native where provably identical, Nix elsewhere). */
   engine?: Engine;
+  /**
+   * The policy file's word on each selected input (lib/policy/run.ts): a held input is skipped, a
+   * min-age one moves only to a commit old enough, a named one says what it overrode. Absent: none.
+   */
+  plans?: ReadonlyMap<string, InputPlan>;
+  /** Move only these of the selected inputs (one pull request's share of a run, lib/bump/targets.ts). */
+  only?: ReadonlySet<string>;
+  /** Lock these inputs exactly at these commits (the commits a run's targets chose). */
+  pins?: ReadonlyMap<string, string>;
 }
 
 /** Tarballs downloaded at once when several inputs move natively. */
@@ -72,6 +83,13 @@ export interface BumpDeps {
   group?: GroupDeps;
   /** The policy file's companions and the repository's own URL (see bump/companions.ts). */
   companions?: CompanionSettings;
+  /** Where min-age reads a GitHub input's dated history (lib/bump/age.ts); without it, min-age holds. */
+  minAge?: (
+    source: GitHubSource,
+    node: LockNode,
+    minAgeMs: number,
+    rev: string | undefined,
+  ) => Promise<AgeTarget>;
 }
 
 export interface GroupDeps {
@@ -249,15 +267,19 @@ export interface CheckResult {
  * move each, without Nix or changes. `native` never needs Nix: what it cannot prove, bump refuses.
  */
 export async function checkOutdated(
-  request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository" | "engine">,
+  request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository" | "engine" | "plans">,
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
   octokit?: () => Promise<Octokit>,
+  minAge?: BumpDeps["minAge"],
   companionSettings: CompanionSettings = {},
 ): Promise<CheckResult> {
   const flake = await readFlake(request.flakeDir);
   const { text, lock } = flake.original;
-  const { selected, skipped } = selectInputs(lock, request);
-  const answers = await freshness(selected);
+  const selection = selectInputs(lock, request);
+  const { selected, skipped } = narrow(request, selection.selected, selection.skipped);
+  const answers = await heldBack(await freshness(selected), selected, skipped, (input) =>
+    ageDecision(input, undefined, request, minAge === undefined ? {} : { minAge }),
+  );
   const current = answers.filter((answer) => answer.status === "current").map((answer) => answer.name);
   const companions = await companionsBehind(
     await gitTopLevel(flake.dir),
@@ -367,6 +389,9 @@ async function chooseTargets(
 ): Promise<Targets> {
   const [input] = selected;
   if (request.rev !== undefined && input !== undefined) {
+    // A dispatched commit younger than min-age is held; a later scheduled run takes it once old enough.
+    const young = await ageDecision(input, request.rev, request, deps);
+    if (young !== undefined && "message" in young) return { targets: [], skipped: [young] };
     return dispatchedTarget(input, request.rev, deps.checkTarget);
   }
   if (selected.length === 0) return { targets: [], skipped: [] };
@@ -374,8 +399,19 @@ async function chooseTargets(
   const out: Targets = { targets: [], skipped: [] };
   for (const input of selected) {
     const answer = answers?.find((a) => a.name === input.name);
-    if (answer?.status === "current") {
+    const pin = request.pins?.get(input.name);
+    const decided =
+      pin !== undefined
+        ? { rev: pin }
+        : answer?.status === "current"
+          ? undefined
+          : await ageDecision(input, undefined, request, deps);
+    if (answer?.status === "current" && pin === undefined) {
       out.skipped.push(skip(input, "up-to-date", `'${input.name}' is already up to date`));
+    } else if (decided !== undefined && "message" in decided) {
+      out.skipped.push(decided);
+    } else if (decided !== undefined) {
+      out.targets.push({ input, to: decided.rev, exact: true });
     } else {
       out.targets.push({
         input,
@@ -525,10 +561,10 @@ async function lockByNix(
   moves: readonly Move[],
   ctx: { flake: Flake; nix: NixRun; group: GroupDeps | undefined },
 ): Promise<LockFile> {
-  const [only] = moves;
+  const [only, ...others] = moves;
   let plan: LockPlan;
   let failure: { what: string; hint: string };
-  if (only?.target.exact && only.target.to !== undefined) {
+  if (only?.target.exact && only.target.to !== undefined && others.length === 0) {
     const { input, to: rev } = only.target;
     plan = { kind: "pin", input: input.name, ref: pinnedRef(input.name, input.node, rev), rev };
     failure = {
@@ -537,7 +573,7 @@ async function lockByNix(
     };
   } else {
     const names = moves.map((move) => move.target.input.name);
-    plan = { kind: "update", inputs: names };
+    plan = updatePlan(moves);
     failure = {
       what: `update ${names.map((name) => `'${name}'`).join(", ")}`,
       hint: "check that the inputs' sources are reachable and flake.nix evaluates",
@@ -578,6 +614,7 @@ interface DescribeContext {
   combined: LockFile;
   grouped: boolean;
   upstream: Upstream | undefined;
+  plans: ReadonlyMap<string, InputPlan> | undefined;
 }
 
 /** Describe: one report entry per input whose lock node moved, each with what its commit carries. */
@@ -641,6 +678,8 @@ function reportEntry(change: Moved, carried: Carried, ctx: DescribeContext): Inp
       "moved by Nix",
   };
   if (change.from !== undefined) entry.from = change.from;
+  const plan = ctx.plans?.get(change.path);
+  if (plan?.gate.move === true && plan.note !== undefined) entry.overrode = plan.note;
   const github = reportGitHub(rootNode(ctx.combined.lock, change.path));
   if (github !== undefined) entry.github = github;
   if (carried.companions !== undefined) entry.companions = carried.companions;
@@ -691,7 +730,9 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   const grouped = deps.group !== undefined;
   // Read the flake and where it sits in git; then validate the request against its lock.
   const { flake, site } = await readSite(request.flakeDir);
-  const { selected, skipped } = validate(request, flake.original.lock);
+  const validated = validate(request, flake.original.lock);
+  // One target's share of the run, less what the policy holds (each held input reported, with why).
+  const { selected, skipped } = narrow(request, validated.selected, validated.skipped);
   // Read the submodules, and check the listed companions against them, before anything runs.
   const companions = await readCompanions(site.repoRoot, selected, deps.companions ?? {});
   // Choose targets: a dispatched SHA, or each input's head; what is already there is skipped.
@@ -708,7 +749,7 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   // Combine the native moves with what Nix wrote.
   const combined = combine(outcome, flake.lockFile);
   // Describe each moved input, with what its own commit carries.
-  const inputs = await describeMoves({
+  const described = {
     flake,
     site: companions,
     nix,
@@ -716,7 +757,9 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     combined,
     grouped,
     upstream: chosen.upstream,
-  });
+    plans: request.plans,
+  };
+  const inputs = await describeMoves(described);
   const report = buildReport(request, parts, { inputs, combined, original: flake.original.text, nix });
   // Write flake.lock once, atomically, when something moved; stage the companions' gitlinks beside it.
   if (report.changed && !request.dryRun) {
@@ -724,6 +767,108 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     await stageCompanions(site.repoRoot, inputs);
   }
   return report;
+}
+
+/**
+ * The selected inputs this bump moves: those in `only` (the rest are another target's to report),
+ * less those the policy holds, each of which is reported as skipped with why.
+ */
+function narrow(
+  request: Pick<BumpRequest, "only" | "plans">,
+  selected: readonly Selected[],
+  skipped: readonly Skipped[],
+): { selected: Selected[]; skipped: Skipped[] } {
+  const { only, plans } = request;
+  const out = {
+    selected: [] as Selected[],
+    skipped: skipped.filter((entry) => only?.has(entry.name) ?? true),
+  };
+  for (const input of selected) {
+    if (only !== undefined && !only.has(input.name)) continue;
+    const plan = plans?.get(input.name);
+    if (plan === undefined || plan.gate.move) out.selected.push(input);
+    else out.skipped.push(skip(input, "held", plan.note ?? `'${input.name}' is held by the policy file`));
+  }
+  return out;
+}
+
+/**
+ * `--check`'s answers with min-age applied: an input behind its branch whose newer commits are all
+ * younger than its min-age is reported held, not behind; one that may move is behind up to that commit.
+ */
+async function heldBack(
+  answers: readonly Freshness[],
+  selected: readonly Selected[],
+  skipped: Skipped[],
+  decide: (input: Selected) => Promise<{ rev: string } | Skipped | undefined>,
+): Promise<Freshness[]> {
+  const out: Freshness[] = [];
+  for (const answer of answers) {
+    const input = selected.find((candidate) => candidate.name === answer.name);
+    const decided = answer.status === "outdated" && input !== undefined ? await decide(input) : undefined;
+    if (decided !== undefined && "message" in decided) skipped.push(decided);
+    else if (decided !== undefined && answer.status === "outdated")
+      out.push({ ...answer, latest: decided.rev });
+    else out.push(answer);
+  }
+  return out;
+}
+
+/**
+ * min-age's say on one input: undefined when it has none (no policy, 0h, or a named input), the
+ * commit to lock, or the skip that holds it (young, or the lock already as new as allowed).
+ */
+async function ageDecision(
+  input: Selected,
+  rev: string | undefined,
+  request: Pick<BumpRequest, "plans">,
+  deps: Pick<BumpDeps, "minAge">,
+): Promise<{ rev: string } | Skipped | undefined> {
+  const plan = request.plans?.get(input.name);
+  if (plan?.gate.move !== true || plan.gate.minAgeMs === 0) return undefined;
+  const minAge = plan.policy["min-age"];
+  const why = `min-age: ${minAge.value} (${minAge.where})`;
+  const source = githubSource(input.node);
+  if (source === undefined || deps.minAge === undefined) {
+    const message = `'${input.name}' is held by ${why}: commit dates are read from GitHub, and it is not a GitHub input`;
+    return skip(input, "held", message);
+  }
+  const target = await deps.minAge(source, input.node, plan.gate.minAgeMs, rev);
+  if (target.kind === "move") return rev === undefined ? { rev: target.rev } : undefined;
+  if (target.kind === "young") {
+    const when = new Date(target.oldEnoughAt).toISOString().replace(/\.\d+Z$/, "Z");
+    const message = `'${input.name}' is held by ${why}: its newer commits are younger; the first is old enough at ${when}`;
+    return skip(input, "held", message);
+  }
+  return skip(
+    input,
+    "held",
+    `'${input.name}' is held by ${why}: the lock already holds the newest commit that old`,
+  );
+}
+
+/** Nix's plan for moves to their branch heads, with the exact ones (min-age, a run's pins) pinned. */
+function updatePlan(moves: readonly Move[]): LockPlan {
+  const pins: Pin[] = moves.flatMap(({ target }) =>
+    target.exact && target.to !== undefined
+      ? [
+          {
+            input: target.input.name,
+            ref: pinnedRef(target.input.name, target.input.node, target.to),
+            rev: target.to,
+          },
+        ]
+      : [],
+  );
+  const names = moves.filter(({ target }) => !target.exact).map(({ target }) => target.input.name);
+  const [first, ...rest] = pins;
+  // Without a head to follow, the plan is a pin: an update naming no input would update them all.
+  if (names.length === 0 && first !== undefined) {
+    return rest.length > 0 ? { kind: "pin", ...first, also: rest } : { kind: "pin", ...first };
+  }
+  return pins.length === 0
+    ? { kind: "update", inputs: names }
+    : { kind: "update", inputs: names, also: pins };
 }
 
 /**

@@ -78,6 +78,13 @@ export const InputChange = v.object({
    * left. Absent when there are none (and in older reports).
    */
   companions: v.optional(Companions),
+  /**
+   * The policy file's group this input moved in: its `lock` is then the group's, with every member
+   * this run moved (and those the group's open pull request holds). Absent: its own pull request.
+   */
+  group: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/))),
+  /** The policy this move set aside because a person named the input, as the log says it. */
+  overrode: v.optional(v.string()),
 });
 export type InputChange = v.InferOutput<typeof InputChange>;
 
@@ -93,7 +100,8 @@ export function membersOf(changes: readonly Pick<InputChange, "name" | "to">[]):
 
 export const Skipped = v.object({
   name: InputName,
-  reason: v.picklist(["up-to-date", "already-at-rev", "already-ahead", "pinned"]),
+  /** `held`: the policy file keeps this run from moving it (schedule, min-age, follow: none). */
+  reason: v.picklist(["up-to-date", "already-at-rev", "already-ahead", "pinned", "held"]),
   message: v.string(),
   /** The rev the lock holds for this input (open-pr closes PRs that propose it or older). */
   current: v.optional(v.string()),
@@ -251,6 +259,7 @@ export function describeReport(report: Report): string[] {
   const lines: string[] = [];
   for (const change of report.inputs) {
     lines.push(describeChange(change));
+    if (change.overrode !== undefined) lines.push(`    ${change.overrode}`);
     const { added, removed, changed } = change.transitive;
     const count = added.length + removed.length + changed.length;
     if (count > 0) {
@@ -285,7 +294,11 @@ export function reportMarkdown(report: Report): string {
   const left = report.inputs.flatMap((c) =>
     (c.companions?.left ?? []).map((l) => `- ${leftSentence(c.name, l)}`),
   );
-  const skipped = [...left, ...report.skipped.map((s) => `- ${s.message}`)];
+  const skipped = [
+    ...left,
+    ...report.inputs.flatMap((c) => (c.overrode === undefined ? [] : [`- ${c.overrode}`])),
+    ...report.skipped.map((s) => `- ${s.message}`),
+  ];
   return [
     `### flake-bump: ${report.changed ? `${report.inputs.length} input${report.inputs.length === 1 ? "" : "s"} updated` : "nothing to change"}${report.dryRun ? " (dry run)" : ""}`,
     "",

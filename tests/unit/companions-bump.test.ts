@@ -136,6 +136,7 @@ describe("--check and companions", () => {
       { flakeDir: dir, inputs: ["inspr-modules"] },
       current,
       undefined,
+      undefined,
       listed === undefined ? {} : { listed: { "inspr-modules": listed } },
     );
 
