@@ -119,7 +119,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (rev !== undefined) request.rev = rev;
   if (event?.repository !== undefined) request.repository = event.repository;
   const now = runClock(env);
-  const { plans, policy } = await policyPlans(request.flakeDir, {
+  const { plans, policy, listed } = await policyPlans(request.flakeDir, {
     config: args.config ?? action.config,
     // A person named the inputs: the command line, the action's `inputs`, the Run-workflow form.
     trigger: triggerOf(
@@ -158,7 +158,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (args.check)
     return check(
       request,
-      { checkOutdated, freshness, octokit, minAge, policy, companions: companionSettings(request, env) },
+      {
+        checkOutdated,
+        freshness,
+        octokit,
+        minAge,
+        policy,
+        companions: companionSettings(request, env, listed),
+      },
       args.json,
       env,
     );
@@ -178,7 +185,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
     },
     minAge,
-    companions: companionSettings(request, env),
+    companions: companionSettings(request, env, listed),
   };
   const report: Report = await group("Update flake.lock", async () => {
     if (targets.named.length === 0)
@@ -251,8 +258,13 @@ async function groupDeps(
 }
 
 /** The policy's companions and, when a relative submodule URL asks for it, the repository's own URL. */
-function companionSettings(request: BumpRequest, env: NodeJS.ProcessEnv): CompanionSettings {
+function companionSettings(
+  request: BumpRequest,
+  env: NodeJS.ProcessEnv,
+  listed: Readonly<Record<string, readonly string[]>>,
+): CompanionSettings {
   return {
+    listed,
     ownUrl: async () => {
       const { ownRepositoryUrl } = await import("../lib/flake/companions.ts");
       return ownRepositoryUrl(env, request.flakeDir);
@@ -334,7 +346,12 @@ async function check(
 async function policyPlans(
   flakeDir: string,
   run: RunSettings & { config: string | undefined; trigger: Trigger; now: Date },
-): Promise<{ plans: Map<string, InputPlan>; policy: Map<string, EffectivePolicy> }> {
+): Promise<{
+  plans: Map<string, InputPlan>;
+  policy: Map<string, EffectivePolicy>;
+  /** Input → the submodules its `companions` lists. */
+  listed: Record<string, string[]>;
+}> {
   const [{ readFile }, { join }, { parseLock, rootInputs }] = await Promise.all([
     import("node:fs/promises"),
     import("node:path"),
@@ -349,7 +366,11 @@ async function policyPlans(
     ...(names === undefined ? {} : { knownInputs: names }),
   });
   const plans = planInputs(names ?? [], file, run);
-  return { plans, policy: new Map([...plans].map(([name, plan]) => [name, plan.policy])) };
+  return {
+    plans,
+    policy: new Map([...plans].map(([name, plan]) => [name, plan.policy])),
+    listed: file?.companions ?? {},
+  };
 }
 
 if (import.meta.main) await runMain(() => main(process.argv.slice(2)));

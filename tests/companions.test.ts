@@ -21,6 +21,10 @@ const TIMEOUT = 240_000;
 const SUBMODULE_URL = `https://localhost/${UP.owner}/${UP.repo}.git`;
 const GITMODULES = `[submodule "doctrine"]\n\tpath = doctrine\n\turl = ${SUBMODULE_URL}\n`;
 
+/** The policy file with `nixfleet` in a named group, and with `doctrine` listed as its companion. */
+const POLICY_GROUP = "groups:\n  fleet:\n    inputs: [nixfleet]\n";
+const POLICY_LISTED = "inputs:\n  nixfleet:\n    companions: [doctrine]\n";
+
 let fake: FakeGitHub;
 beforeAll(async () => {
   fake = await fakeGitHub();
@@ -168,6 +172,58 @@ for (const variant of nixVariants()) {
         expect(await gitlink(head)).toBe(`160000 commit ${c.revs[2]}\tdoctrine`);
         expect(c.openPulls()[0]?.body).toContain(
           `\`doctrine\` (submodule) ${short(c.revs[0])} → ${short(c.revs[2])}`,
+        );
+      },
+      TIMEOUT,
+    );
+
+    test(
+      "a named group of the policy file: its PR's one commit carries the gitlink beside flake.lock",
+      async () => {
+        await addSubmodule(c.revs[0]);
+        await fake.push(DOWN.owner, DOWN.repo, { ".github/flake-bump.yml": POLICY_GROUP }, "policy");
+        const main = (await fake.branchSha(DOWN.owner, DOWN.repo, "main")) ?? "";
+        await dispatch(c.revs[2]);
+        const run = await c.downstreamRun();
+        expectOk(run);
+        const branch = groupBranch("flake-bump/", "fleet");
+        const head = (await fake.branchSha(DOWN.owner, DOWN.repo, branch)) ?? "";
+        expect(c.openPulls().map((p) => p.headRef)).toStrictEqual([branch]);
+        expect(await gitBare("rev-list", `main..${branch}`)).toBe(head);
+        expect(fake.isVerified(DOWN.owner, DOWN.repo, head)).toBe(true);
+        expect(await changed(main, head)).toStrictEqual(["doctrine", "flake.lock"]);
+        expect(await gitlink(head)).toBe(`160000 commit ${c.revs[2]}\tdoctrine`);
+      },
+      TIMEOUT,
+    );
+
+    test(
+      "a listed companion moves wherever it pointed; --check counts a current input with it elsewhere as behind",
+      async () => {
+        await addSubmodule(c.revs[1]);
+        await fake.push(DOWN.owner, DOWN.repo, { ".github/flake-bump.yml": POLICY_LISTED }, "policy");
+        const main = (await fake.branchSha(DOWN.owner, DOWN.repo, "main")) ?? "";
+        const { dir } = await clone();
+        const env = { ...c.env, GITHUB_ACTIONS: undefined, GITHUB_REPOSITORY: undefined };
+        // The lock holds revs[0]: asked about exactly that rev, the input is current, doctrine is not.
+        const check = await runScript("bump", ["nixfleet", "--check", "--rev", c.revs[0] ?? ""], {
+          cwd: dir,
+          env,
+        });
+        expect(check.exitCode).toBe(0);
+        expect(check.stdout).toBe("outdated=nixfleet\nneeds-nix=false\n");
+        expect(check.stderr).toContain(
+          `'nixfleet' is behind all the same: its companion 'doctrine' points at ${short(c.revs[1])}, not the locked ${short(c.revs[0])}`,
+        );
+
+        await dispatch(c.revs[2]);
+        const run = await c.downstreamRun();
+        expectOk(run);
+        const head = (await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)) ?? "";
+        expect(await changed(main, head)).toStrictEqual(["doctrine", "flake.lock"]);
+        expect(await gitlink(head)).toBe(`160000 commit ${c.revs[2]}\tdoctrine`);
+        expect(c.openPulls()[0]?.body).toContain(
+          `\`doctrine\` (submodule) ${short(c.revs[1])} → ${short(c.revs[2])}`,
         );
       },
       TIMEOUT,
