@@ -9,7 +9,7 @@ import type { CompanionSettings } from "../lib/bump/companions.ts";
 import type { Freshness } from "../lib/bump/freshness.ts";
 import { appendSummary, group, info, setOutputs } from "../lib/core/actions.ts";
 import { debugRequested, flags, parseCli, runMain } from "../lib/core/cli.ts";
-import { UsageError } from "../lib/core/errors.ts";
+import { RuntimeError, UsageError } from "../lib/core/errors.ts";
 import { readEventRequest } from "../lib/core/event.ts";
 import { Branch, Engine, InputName, Sha } from "../lib/core/ids.ts";
 import { readActionInputs } from "../lib/core/inputs.ts";
@@ -40,18 +40,20 @@ import {
 } from "../lib/policy/run.ts";
 
 export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--engine auto|native|nix] [--flake DIR] [--report FILE]
-                       [--config FILE] [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
+                       [--no-verify] [--config FILE] [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
 
 Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
 
   INPUT          direct inputs of the flake to update (default: every tracked input,
                  i.e. not pinned to a rev or tag in flake.nix)
   --rev SHA      lock exactly this commit (40 hex characters; exactly one INPUT)
+  --no-verify    with --rev: lock it without asking GitHub that it is on the tracked branch
   --engine E     who moves each input: 'native' writes a github: input's lock node itself
                  (only where that is provably what Nix writes; refuses otherwise), 'nix' runs
                  Nix for everything, 'auto' (default) is native where provable, Nix elsewhere
   --flake DIR    the flake's directory (default: current directory)
-  --report FILE  where to write the JSON report (default: ${defaultReportPath()})
+  --report FILE  where to write the JSON report (default: flake-bump/report.json in the git
+                 directory of the flake's own checkout; in Actions, under $RUNNER_TEMP)
   --config FILE  the policy file (default: .github/flake-bump.yml of the flake's repository, if
                  it exists): schedules, min-age, follow: none, groups; naming inputs overrides it
   --json         print the report on stdout (human output stays on stderr)
@@ -73,7 +75,7 @@ Exit codes: 0 done (changed or nothing to do), 1 failure, 2 bad usage or input.`
 
 const options = flags({
   string: ["rev", "flake", "report", "branch-prefix", "engine", "config"],
-  boolean: ["json", "dry-run", "check", "group"],
+  boolean: ["json", "dry-run", "check", "group", "no-verify"],
 });
 
 const Args = v.object({
@@ -85,6 +87,7 @@ const Args = v.object({
   "dry-run": v.optional(v.boolean(), false),
   check: v.optional(v.boolean(), false),
   group: v.optional(v.boolean(), false),
+  "no-verify": v.optional(v.boolean(), false),
   "branch-prefix": v.optional(Branch),
   engine: v.optional(Engine),
   config: v.optional(v.pipe(v.string(), v.minLength(1))),
@@ -135,7 +138,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   });
   request.plans = plans;
 
-  const [{ bump, checkOutdated }, { checkFreshness }] = await Promise.all([
+  const [{ bump, checkOutdated }, { checkFreshness, nothingAnswered }] = await Promise.all([
     import("../lib/bump/bump.ts"),
     import("../lib/bump/freshness.ts"),
   ]);
@@ -160,6 +163,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       request,
       {
         checkOutdated,
+        nothingAnswered,
         freshness,
         octokit,
         minAge,
@@ -170,20 +174,29 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       env,
     );
 
-  const reportPath = args.report ?? defaultReportPath(env);
+  const reportPath = args.report ?? (await defaultReportPath(request.flakeDir, env));
   await checkReportPath(reportPath);
   const targets = targetsOf(plans);
   // Repository and client only: GitHub is asked about a group only when Nix is about to run.
   const grouped = targets.rest.grouped || targets.named.length > 0;
   const members = grouped ? await groupDeps(request.flakeDir, args, action, env) : undefined;
+  if (args["no-verify"] && request.rev !== undefined) {
+    info(
+      `note: --no-verify: ${request.rev.slice(0, 12)} is locked without checking that it is on the tracked branch`,
+    );
+  }
   const deps: BumpDeps = {
     nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
     freshness,
     octokit,
-    checkTarget: async (target) => {
-      const { targetCheck } = await import("../lib/github/upstream.ts");
-      return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
-    },
+    ...(args["no-verify"]
+      ? {}
+      : {
+          checkTarget: async (target) => {
+            const { targetCheck } = await import("../lib/github/upstream.ts");
+            return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
+          },
+        }),
     minAge,
     companions: companionSettings(request, env, listed),
   };
@@ -274,6 +287,7 @@ function companionSettings(
 
 interface CheckDeps {
   checkOutdated: typeof import("../lib/bump/bump.ts").checkOutdated;
+  nothingAnswered: typeof import("../lib/bump/freshness.ts").nothingAnswered;
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>;
   octokit: () => Promise<Octokit>;
   minAge: NonNullable<BumpDeps["minAge"]>;
@@ -307,6 +321,13 @@ async function check(
     deps.minAge,
     deps.companions,
   );
+  const unanswered = deps.nothingAnswered(answers);
+  if (unanswered !== undefined) {
+    // Declaring every input outdated would install and run Nix for nothing: it cannot reach them either.
+    throw new RuntimeError(
+      `no source answered, so --check cannot tell which inputs are behind: ${unanswered}`,
+    );
+  }
   for (const a of answers) {
     if (a.status === "current") info(`• '${a.name}' is up to date (${a.rev.slice(0, 7)})`);
     else if (a.status === "outdated")
