@@ -161,15 +161,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (args.check)
     return check(
       request,
-      {
-        checkOutdated,
-        nothingAnswered,
-        freshness,
-        octokit,
-        minAge,
-        policy,
-        companions: companionSettings(request, env, listed),
-      },
+      { checkOutdated, nothingAnswered, freshness, octokit, minAge, policy, listed },
       args.json,
       env,
     );
@@ -292,7 +284,8 @@ interface CheckDeps {
   octokit: () => Promise<Octokit>;
   minAge: NonNullable<BumpDeps["minAge"]>;
   policy: ReadonlyMap<string, EffectivePolicy>;
-  companions: CompanionSettings;
+  /** Input → the submodules its `companions` lists. */
+  listed: Readonly<Record<string, readonly string[]>>;
 }
 
 /**
@@ -319,7 +312,7 @@ async function check(
           }),
     deps.octokit,
     deps.minAge,
-    deps.companions,
+    companionSettings(request, env, deps.listed),
   );
   const unanswered = deps.nothingAnswered(answers);
   if (unanswered !== undefined) {
