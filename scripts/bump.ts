@@ -5,6 +5,7 @@
  */
 import * as v from "valibot";
 import type { BumpDeps, BumpRequest, GroupDeps, Selected } from "../lib/bump/bump.ts";
+import type { CompanionSettings } from "../lib/bump/companions.ts";
 import type { Freshness } from "../lib/bump/freshness.ts";
 import { appendSummary, group, info, setOutputs } from "../lib/core/actions.ts";
 import { debugRequested, flags, parseCli, runMain } from "../lib/core/cli.ts";
@@ -121,7 +122,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (rev !== undefined) request.rev = rev;
   if (event?.repository !== undefined) request.repository = event.repository;
   const now = runClock(env);
-  const { plans, policy } = await policyPlans(request.flakeDir, {
+  const { plans, policy, listed } = await policyPlans(request.flakeDir, {
     config: args.config ?? action.config,
     // A person named the inputs: the command line, the action's `inputs`, the Run-workflow form.
     trigger: triggerOf(
@@ -160,7 +161,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (args.check)
     return check(
       request,
-      { checkOutdated, nothingAnswered, freshness, octokit, minAge, policy },
+      { checkOutdated, nothingAnswered, freshness, octokit, minAge, policy, listed },
       args.json,
       env,
     );
@@ -189,6 +190,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
           },
         }),
     minAge,
+    companions: companionSettings(request, env, listed),
   };
   const report: Report = await group("Update flake.lock", async () => {
     if (targets.named.length === 0)
@@ -260,6 +262,21 @@ async function groupDeps(
   };
 }
 
+/** The policy's companions and, when a relative submodule URL asks for it, the repository's own URL. */
+function companionSettings(
+  request: BumpRequest,
+  env: NodeJS.ProcessEnv,
+  listed: Readonly<Record<string, readonly string[]>>,
+): CompanionSettings {
+  return {
+    listed,
+    ownUrl: async () => {
+      const { ownRepositoryUrl } = await import("../lib/flake/companions.ts");
+      return ownRepositoryUrl(env, request.flakeDir);
+    },
+  };
+}
+
 interface CheckDeps {
   checkOutdated: typeof import("../lib/bump/bump.ts").checkOutdated;
   nothingAnswered: typeof import("../lib/bump/freshness.ts").nothingAnswered;
@@ -267,6 +284,8 @@ interface CheckDeps {
   octokit: () => Promise<Octokit>;
   minAge: NonNullable<BumpDeps["minAge"]>;
   policy: ReadonlyMap<string, EffectivePolicy>;
+  /** Input → the submodules its `companions` lists. */
+  listed: Readonly<Record<string, readonly string[]>>;
 }
 
 /**
@@ -280,7 +299,7 @@ async function check(
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
   const rev = request.rev;
-  const { answers, skipped, needsNix, engines } = await deps.checkOutdated(
+  const { answers, skipped, needsNix, engines, companions } = await deps.checkOutdated(
     request,
     async (inputs) =>
       rev === undefined
@@ -293,6 +312,7 @@ async function check(
           }),
     deps.octokit,
     deps.minAge,
+    companionSettings(request, env, deps.listed),
   );
   const unanswered = deps.nothingAnswered(answers);
   if (unanswered !== undefined) {
@@ -307,6 +327,12 @@ async function check(
       info(`• '${a.name}' is behind: ${a.rev?.slice(0, 7) ?? "none"} → ${a.latest.slice(0, 7)}`);
     else info(`• '${a.name}' needs Nix to tell (${a.reason})`);
   }
+  for (const c of companions) {
+    const where = c.moved.map((m) => `'${m.path}' points at ${m.from.slice(0, 7)}`).join(", ");
+    info(
+      `• '${c.name}' is behind all the same: its companion ${where}, not the locked ${c.moved[0]?.to.slice(0, 7)}`,
+    );
+  }
   for (const s of skipped) info(`• ${s.message}`);
   for (const e of engines)
     info(
@@ -314,12 +340,14 @@ async function check(
     );
   for (const [name, policy] of deps.policy) info(`• '${name}' policy: ${describePolicy(policy)}`);
   // "unknown" counts as outdated: only Nix can tell, so the workflow must install it.
-  const outdated = answers.filter((a) => a.status !== "current").map((a) => a.name);
+  // A current input whose listed companion points elsewhere is behind too: the companion needs the move.
+  const outdated = answers
+    .filter((a) => a.status !== "current" || companions.some((c) => c.name === a.name))
+    .map((a) => a.name);
   if (json) {
     const policy = Object.fromEntries(deps.policy);
-    process.stdout.write(
-      `${JSON.stringify({ outdated, needsNix, answers, engines, skipped, policy }, null, 2)}\n`,
-    );
+    const answer = { outdated, needsNix, answers, engines, skipped, policy, companions };
+    process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
   } else process.stdout.write(`outdated=${outdated.join(",")}\nneeds-nix=${needsNix}\n`);
   setOutputs({ outdated: outdated.join(","), "needs-nix": String(needsNix) }, env);
   return 0;
@@ -332,7 +360,12 @@ async function check(
 async function policyPlans(
   flakeDir: string,
   run: RunSettings & { config: string | undefined; trigger: Trigger; now: Date },
-): Promise<{ plans: Map<string, InputPlan>; policy: Map<string, EffectivePolicy> }> {
+): Promise<{
+  plans: Map<string, InputPlan>;
+  policy: Map<string, EffectivePolicy>;
+  /** Input → the submodules its `companions` lists. */
+  listed: Record<string, string[]>;
+}> {
   const [{ readFile }, { join }, { parseLock, rootInputs }] = await Promise.all([
     import("node:fs/promises"),
     import("node:path"),
@@ -347,7 +380,11 @@ async function policyPlans(
     ...(names === undefined ? {} : { knownInputs: names }),
   });
   const plans = planInputs(names ?? [], file, run);
-  return { plans, policy: new Map([...plans].map(([name, plan]) => [name, plan.policy])) };
+  return {
+    plans,
+    policy: new Map([...plans].map(([name, plan]) => [name, plan.policy])),
+    listed: file?.companions ?? {},
+  };
 }
 
 if (import.meta.main) await runMain(() => main(process.argv.slice(2)));

@@ -381,7 +381,7 @@ ${GROUP.map((n) => `  inputs.${n}.url = "github:acme/${n}?host=localhost";`).joi
           });
           expect(result.exitCode).toBe(2);
           expect(result.stderr).toBe(
-            "error: .github/flake-bump.yml:15: 'inputs.janus.folow' is not a known key (known here: merge, follow, schedule, min-age); fix the policy file (every key is described in docs/policy.md)\n",
+            "error: .github/flake-bump.yml:15: 'inputs.janus.folow' is not a known key (known here: merge, follow, schedule, min-age, companions); fix the policy file (every key is described in docs/policy.md)\n",
           );
           expect((await $({ cwd: dir, quiet: true })`git status --porcelain`).stdout).toBe(
             " M .github/flake-bump.yml\n",

@@ -12,6 +12,7 @@ import { UsageError } from "../core/errors.ts";
 import { writeAtomic } from "../core/files.ts";
 import { Sha } from "../core/ids.ts";
 import { checkoutHead, gitTopLevel } from "../flake/checkout.ts";
+import type { Companions } from "../flake/companions.ts";
 import { type GitHubSource, githubSource, pinnedRef } from "../flake/flakeref.ts";
 import {
   diffLocks,
@@ -34,6 +35,15 @@ import type { Octokit } from "../github/client.ts";
 import { type Compared, sameOrNewer, type TargetCheck } from "../github/upstream.ts";
 import type { AgeTarget } from "../policy/gate.ts";
 import type { InputPlan } from "../policy/run.ts";
+import {
+  type CompanionSettings,
+  type CompanionSite,
+  type CompanionsBehind,
+  companionsBehind,
+  companionsOf,
+  readCompanions,
+  stageCompanions,
+} from "./companions.ts";
 import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
 import type { Freshness } from "./freshness.ts";
 import { fetchLocked, movedLockText, type NativeResult, NotNative, serializeLock } from "./native.ts";
@@ -73,6 +83,8 @@ export interface BumpDeps {
   octokit?: () => Promise<Octokit>;
   /** With a grouped pull request: its members are kept in the same lock (see withGroupMembers). */
   group?: GroupDeps;
+  /** The policy file's companions and the repository's own URL (see bump/companions.ts). */
+  companions?: CompanionSettings;
   /** Where min-age reads a GitHub input's dated history (lib/bump/age.ts); without it, min-age holds. */
   minAge?: (
     source: GitHubSource,
@@ -224,6 +236,8 @@ export interface CheckResult {
   needsNix: boolean;
   /** The engine each input that is behind would get, and why. */
   engines: Array<{ name: string; engine: "native" | "nix"; reason: string }>;
+  /** Inputs that are current but whose listed companions point elsewhere: behind all the same. */
+  companions: CompanionsBehind[];
 }
 
 /**
@@ -235,12 +249,21 @@ export async function checkOutdated(
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
   octokit?: () => Promise<Octokit>,
   minAge?: BumpDeps["minAge"],
+  companionSettings: CompanionSettings = {},
 ): Promise<CheckResult> {
-  const { text, lock } = (await readFlake(request.flakeDir)).original;
+  const flake = await readFlake(request.flakeDir);
+  const { text, lock } = flake.original;
   const selection = selectInputs(lock, request);
   const { selected, skipped } = narrow(request, selection.selected, selection.skipped);
   const answers = await heldBack(await freshness(selected), selected, skipped, (input) =>
     ageDecision(input, undefined, request, minAge === undefined ? {} : { minAge }),
+  );
+  const current = answers.filter((answer) => answer.status === "current").map((answer) => answer.name);
+  const companions = await companionsBehind(
+    await gitTopLevel(flake.dir),
+    selected,
+    current,
+    companionSettings,
   );
   const engine = request.engine ?? "auto";
   const engines = await Promise.all(
@@ -269,7 +292,7 @@ export async function checkOutdated(
       }),
   );
   const needsNix = engine !== "native" && engines.some((entry) => entry.engine === "nix");
-  return { answers, skipped, needsNix, engines };
+  return { answers, skipped, needsNix, engines, companions };
 }
 
 /**
@@ -554,6 +577,8 @@ function combine(outcome: NixOutcome, lockFile: string): LockFile {
  */
 interface Carried {
   lock: LockFile;
+  /** The gitlinks of the submodules that move with the input, beside flake.lock (and those left). */
+  companions: Companions | undefined;
 }
 
 /** A root input whose lock node moved (rather than went away). */
@@ -561,6 +586,7 @@ type Moved = NodeChange & { to: LockedSummary };
 
 interface DescribeContext {
   flake: Flake;
+  site: CompanionSite;
   nix: NixRun;
   outcome: NixOutcome;
   combined: LockFile;
@@ -576,23 +602,29 @@ async function describeMoves(ctx: DescribeContext): Promise<InputChange[]> {
   const nixMoved = moved.filter((change) => !ctx.outcome.natives.has(change.path)).length;
   const entries: InputChange[] = [];
   for (const change of moved) {
-    const carried = await carriedBy(change, nixMoved, ctx);
-    entries.push(reportEntry(change, carried, ctx));
+    const lock = await carriedBy(change, nixMoved, ctx);
+    const github = reportGitHub(rootNode(ctx.combined.lock, change.path));
+    const companions = companionsOf(ctx.site, {
+      name: change.path,
+      ...change,
+      ...(github ? { github } : {}),
+    });
+    entries.push(reportEntry(change, { lock, companions }, ctx));
   }
   return entries;
 }
 
-/** What `change`'s own commit carries (see Carried). */
-async function carriedBy(change: Moved, nixMoved: number, ctx: DescribeContext): Promise<Carried> {
+/** The flake.lock `change`'s own commit carries (see Carried). */
+async function carriedBy(change: Moved, nixMoved: number, ctx: DescribeContext): Promise<LockFile> {
   // One grouped pull request carries every move in one lock: no input needs a lock of its own, so no
   // Nix run to make one.
-  if (ctx.grouped) return { lock: ctx.combined };
+  if (ctx.grouped) return ctx.combined;
   const { flake, outcome } = ctx;
   const native = outcome.natives.get(change.path);
   if (native !== undefined) {
     // Each input's pull request carries only that input's move: the base plus its own node.
     const text = movedLockText(flake.original.lock, change.path, native.result);
-    return { lock: { text, lock: parseLock(text, flake.lockFile) } };
+    return { text, lock: parseLock(text, flake.lockFile) };
   }
   const node = rootNode(ctx.combined.lock, change.path);
   const rev = change.to.rev;
@@ -604,10 +636,10 @@ async function carriedBy(change: Moved, nixMoved: number, ctx: DescribeContext):
       what: `lock '${change.path}' alone at ${rev}`,
       hint: "rerun, and report it if it persists",
     };
-    return { lock: await ctx.nix.lock(plan, failure, nixNeeds(outcome.moves)) };
+    return ctx.nix.lock(plan, failure, nixNeeds(outcome.moves));
   }
   // What Nix alone wrote: the lock of its one input.
-  return { lock: outcome.byNix };
+  return outcome.byNix;
 }
 
 function reportEntry(change: Moved, carried: Carried, ctx: DescribeContext): InputChange {
@@ -628,6 +660,7 @@ function reportEntry(change: Moved, carried: Carried, ctx: DescribeContext): Inp
   if (plan?.gate.move === true && plan.note !== undefined) entry.overrode = plan.note;
   const github = reportGitHub(rootNode(ctx.combined.lock, change.path));
   if (github !== undefined) entry.github = github;
+  if (carried.companions !== undefined) entry.companions = carried.companions;
   const { upstream } = ctx;
   if (upstream !== undefined && upstream.from === change.from?.rev && upstream.to === change.to.rev) {
     entry.upstream = upstream;
@@ -678,6 +711,8 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   const validated = validate(request, flake.original.lock);
   // One target's share of the run, less what the policy holds (each held input reported, with why).
   const { selected, skipped } = narrow(request, validated.selected, validated.skipped);
+  // Read the submodules, and check the listed companions against them, before anything runs.
+  const companions = await readCompanions(site.repoRoot, selected, deps.companions ?? {});
   // Choose targets: a dispatched SHA, or each input's head; what is already there is skipped.
   const chosen = await chooseTargets(request, selected, deps);
   const parts = { site, grouped, selected, skipped: [...skipped, ...chosen.skipped] };
@@ -694,6 +729,7 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   // Describe each moved input, with what its own commit carries.
   const described = {
     flake,
+    site: companions,
     nix,
     outcome,
     combined,
@@ -703,8 +739,11 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   };
   const inputs = await describeMoves(described);
   const report = buildReport(request, parts, { inputs, combined, original: flake.original.text, nix });
-  // Write flake.lock once, atomically, when something moved.
-  if (report.changed && !request.dryRun) await writeAtomic(flake.lockFile, combined.text);
+  // Write flake.lock once, atomically, when something moved; stage the companions' gitlinks beside it.
+  if (report.changed && !request.dryRun) {
+    await writeAtomic(flake.lockFile, combined.text);
+    await stageCompanions(site.repoRoot, inputs);
+  }
   return report;
 }
 

@@ -2,11 +2,26 @@
  * Companion pins: a git submodule of the flake's own repository that names the same upstream
  * repository as a flake input, and so should point at the same commit. What a submodule is comes from
  * git itself (`git ls-files -s` for the gitlinks, `git config --file .gitmodules` for their entries),
- * never from a parser of ours; which of them move with an input is a pure decision.
+ * never from a parser of ours; which of them move with an input is a pure decision. zx is loaded only
+ * when git is asked: a flake without submodules never needs it.
  */
-import { $ } from "zx";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import * as v from "valibot";
 import { UsageError } from "../core/errors.ts";
-import type { GitHubRepository } from "../core/ids.ts";
+import { type GitHubRepository, Sha } from "../core/ids.ts";
+
+/** A submodule that moves with its input: its path and the commits its gitlink goes from and to. */
+export const CompanionMove = v.object({ path: v.string(), from: Sha, to: Sha });
+export type CompanionMove = v.InferOutput<typeof CompanionMove>;
+
+/** A submodule on the input's repository left where it points, being out of step and not listed. */
+export const CompanionLeft = v.object({ path: v.string(), at: Sha });
+export type CompanionLeft = v.InferOutput<typeof CompanionLeft>;
+
+/** The submodules that move with an input, in the same commit, and the ones left (the report's shape). */
+export const Companions = v.object({ moved: v.array(CompanionMove), left: v.array(CompanionLeft) });
+export type Companions = v.InferOutput<typeof Companions>;
 
 /** A gitlink in the index that `.gitmodules` describes. */
 export interface Submodule {
@@ -64,6 +79,9 @@ export function submodulesOf(
  * parse is an error naming the file (never blamed on an upstream). No `.gitmodules`, no submodules.
  */
 export async function readSubmodules(dir: string): Promise<Submodule[]> {
+  // Without a .gitmodules no gitlink is a companion: git is not asked (every bump reads this).
+  if (!existsSync(join(dir, ".gitmodules"))) return [];
+  const { $ } = await import("zx");
   const index = await $({ cwd: dir, quiet: true })`git ls-files -s -z`;
   const gitlinks = parseGitlinks(index.stdout);
   if (gitlinks.size === 0) return [];
@@ -73,8 +91,6 @@ export async function readSubmodules(dir: string): Promise<Submodule[]> {
     nothrow: true,
   })`git config --file .gitmodules --null --list`;
   if (config.exitCode !== 0) {
-    const absent = (await $({ cwd: dir, quiet: true, nothrow: true })`test -e .gitmodules`).exitCode !== 0;
-    if (absent) return [];
     const why = config.stderr.trim().replace(/^fatal: /, "");
     throw new UsageError(`.gitmodules in ${dir} cannot be read by git (${why}); fix the file and retry`);
   }
@@ -111,17 +127,6 @@ export function submoduleRepository(
 
 const sameRepository = (a: { owner: string; repo: string }, b: GitHubRepository): boolean =>
   a.owner.toLowerCase() === b.owner.toLowerCase() && a.repo.toLowerCase() === b.repo.toLowerCase();
-
-export interface CompanionMove {
-  path: string;
-  from: string;
-  to: string;
-}
-
-export interface CompanionLeft {
-  path: string;
-  at: string;
-}
 
 export interface CompanionPlan {
   moves: CompanionMove[];
@@ -180,7 +185,49 @@ export function planCompanions(q: CompanionQuestion, submodules: readonly Submod
   return plan;
 }
 
+/**
+ * The flake repository's own URL, against which relative submodule URLs resolve: in Actions
+ * `GITHUB_SERVER_URL/GITHUB_REPOSITORY`, locally the `origin` remote of `dir` when it is a GitHub URL
+ * (https or ssh); otherwise undefined, and a relative URL then names no companion. An origin on
+ * another host resolves relative URLs onto that host, which no GitHub input's host matches.
+ */
+export async function ownRepositoryUrl(env: NodeJS.ProcessEnv, dir: string): Promise<string | undefined> {
+  if (env.GITHUB_ACTIONS === "true" && env.GITHUB_REPOSITORY) {
+    return `${(env.GITHUB_SERVER_URL || "https://github.com").replace(/\/+$/, "")}/${env.GITHUB_REPOSITORY}`;
+  }
+  const { $ } = await import("zx");
+  const origin = await $({ cwd: dir, quiet: true, nothrow: true })`git remote get-url origin`;
+  if (origin.exitCode !== 0) return undefined;
+  const url = origin.stdout.trim();
+  const match =
+    /^(?:https?:\/\/(?:[^@/]+@)?|git@|ssh:\/\/git@)([^/:]+)(?::\d+)?[/:]([^/]+)\/([^/]+?)(?:\.git)?\/?$/.exec(
+      url,
+    );
+  if (!match?.[1] || !match[2] || !match[3]) return undefined;
+  return `https://${match[1]}/${match[2]}/${match[3]}`;
+}
+
+/**
+ * Stage each move's gitlink in the index of the repository at `root` (`git update-index --cacheinfo`),
+ * as `git add` of a checked-out submodule would; the submodule's working tree is left alone.
+ */
+export async function stageGitlinks(root: string, moves: readonly CompanionMove[]): Promise<void> {
+  const { $ } = await import("zx");
+  for (const move of moves) {
+    await $({ cwd: root, quiet: true })`git update-index --cacheinfo ${`160000,${move.to},${move.path}`}`;
+  }
+}
+
 /** The pull request's sentence for a submodule left behind. */
 export function leftSentence(input: string, left: CompanionLeft): string {
   return `\`${left.path}\` stays at ${left.at.slice(0, 7)}, which is not what \`${input}\` is locked to; list it under companions to move it with the input`;
+}
+
+/** Every gitlink a report's inputs move, once per path (two inputs on one repository move it alike). */
+export function gitlinkMoves(
+  inputs: readonly { companions?: { moved: readonly CompanionMove[] } | undefined }[],
+): CompanionMove[] {
+  const byPath = new Map<string, CompanionMove>();
+  for (const input of inputs) for (const move of input.companions?.moved ?? []) byPath.set(move.path, move);
+  return [...byPath.values()];
 }

@@ -11,6 +11,7 @@ import { describeIssues, RuntimeError, UsageError } from "../core/errors.ts";
 import { parseJson, readJson, writeAtomic } from "../core/files.ts";
 import { GitHubRepository, InputName, Sha } from "../core/ids.ts";
 import { CheckoutHead, checkoutGitDir, checkoutHead, gitTopLevel } from "./checkout.ts";
+import { type CompanionMove, Companions, leftSentence } from "./companions.ts";
 import { LockedSummary, NodeChange } from "./lock.ts";
 
 const LockText = v.object({ text: v.string(), sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) });
@@ -64,6 +65,11 @@ export const InputChange = v.object({
   engine: v.optional(v.picklist(["native", "nix"])),
   /** Why that engine: what made the native move provable, or what left the input to Nix. */
   engineReason: v.optional(v.string()),
+  /**
+   * Submodules on the input's repository: the gitlinks its commit moves beside flake.lock, and those
+   * left. Absent when there are none (and in older reports).
+   */
+  companions: v.optional(Companions),
   /**
    * The policy file's group this input moved in: its `lock` is then the group's, with every member
    * this run moved (and those the group's open pull request holds). Absent: its own pull request.
@@ -288,14 +294,23 @@ export function describeChange(change: InputChange): string {
   return `• Updated input '${change.name}':  ${from} → ${to}`;
 }
 
+/** `doctrine` (submodule) 7598d63 → 091f441: a companion's move, as the PR body and summaries show it. */
+export function companionMoveText(move: CompanionMove): string {
+  return `\`${move.path}\` (submodule) ${move.from.slice(0, 7)} → ${move.to.slice(0, 7)}`;
+}
+
+/** An input's companion lines: each move, then each submodule left, as sentences. */
+export function companionLines(change: Pick<InputChange, "name" | "companions">): string[] {
+  const { moved = [], left = [] } = change.companions ?? {};
+  return [...moved.map(companionMoveText), ...left.map((l) => leftSentence(change.name, l))];
+}
+
 /** The human summary of a report, line by line, for stderr. */
 export function describeReport(report: Report): string[] {
-  const lines = report.inputs.flatMap((change) =>
-    change.overrode === undefined
-      ? [describeChange(change)]
-      : [describeChange(change), `    ${change.overrode}`],
-  );
+  const lines: string[] = [];
   for (const change of report.inputs) {
+    lines.push(describeChange(change));
+    if (change.overrode !== undefined) lines.push(`    ${change.overrode}`);
     const { added, removed, changed } = change.transitive;
     const count = added.length + removed.length + changed.length;
     if (count > 0) {
@@ -303,6 +318,14 @@ export function describeReport(report: Report): string[] {
         `    with ${count} transitive lock change${count === 1 ? "" : "s"} (${changed.length} changed, ${added.length} added, ${removed.length} removed)`,
       );
     }
+    for (const line of companionLines(change)) lines.push(`    ${line}`);
+  }
+  const staged = report.inputs.flatMap((change) => change.companions?.moved ?? []);
+  if (report.changed && !report.dryRun && staged.length > 0) {
+    const paths = [...new Set(staged.map((move) => move.path))].join(" ");
+    lines.push(
+      `Staged the submodule gitlink${staged.length === 1 ? "" : "s"} (${paths}); the submodule's files are untouched: check them out with 'git submodule update ${paths}'.`,
+    );
   }
   for (const skip of report.skipped)
     lines.push(`• ${skip.message}${skip.reason === "pinned" ? " (name it to bump it anyway)" : ""}`);
@@ -313,11 +336,17 @@ export function describeReport(report: Report): string[] {
 
 /** A markdown table for `$GITHUB_STEP_SUMMARY`. */
 export function reportMarkdown(report: Report): string {
-  const rows = report.inputs.map(
-    (c) =>
-      `| \`${c.name}\` | ${c.from?.rev ? `\`${c.from.rev.slice(0, 12)}\` (${formatDate(c.from.lastModified)})` : "—"} | \`${c.to.rev?.slice(0, 12) ?? c.to.ref}\` (${formatDate(c.to.lastModified)}) |`,
+  const rows = report.inputs.flatMap((c) => [
+    `| \`${c.name}\` | ${c.from?.rev ? `\`${c.from.rev.slice(0, 12)}\` (${formatDate(c.from.lastModified)})` : "—"} | \`${c.to.rev?.slice(0, 12) ?? c.to.ref}\` (${formatDate(c.to.lastModified)}) |`,
+    ...(c.companions?.moved ?? []).map(
+      (m) => `| \`${m.path}\` (submodule) | \`${m.from.slice(0, 12)}\` | \`${m.to.slice(0, 12)}\` |`,
+    ),
+  ]);
+  const left = report.inputs.flatMap((c) =>
+    (c.companions?.left ?? []).map((l) => `- ${leftSentence(c.name, l)}`),
   );
   const skipped = [
+    ...left,
     ...report.inputs.flatMap((c) => (c.overrode === undefined ? [] : [`- ${c.overrode}`])),
     ...report.skipped.map((s) => `- ${s.message}`),
   ];

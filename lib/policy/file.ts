@@ -31,6 +31,8 @@ export interface Policy {
   defaults: Level | undefined;
   groups: PolicyGroup[];
   inputs: Record<string, Level>;
+  /** Input → the submodule paths listed under its `companions`. */
+  companions: Record<string, string[]>;
 }
 
 type Path = readonly (string | number)[];
@@ -133,6 +135,11 @@ function toPolicy(parsed: PolicyFile, file: string, lines: Lines): Policy {
     })),
     inputs: Object.fromEntries(
       Object.entries(parsed.inputs ?? {}).map(([name, values]) => [name, level(["inputs", name], values)]),
+    ),
+    companions: Object.fromEntries(
+      Object.entries(parsed.inputs ?? {}).flatMap(([name, values]) =>
+        values.companions === undefined ? [] : [[name, values.companions]],
+      ),
     ),
   };
 }

@@ -110,6 +110,22 @@ const Group = mapping({
   ...settings,
 });
 
+/** An input's own entry: the settings, and the submodules that move with it (lib/flake/companions.ts). */
+const InputEntry = mapping({
+  ...settings,
+  companions: v.optional(
+    v.pipe(
+      v.array(
+        v.pipe(v.string(), v.minLength(1)),
+        "must be a list of submodule paths as .gitmodules gives them, such as [doctrine]",
+      ),
+      v.description(
+        "Submodules (paths as .gitmodules gives them) on the input's repository that move with it, in the same commit, wherever they point now.",
+      ),
+    ),
+  ),
+});
+
 export const PolicyFile = mapping({
   defaults: v.optional(
     v.pipe(mapping(settings), v.description("Settings of every input the file does not set otherwise.")),
@@ -122,7 +138,7 @@ export const PolicyFile = mapping({
   ),
   inputs: v.optional(
     v.pipe(
-      v.record(InputName, mapping(settings), "must be a mapping of input names to their settings"),
+      v.record(InputName, InputEntry, "must be a mapping of input names to their settings"),
       v.description(
         "Settings of single inputs, by their names in flake.lock; they win over groups and defaults.",
       ),

@@ -8,6 +8,8 @@
  */
 import { RuntimeError } from "../core/errors.ts";
 import { fullName } from "../core/ids.ts";
+import { gitlinkMoves } from "../flake/companions.ts";
+import type { InputChange } from "../flake/report.ts";
 import { describeGitHubError, type RepositoryClient, statusOf } from "../github/client.ts";
 
 /** How often a write is tried after losing the compare-and-swap to a concurrent writer. */
@@ -27,6 +29,21 @@ export type PathChange =
   | { path: string; content: string }
   | { path: string; gitlink: string }
   | { path: string; delete: true };
+
+/**
+ * What a bump's commit changes: flake.lock at `path`, and the gitlink of each submodule that moves
+ * with the inputs (lib/flake/companions.ts). Nothing else: `.gitmodules` is not rewritten.
+ */
+export function bumpChanges(
+  path: string,
+  lock: string,
+  inputs: readonly Pick<InputChange, "companions">[],
+): PathChange[] {
+  return [
+    { path, content: lock },
+    ...gitlinkMoves(inputs).map((move) => ({ path: move.path, gitlink: move.to })),
+  ];
+}
 
 /** A commit to write: `base`'s tree with `changes` applied, following `head` on the branch. */
 export interface NewCommit {

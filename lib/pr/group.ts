@@ -14,7 +14,7 @@ import { type InputChange, membersOf, type Report, revOf } from "../flake/report
 import { type Octokit, type RepositoryClient, request, requestUnlessAbsent } from "../github/client.ts";
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
 import { branchHasFile, type OpenPull, openPullOf, readBase } from "./branch.ts";
-import { commitBySwap } from "./commit.ts";
+import { bumpChanges, commitBySwap } from "./commit.ts";
 import {
   type AutoOptions,
   disableAutoMerge,
@@ -324,7 +324,7 @@ async function swapGroup(gh: RepositoryClient, swap: GroupSwap): Promise<GroupSw
         write: {
           base: from,
           head: current?.sha,
-          changes: [{ path, content: lock }],
+          changes: bumpChanges(path, lock, swap.changes),
           message: commitMessage(text),
         },
         wrote: (written) => ({

@@ -23,7 +23,7 @@ import {
 } from "../github/client.ts";
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
 import { gitBlobSha, headSha, type OpenPull, openPullOf, readBase, readHead } from "./branch.ts";
-import { type BaseCommit, commitBySwap, type NewCommit } from "./commit.ts";
+import { type BaseCommit, bumpChanges, commitBySwap, type NewCommit } from "./commit.ts";
 import { branchName, commitMessage, insertBeforeMarker, type PrText, prBody, prTitle } from "./text.ts";
 
 export { MergeMethod, MergeMode } from "../core/ids.ts";
@@ -560,7 +560,7 @@ export async function commitDirect(
       text ??= directText(gh, landable);
       const message = commitMessage(await text);
       return {
-        write: { base, head: base.sha, changes: [{ path: opts.path, content: lock }], message },
+        write: { base, head: base.sha, changes: bumpChanges(opts.path, lock, landable), message },
         wrote: ({ sha }) => done("committed", `committed ${sha.slice(0, 12)} onto '${opts.base}'`, sha),
       };
     },

@@ -6,7 +6,14 @@
 import * as v from "valibot";
 import { tryParseJson } from "../core/files.ts";
 import { fullName, Sha } from "../core/ids.ts";
-import { formatDate, type InputChange, revOf, type UpstreamCommit } from "../flake/report.ts";
+import { leftSentence } from "../flake/companions.ts";
+import {
+  companionMoveText,
+  formatDate,
+  type InputChange,
+  revOf,
+  type UpstreamCommit,
+} from "../flake/report.ts";
 import { DEFAULT_DEPLOY_SENTENCE, SECTION_END, SECTION_HEADING, SECTION_START } from "../impact/text.ts";
 
 /** How many upstream commits the body lists before "and N more". */
@@ -159,6 +166,11 @@ export function inputSection({ change, commits, totalCommits }: BodyInput): stri
     lines.push(`Compare: ${base}/compare/${change.from.rev}...${to.rev}`);
   }
   lines.push("");
+  const { moved = [], left = [] } = change.companions ?? {};
+  if (moved.length > 0) {
+    lines.push("Moves with it, in the same commit:", ...moved.map((m) => `- ${companionMoveText(m)}`), "");
+  }
+  for (const l of left) lines.push(`Left as it is: ${leftSentence(change.name, l)}.`, "");
 
   if (commits !== undefined) {
     const newestFirst = [...commits].reverse();

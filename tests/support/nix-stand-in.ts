@@ -7,6 +7,7 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { BumpDeps } from "../../lib/bump/bump.ts";
 import { RuntimeError } from "../../lib/core/errors.ts";
 import { type Nix, type NixVersion, parseNixVersion } from "../../lib/flake/nix.ts";
 
@@ -140,4 +141,18 @@ export function nixStandIn(opts: StandInOptions = {}): NixStandIn {
       await writeFile(file, opts.corrupt?.call === call ? opts.corrupt.text(written) : written);
     },
   };
+}
+
+/** bump()'s deps with the stand-in as its Nix; `nixUsed()` says whether bump asked for Nix at all. */
+export function standInDeps(options: StandInOptions, extra: Partial<BumpDeps> = {}) {
+  const nix = nixStandIn(options);
+  let asked = false;
+  const d: BumpDeps = {
+    nix: async (): Promise<Nix> => {
+      asked = true;
+      return nix;
+    },
+    ...extra,
+  };
+  return { d, nix, nixUsed: () => asked };
 }

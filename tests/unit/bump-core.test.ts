@@ -8,13 +8,13 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type BumpDeps, type BumpRequest, bump } from "../../lib/bump/bump.ts";
+import { type BumpRequest, bump } from "../../lib/bump/bump.ts";
 import { RuntimeError, UsageError } from "../../lib/core/errors.ts";
 import { diffLocks, parseLock } from "../../lib/flake/lock.ts";
-import { EXPERIMENTAL, type Nix } from "../../lib/flake/nix.ts";
+import { EXPERIMENTAL } from "../../lib/flake/nix.ts";
 import { scratchRoot } from "../fake-github/tmp.ts";
 import { realLockPath } from "../support/fixtures.ts";
-import { type Commit, narHashOf, nixStandIn, type StandInOptions } from "../support/nix-stand-in.ts";
+import { type Commit, narHashOf, type StandInOptions, standInDeps } from "../support/nix-stand-in.ts";
 
 const read = (name: string) => readFile(realLockPath(name), "utf8");
 const BEFORE = await read("nixcfg-before-ec557951.flake.lock");
@@ -50,19 +50,7 @@ async function flake(lock: string): Promise<{ dir: string; lockFile: string }> {
   return { dir, lockFile: join(dir, "flake.lock") };
 }
 
-/** Deps whose Nix is the stand-in; `nixUsed()` says whether bump asked for Nix at all. */
-function deps(options: StandInOptions, extra: Partial<BumpDeps> = {}) {
-  const nix = nixStandIn(options);
-  let asked = false;
-  const d: BumpDeps = {
-    nix: async (): Promise<Nix> => {
-      asked = true;
-      return nix;
-    },
-    ...extra,
-  };
-  return { d, nix, nixUsed: () => asked };
-}
+const deps = standInDeps;
 
 function request(dir: string, over: Partial<BumpRequest> = {}): BumpRequest {
   return { flakeDir: dir, inputs: [], dryRun: false, ...over };

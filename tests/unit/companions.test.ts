@@ -6,12 +6,16 @@ import { describe, expect, test } from "bun:test";
 import { UsageError } from "../../lib/core/errors.ts";
 import {
   type CompanionQuestion,
+  gitlinkMoves,
   leftSentence,
+  ownRepositoryUrl,
   planCompanions,
   readSubmodules,
   type Submodule,
   submoduleRepository,
 } from "../../lib/flake/companions.ts";
+import { describeReport, type Report, reportMarkdown } from "../../lib/flake/report.ts";
+import { bumpChanges } from "../../lib/pr/commit.ts";
 import { gitRepo } from "../support/git.ts";
 
 const A = "a".repeat(40);
@@ -165,3 +169,85 @@ describe("planCompanions: which submodules move with the input", () => {
     );
   });
 });
+
+describe("ownRepositoryUrl: where relative submodule URLs resolve", () => {
+  test("in Actions, the server and repository the run is for", async () => {
+    const env = {
+      GITHUB_ACTIONS: "true",
+      GITHUB_SERVER_URL: "https://ghe.example.com/",
+      GITHUB_REPOSITORY: "acme/nixcfg",
+    };
+    expect(await ownRepositoryUrl(env, "/nonexistent")).toBe("https://ghe.example.com/acme/nixcfg");
+  });
+  const origins: [origin: string | undefined, own: string | undefined][] = [
+    ["https://github.com/acme/nixcfg.git", "https://github.com/acme/nixcfg"],
+    ["git@github.com:acme/nixcfg.git", "https://github.com/acme/nixcfg"],
+    ["ssh://git@github.com/acme/nixcfg", "https://github.com/acme/nixcfg"],
+    ["https://x-access-token@github.com/acme/nixcfg", "https://github.com/acme/nixcfg"],
+    ["/srv/git/nixcfg.git", undefined],
+    [undefined, undefined],
+  ];
+  test.each(origins)("locally, origin %s → %s", async (origin, own) => {
+    await using repo = await gitRepo({ files: { "flake.nix": "{ }\n" } });
+    if (origin !== undefined) await repo.git("remote", "add", "origin", origin);
+    expect(await ownRepositoryUrl({}, repo.dir)).toBe(own);
+  });
+});
+
+describe("what a bump's commit changes", () => {
+  test("flake.lock and each moving gitlink once, nothing else", () => {
+    const doctrine = { path: "doctrine", from: A, to: C };
+    expect(
+      bumpChanges("hosts/flake.lock", "{}\n", [
+        { companions: { moved: [doctrine], left: [{ path: "vendor/x", at: B }] } },
+        { companions: { moved: [doctrine], left: [] } },
+        {},
+      ]),
+    ).toStrictEqual([
+      { path: "hosts/flake.lock", content: "{}\n" },
+      { path: "doctrine", gitlink: C },
+    ]);
+    expect(gitlinkMoves([{}])).toStrictEqual([]);
+  });
+
+  test("the log and the step summary name the moves and the submodules left", () => {
+    const report = {
+      ...emptyReport(),
+      changed: true,
+      inputs: [
+        {
+          name: "inspr-modules",
+          from: { ref: `github:inspr-at/inspr-modules/${A}`, rev: A },
+          to: { ref: `github:inspr-at/inspr-modules/${C}`, rev: C },
+          transitive: { added: [], removed: [], changed: [] },
+          lock: { text: "{}", sha256: "0".repeat(64) },
+          companions: { moved: [{ path: "doctrine", from: A, to: C }], left: [{ path: "docs/x", at: B }] },
+        },
+      ],
+    };
+    const log = describeReport(report);
+    expect(log).toContain("    `doctrine` (submodule) aaaaaaa → ccccccc");
+    expect(log).toContain(`    ${leftSentence("inspr-modules", { path: "docs/x", at: B })}`);
+    expect(log.at(-1)).toBe(
+      "Staged the submodule gitlink (doctrine); the submodule's files are untouched: check them out with 'git submodule update doctrine'.",
+    );
+    expect(describeReport({ ...report, dryRun: true }).join("\n")).not.toContain("Staged");
+    const summary = reportMarkdown(report);
+    expect(summary).toContain("| `doctrine` (submodule) | `aaaaaaaaaaaa` | `cccccccccccc` |");
+    expect(summary).toContain(`- ${leftSentence("inspr-modules", { path: "docs/x", at: B })}`);
+  });
+});
+
+function emptyReport(): Report {
+  return {
+    schema: 1,
+    changed: false,
+    dryRun: false,
+    requested: { inputs: [] },
+    flake: { dir: "/flake" },
+    inputs: [],
+    skipped: [],
+    lock: null,
+    nix: { version: "", invocations: 0 },
+  };
+}

@@ -34,12 +34,13 @@ test("the example: every level, every setting and the line it is on", () => {
       janus: { key: "inputs.janus", line: 13, settings: { follow: "none" }, lines: { follow: 14 } },
       hostdash: { key: "inputs.hostdash", line: 15, settings: { merge: "auto" }, lines: { merge: 16 } },
     },
+    companions: {},
   };
   expect(parsePolicy(EXAMPLE, FILE, KNOWN)).toStrictEqual(expected);
 });
 
 test("an empty file, or one of comments only, sets nothing", () => {
-  const none: Policy = { file: FILE, defaults: undefined, groups: [], inputs: {} };
+  const none: Policy = { file: FILE, defaults: undefined, groups: [], inputs: {}, companions: {} };
   expect([parsePolicy("", FILE, KNOWN), parsePolicy("# nothing yet\n", FILE, KNOWN)]).toStrictEqual([
     none,
     none,
@@ -60,7 +61,7 @@ const bad: Bad[] = [
   {
     name: "an unknown setting, on its own line",
     yaml: "inputs:\n  janus:\n    follow: none\n    mrege: auto\n",
-    error: `${FILE}:4: 'inputs.janus.mrege' is not a known key (known here: merge, follow, schedule, min-age)`,
+    error: `${FILE}:4: 'inputs.janus.mrege' is not a known key (known here: merge, follow, schedule, min-age, companions)`,
   },
   {
     name: "a bad duration and a bad merge mode: both, each on its line",
@@ -110,7 +111,7 @@ const bad: Bad[] = [
   {
     name: "an input entry left empty",
     yaml: "inputs:\n  janus:\n",
-    error: `${FILE}:2: 'inputs.janus' must be a mapping of merge, follow, schedule, min-age`,
+    error: `${FILE}:2: 'inputs.janus' must be a mapping of merge, follow, schedule, min-age, companions`,
   },
   {
     name: "a list where a mapping belongs",
@@ -178,4 +179,18 @@ test("an input named 'group' outside every group: its branch would clash with th
     ),
   );
   expect(members).toStrictEqual(cases.map(([, m]) => m));
+});
+
+test("an input's companions: the submodule paths listed, beside its settings", () => {
+  const yaml = "inputs:\n  hostdash:\n    merge: auto\n    companions: [doctrine, vendor/hostdash]\n";
+  const policy = parsePolicy(yaml, FILE, KNOWN);
+  expect(policy.companions).toStrictEqual({ hostdash: ["doctrine", "vendor/hostdash"] });
+  expect(policy.inputs.hostdash?.settings).toStrictEqual({ merge: "auto" });
+  expect(() => parsePolicy("inputs:\n  hostdash:\n    companions: doctrine\n", FILE, KNOWN)).toThrow(
+    `${FILE}:3: 'inputs.hostdash.companions' must be a list of submodule paths as .gitmodules gives them, such as [doctrine]`,
+  );
+  // Companions are an input's own: a group or the defaults cannot list them.
+  expect(() => parsePolicy("defaults:\n  companions: [doctrine]\n", FILE, KNOWN)).toThrow(
+    "'defaults.companions' is not a known key",
+  );
 });

@@ -131,3 +131,25 @@ for (const { footer, shown } of footers) {
     if (shown !== undefined) expect(replaced).not.toContain(shown);
   });
 }
+
+test("the body shows the submodules that move with the input next to it, and names the ones left", () => {
+  const body = prBody({
+    change: change({
+      companions: {
+        moved: [{ path: "doctrine", from: "7598d63".padEnd(40, "0"), to }],
+        left: [{ path: "vendor/old", at: from }],
+      },
+    }),
+  });
+  const lines = body.split("\n");
+  const moved = lines.indexOf("- `doctrine` (submodule) 7598d63 → 887daaf");
+  expect(lines[moved - 1]).toBe("Moves with it, in the same commit:");
+  // Right after the input's own from/to, before anything upstream or transitive.
+  expect(moved).toBeLessThan(lines.indexOf("### Transitive lock changes"));
+  expect(lines[moved - 2]).toBe("");
+  expect(lines[moved - 3]).toStartWith("Compare: ");
+  expect(body).toContain(
+    "Left as it is: `vendor/old` stays at fceca8d, which is not what `nixfleet` is locked to; list it under companions to move it with the input.",
+  );
+  expect(prBody({ change: change() })).not.toContain("submodule");
+});
