@@ -118,8 +118,11 @@ for (const variant of nixVariants()) {
       test(
         `impact.ts: this Nix is too old for the lock, not a flake to fix`,
         async () => {
+          // A base that differs from the checkout's lock in one input, so there is impact to compute.
           const base = join(scratch, "base.lock");
-          await writeFile(base, await lockText());
+          const lock = JSON.parse(await lockText());
+          lock.nodes[INPUT].locked.rev = "0".repeat(40);
+          await writeFile(base, `${JSON.stringify(lock, null, 2)}\n`);
           const result = await runScript("impact", ["--base-lock", base, "--json", "--dry-run"], {
             cwd: down.dir,
             env,

@@ -29,6 +29,9 @@ export class ImpactProgress {
   private total = 0;
   private finished = 0;
   private readonly listed = new Set<string>();
+  /** Shards that have listed their hosts, out of how many there are: the total is known once all have. */
+  private readonly shardsListed = new Set<number>();
+  private shards = 1;
   /** By side, then attr: the drvPath each side gave. */
   private readonly drvs: Map<string, string>[];
 
@@ -45,6 +48,8 @@ export class ImpactProgress {
     const key = `${shard.index} ${side}`;
     if (this.listed.has(key)) return;
     this.listed.add(key);
+    this.shardsListed.add(shard.index);
+    this.shards = Math.max(this.shards, shard.count);
     this.total += hosts.length;
     if (hosts.length === 0) return;
     const names = hosts.slice(0, SHOWN).map(this.attrOf);
@@ -69,8 +74,10 @@ export class ImpactProgress {
     this.write(`${this.counter()} ${event.attr} failed with ${this.sideName(event.side)}: ${first}`);
   }
 
+  /** `[3/24]`, or `[3/…]` while a process has not yet said which hosts it evaluates. */
   private counter(): string {
-    return `[${this.finished}/${Math.max(this.total, this.finished)}]`;
+    const known = this.shardsListed.size >= this.shards;
+    return `[${this.finished}/${known ? Math.max(this.total, this.finished) : "…"}]`;
   }
 
   private sideName(side: number): string {

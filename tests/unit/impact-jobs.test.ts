@@ -106,10 +106,28 @@ const progressCases: ProgressCase[] = [
     ],
     lines: [
       "nix eval 2/2, the base lock: evaluating 7 hosts (nixosConfigurations.a, nixosConfigurations.b, nixosConfigurations.c, nixosConfigurations.d, nixosConfigurations.e, nixosConfigurations.f, and 1 more)",
-      "[1/7] nixosConfigurations.a failed with the base lock: attribute 'x' missing",
-      "[2/7] nixosConfigurations.b evaluated with the lock for nixpkgs (1.0 s)",
-      "[3/7] nixosConfigurations.b evaluated with the lock for home-manager (1.0 s)",
-      "[4/7] nixosConfigurations.b changed by nixpkgs, unchanged by home-manager (2.0 s)",
+      "[1/…] nixosConfigurations.a failed with the base lock: attribute 'x' missing",
+      "[2/…] nixosConfigurations.b evaluated with the lock for nixpkgs (1.0 s)",
+      "[3/…] nixosConfigurations.b evaluated with the lock for home-manager (1.0 s)",
+      "[4/…] nixosConfigurations.b changed by nixpkgs, unchanged by home-manager (2.0 s)",
+    ],
+  },
+  {
+    // Until every process has listed its hosts, no total is known: a count of what was listed so far
+    // (here 1 of 2 hosts × 2 locks) would be a wrong total, so the counter says it does not know yet.
+    title: "the total is shown once every process has said which hosts it evaluates",
+    sides: ["the base lock", "nixpkgs"],
+    events: [
+      { hosts: [0, 2, 0, ["a", "b"]] },
+      { done: [0, "a", "/0-a.drv", 1] },
+      { hosts: [1, 2, 1, ["a", "b"]] },
+      { done: [1, "a", "/1-a.drv", 1] },
+    ],
+    lines: [
+      "nix eval 1/2, the base lock: evaluating 2 hosts (nixosConfigurations.a, nixosConfigurations.b)",
+      "[1/…] nixosConfigurations.a evaluated with the base lock (1.0 s)",
+      "nix eval 2/2, the lock for nixpkgs: evaluating 2 hosts (nixosConfigurations.a, nixosConfigurations.b)",
+      "[2/4] nixosConfigurations.a changed (1.0 s)",
     ],
   },
 ];
