@@ -10,7 +10,7 @@ import { appendSummary, group, info, setOutputs } from "../lib/core/actions.ts";
 import { debugRequested, flags, parseCli, runMain } from "../lib/core/cli.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { readEventRequest } from "../lib/core/event.ts";
-import { Branch, Engine, InputName, Sha } from "../lib/core/ids.ts";
+import { Branch, Engine, GitRef, InputName, Sha } from "../lib/core/ids.ts";
 import { readActionInputs } from "../lib/core/inputs.ts";
 import { githubToken } from "../lib/core/secrets.ts";
 import { githubSource } from "../lib/flake/flakeref.ts";
@@ -26,14 +26,18 @@ import {
 } from "../lib/flake/report.ts";
 import type { Octokit } from "../lib/github/client.ts";
 
-export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--engine auto|native|nix] [--flake DIR] [--report FILE]
-                       [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
+export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA | --tag TAG [--allow-downgrade]] [--engine auto|native|nix]
+                       [--flake DIR] [--report FILE] [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
 
 Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
 
   INPUT          direct inputs of the flake to update (default: every tracked input,
                  i.e. not pinned to a rev or tag in flake.nix)
-  --rev SHA      lock exactly this commit (40 hex characters; exactly one INPUT)
+  --rev SHA      lock exactly this commit (40 hex characters; exactly one INPUT); a commit older
+                 than the locked one needs --allow-downgrade
+  --tag TAG      move one INPUT pinned to a tag in flake.nix to TAG, a tag of the same series
+                 (flake.nix's tag is edited, then Nix locks it); an older tag needs --allow-downgrade
+  --allow-downgrade  let --rev or --tag move the input backwards
   --engine E     who moves each input: 'native' writes a github: input's lock node itself
                  (only where that is provably what Nix writes; refuses otherwise), 'nix' runs
                  Nix for everything, 'auto' (default) is native where provable, Nix elsewhere
@@ -56,13 +60,15 @@ arguments override both.
 Exit codes: 0 done (changed or nothing to do), 1 failure, 2 bad usage or input.`;
 
 const options = flags({
-  string: ["rev", "flake", "report", "branch-prefix", "engine"],
-  boolean: ["json", "dry-run", "check", "group"],
+  string: ["rev", "tag", "flake", "report", "branch-prefix", "engine"],
+  boolean: ["json", "dry-run", "check", "group", "allow-downgrade"],
 });
 
 const Args = v.object({
   positionals: v.array(InputName),
   rev: v.optional(Sha),
+  tag: v.optional(GitRef),
+  "allow-downgrade": v.optional(v.boolean(), false),
   flake: v.optional(v.pipe(v.string(), v.minLength(1))),
   report: v.optional(v.pipe(v.string(), v.minLength(1))),
   json: v.optional(v.boolean(), false),
@@ -78,6 +84,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (args === undefined) return 0;
   if (args.rev !== undefined && args.positionals.length !== 1) {
     throw new UsageError("--rev pins exactly one input; name it: bun scripts/bump.ts INPUT --rev SHA");
+  }
+  if (args.tag !== undefined && (args.positionals.length !== 1 || args.rev !== undefined)) {
+    throw new UsageError(
+      "--tag moves exactly one input, without --rev; name it: bun scripts/bump.ts INPUT --tag TAG",
+    );
   }
   const action = readActionInputs("bump", env);
   const fromCli = args.positionals.length > 0 || args.rev !== undefined;
@@ -101,11 +112,17 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const rev = given ? asked : event?.rev;
   if (rev !== undefined) request.rev = rev;
   if (event?.repository !== undefined) request.repository = event.repository;
+  if (event?.ref !== undefined) request.ref = event.ref;
+  if (args.tag !== undefined) request.tag = args.tag;
+  if (args["allow-downgrade"]) request.allowDowngrade = true;
 
-  const [{ bump, checkOutdated }, { checkFreshness }] = await Promise.all([
-    import("../lib/bump/bump.ts"),
-    import("../lib/bump/freshness.ts"),
-  ]);
+  const [{ bump, checkOutdated }, { checkFreshness }, { newestReleases }, { githubRefQuestions }] =
+    await Promise.all([
+      import("../lib/bump/bump.ts"),
+      import("../lib/bump/freshness.ts"),
+      import("../lib/bump/releases.ts"),
+      import("../lib/bump/pushed-ref.ts"),
+    ]);
 
   // Octokit is loaded only when a GitHub input needs asking: plain git bumps skip its start-up.
   let client: Promise<Octokit> | undefined;
@@ -125,6 +142,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   // Repository and client only: GitHub is asked about the group only when Nix is about to run.
   const grouped =
     args.group || action.group ? await groupDeps(request.flakeDir, args, action, env) : undefined;
+  // A push's ref may need GitHub's answer: is a short ref a tag, which branch is the default.
+  const refs = request.ref === undefined ? undefined : githubRefQuestions(await octokit());
   const report: Report = await group("Update flake.lock", () =>
     bump(request, {
       nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
@@ -134,6 +153,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         const { targetCheck } = await import("../lib/github/upstream.ts");
         return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
       },
+      releases: async (queries) => newestReleases(queries, { octokit: await octokit() }),
+      ...(refs === undefined ? {} : { refs }),
       ...(grouped ? { group: grouped } : {}),
     }),
   );

@@ -11,6 +11,7 @@ import { githubSource } from "../flake/flakeref.ts";
 import type { FlakeRefAttrs, LockNode } from "../flake/lock.ts";
 import { releaseStanding, releaseTag, seriesName } from "../flake/release.ts";
 import type { Skipped } from "../flake/report.ts";
+import { describeGitHubError, type Octokit, statusOf } from "../github/client.ts";
 
 /** How an input follows its upstream (the policy file's `follow`; `branch` by default). */
 export type Follow = "branch" | "releases" | "none";
@@ -166,4 +167,26 @@ export function candidateOf(name: string, node: LockNode): RefCandidate {
 export function untrackedLine(repository: string, pushed: PushedRef): string {
   const what = pushed.kind === "tag" ? `tag ${pushed.name}` : `branch ${pushed.name}`;
   return `no input of this flake tracks ${what} of ${repository}; nothing to do`;
+}
+
+/** The questions asked of GitHub: `GET /repos/{o}/{r}/git/ref/tags/{ref}` (404: not a tag) and `GET /repos/{o}/{r}`. */
+export function githubRefQuestions(octokit: Octokit): RefQuestions {
+  return {
+    isTag: async (source, name) => {
+      try {
+        await octokit.rest.git.getRef({ owner: source.owner, repo: source.repo, ref: `tags/${name}` });
+        return true;
+      } catch (error) {
+        if (statusOf(error) === 404) return false;
+        throw describeGitHubError(error, `ask whether '${name}' is a tag`, `${source.owner}/${source.repo}`);
+      }
+    },
+    defaultBranch: async (source) => {
+      try {
+        return (await octokit.rest.repos.get({ owner: source.owner, repo: source.repo })).data.default_branch;
+      } catch (error) {
+        throw describeGitHubError(error, "read the default branch", `${source.owner}/${source.repo}`);
+      }
+    },
+  };
 }

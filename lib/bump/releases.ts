@@ -165,7 +165,14 @@ async function restReleases(octokit: Octokit, query: ReleaseQuery): Promise<Rele
     const chosen = refs.find((ref) => ref.ref === `refs/tags/${newest}`);
     let rev = chosen?.object.sha;
     if (chosen?.object.type === "tag") {
-      rev = (await octokit.rest.git.getTag({ owner, repo, tag_sha: chosen.object.sha })).data.object.sha;
+      // An annotated tag: the commit it names, as list-commits resolves a tag (no tag object read).
+      const { data: commits } = await octokit.rest.repos.listCommits({
+        owner,
+        repo,
+        sha: chosen.ref,
+        per_page: 1,
+      });
+      rev = commits[0]?.sha;
     }
     const listed = refs.map((ref) => ({
       name: ref.ref.slice("refs/tags/".length),
