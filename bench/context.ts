@@ -1,6 +1,6 @@
 /**
  * What every scenario shares: the fake GitHub, the hermetic Nix environment, a scratch directory,
- * the system Nix's version, and the small steps the scenarios repeat (lock a flake, count requests).
+ * the measured Nix's version, and the small steps the scenarios repeat (lock a flake, count requests).
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -22,8 +22,8 @@ export interface Context {
   runs: number;
 }
 
-/** The system Nix's version; the bench measures that one only. */
-export async function systemNix(env: Env): Promise<NixVersion> {
+/** The version of the Nix first on the scripts' PATH: the one the bench measures. */
+export async function nixOnPath(env: Env): Promise<NixVersion> {
   const out = await $({ env, quiet: true, nothrow: true })`nix --version`;
   const version = out.exitCode === 0 ? parseNixVersion(out.stdout) : undefined;
   if (version === undefined) {

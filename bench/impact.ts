@@ -17,7 +17,7 @@ import { $ } from "zx";
 import { detectNix } from "../lib/flake/nix.ts";
 import { ClosureDiffer, type DrvGraph } from "../lib/impact/closure.ts";
 import { computeImpact, evalArgs } from "../lib/impact/evaluate.ts";
-import { nixTestEnv } from "../tests/support/nix.ts";
+import { benchNixVariant, nixTestEnv } from "../tests/support/nix.ts";
 import { cleanEnv } from "../tests/support/run.ts";
 import { median, round } from "./stats.ts";
 
@@ -212,7 +212,10 @@ export function impactLines(result: ImpactResult): string[] {
 if (import.meta.main) {
   await using nixEnv = nixTestEnv();
   const runs = Number(process.argv[2] ?? "5");
-  const result = await benchImpact(runs, cleanEnv({ ...nixEnv }));
+  // The same Nix as `bun run bench` (FLAKE_BUMP_BENCH_NIX, else current Nix when set up).
+  const { variant, note } = benchNixVariant(process.env.FLAKE_BUMP_BENCH_NIX);
+  process.stderr.write(`bench: measuring with ${variant.name}${note === undefined ? "" : ` (${note})`}\n`);
+  const result = await benchImpact(runs, cleanEnv({ ...nixEnv, ...variant.env }));
   process.stderr.write(`${impactLines(result).join("\n")}\n`);
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }

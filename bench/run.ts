@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 /**
  * `bun run bench`: flake-bump's speed and cost, measured side by side in one run on this machine
- * against the fake GitHub with the system's real Nix. Prints a table (stdout; stderr with --json)
+ * against the fake GitHub with real Nix (current Nix when it is set up, see USAGE). Prints a table (stdout; stderr with --json)
  * and, with --json, one JSON object on stdout. Not a test: it judges figures against the targets of
  * issue 5 and reports misses, but exits 0 unless the measurement itself failed.
  *
@@ -16,10 +16,10 @@ import { $ } from "zx";
 import { parseCli, runMain } from "../lib/core/cli.ts";
 import { RuntimeError } from "../lib/core/errors.ts";
 import { fakeGitHub } from "../tests/fake-github/index.ts";
-import { nixTestEnv } from "../tests/support/nix.ts";
+import { benchNixVariant, nixTestEnv } from "../tests/support/nix.ts";
 import { cleanEnv } from "../tests/support/run.ts";
 import { benchApi } from "./api.ts";
-import { type Context, systemNix } from "./context.ts";
+import { type Context, nixOnPath } from "./context.ts";
 import { formatTable, markdownTable } from "./figures.ts";
 import { benchImpact, impactLines, impactMisses } from "./impact.ts";
 import { benchLockDiff } from "./lock-diff.ts";
@@ -32,12 +32,15 @@ import { benchJson, benchText, type Measurements } from "./summary.ts";
 
 export const USAGE = `Usage: bun run bench [--json] [--markdown] [--runs N] [--help]
 
-Measure flake-bump against the fake GitHub with the system's Nix and print a table of figures,
-each with its target (issue 5). Takes one to three minutes.
+Measure flake-bump against the fake GitHub with real Nix and print a table of figures, each with
+its target (issue 5). Takes one to three minutes.
 
   --json       print one JSON object on stdout; the table goes to stderr
   --markdown   print the table as markdown too (as in docs/performance.md)
   --runs N     timed runs per command, medians taken over them (default 9, 3–25)
+
+The Nix measured: FLAKE_BUMP_BENCH_NIX=system, 2.26 or 2.34 (a version tests/support/setup-nix-*.sh
+set up); by default current Nix (2.34) when it is set up, else the system's, with a note.
 
 Do not run it while 'bun test' runs: both need port 443 on 127.0.0.1 for the fake GitHub.`;
 
@@ -87,6 +90,15 @@ async function sourceState(): Promise<{ commit: string; uncommitted: string[] }>
   };
 }
 
+/** FLAKE_BUMP_BENCH_NIX's Nix, or current Nix when it is set up (tests/support/nix.ts). */
+function chosenNix(): ReturnType<typeof benchNixVariant> {
+  try {
+    return benchNixVariant(process.env.FLAKE_BUMP_BENCH_NIX);
+  } catch (error) {
+    throw new RuntimeError(error instanceof Error ? error.message : String(error));
+  }
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   const args = parseCli(argv, options, Args, USAGE);
   if (args === undefined) return 0;
@@ -98,6 +110,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     "Peak RSS is the child's ru_maxrss as Bun.spawn's resourceUsage() reports it (bytes), taken from a small launcher process: forked from the bench itself, every child would report at least the bench's own RSS.",
   ];
 
+  // Which Nix, before anything else: a wrong FLAKE_BUMP_BENCH_NIX fails at once.
+  const { variant, note } = chosenNix();
   // First, and before the fake starts: in process and quick, and it fails fast when the real lock
   // fixtures cannot be read (tests/fixtures/real-flake-locks/) rather than after two minutes.
   log("bench: lock diff, in process…");
@@ -111,13 +125,21 @@ export async function main(argv: readonly string[]): Promise<number> {
   const scratch = await mkdtemp(join(tmpdir(), "flake-bump-bench-"));
   await using nixEnv = nixTestEnv({ certFile: fake.certFile });
   try {
+    if (note !== undefined) notes.push(note);
+    if (variant.pathPrefix !== undefined) {
+      notes.push(
+        `${variant.name}: the host sees that Nix's store under its chroot, not at /nix/store, so host impact reads closures with 'nix derivation show' where a runner reads the .drv files (unless the host's own store has the same ones).`,
+      );
+    }
+    log(`bench: measuring with ${variant.name}`);
     const env = cleanEnv({
       ...nixEnv,
+      ...variant.env,
       GITHUB_API_URL: fake.apiUrl,
       GH_TOKEN: fake.token,
       FLAKE_BUMP_WAIT_SCALE: "0",
     });
-    const nix = await systemNix(env);
+    const nix = await nixOnPath(env);
     const ctx: Context = { fake, env, scratch, nix, runs: args.runs };
 
     log(`bench: bump overhead, ${args.runs} runs each of bump.ts and raw Nix ${nix.version}, alternating…`);

@@ -17,7 +17,14 @@ import { Footer, readActionInputs } from "../lib/core/inputs.ts";
 import { githubToken } from "../lib/core/secrets.ts";
 import { diffLocks, parseLock } from "../lib/flake/lock.ts";
 import { detectNix } from "../lib/flake/nix.ts";
-import { checkGrouping, defaultReportPath, type Report, readReport, revOf } from "../lib/flake/report.ts";
+import {
+  checkGrouping,
+  defaultReportPath,
+  membersOf,
+  type Report,
+  readReport,
+  revOf,
+} from "../lib/flake/report.ts";
 import { octokitFromEnv } from "../lib/github/client.ts";
 import {
   computeImpact,
@@ -151,8 +158,7 @@ function reportComparisons(
       "the report has no combined flake.lock, so a grouped host impact has nothing to evaluate; pass the report bump.ts --group wrote",
     );
   }
-  const members: Record<string, string> = {};
-  for (const input of report.inputs) members[input.name] = revOf(input);
+  const members = membersOf(report.inputs);
   return {
     sides: [{ name: Object.keys(members).join(","), rev: report.lock.sha256, lock: report.lock.text }],
     members,

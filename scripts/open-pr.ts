@@ -21,7 +21,8 @@ import {
 import { Footer, readActionInputs } from "../lib/core/inputs.ts";
 import { githubToken } from "../lib/core/secrets.ts";
 import { checkGrouping, defaultReportPath, type Report, readReport } from "../lib/flake/report.ts";
-import { type Octokit, octokitFromEnv, request } from "../lib/github/client.ts";
+import { defaultBranch, type Octokit, octokitFromEnv } from "../lib/github/client.ts";
+import { DEFAULT_DEPLOY_SENTENCE } from "../lib/impact/text.ts";
 import { landGroupAuto, openGroupPullRequest } from "../lib/pr/group.ts";
 import {
   type AutoOptions,
@@ -40,7 +41,6 @@ import {
   openPullRequests,
   type PullRequestResult,
 } from "../lib/pr/lifecycle.ts";
-import { DEFAULT_FOOTER } from "../lib/pr/text.ts";
 
 export const USAGE = `Usage: bun scripts/open-pr.ts [--report FILE] [--repo OWNER/REPO] [--base BRANCH] [--branch-prefix P]
                            [--label L ...] [--reviewer U ...] [--draft] [--group] [--footer TEXT]
@@ -61,7 +61,7 @@ them as --merge says.
   --group            one pull request for every input the run moved, on branch P + "all", with the
                      report's combined flake.lock (pair with bump.ts --group)
   --footer TEXT      the body's closing sentence; {hosts} names the hosts to deploy
-                     (default: "${DEFAULT_FOOTER}"; the impact step replaces it)
+                     (default: "${DEFAULT_DEPLOY_SENTENCE}"; the impact step replaces it)
   --merge MODE       review (default): a human merges the pull request;
                      auto: GitHub's auto-merge once the required checks pass (merged at once when
                      nothing is required), never when --impact reports a host that fails;
@@ -279,15 +279,8 @@ async function land(octokit: Octokit, report: Report, req: LandRequest): Promise
       `${lockPath} is not committed at HEAD of ${repoRoot}, so there is no base lock to compare with; commit it first`,
     );
   }
-  let base = req.base;
-  if (base === undefined) {
-    const { data } = await request(gh, `read ${fullName(req.repo)}`, () =>
-      octokit.rest.repos.get({ ...req.repo }),
-    );
-    base = data.default_branch;
-  }
   return commitDirect(gh, report, {
-    base,
+    base: req.base ?? (await defaultBranch(gh)),
     path: lockPath,
     from: { sha: head.stdout.trim(), lock: lock.stdout },
     impact: req.impact,

@@ -79,8 +79,10 @@ for (const variant of nixVariants()) {
         expect(section).toContain("- `legacy`:");
         expect(section).toMatch(/attribute 'compat' missing/);
         expect(section).toContain("**Changed (2)**");
-        expect(section).toContain("- `alice@laptop`:\n  - fleet-tool 1.0 → 1.2");
-        expect(section).toContain("- `web`:\n  - fleet-tool 1.0 → 1.2\n  - + fleet-agent 0.2");
+        // Said once for both hosts, then what only `web` has.
+        expect(section).toContain(
+          "On both changed hosts: fleet-tool 1.0 → 1.2\n\nEach host's own changes:\n\n- `web`: + fleet-agent 0.2\n",
+        );
         expect(section).toContain("Unchanged: `db`.");
         expect(section).toContain("After merging, deploy: `alice@laptop`, `web` (`db` unchanged).");
         // Hosts first, the marker last: the section sits before flake-bump's marker.
@@ -104,7 +106,9 @@ for (const variant of nixVariants()) {
         expect(parseMarker(body)?.rev).toBe(newer);
         const [replaced, ...more] = sections(body);
         expect(more).toStrictEqual([]);
-        expect(replaced).toContain("- `web`:\n  - fleet-tool 1.0 → 1.3\n  - + fleet-agent 0.3");
+        expect(replaced).toContain(
+          "On both changed hosts: fleet-tool 1.0 → 1.3\n\nEach host's own changes:\n\n- `web`: + fleet-agent 0.3\n",
+        );
         expect(replaced).not.toContain("1.2");
         expect(body?.split(SECTION_START)).toHaveLength(2);
       },

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import * as v from "valibot";
 import { $ } from "zx";
 import { lockArgs, parseNixVersion } from "../lib/flake/nix.ts";
 import { createOctokit } from "../lib/github/client.ts";
@@ -23,6 +24,25 @@ import { FakeGitHub } from "./fake-github/index.ts";
 import { type GitRepo, gitRepo } from "./support/git.ts";
 import { nixTestEnv, nixVariants } from "./support/nix.ts";
 import { cleanEnv, type RunResult, runScript } from "./support/run.ts";
+
+const Drvs = v.record(
+  v.string(),
+  v.object({
+    outputs: v.record(v.string(), v.object({ path: v.optional(v.string()) })),
+    env: v.record(v.string(), v.string()),
+  }),
+);
+// Nix ≥ 2.33 wraps the map in `{ version, derivations }` and gives a fixed output no `path` (its env
+// still names it); from 2.32 on, paths are base names.
+const Wrapped = v.object({ derivations: Drvs });
+
+/** Every output path `nix derivation show` names, as a full store path. */
+function shownOutputPaths(json: unknown): string[] {
+  const drvs = v.is(Drvs, json) ? json : v.parse(Wrapped, json).derivations;
+  return Object.values(drvs)
+    .flatMap((drv) => Object.entries(drv.outputs).map(([name, o]) => o.path ?? drv.env[name] ?? ""))
+    .map((path) => (path.startsWith("/") ? path : `/nix/store/${path}`));
+}
 
 const NIX_TIMEOUT = 180_000;
 
@@ -275,9 +295,7 @@ for (const variant of nixVariants()) {
         // Every output path of every derivation in the closures: none may be in the store.
         const show = version.minor >= 15 ? ["derivation", "show"] : ["show-derivation"];
         const shown = await $({ env, quiet: true })`nix ${show} --recursive ${drvs}`;
-        const outs = Object.values(
-          JSON.parse(shown.stdout) as Record<string, { outputs: Record<string, { path: string }> }>,
-        ).flatMap((drv) => Object.values(drv.outputs).map((o) => o.path));
+        const outs = shownOutputPaths(JSON.parse(shown.stdout));
         expect(outs.length).toBeGreaterThanOrEqual(8);
         const expr = `map builtins.pathExists (builtins.fromJSON ''${JSON.stringify(outs)}'')`;
         const exists = await $({ env, quiet: true })`nix eval --json --impure --expr ${expr}`;

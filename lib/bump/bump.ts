@@ -726,22 +726,28 @@ async function lockByNix(
 ): Promise<LockFile> {
   const [only] = moves;
   let plan: LockPlan;
-  let what: string;
+  let failure: { what: string; hint: string };
   if (only?.target.exact && only.target.to !== undefined && only.target.release === undefined) {
     const { input, to: rev } = only.target;
     plan = { kind: "pin", input: input.name, ref: pinnedRef(input.name, input.node, rev), rev };
-    what = `lock '${input.name}' at ${rev}; check that the commit exists upstream and is reachable from here`;
+    failure = {
+      what: `lock '${input.name}' at ${rev}`,
+      hint: "check that the commit exists upstream and is reachable from here",
+    };
   } else {
     const names = moves.map((move) => move.target.input.name);
     plan = { kind: "update", inputs: names };
-    what = `update ${names.map((name) => `'${name}'`).join(", ")}; check that the inputs' sources are reachable and flake.nix evaluates`;
+    failure = {
+      what: `update ${names.map((name) => `'${name}'`).join(", ")}`,
+      hint: "check that the inputs' sources are reachable and flake.nix evaluates",
+    };
   }
   if (ctx.group !== undefined) plan = await withGroupMembers(plan, ctx.flake.original.lock, ctx.group);
   const flakeNix = editedFlakeNix(
     ctx.flake,
     moves.map((move) => move.target),
   );
-  const lock = await ctx.nix.lock(plan, what, nixNeeds(moves), flakeNix);
+  const lock = await ctx.nix.lock(plan, failure, nixNeeds(moves), flakeNix);
   checkReleases(moves, lock);
   return lock;
 }
@@ -817,8 +823,11 @@ async function carriedBy(change: Moved, nixMoved: number, ctx: DescribeContext):
     // With several Nix moves, re-lock each one alone at the rev the combined run found
     // (deterministic, unlike a second "latest").
     const plan: LockPlan = { kind: "pin", input: change.path, ref: pinnedRef(change.path, node, rev), rev };
-    const what = `lock '${change.path}' alone at ${rev}; rerun, and report it if it persists`;
-    return { lock: await ctx.nix.lock(plan, what, nixNeeds(outcome.moves)) };
+    const failure = {
+      what: `lock '${change.path}' alone at ${rev}`,
+      hint: "rerun, and report it if it persists",
+    };
+    return { lock: await ctx.nix.lock(plan, failure, nixNeeds(outcome.moves)) };
   }
   // What Nix alone wrote: the lock of its one input.
   return { lock: outcome.byNix };
@@ -829,10 +838,13 @@ async function releaseCarried(move: Move, nixMoved: number, ctx: DescribeContext
   const flakeNix = editedFlakeNix(ctx.flake, [move.target]) ?? ctx.flake.nixText;
   if (nixMoved <= 1) return { lock: ctx.outcome.byNix, flakeNix };
   const name = move.target.input.name;
-  const what = `lock '${name}' alone at its new tag; rerun, and report it if it persists`;
+  const failure = {
+    what: `lock '${name}' alone at ${move.target.release?.to}`,
+    hint: "rerun, and report it if it persists",
+  };
   const lock = await ctx.nix.lock(
     { kind: "update", inputs: [name] },
-    what,
+    failure,
     nixNeeds(ctx.outcome.moves),
     flakeNix,
   );

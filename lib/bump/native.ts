@@ -179,7 +179,8 @@ export async function fetchLocked(
     const body: unknown = response.data;
     if (!(body instanceof ReadableStream)) throw new TarballReadError("GitHub's answer had no body");
     await using tree: NarTree = new NarTree();
-    const info: TarballInfo = await unpackTarball(body, tree);
+    // The body's chunks are fetch's fresh buffers, held by nothing else: freed once gunzipped.
+    const info: TarballInfo = await unpackTarball(body, tree, { ownChunks: true });
     if (info.topMtime !== info.maxMtime) {
       throw new NotNative(
         `the tarball's entries carry different times (top directory ${info.topMtime ?? "absent"}, newest ${info.maxMtime}), so Nix 2.8 and Nix 2.19+ would record different lastModified values`,

@@ -55,11 +55,17 @@ export class NixRun {
   /**
    * Carry out `plan` with Nix on the original lock and return what Nix wrote, checked; the file on
    * disk is left as it was (the caller writes the final result once).
-   * @param what the tail of Nix's failure sentence: what was being done and what to check.
+   * @param failure what was being done (after "Nix failed to") and what to check when Nix failed for
+   *   another reason than being too old for the flake.
    * @param needs which inputs only Nix can move, and why, for the sentence when there is no Nix.
    * @param flakeNix flake.nix as Nix should read it (a release's new tag); put back afterwards too.
    */
-  async lock(plan: LockPlan, what: string, needs: string, flakeNix?: string): Promise<LockFile> {
+  async lock(
+    plan: LockPlan,
+    failure: { what: string; hint: string },
+    needs: string,
+    flakeNix?: string,
+  ): Promise<LockFile> {
     const nix = await this.need(needs);
     this.version = nix.version.version;
     this.invocations++;
@@ -67,7 +73,9 @@ export class NixRun {
     const args = lockArgs(nix.version, plan, dir);
     const files: Kept[] = [{ path: lockFile, text: original.text }];
     if (flakeNix !== undefined) files.push({ path: nixFile, text: nixText, during: flakeNix });
-    const text = await nixLockText(files, (signal) => nix.run(args, { cwd: dir, what, signal }));
+    const text = await nixLockText(files, (signal) =>
+      nix.run(args, { cwd: dir, ...failure, lock: original.lock, signal }),
+    );
     let lock: FlakeLock;
     try {
       lock = parseLock(text, lockFile);

@@ -5,9 +5,7 @@
  * tar-stream parses the tar: it already handles ustar prefixes, pax extended headers (the long paths
  * `git archive` writes) and GNU long names, which a hand-written parser would have to relearn.
  */
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { extract } from "tar-stream";
+import { type Extract, extract, type Header } from "tar-stream";
 import { NarError, type NarTree } from "./nar.ts";
 
 export interface TarballInfo {
@@ -46,11 +44,18 @@ function seconds(header: { mtime?: Date | undefined; pax?: unknown }): number {
   return Math.floor((header.mtime?.getTime() ?? 0) / 1000);
 }
 
-async function* bytes(stream: AsyncIterable<unknown>): AsyncGenerator<Uint8Array> {
+/** @param written told how many bytes are through once the consumer asks for the next chunk */
+async function* bytes(
+  stream: AsyncIterable<unknown>,
+  written: (bytes: number) => void,
+): AsyncGenerator<Uint8Array> {
+  let through = 0;
   for await (const chunk of stream) {
     if (!(chunk instanceof Uint8Array))
       throw new TarballError("the tar parser yielded something other than bytes");
     yield chunk;
+    through += chunk.byteLength;
+    written(through);
   }
 }
 
@@ -69,73 +74,136 @@ function webStream(chunks: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array
 }
 
 /**
+ * Frees a chunk's bytes now instead of at the next garbage collection. Bun's fetch and
+ * DecompressionStream hand out fresh buffers whose size the collector does not see as pressure, so
+ * of the 50 MB of chunks a 50 MB tarball flows through, tens of MB waited for a collection: peak
+ * memory grew with the tarball although every stage was already paced (fetch pauses when its
+ * reader falls behind, the gunzip stays within 0.4 MB of its reader). Only a view of a whole
+ * buffer is freed (`transfer(0)` detaches it); the caller guarantees nothing else holds it.
+ */
+function release(chunk: Uint8Array): void {
+  const { buffer } = chunk;
+  if (buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && chunk.byteLength === buffer.byteLength) {
+    buffer.transfer(0);
+  }
+}
+
+/** Where an entry's data starts in the tar stream: tar-stream's `byteOffset` (not in its types). */
+function dataStart(header: Header): number | undefined {
+  const offset: unknown = "byteOffset" in header ? header.byteOffset : undefined;
+  return typeof offset === "number" ? offset : undefined;
+}
+
+/** Resolves when `tar` takes writes again; rejects when it was destroyed meanwhile. */
+function drained(tar: Extract): Promise<void> {
+  // Destroyed already, it emits no more events.
+  if (tar.destroyed) return Promise.reject(new TarballReadError("the tar parser stopped"));
+  return new Promise((resolve, reject) => {
+    const settle = () => {
+      tar.off("drain", settle);
+      tar.off("close", settle);
+      if (tar.destroyed) reject(new TarballReadError("the tar parser stopped"));
+      else resolve();
+    };
+    tar.on("drain", settle);
+    tar.on("close", settle);
+  });
+}
+
+export interface UnpackOptions {
+  /**
+   * The chunks of `gz` are this call's to free once gunzipped (a fetch body's are; a caller's own
+   * buffers are not). The gunzipped chunks are always freed once parsed and written.
+   */
+  ownChunks?: boolean;
+}
+
+/**
  * Unpack a gzip'd tarball into `tree`, dropping its single top directory.
+ *
+ * Three paced loops: the body is read one chunk at a time and written into the gunzip, the gunzip's
+ * output is written into tar-stream only while it takes more, and the entries are written into the
+ * tree as tar-stream parses them; each chunk is freed as soon as its bytes are through, so memory
+ * stays flat in the tarball's size.
  * @param gz the response body as it arrives (never buffered whole)
  */
 export async function unpackTarball(
   gz: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
   tree: NarTree,
+  opts: UnpackOptions = {},
 ): Promise<TarballInfo> {
-  const compressed: ReadableStream<ArrayBufferView | ArrayBuffer> =
-    gz instanceof ReadableStream ? gz : webStream(gz);
+  const compressed = gz instanceof ReadableStream ? gz : webStream(gz);
   // Bun's DecompressionStream (native zlib on whole chunks) gunzips a 50 MB tarball in about half
   // the time node:zlib's createGunzip takes with its 16 KiB output chunks.
-  const source = Readable.fromWeb(compressed.pipeThrough(new DecompressionStream("gzip")));
+  const gunzip = new DecompressionStream("gzip");
   const tar = extract();
   const info: TarballInfo = { top: "", topMtime: undefined, maxMtime: 0, entries: 0 };
-
-  const consume = async () => {
-    for await (const entry of tar) {
-      const { header } = entry;
-      const parts = components(header.name);
-      const [top, ...path] = parts;
-      if (top === undefined) throw new TarballError(`the archive has an entry without a name`);
-      if (info.top === "") info.top = top;
-      else if (top !== info.top) {
-        throw new TarballError(
-          `the archive has more than one top-level entry ('${info.top}', '${top}'), unlike GitHub's tarballs`,
-        );
-      }
-      const mtime = seconds(header);
-      info.maxMtime = Math.max(info.maxMtime, mtime);
-      info.entries++;
-      switch (header.type) {
-        case "directory":
-          if (path.length === 0) info.topMtime = mtime;
-          else tree.addDirectory(path);
-          entry.resume();
-          break;
-        case "file":
-        case "contiguous-file":
-          if (path.length === 0) throw new TarballError(`the archive's top-level entry '${top}' is a file`);
-          // Nix 2.19+ looks at the owner's execute bit only; older Nix unpacks with libarchive and then
-          // asks the same of the file's mode.
-          await tree.addFile(path, ((header.mode ?? 0) & 0o100) !== 0, bytes(entry));
-          break;
-        case "symlink":
-          if (path.length === 0)
-            throw new TarballError(`the archive's top-level entry '${top}' is a symlink`);
-          tree.addSymlink(path, header.linkname ?? "");
-          entry.resume();
-          break;
-        default:
-          throw new TarballError(
-            `the archive entry '${header.name}' is a ${header.type ?? "file of unknown type"}, which GitHub's tarballs never contain`,
-          );
-      }
+  // Gunzipped chunks tar-stream may still read (it hands out views of them), oldest first, each with
+  // where it ends in the tar stream.
+  const held: { chunk: Uint8Array; end: number }[] = [];
+  let fed = 0;
+  const parsedTo = (offset: number) => {
+    while (held.length > 0 && (held[0]?.end ?? Number.POSITIVE_INFINITY) <= offset) {
+      const first = held.shift();
+      if (first !== undefined) release(first.chunk);
     }
   };
 
-  // Both sides settle before anything is thrown: a broken gzip stream ends the entry loop, and a
-  // refused entry ends the pipeline, so neither leaves a rejection unobserved.
-  const [piped, consumed] = await Promise.allSettled([
-    pipeline(source, tar),
+  const feed = async () => {
+    const reader = compressed.getReader();
+    const writer = gunzip.writable.getWriter();
+    try {
+      for (let next = await reader.read(); !next.done; next = await reader.read()) {
+        const { buffer, byteOffset, byteLength } = next.value;
+        if (!(buffer instanceof ArrayBuffer)) throw new TarballReadError("the body arrived in shared memory");
+        await writer.write(new Uint8Array(buffer, byteOffset, byteLength));
+        if (opts.ownChunks) release(next.value);
+      }
+      await writer.close();
+    } catch (error) {
+      await Promise.allSettled([writer.abort(error), reader.cancel(error)]);
+      throw error;
+    }
+  };
+
+  const parse = async () => {
+    try {
+      for await (const chunk of gunzip.readable) {
+        fed += chunk.byteLength;
+        held.push({ chunk, end: fed });
+        if (!tar.write(chunk)) await drained(tar);
+      }
+      // streamx's end(data) writes `data` first when it is given; its type asks for the argument.
+      tar.end(undefined);
+    } catch (error) {
+      tar.destroy(error instanceof Error ? error : new TarballReadError(String(error)));
+      throw error;
+    }
+  };
+
+  const consume = async () => {
+    for await (const entry of tar) {
+      // Everything before the entry's data is parsed, and its data as far as it is written.
+      const start = dataStart(entry.header);
+      const written = (bytes: number) => {
+        if (start !== undefined) parsedTo(start + bytes);
+      };
+      written(0);
+      await addEntry(entry, tree, info, written);
+    }
+  };
+
+  // Every loop settles before anything is thrown: a broken gzip stream ends the entry loop, and a
+  // refused entry ends the others, so none leaves a rejection unobserved.
+  const results = await Promise.allSettled([
     consume().catch((error: unknown) => {
       tar.destroy();
       throw error;
     }),
+    parse(),
+    feed(),
   ]);
-  for (const result of [consumed, piped]) {
+  for (const result of results) {
     if (result.status === "rejected") {
       const error: unknown = result.reason;
       if (
@@ -145,7 +213,7 @@ export async function unpackTarball(
         throw error;
     }
   }
-  for (const result of [piped, consumed]) {
+  for (const result of results) {
     if (result.status === "rejected") {
       const error: unknown = result.reason;
       throw new TarballReadError(
@@ -155,4 +223,52 @@ export async function unpackTarball(
   }
   if (info.top === "") throw new TarballError("the archive is empty");
   return info;
+}
+
+/** An entry as tar-stream yields it (its type is not exported by name). */
+type Entry = Extract extends AsyncIterable<infer E> ? E : never;
+
+/** One archive entry into `tree`, with what `info` keeps of it. */
+async function addEntry(
+  entry: Entry,
+  tree: NarTree,
+  info: TarballInfo,
+  written: (bytes: number) => void,
+): Promise<void> {
+  const { header } = entry;
+  const parts = components(header.name);
+  const [top, ...path] = parts;
+  if (top === undefined) throw new TarballError(`the archive has an entry without a name`);
+  if (info.top === "") info.top = top;
+  else if (top !== info.top) {
+    throw new TarballError(
+      `the archive has more than one top-level entry ('${info.top}', '${top}'), unlike GitHub's tarballs`,
+    );
+  }
+  const mtime = seconds(header);
+  info.maxMtime = Math.max(info.maxMtime, mtime);
+  info.entries++;
+  switch (header.type) {
+    case "directory":
+      if (path.length === 0) info.topMtime = mtime;
+      else tree.addDirectory(path);
+      entry.resume();
+      break;
+    case "file":
+    case "contiguous-file":
+      if (path.length === 0) throw new TarballError(`the archive's top-level entry '${top}' is a file`);
+      // Nix 2.19+ looks at the owner's execute bit only; older Nix unpacks with libarchive and then
+      // asks the same of the file's mode.
+      await tree.addFile(path, ((header.mode ?? 0) & 0o100) !== 0, bytes(entry, written));
+      break;
+    case "symlink":
+      if (path.length === 0) throw new TarballError(`the archive's top-level entry '${top}' is a symlink`);
+      tree.addSymlink(path, header.linkname ?? "");
+      entry.resume();
+      break;
+    default:
+      throw new TarballError(
+        `the archive entry '${header.name}' is a ${header.type ?? "file of unknown type"}, which GitHub's tarballs never contain`,
+      );
+  }
 }

@@ -3,8 +3,10 @@
  * with the user's own settings plus only what flakes need.
  */
 import { stripVTControlCharacters } from "node:util";
+import * as v from "valibot";
 import { RuntimeError } from "../core/errors.ts";
 import { githubToken } from "../core/secrets.ts";
+import type { FlakeLock } from "./lock.ts";
 
 export interface NixVersion {
   /** `2.8.0`, `2.26.3`, `2.91.1` (Lix numbers its releases past Nix's). */
@@ -93,10 +95,149 @@ export function nixEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return { ...env, NIX_CONFIG: config ? `${config}\n${line}` : line };
 }
 
+/** `version` is at least release series `since` (`2.18`); Lix numbers its own releases, so never. */
+function atLeast(version: NixVersion, since: string): boolean {
+  const [major = 0, minor = 0] = since.split(".").map(Number);
+  return !version.lix && (version.major > major || (version.major === major && version.minor >= minor));
+}
+
+/**
+ * The first Nix release series whose fetchers accept each input attribute (`locked`/`original` in
+ * flake.lock, `?…` in a flake reference), read from each release's src/libfetchers in NixOS/nix.
+ * Older releases refuse the whole lock with "unsupported tarball input attribute 'lastModified'"
+ * (≤ 2.18) or "input attribute 'lfs' not supported by scheme 'git'" (≥ 2.19).
+ */
+const ATTRIBUTE_SINCE: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  // `unpack` from 2.9; `rev`/`revCount` (immutable tarball URLs, rl-2.17) from 2.17; `lastModified`
+  // from 2.18 (backported to 2.13.6, 2.15.3, 2.16.2 and 2.17.1, never to 2.14). `file` inputs (2.9
+  // on) share the list.
+  tarball: { unpack: "2.9", rev: "2.17", revCount: "2.17", lastModified: "2.18" },
+  file: { rev: "2.17", revCount: "2.17", lastModified: "2.18" },
+  // Commit signature checks from 2.19, Git LFS (rl-2.27) from 2.27.
+  git: { verifyCommit: "2.19", keytype: "2.19", publicKey: "2.19", publicKeys: "2.19", lfs: "2.27" },
+};
+
+/** Locked relative path inputs (`path:./sub`) need the lock format change of Nix 2.26 (rl-2.26). */
+const RELATIVE_PATH_SINCE = "2.26";
+
+/** Every Nix release up to 2.35 reads lock versions 5 to 7 and writes 7 (src/libflake/lockfile.cc). */
+const LOCK_VERSIONS = "5 to 7";
+
+/** The lock's node keys whose `locked` or `original` reference is a `type` input carrying `attribute`. */
+function nodesWith(lock: FlakeLock | undefined, type: string, attribute: string): string[] {
+  return Object.entries(lock?.nodes ?? {})
+    .filter(([, node]) =>
+      [node.locked, node.original].some((ref) => ref?.type === type && ref[attribute] !== undefined),
+    )
+    .map(([key]) => key);
+}
+
+/** `a`, `a and b`, `a, b and c`. */
+function listed(names: readonly string[]): string {
+  return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
+}
+
+/** What a newer Nix accepts that this one refused, and since which release (undefined: none yet). */
+interface TooOld {
+  cause: string;
+  since: string | undefined;
+}
+
+/** Which input type and attribute Nix's error refused, in either release's wording. */
+function refusedAttribute(text: string): { type: string; attribute: string } | undefined {
+  // ≥ 2.19: "input attribute 'lfs' not supported by scheme 'git'".
+  const modern = /input attribute '([^']+)' not supported by scheme '([^']+)'/.exec(text);
+  if (modern?.[1] !== undefined && modern[2] !== undefined) return { type: modern[2], attribute: modern[1] };
+  // ≤ 2.18: "unsupported tarball input attribute 'lastModified'", "unsupported Git input attribute 'lfs'".
+  const old = /unsupported (\w+) input attribute '([^']+)'/.exec(text);
+  if (old?.[1] !== undefined && old[2] !== undefined)
+    return { type: old[1].toLowerCase(), attribute: old[2] };
+  return undefined;
+}
+
+/** Why this Nix refused what a newer one accepts, read from Nix's own error; undefined for any other failure. */
+function tooOldCause(version: NixVersion, text: string, lock: FlakeLock | undefined): TooOld | undefined {
+  const refused = refusedAttribute(text);
+  if (refused !== undefined) {
+    const { type, attribute } = refused;
+    const since = ATTRIBUTE_SINCE[type]?.[attribute];
+    if (since === undefined || atLeast(version, since)) return undefined;
+    const nodes = nodesWith(lock, type, attribute);
+    const carry =
+      nodes.length === 0
+        ? `a '${type}' input in flake.nix or flake.lock carries`
+        : `flake.lock's '${type}' input${nodes.length > 1 ? "s" : ""} ${listed(nodes)} carr${nodes.length > 1 ? "y" : "ies"}`;
+    return { cause: `${carry} '${attribute}', which Nix accepts from ${since} on`, since };
+  }
+  const lockVersion = /lock file '[^']*' has unsupported version (\d+)/.exec(text)?.[1];
+  if (lockVersion !== undefined && Number(lockVersion) > 7) {
+    return {
+      cause: `flake.lock is lock version ${lockVersion}, written by a Nix newer than every release so far (they read versions ${LOCK_VERSIONS})`,
+      since: undefined,
+    };
+  }
+  // ≤ 2.25 take a locked relative path for an unlocked one: "lockfile contains mutable lock
+  // '{"path":"./sub","type":"path"}'" (2.8), "lock file contains unlocked input '…'" (2.25).
+  const unlocked = /lock ?file contains (?:mutable lock|unlocked input) '(\{[^']*\})'/i.exec(text)?.[1];
+  if (unlocked !== undefined && !atLeast(version, RELATIVE_PATH_SINCE)) {
+    const ref = v.safeParse(v.object({ type: v.literal("path"), path: v.string() }), safeJson(unlocked));
+    if (ref.success && !ref.output.path.startsWith("/")) {
+      return {
+        cause: `flake.lock locks the relative path input '${ref.output.path}', which Nix reads from ${RELATIVE_PATH_SINCE} on`,
+        since: RELATIVE_PATH_SINCE,
+      };
+    }
+  }
+  return undefined;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The one-line error for a Nix run that failed only because this Nix is older than the lock or the
+ * flake needs — naming the Nix found and the Nix needed — or undefined when the failure is anything
+ * else. `stderr` is Nix's own output; `lock` (the lock Nix read) lets the message name its nodes.
+ */
+export function nixTooOld(
+  version: NixVersion,
+  what: string,
+  stderr: string,
+  lock?: FlakeLock,
+): string | undefined {
+  const found = `${version.lix ? "Lix" : "Nix"} ${version.version}`;
+  const tooOld = tooOldCause(version, stripVTControlCharacters(stderr), lock);
+  if (tooOld === undefined) return undefined;
+  const fix =
+    tooOld.since === undefined
+      ? "use the Nix that wrote it"
+      : `use Nix ${tooOld.since} or newer (the update action installs a current one)`;
+  return `${found} is too old to ${what}: ${tooOld.cause}; ${fix}`;
+}
+
+export interface NixRunOptions {
+  cwd: string;
+  /** What the run does, after "Nix failed to": `update 'nixpkgs'`. */
+  what: string;
+  /** What to check when Nix failed for another reason than its version. */
+  hint?: string;
+  /** The lock Nix reads, so that an error about its content can name the nodes. */
+  lock?: FlakeLock;
+  signal?: AbortSignal;
+}
+
 export interface Nix {
   version: NixVersion;
-  /** Run `nix ARGS` in `cwd`; throws RuntimeError with Nix's own error line on failure. */
-  run(args: readonly string[], opts: { cwd: string; what: string; signal?: AbortSignal }): Promise<void>;
+  /**
+   * Run `nix ARGS` in `cwd`; throws RuntimeError with Nix's own error line on failure, or with the
+   * Nix needed when this one is too old for the lock or the flake.
+   */
+  run(args: readonly string[], opts: NixRunOptions): Promise<void>;
 }
 
 /** The last `error:` paragraph Nix printed, folded to one line. */
@@ -152,7 +293,7 @@ export async function detectNix(opts: { env?: NodeJS.ProcessEnv; debug?: boolean
   const interactive = process.stderr.isTTY === true;
   return {
     version,
-    async run(args, { cwd, what, signal }) {
+    async run(args, { cwd, what, hint, lock, signal }) {
       const stdio = interactive || opts.debug ? "inherit" : "pipe";
       try {
         await $({
@@ -164,8 +305,11 @@ export async function detectNix(opts: { env?: NodeJS.ProcessEnv; debug?: boolean
         })`nix ${args}`;
       } catch (error) {
         if (!(error instanceof ProcessOutput)) throw error;
-        const detail = interactive ? "see Nix's output above" : nixErrorLine(error.stderr);
-        throw new RuntimeError(`Nix failed to ${what}: ${detail}`);
+        // On a terminal Nix's output went there itself, and only its exit status is known here.
+        const tooOld = nixTooOld(version, what, error.stderr, lock);
+        if (tooOld !== undefined) throw new RuntimeError(tooOld);
+        const detail = error.stderr.trim() === "" ? "see Nix's output above" : nixErrorLine(error.stderr);
+        throw new RuntimeError(`Nix failed to ${what}${hint === undefined ? "" : `; ${hint}`}: ${detail}`);
       }
     },
   };

@@ -84,6 +84,11 @@ export function revOf(change: Pick<InputChange, "to">): string {
   return change.to.rev ?? change.to.ref;
 }
 
+/** Each input's name and the rev a report moves it to: what a grouped pull request proposes. */
+export function membersOf(changes: readonly Pick<InputChange, "name" | "to">[]): Record<string, string> {
+  return Object.fromEntries(changes.map((change) => [change.name, revOf(change)]));
+}
+
 export const Skipped = v.object({
   name: InputName,
   reason: v.picklist(["up-to-date", "already-at-rev", "already-ahead", "pinned", "not-tracked", "release"]),

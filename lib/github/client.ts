@@ -365,6 +365,32 @@ export async function request<T>(gh: RepositoryClient, what: string, fn: () => P
   }
 }
 
+/**
+ * request(), except that an answer with one of `absent`'s statuses (404: no such branch or file) is
+ * undefined rather than an error.
+ */
+export async function requestUnlessAbsent<T>(
+  gh: RepositoryClient,
+  what: string,
+  absent: readonly number[],
+  fn: () => Promise<T>,
+): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (absent.includes(statusOf(error))) return undefined;
+    throw describeGitHubError(error, what, fullName(gh.repo));
+  }
+}
+
+/** The repository's default branch (where a pull request goes when no base is named). */
+export async function defaultBranch(gh: RepositoryClient): Promise<string> {
+  const { data } = await request(gh, `read ${fullName(gh.repo)}`, () =>
+    gh.octokit.rest.repos.get({ ...gh.repo }),
+  );
+  return data.default_branch;
+}
+
 /** The HTTP status of an Octokit RequestError; 0 when there was no answer (network, time-out). */
 export function statusOf(error: unknown): number {
   if (typeof error !== "object" || error === null || !("status" in error)) return 0;

@@ -11,7 +11,8 @@ import * as v from "valibot";
 import { $ } from "zx/core";
 import { RuntimeError, UsageError } from "../core/errors.ts";
 import { tryParseJson } from "../core/files.ts";
-import { EXPERIMENTAL, type NixVersion, nixEnv } from "../flake/nix.ts";
+import { type FlakeLock, parseLock } from "../flake/lock.ts";
+import { EXPERIMENTAL, type NixVersion, nixEnv, nixTooOld } from "../flake/nix.ts";
 import { ClosureDiffer, ClosureReader, type PackageDiff } from "./closure.ts";
 
 /**
@@ -285,6 +286,8 @@ export interface EvalOptions {
   signal?: AbortSignal;
   /** Called for each host of each side as soon as its drvPath is known. */
   onHost?: (done: HostDone) => void;
+  /** The base lock, so that an error about its content can name the nodes. */
+  lock?: FlakeLock;
 }
 
 /**
@@ -324,7 +327,10 @@ export async function evaluateSides(flakeRefs: readonly string[], opts: EvalOpti
     const pending = traces.pending;
     if (pending === undefined) {
       if (traces.hosts.size === 0) {
-        throw new RuntimeError(`Nix failed to evaluate the flake's hosts: ${error}`);
+        const what = "evaluate the flake's hosts";
+        throw new RuntimeError(
+          nixTooOld(opts.nix, what, out.stderr, opts.lock) ?? `Nix failed to ${what}: ${error}`,
+        );
       }
       // Failed between hosts (printing the result?): every listed host not done carries the error.
       for (const [side, hosts] of traces.hosts) {
@@ -351,6 +357,15 @@ export async function evaluateSides(flakeRefs: readonly string[], opts: EvalOpti
         (traces.hosts.has(side) && listed(side).every((path) => results[side]?.hosts.has(attrName(path)))),
     );
     if (complete) return results;
+  }
+}
+
+/** The lock `text` parsed, for naming its nodes in an error; undefined when it does not parse. */
+function lockOrUndefined(text: string | undefined): FlakeLock | undefined {
+  try {
+    return text === undefined ? undefined : parseLock(text);
+  } catch {
+    return undefined;
   }
 }
 
@@ -509,13 +524,24 @@ export async function computeImpact(request: ImpactRequest): Promise<ImpactRun> 
       }
     }
   };
+  const baseLock = lockOrUndefined(request.baseLock);
   const results = await evaluateSides(refs, {
     nix: request.nix,
     only: request.only,
     onHost,
+    ...(baseLock ? { lock: baseLock } : {}),
     ...readOpts,
   });
   const evaluations = Math.max(...results.map((result) => result.evaluations));
+  // A Nix too old for a lock fails the whole flake on it: this Nix's failing, not the bump's or the
+  // base's, so not a list of broken hosts.
+  for (const [side, result] of results.entries()) {
+    const tooOld =
+      result.error === undefined
+        ? undefined
+        : nixTooOld(request.nix, "evaluate the flake's hosts", result.error, lockOrUndefined(locks[side]));
+    if (tooOld !== undefined) throw new RuntimeError(tooOld);
+  }
   const base = results[0] ?? expectSide(0);
   const timedOut = (side: ImpactSide): InputImpact => ({
     name: side.name,

@@ -5,22 +5,16 @@
  * the head commit lists each member's rev, and no write may leave any member older than that.
  */
 import * as v from "valibot";
-import { RuntimeError, UsageError } from "../core/errors.ts";
+import { RuntimeError } from "../core/errors.ts";
 import { tryParseJson } from "../core/files.ts";
 import { fullName, type GitHubRepository, InputName } from "../core/ids.ts";
 import { githubSource } from "../flake/flakeref.ts";
 import { type FlakeLock, parseLock, rootNode } from "../flake/lock.ts";
-import { type InputChange, type Report, revOf } from "../flake/report.ts";
-import {
-  describeGitHubError,
-  type Octokit,
-  type RepositoryClient,
-  request,
-  statusOf,
-} from "../github/client.ts";
+import { type InputChange, membersOf, type Report, revOf } from "../flake/report.ts";
+import { type Octokit, type RepositoryClient, request, requestUnlessAbsent } from "../github/client.ts";
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
-import { SECTION_END, SECTION_START } from "../impact/text.ts";
-import { branchHasFile, openPullOf } from "./branch.ts";
+import { branchHasFile, type OpenPull, openPullOf, readBase } from "./branch.ts";
+import { commitBySwap } from "./commit.ts";
 import {
   type AutoOptions,
   disableAutoMerge,
@@ -29,21 +23,30 @@ import {
   landTarget,
   sameMembers,
 } from "./land.ts";
-import type { OpenPrOptions, Operation, PullRequestResult } from "./lifecycle.ts";
+import {
+  baseOf,
+  type Coverage,
+  checkReport,
+  closeIfCovered,
+  createOrFind,
+  lockPathOf,
+  type OpenPrOptions,
+  type Operation,
+  type PullRequestResult,
+  resultFor,
+  syncText,
+  type Target,
+} from "./lifecycle.ts";
 import {
   type BodyInput,
+  carrySection,
   commitMessage,
-  computedSection,
-  DEFAULT_FOOTER,
+  footerSection,
   inputSection,
   type PrText,
   prTitle,
-  replaceSection,
   textFromMessage,
 } from "./text.ts";
-
-/** How often a run retries after losing the compare-and-swap on the grouped branch. */
-const SWAP_ATTEMPTS = 6;
 
 /** Each member's input name and the rev the grouped PR locks it at. */
 export const GroupMarker = v.object({ members: v.record(InputName, v.string()) });
@@ -81,9 +84,8 @@ export type GroupSection = BodyInput;
  * between the host impact markers (the impact step replaces it with one combined section), the
  * marker last.
  */
-export function groupBody(sections: readonly GroupSection[], footer: string = DEFAULT_FOOTER): string {
-  const members: Members = {};
-  for (const { change } of sections) members[change.name] = revOf(change);
+export function groupBody(sections: readonly GroupSection[], footer?: string): string {
+  const members = membersOf(sections.map(({ change }) => change));
   const lines = [
     `Updates ${sections.length} flake input${sections.length === 1 ? "" : "s"} together, in one flake.lock.`,
     "",
@@ -98,10 +100,7 @@ export function groupBody(sections: readonly GroupSection[], footer: string = DE
   for (const section of sections) {
     lines.push(`## \`${section.change.name}\``, "", ...inputSection(section), "");
   }
-  const hosts = "the hosts that use these inputs";
-  const filled = (footer.includes("{hosts}") ? footer.replace("{hosts}", hosts) : footer).trim();
-  const sentence = /[.!?]$/.test(filled) ? filled : `${filled}.`;
-  lines.push(SECTION_START, sentence, SECTION_END, "", renderGroupMarker(members));
+  lines.push(...footerSection(footer, "the hosts that use these inputs"), "", renderGroupMarker(members));
   return lines.join("\n");
 }
 
@@ -113,21 +112,12 @@ interface GroupHead {
 
 /** The grouped branch's head commit and the members its marker lists; undefined without a branch. */
 export async function readGroupHead(gh: RepositoryClient, branch: string): Promise<GroupHead | undefined> {
-  try {
-    const { data } = await gh.octokit.rest.repos.getCommit({
-      ...gh.repo,
-      ref: `heads/${branch}`,
-      per_page: 1,
-    });
-    return {
-      sha: data.sha,
-      text: textFromMessage(data.commit.message),
-      members: parseGroupMarker(data.commit.message) ?? {},
-    };
-  } catch (error) {
-    if (statusOf(error) === 404 || statusOf(error) === 422) return undefined;
-    throw describeGitHubError(error, `read branch '${branch}'`, fullName(gh.repo));
-  }
+  const found = await requestUnlessAbsent(gh, `read branch '${branch}'`, [404, 422], () =>
+    gh.octokit.rest.repos.getCommit({ ...gh.repo, ref: `heads/${branch}`, per_page: 1 }),
+  );
+  if (found === undefined) return undefined;
+  const { sha, commit } = found.data;
+  return { sha, text: textFromMessage(commit.message), members: parseGroupMarker(commit.message) ?? {} };
 }
 
 /**
@@ -176,38 +166,19 @@ export async function openGroupPullRequest(
 ): Promise<PullRequestResult[]> {
   const gh: RepositoryClient = { octokit, repo: opts.repo };
   const branch = groupBranch(opts.branchPrefix);
-  const lockPath = report.flake.lockPath;
-  if (lockPath === undefined) {
-    throw new UsageError(
-      `the flake in ${report.flake.dir} is not in a git repository, so there is no path to commit flake.lock at; run bump.ts in a clone of the repository`,
-    );
-  }
-  if (report.dryRun && report.changed && !opts.dryRun) {
-    throw new UsageError(
-      "the report comes from a --dry-run; run bump.ts without --dry-run before opening a pull request",
-    );
-  }
+  checkReport(report, opts);
+  const lockPath = lockPathOf(report);
   const existing = await openPullOf(gh, branch);
-  let base = opts.base ?? existing?.base.ref;
-  if (base === undefined) {
-    const { data } = await request(gh, `read ${fullName(opts.repo)}`, () =>
-      octokit.rest.repos.get({ ...opts.repo }),
-    );
-    base = data.default_branch;
-  }
+  const base = await baseOf(gh, opts, existing);
+  const names = report.inputs.map((change) => change.name).join(", ");
+  const target = groupTarget(gh, branch, names, { base, lockPath });
   const combined = report.changed ? report.lock : null;
   if (combined === null || report.inputs.length === 0) {
-    return existing ? [await closeIfCovered(gh, existing, branch, base, lockPath, opts)] : [];
+    return existing ? [await closeIfCovered(gh, target, existing, opts)] : [];
   }
 
-  const names = report.inputs.map((change) => change.name).join(", ");
-  const newLock = parseLock(combined.text, "the report's combined flake.lock");
-  const result = (operation: Operation, detail: string, pr?: { number: number; html_url: string }) => ({
-    input: names,
-    operation,
-    detail,
-    ...(pr ? { number: pr.number, url: pr.html_url } : {}),
-  });
+  const result = (operation: Operation, detail: string, pr?: { number: number; html_url: string }) =>
+    resultFor(names, operation, detail, pr);
   if (opts.dryRun) {
     return [
       result(
@@ -218,114 +189,178 @@ export async function openGroupPullRequest(
     ];
   }
 
-  const text = async (): Promise<PrText> => {
-    const sections = await Promise.all(
-      report.inputs.map(async (change) => ({
-        change,
-        ...(await commitsBetween(octokit, change.name, change.github, change.from?.rev, change.to.rev)),
-      })),
-    );
-    return { title: groupTitle(report.inputs), body: groupBody(sections, opts.footer) };
-  };
-
-  let current = await readGroupHead(gh, branch);
-  let armed = existing?.auto_merge ? existing : undefined;
-  let written: GroupHead | undefined;
-  let wrote = false;
-  for (let attempt = 0; attempt < SWAP_ATTEMPTS && written === undefined; attempt++) {
-    if (current !== undefined) {
-      const behind: string[] = [];
-      for (const [input, rev] of Object.entries(current.members)) {
-        if (!(await holdsMember(octokit, newLock, input, rev))) behind.push(`${input} ${rev.slice(0, 12)}`);
-      }
-      if (behind.length > 0) {
-        // Our lock lacks something the branch has. If it adds nothing either, the group already
-        // includes this run; if it does add something, writing would drop a member and skipping
-        // would drop ours, so only a rerun (which starts from the group) can combine them.
-        const adds = report.inputs.filter((change) => current?.members[change.name] !== revOf(change));
-        const addsNew = [];
-        for (const change of adds) {
-          const held = current.members[change.name];
-          if (!(await sameOrNewer(isOlderOn(octokit), change.github, held, revOf(change))))
-            addsNew.push(change.name);
-        }
-        if (addsNew.length === 0) {
-          const pr = existing ?? (await openPullOf(gh, branch));
-          return [
-            result("unchanged", `the grouped branch already holds newer revs (${behind.join(", ")})`, pr),
-          ];
-        }
-        throw new RuntimeError(
-          `the grouped branch '${branch}' holds ${behind.join(", ")}, which this run's flake.lock would move back, while this run adds ${addsNew.join(", ")}; rerun the update with group enabled so bump.ts starts from the group (safe to repeat)`,
-        );
-      }
-      if (await branchHasFile(gh, branch, lockPath, combined.text)) {
-        written = current;
-        break;
-      }
-    }
-    const { data: baseCommit } = await request(gh, `read branch '${base}' of ${fullName(gh.repo)}`, () =>
-      octokit.rest.repos.getCommit({ ...gh.repo, ref: `heads/${base}`, per_page: 1 }),
-    );
-    const { data: tree } = await request(gh, "create the git tree", () =>
-      octokit.rest.git.createTree({
-        ...gh.repo,
-        base_tree: baseCommit.commit.tree.sha,
-        tree: [{ path: lockPath, mode: "100644", type: "blob", content: combined.text }],
-      }),
-    );
-    const prText = await text();
-    // As on a per-input branch: base first (the diff is flake.lock alone), old head second (so the
-    // non-forced ref update fails if anyone moved the branch since we read it); no author: Verified.
-    const parents = current ? [baseCommit.sha, current.sha] : [baseCommit.sha];
-    const { data: commit } = await request(gh, "create the commit", () =>
-      octokit.rest.git.createCommit({ ...gh.repo, message: commitMessage(prText), tree: tree.sha, parents }),
-    );
-    try {
-      if (current) {
-        // As on a per-input branch (OpenPrOptions.disarmOnMove): never armed at a head not judged.
-        if (armed !== undefined && opts.disarmOnMove) {
-          await disableAutoMerge(octokit, armed.node_id, `#${armed.number}`);
-          armed = undefined;
-        }
-        await octokit.rest.git.updateRef({
-          ...gh.repo,
-          ref: `heads/${branch}`,
-          sha: commit.sha,
-          force: false,
-        });
-      } else {
-        await octokit.rest.git.createRef({ ...gh.repo, ref: `refs/heads/${branch}`, sha: commit.sha });
-      }
-      written = { sha: commit.sha, text: prText, members: parseGroupMarker(prText.body) ?? {} };
-      wrote = true;
-    } catch (error) {
-      if (statusOf(error) !== 422)
-        throw describeGitHubError(error, `move branch '${branch}'`, fullName(gh.repo));
-      current = await readGroupHead(gh, branch);
-    }
+  let text: Promise<PrText> | undefined;
+  const swapped = await swapGroup(gh, {
+    branch,
+    base,
+    path: lockPath,
+    changes: report.inputs,
+    lock: combined.text,
+    text: () => (text ??= groupText(octokit, report.inputs, opts.footer)),
+    // As on a per-input branch (OpenPrOptions.disarmOnMove): never armed at a head not judged.
+    beforeMove:
+      existing?.auto_merge && opts.disarmOnMove
+        ? () => disableAutoMerge(octokit, existing.node_id, `#${existing.number}`)
+        : undefined,
+  });
+  if ("newer" in swapped) {
+    const pr = existing ?? (await openPullOf(gh, branch));
+    return [result("unchanged", `the grouped branch already holds newer revs (${swapped.newer})`, pr)];
   }
-  if (written === undefined) {
-    throw new RuntimeError(
-      `branch '${branch}' kept moving under ${SWAP_ATTEMPTS} attempts (concurrent runs); rerun, it is safe to repeat`,
-    );
-  }
+  const { head, wrote } = swapped;
   if (existing) {
-    await syncText(gh, existing, branch, written);
-    const detail = wrote ? written.text.title : `#${existing.number} already proposes this flake.lock`;
+    await syncText(gh, target, existing.number, head, { title: existing.title, body: existing.body ?? "" });
+    const detail = wrote ? head.text.title : `#${existing.number} already proposes this flake.lock`;
     return [result(wrote ? "updated" : "unchanged", detail, existing)];
   }
-  const { pr, created } = await createOrFind(gh, branch, base, written.text, opts);
-  return [result(created ? "created" : wrote ? "updated" : "unchanged", written.text.title, pr)];
+  const { pr, created } = await createOrFind(gh, target, base, head, opts);
+  return [result(created ? "created" : wrote ? "updated" : "unchanged", head.text.title, pr)];
 }
 
-interface OpenPull {
-  number: number;
-  html_url: string;
-  title: string;
-  body: string | null;
-  node_id: string;
-  auto_merge?: unknown;
+/**
+ * The grouped pull request as a lifecycle target (lib/pr/lifecycle.ts): its body is its head's, its
+ * marker lists the members, and it is covered once `base`'s flake.lock holds every member.
+ */
+function groupTarget(
+  gh: RepositoryClient,
+  branch: string,
+  input: string,
+  on: { base: string; lockPath: string },
+): Target<GroupHead> {
+  return {
+    input,
+    branch,
+    body: (head) => head.text.body,
+    sameProposal: sameGroupMembers,
+    reread: () => readGroupHead(gh, branch),
+    covered: (pr) => groupCoverage(gh, branch, pr, on),
+  };
+}
+
+/** Whether `base` holds every member the grouped PR's head (or, without a branch, its body) lists. */
+async function groupCoverage(
+  gh: RepositoryClient,
+  branch: string,
+  pr: OpenPull,
+  { base, lockPath }: { base: string; lockPath: string },
+): Promise<Coverage> {
+  const head = await readGroupHead(gh, branch);
+  const members = head?.members ?? parseGroupMarker(pr.body) ?? {};
+  const input = Object.keys(members).join(", ");
+  const entries = Object.entries(members);
+  if (entries.length === 0) return { input, detail: `#${pr.number} lists no members; left as it is` };
+  const baseLock = await readBaseLock(gh, base, lockPath);
+  const missing: string[] = [];
+  for (const [name, rev] of entries) {
+    if (!(await holdsMember(gh.octokit, baseLock, name, rev))) missing.push(name);
+  }
+  if (missing.length > 0) {
+    return { input, detail: `#${pr.number} still proposes ${missing.join(", ")}, which '${base}' lacks` };
+  }
+  const list = entries.map(([name, rev]) => `\`${name}\` \`${rev.slice(0, 12)}\``).join(", ");
+  return {
+    input,
+    detail: `closed #${pr.number}: '${base}' already holds ${input}`,
+    comment: `Closing: the base branch already locks every input this pull request proposes (${list}), or newer.`,
+  };
+}
+
+/** The grouped PR's title and body: every member's section with its upstream commits. */
+async function groupText(
+  octokit: Octokit,
+  changes: readonly InputChange[],
+  footer: string | undefined,
+): Promise<PrText> {
+  const sections = await Promise.all(
+    changes.map(async (change) => ({
+      change,
+      ...(await commitsBetween(octokit, change.name, change.github, change.from?.rev, change.to.rev)),
+    })),
+  );
+  return { title: groupTitle(changes), body: groupBody(sections, footer) };
+}
+
+interface GroupSwap {
+  branch: string;
+  base: string;
+  /** flake.lock's path in the repository. */
+  path: string;
+  /** The members this run moves. */
+  changes: readonly InputChange[];
+  /** The combined flake.lock. */
+  lock: string;
+  text: () => Promise<PrText>;
+  beforeMove: (() => Promise<void>) | undefined;
+}
+
+/** The grouped branch afterwards, or (`newer`) the members it holds at newer revs than this run's lock. */
+type GroupSwapped = { head: GroupHead; wrote: boolean } | { newer: string };
+
+/**
+ * Put a commit with the combined lock at the grouped branch's head by compare-and-swap, never
+ * leaving a member the head lists older than it is there.
+ */
+async function swapGroup(gh: RepositoryClient, swap: GroupSwap): Promise<GroupSwapped> {
+  const { branch, path, lock } = swap;
+  const newLock = parseLock(lock, "the report's combined flake.lock");
+  return commitBySwap<GroupHead | undefined, GroupSwapped>(gh, {
+    branch,
+    head: await readGroupHead(gh, branch),
+    reread: () => readGroupHead(gh, branch),
+    beforeMove: swap.beforeMove,
+    plan: async (current) => {
+      if (current !== undefined) {
+        const behind = await behindMembers(gh, swap, newLock, current);
+        if (behind !== undefined) return { done: { newer: behind } };
+        if (await branchHasFile(gh, branch, path, lock)) return { done: { head: current, wrote: false } };
+      }
+      const from = await readBase(gh, swap.base);
+      const text = await swap.text();
+      return {
+        write: {
+          base: from,
+          head: current?.sha,
+          changes: [{ path, content: lock }],
+          message: commitMessage(text),
+        },
+        wrote: (written) => ({
+          head: { sha: written.sha, text, members: parseGroupMarker(text.body) ?? {} },
+          wrote: true,
+        }),
+      };
+    },
+  });
+}
+
+/**
+ * The members `current` holds that `lock` would move back, when this run adds nothing newer (the
+ * group already includes it); undefined when none is behind. Throws when it is both.
+ */
+async function behindMembers(
+  gh: RepositoryClient,
+  swap: GroupSwap,
+  lock: FlakeLock,
+  current: GroupHead,
+): Promise<string | undefined> {
+  const behind: string[] = [];
+  for (const [input, rev] of Object.entries(current.members)) {
+    if (!(await holdsMember(gh.octokit, lock, input, rev))) behind.push(`${input} ${rev.slice(0, 12)}`);
+  }
+  if (behind.length === 0) return undefined;
+  // Our lock lacks something the branch has. If it adds nothing either, the group already
+  // includes this run; if it does add something, writing would drop a member and skipping
+  // would drop ours, so only a rerun (which starts from the group) can combine them.
+  const addsNew = [];
+  for (const change of swap.changes) {
+    const held = current.members[change.name];
+    if (held === revOf(change)) continue;
+    if (!(await sameOrNewer(isOlderOn(gh.octokit), change.github, held, revOf(change))))
+      addsNew.push(change.name);
+  }
+  if (addsNew.length === 0) return behind.join(", ");
+  throw new RuntimeError(
+    `the grouped branch '${swap.branch}' holds ${behind.join(", ")}, which this run's flake.lock would move back, while this run adds ${addsNew.join(", ")}; rerun the update with group enabled so bump.ts starts from the group (safe to repeat)`,
+  );
 }
 
 /**
@@ -333,123 +368,13 @@ interface OpenPull {
  * same revs: the section still describes the lock the pull request proposes.
  */
 export function carryGroupSection(shown: string | null | undefined, next: string): string {
-  const section = computedSection(shown);
-  if (section === undefined || computedSection(next) !== undefined) return next;
+  return carrySection(shown, next, sameGroupMembers);
+}
+
+/** Do both bodies' group markers name the same members at the same revs? */
+export function sameGroupMembers(shown: string | null | undefined, next: string): boolean {
   const [before, after] = [parseGroupMarker(shown), parseGroupMarker(next)];
-  if (before === undefined || after === undefined || !sameMembers(before, after)) return next;
-  return replaceSection(next, section);
-}
-
-/** Make the PR's text match the branch head, re-reading the head after the write (lib/pr/lifecycle.ts's rule). */
-async function syncText(gh: RepositoryClient, pr: OpenPull, branch: string, head: GroupHead): Promise<void> {
-  let target = head;
-  let shown: PrText = { title: pr.title, body: pr.body ?? "" };
-  for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
-    const text = { title: target.text.title, body: carryGroupSection(shown.body, target.text.body) };
-    if (shown.title !== text.title || shown.body !== text.body) {
-      await request(gh, `update pull request #${pr.number}`, () =>
-        gh.octokit.rest.pulls.update({ ...gh.repo, pull_number: pr.number, ...text }),
-      );
-      shown = text;
-    }
-    const now = await readGroupHead(gh, branch);
-    if (now === undefined || now.sha === target.sha) return;
-    target = now;
-  }
-}
-
-async function createOrFind(
-  gh: RepositoryClient,
-  branch: string,
-  base: string,
-  text: PrText,
-  opts: OpenPrOptions,
-): Promise<{ pr: { number: number; html_url: string }; created: boolean }> {
-  let pr: OpenPull;
-  let created = true;
-  try {
-    ({ data: pr } = await gh.octokit.rest.pulls.create({
-      ...gh.repo,
-      head: branch,
-      base,
-      ...text,
-      draft: opts.draft,
-    }));
-  } catch (error) {
-    // 422: a concurrent run opened it first (or our own earlier answer was lost).
-    if (statusOf(error) !== 422)
-      throw describeGitHubError(error, "open the grouped pull request", fullName(gh.repo));
-    const found = await openPullOf(gh, branch);
-    if (found === undefined)
-      throw describeGitHubError(error, "open the grouped pull request", fullName(gh.repo));
-    pr = found;
-    created = false;
-    const head = await readGroupHead(gh, branch);
-    if (head) await syncText(gh, pr, branch, head);
-  }
-  if (created && opts.labels.length > 0) {
-    // Labels that do not exist yet are created by GitHub when added to an issue.
-    await request(gh, `label pull request #${pr.number}`, () =>
-      gh.octokit.rest.issues.addLabels({ ...gh.repo, issue_number: pr.number, labels: [...opts.labels] }),
-    );
-  }
-  if (created && opts.reviewers.length > 0) {
-    await request(gh, `request reviewers on #${pr.number}`, () =>
-      gh.octokit.rest.pulls.requestReviewers({
-        ...gh.repo,
-        pull_number: pr.number,
-        reviewers: [...opts.reviewers],
-      }),
-    );
-  }
-  return { pr, created };
-}
-
-/** Close the grouped PR (comment first, branch deleted after) when the base holds every member. */
-async function closeIfCovered(
-  gh: RepositoryClient,
-  pr: OpenPull,
-  branch: string,
-  base: string,
-  lockPath: string,
-  opts: OpenPrOptions,
-): Promise<PullRequestResult> {
-  const head = await readGroupHead(gh, branch);
-  const members = head?.members ?? parseGroupMarker(pr.body) ?? {};
-  const names = Object.keys(members).join(", ");
-  const keep = { input: names, operation: "none" as const, number: pr.number, url: pr.html_url };
-  const entries = Object.entries(members);
-  if (entries.length === 0) return { ...keep, detail: `#${pr.number} lists no members; left as it is` };
-  const baseLock = await readBaseLock(gh, base, lockPath);
-  const missing: string[] = [];
-  for (const [input, rev] of entries) {
-    if (!(await holdsMember(gh.octokit, baseLock, input, rev))) missing.push(input);
-  }
-  if (missing.length > 0) {
-    return { ...keep, detail: `#${pr.number} still proposes ${missing.join(", ")}, which '${base}' lacks` };
-  }
-  if (opts.dryRun) return { ...keep, operation: "closed", detail: `dry run: would close #${pr.number}` };
-  // An armed PR could still merge between the comment and the close.
-  if (pr.auto_merge) await disableAutoMerge(gh.octokit, pr.node_id, `#${pr.number}`);
-  const list = entries.map(([input, rev]) => `\`${input}\` \`${rev.slice(0, 12)}\``).join(", ");
-  await request(gh, `comment on #${pr.number}`, () =>
-    gh.octokit.rest.issues.createComment({
-      ...gh.repo,
-      issue_number: pr.number,
-      body: `Closing: the base branch already locks every input this pull request proposes (${list}), or newer.`,
-    }),
-  );
-  await request(gh, `close #${pr.number}`, () =>
-    gh.octokit.rest.pulls.update({ ...gh.repo, pull_number: pr.number, state: "closed" }),
-  );
-  try {
-    await gh.octokit.rest.git.deleteRef({ ...gh.repo, ref: `heads/${branch}` });
-  } catch (error) {
-    if (statusOf(error) !== 404 && statusOf(error) !== 422) {
-      throw describeGitHubError(error, `delete branch '${branch}'`, fullName(gh.repo));
-    }
-  }
-  return { ...keep, operation: "closed", detail: `closed #${pr.number}: '${base}' already holds ${names}` };
+  return before !== undefined && after !== undefined && sameMembers(before, after);
 }
 
 /**
@@ -458,8 +383,7 @@ async function closeIfCovered(
  * wrote and host impact evaluated; held when host impact reports a failed host for any member.
  */
 export function landGroupAuto(gh: RepositoryClient, report: Report, opts: AutoOptions): Promise<LandResult> {
-  const members: Members = {};
-  for (const change of report.inputs) members[change.name] = revOf(change);
+  const members = membersOf(report.inputs);
   const branch = groupBranch(opts.branchPrefix);
   const list = (of: Members) =>
     Object.entries(of)

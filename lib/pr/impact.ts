@@ -4,9 +4,9 @@
  */
 
 import type { GitHubRepository } from "../core/ids.ts";
-import { describeGitHubError, type Octokit } from "../github/client.ts";
+import { type Octokit, type RepositoryClient, request } from "../github/client.ts";
 import type { InputImpact } from "../impact/evaluate.ts";
-import { renderSection, type SectionOptions } from "../impact/text.ts";
+import { BODY_LIMIT, renderSection, SECTION_BUDGET, type SectionOptions } from "../impact/text.ts";
 import { openPullOf } from "./branch.ts";
 import { groupBranch, parseGroupMarker } from "./group.ts";
 import { sameMembers } from "./land.ts";
@@ -28,61 +28,68 @@ export interface SectionWriteOptions extends SectionOptions {
   dryRun: boolean;
 }
 
+/** Where a section goes: the pull request of a branch, while it still proposes what was evaluated. */
+interface SectionTarget {
+  /** What the result names. */
+  input: string;
+  branch: string;
+  /** What the pull request proposes now, when that is not what was evaluated; undefined when it is. */
+  movedTo: (body: string | null) => string | undefined;
+}
+
+/** Write one section into its pull request, replaced in place, only while it proposes what was evaluated. */
+async function writeSection(
+  gh: RepositoryClient,
+  target: SectionTarget,
+  withSection: (body: string | null) => string,
+  dryRun: boolean,
+): Promise<SectionWrite> {
+  const { input, branch } = target;
+  const pull = await openPullOf(gh, branch);
+  if (pull === undefined)
+    return { input, outcome: "no-pull-request", detail: `no open pull request from ${branch}` };
+  const where = { input, number: pull.number, url: pull.html_url };
+  const moved = target.movedTo(pull.body);
+  if (moved !== undefined)
+    return { ...where, outcome: "moved", detail: `left alone: it now proposes ${moved}` };
+  const body = withSection(pull.body);
+  if (body === pull.body) return { ...where, outcome: "unchanged", detail: "section already up to date" };
+  if (dryRun) return { ...where, outcome: "dry-run", detail: "would write the host impact section" };
+  await request(gh, `update pull request #${pull.number}`, () =>
+    gh.octokit.rest.pulls.update({ ...gh.repo, pull_number: pull.number, body }),
+  );
+  return { ...where, outcome: "written", detail: "host impact section written" };
+}
+
+/**
+ * `body` with `input`'s section in place, the section kept to what the rest of the body leaves of
+ * GitHub's limit (a grouped body, one part per member, can leave less than SECTION_BUDGET).
+ */
+export function bodyWithSection(body: string | null, input: InputImpact, opts: SectionOptions): string {
+  // The blank lines replaceSection puts around a section, and a margin.
+  const rest = replaceSection(body, "").length + 8;
+  const budget = Math.min(opts.budget ?? SECTION_BUDGET, BODY_LIMIT - rest);
+  return replaceSection(body, renderSection(input, { ...opts, budget }));
+}
+
 export async function writeImpactSections(
   octokit: Octokit,
   inputs: readonly InputImpact[],
   opts: SectionWriteOptions,
 ): Promise<SectionWrite[]> {
-  const results: SectionWrite[] = [];
-  const { owner, repo } = opts.repo;
   const gh = { octokit, repo: opts.repo };
+  const results: SectionWrite[] = [];
   for (const input of inputs) {
-    const branch = branchName(input.name, opts.branchPrefix);
-    const pull = await openPullOf(gh, branch);
-    if (pull === undefined) {
-      results.push({
-        input: input.name,
-        outcome: "no-pull-request",
-        detail: `no open pull request from ${branch}`,
-      });
-      continue;
-    }
-    const where = { number: pull.number, url: pull.html_url };
-    const marker = parseMarker(pull.body);
-    if (marker?.input !== input.name || marker.rev !== input.rev) {
-      results.push({
-        input: input.name,
-        outcome: "moved",
-        ...where,
-        detail: `left alone: it now proposes ${marker?.rev.slice(0, 7) ?? "another change"}, not the evaluated ${input.rev.slice(0, 7)}`,
-      });
-      continue;
-    }
-    const body = replaceSection(pull.body, renderSection(input, opts));
-    if (body === pull.body) {
-      results.push({
-        input: input.name,
-        outcome: "unchanged",
-        ...where,
-        detail: "section already up to date",
-      });
-      continue;
-    }
-    if (opts.dryRun) {
-      results.push({
-        input: input.name,
-        outcome: "dry-run",
-        ...where,
-        detail: "would write the host impact section",
-      });
-      continue;
-    }
-    try {
-      await octokit.rest.pulls.update({ owner, repo, pull_number: pull.number, body });
-    } catch (error) {
-      throw describeGitHubError(error, `update pull request #${pull.number}`, `${owner}/${repo}`);
-    }
-    results.push({ input: input.name, outcome: "written", ...where, detail: "host impact section written" });
+    const target: SectionTarget = {
+      input: input.name,
+      branch: branchName(input.name, opts.branchPrefix),
+      movedTo: (body) => {
+        const marker = parseMarker(body);
+        if (marker?.input === input.name && marker.rev === input.rev) return undefined;
+        return `${marker?.rev.slice(0, 7) ?? "another change"}, not the evaluated ${input.rev.slice(0, 7)}`;
+      },
+    };
+    results.push(await writeSection(gh, target, (body) => bodyWithSection(body, input, opts), opts.dryRun));
   }
   return results;
 }
@@ -91,42 +98,31 @@ export async function writeImpactSections(
  * A grouped run's one section, evaluated with the combined lock, into the grouped pull request
  * (`<prefix>all`), written only while its marker still names exactly the evaluated members and revs.
  */
-export async function writeGroupImpactSection(
+export function writeGroupImpactSection(
   octokit: Octokit,
   input: InputImpact,
   opts: SectionWriteOptions,
 ): Promise<SectionWrite> {
-  const { owner, repo } = opts.repo;
-  const gh = { octokit, repo: opts.repo };
-  const branch = groupBranch(opts.branchPrefix);
   const members = input.members ?? {};
-  const name = Object.keys(members).join(", ");
-  const pull = await openPullOf(gh, branch);
-  if (pull === undefined) {
-    return { input: name, outcome: "no-pull-request", detail: `no open pull request from ${branch}` };
-  }
-  const where = { input: name, number: pull.number, url: pull.html_url };
-  const shown = parseGroupMarker(pull.body);
-  if (shown === undefined || !sameMembers(shown, members)) {
-    const now =
-      shown === undefined
-        ? "another change"
-        : Object.entries(shown)
-            .map(([n, r]) => `${n} ${r.slice(0, 7)}`)
-            .join(", ");
-    return {
-      ...where,
-      outcome: "moved",
-      detail: `left alone: it now proposes ${now}, not the evaluated members`,
-    };
-  }
-  const body = replaceSection(pull.body, renderSection(input, opts));
-  if (body === pull.body) return { ...where, outcome: "unchanged", detail: "section already up to date" };
-  if (opts.dryRun) return { ...where, outcome: "dry-run", detail: "would write the host impact section" };
-  try {
-    await octokit.rest.pulls.update({ owner, repo, pull_number: pull.number, body });
-  } catch (error) {
-    throw describeGitHubError(error, `update pull request #${pull.number}`, `${owner}/${repo}`);
-  }
-  return { ...where, outcome: "written", detail: "host impact section written" };
+  const target: SectionTarget = {
+    input: Object.keys(members).join(", "),
+    branch: groupBranch(opts.branchPrefix),
+    movedTo: (body) => {
+      const shown = parseGroupMarker(body);
+      if (shown !== undefined && sameMembers(shown, members)) return undefined;
+      const now =
+        shown === undefined
+          ? "another change"
+          : Object.entries(shown)
+              .map(([n, r]) => `${n} ${r.slice(0, 7)}`)
+              .join(", ");
+      return `${now}, not the evaluated members`;
+    },
+  };
+  return writeSection(
+    { octokit, repo: opts.repo },
+    target,
+    (body) => bodyWithSection(body, input, opts),
+    opts.dryRun,
+  );
 }

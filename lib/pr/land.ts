@@ -12,17 +12,19 @@ import { RuntimeError } from "../core/errors.ts";
 import { readJson } from "../core/files.ts";
 import { fullName, type MergeMethod } from "../core/ids.ts";
 import { parseLock, rootInputs } from "../flake/lock.ts";
-import { type InputChange, type Report, revOf } from "../flake/report.ts";
+import { type InputChange, membersOf, type Report, revOf } from "../flake/report.ts";
 import {
   describeGitHubError,
   type Octokit,
   type RepositoryClient,
   request,
+  requestUnlessAbsent,
   statusOf,
 } from "../github/client.ts";
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
-import { gitBlobSha, headSha, type OpenPull, openPullOf, readHead, SWAP_ATTEMPTS } from "./branch.ts";
-import { branchName, commitMessage, type PrText, prBody, prTitle } from "./text.ts";
+import { gitBlobSha, headSha, type OpenPull, openPullOf, readBase, readHead } from "./branch.ts";
+import { type BaseCommit, commitBySwap, type NewCommit } from "./commit.ts";
+import { branchName, commitMessage, insertBeforeMarker, type PrText, prBody, prTitle } from "./text.ts";
 
 export { MergeMethod, MergeMode } from "../core/ids.ts";
 
@@ -163,11 +165,7 @@ export function withNote(body: string | null | undefined, note: string | undefin
       ? `${text.slice(0, start).replace(/\s+$/, "")}\n\n${text.slice(end + NOTE_END.length).replace(/^\s+/, "")}`
       : text;
   if (note === undefined) return start >= 0 && end >= 0 ? without.replace(/^\n\n/, "") : text;
-  const section = `${NOTE_START}\n${note}\n${NOTE_END}`;
-  const marker = /\n?<!-- flake-bump(?:-group)? \{.*?\} -->/.exec(without);
-  if (marker === null) return `${without.replace(/\s+$/, "")}\n\n${section}\n`;
-  const before = without.slice(0, marker.index).replace(/\s+$/, "");
-  return `${before}\n\n${section}\n\n${without.slice(marker.index).replace(/^\n/, "")}`;
+  return insertBeforeMarker(without, `${NOTE_START}\n${note}\n${NOTE_END}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -344,7 +342,7 @@ export interface AutoTarget {
 }
 
 /** One input's pull request: its branch head's marker must name the rev the report moved it to. */
-export function inputTarget(gh: RepositoryClient, change: InputChange, opts: AutoOptions): AutoTarget {
+function inputLanding(gh: RepositoryClient, change: InputChange, opts: AutoOptions): AutoTarget {
   const branch = branchName(change.name, opts.branchPrefix);
   const rev = revOf(change);
   return {
@@ -370,7 +368,7 @@ export function inputTarget(gh: RepositoryClient, change: InputChange, opts: Aut
  * the evaluated rev is ever armed or merged.
  */
 export function landAuto(gh: RepositoryClient, change: InputChange, opts: AutoOptions): Promise<LandResult> {
-  return landTarget(gh, inputTarget(gh, change, opts), opts);
+  return landTarget(gh, inputLanding(gh, change, opts), opts);
 }
 
 /** Land a pull request by auto-merge (see landAuto), whichever branch and marker prove its head. */
@@ -458,14 +456,13 @@ async function lockAt(
   path: string,
   ref: string,
 ): Promise<{ sha: string; text: string } | undefined> {
-  try {
-    const { data } = await gh.octokit.rest.repos.getContent({ ...gh.repo, path, ref });
-    if (Array.isArray(data) || data.type !== "file" || !("content" in data)) return undefined;
-    return { sha: data.sha, text: Buffer.from(data.content, "base64").toString("utf8") };
-  } catch (error) {
-    if (statusOf(error) === 404) return undefined;
-    throw describeGitHubError(error, `read ${path} at ${ref.slice(0, 12)}`, fullName(gh.repo));
-  }
+  const found = await requestUnlessAbsent(gh, `read ${path} at ${ref.slice(0, 12)}`, [404], () =>
+    gh.octokit.rest.repos.getContent({ ...gh.repo, path, ref }),
+  );
+  const data = found?.data;
+  if (data === undefined || Array.isArray(data) || data.type !== "file" || !("content" in data))
+    return undefined;
+  return { sha: data.sha, text: Buffer.from(data.content, "base64").toString("utf8") };
 }
 
 /** The rev the lock pins for a root input, if it is a plain node. */
@@ -513,7 +510,7 @@ export async function commitDirect(
   const results: LandResult[] = [];
   const landable: InputChange[] = [];
   // A grouped run evaluated the combined lock once: its entry answers for every member.
-  const members = Object.fromEntries(report.inputs.map((change) => [change.name, revOf(change)]));
+  const members = membersOf(report.inputs);
   const grouped = opts.impact === undefined ? undefined : groupedEntry(opts.impact, members);
   for (const change of report.inputs) {
     const hold =
@@ -549,76 +546,74 @@ export async function commitDirect(
     }
     return results;
   };
-  const repo = fullName(gh.repo);
-  const fromBlob = gitBlobSha(opts.from.lock);
-  const newBlob = gitBlobSha(lock);
-  let text: PrText | undefined;
-  for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
-    const { data: baseCommit } = await request(gh, `read branch '${opts.base}' of ${repo}`, () =>
-      gh.octokit.rest.repos.getCommit({ ...gh.repo, ref: `heads/${opts.base}`, per_page: 1 }),
-    );
-    const current = await lockAt(gh, opts.path, baseCommit.sha);
-    if (current?.sha === newBlob) {
-      return done("none", `'${opts.base}' already has this flake.lock (${baseCommit.sha.slice(0, 12)})`);
-    }
-    if (current?.sha !== fromBlob) {
-      // Not what the lock was computed from: only a base that already holds every rev is fine.
-      let ahead = current !== undefined;
-      for (const change of landable) {
-        const rev = change.to.rev;
-        const there = current === undefined ? undefined : pinned(current.text, change.name);
-        if (rev === undefined || !(await sameOrNewer(isOlderOn(gh.octokit), change.github, there, rev))) {
-          ahead = false;
-        }
+  let text: Promise<PrText> | undefined;
+  return commitBySwap<undefined, LandResult[]>(gh, {
+    branch: opts.base,
+    head: undefined,
+    reread: ({ error, commit }) => refusedOrMoved(gh, opts, error, commit),
+    plan: async () => {
+      const base = await readBase(gh, opts.base);
+      const stop = await directStop(gh, base, lock, landable, opts);
+      if (stop !== undefined) return { done: done("none", stop) };
+      text ??= directText(gh, landable);
+      const message = commitMessage(await text);
+      return {
+        write: { base, head: base.sha, changes: [{ path: opts.path, content: lock }], message },
+        wrote: ({ sha }) => done("committed", `committed ${sha.slice(0, 12)} onto '${opts.base}'`, sha),
+      };
+    },
+  });
+}
+
+/**
+ * Why nothing is to be committed onto `base`: it already has this lock, or the same or newer revs,
+ * or it is a dry run; undefined when the commit is to be written. Throws when the base's lock is
+ * neither the one the new lock was computed from nor ahead of it.
+ */
+async function directStop(
+  gh: RepositoryClient,
+  base: BaseCommit,
+  lock: string,
+  landable: readonly InputChange[],
+  opts: DirectOptions,
+): Promise<string | undefined> {
+  const current = await lockAt(gh, opts.path, base.sha);
+  if (current?.sha === gitBlobSha(lock))
+    return `'${opts.base}' already has this flake.lock (${base.sha.slice(0, 12)})`;
+  if (current?.sha !== gitBlobSha(opts.from.lock)) {
+    // Not what the lock was computed from: only a base that already holds every rev is fine.
+    let ahead = current !== undefined;
+    for (const change of landable) {
+      const rev = change.to.rev;
+      const there = current === undefined ? undefined : pinned(current.text, change.name);
+      if (rev === undefined || !(await sameOrNewer(isOlderOn(gh.octokit), change.github, there, rev))) {
+        ahead = false;
       }
-      if (ahead) {
-        return done(
-          "none",
-          `'${opts.base}' already locks these inputs at the same or newer revs; nothing to commit`,
-        );
-      }
-      throw new RuntimeError(
-        `${opts.path} on '${opts.base}' of ${repo} changed since this run computed the new lock from ${opts.from.sha.slice(0, 12)}, so nothing was committed; rerun flake-bump to compute it from the new one`,
-      );
     }
-    if (opts.dryRun) {
-      return done(
-        "none",
-        `dry run: would commit ${opts.path} onto '${opts.base}' at ${baseCommit.sha.slice(0, 12)}`,
-      );
-    }
-    text ??= await directText(gh, landable);
-    const { data: tree } = await request(gh, "create the git tree", () =>
-      gh.octokit.rest.git.createTree({
-        ...gh.repo,
-        base_tree: baseCommit.commit.tree.sha,
-        tree: [{ path: opts.path, mode: "100644", type: "blob", content: lock }],
-      }),
+    if (ahead)
+      return `'${opts.base}' already locks these inputs at the same or newer revs; nothing to commit`;
+    throw new RuntimeError(
+      `${opts.path} on '${opts.base}' of ${fullName(gh.repo)} changed since this run computed the new lock from ${opts.from.sha.slice(0, 12)}, so nothing was committed; rerun flake-bump to compute it from the new one`,
     );
-    const message = commitMessage(text);
-    // No author or committer: GitHub signs the commit as the token's identity ("Verified").
-    const { data: commit } = await request(gh, "create the commit", () =>
-      gh.octokit.rest.git.createCommit({ ...gh.repo, message, tree: tree.sha, parents: [baseCommit.sha] }),
-    );
-    try {
-      await gh.octokit.rest.git.updateRef({
-        ...gh.repo,
-        ref: `heads/${opts.base}`,
-        sha: commit.sha,
-        force: false,
-      });
-      return done("committed", `committed ${commit.sha.slice(0, 12)} onto '${opts.base}'`, commit.sha);
-    } catch (error) {
-      if (statusOf(error) !== 422) throw describeGitHubError(error, `move branch '${opts.base}'`, repo);
-      // 422 is both "not a fast forward" (someone pushed: rebuild on their head) and a branch rule.
-      if ((await headSha(gh, opts.base)) !== baseCommit.sha) continue;
-      const said = error instanceof Error ? error.message.replace(/ - https:\S*$/, "") : String(error);
-      throw new RuntimeError(
-        `GitHub refused to commit ${opts.path} onto '${opts.base}' of ${repo} (${said}), so nothing was written: the branch is protected (branch protection or a ruleset requires pull requests or checks); use merge: auto, which opens a pull request and lets GitHub merge it once the rules are met`,
-      );
-    }
   }
+  if (opts.dryRun)
+    return `dry run: would commit ${opts.path} onto '${opts.base}' at ${base.sha.slice(0, 12)}`;
+  return undefined;
+}
+
+/**
+ * After GitHub refused to move the base (422): if the base moved, someone pushed (plan again on
+ * their head); if it did not, the refusal is a branch rule, said as one sentence.
+ */
+async function refusedOrMoved(
+  gh: RepositoryClient,
+  opts: DirectOptions,
+  error: unknown,
+  commit: NewCommit,
+): Promise<undefined> {
+  if ((await headSha(gh, opts.base)) !== commit.head) return undefined;
+  const said = error instanceof Error ? error.message.replace(/ - https:\S*$/, "") : String(error);
   throw new RuntimeError(
-    `'${opts.base}' of ${repo} kept moving under ${SWAP_ATTEMPTS} attempts, so nothing was committed; rerun, it is safe to repeat`,
+    `GitHub refused to commit ${opts.path} onto '${opts.base}' of ${fullName(gh.repo)} (${said}), so nothing was written: the branch is protected (branch protection or a ruleset requires pull requests or checks); use merge: auto, which opens a pull request and lets GitHub merge it once the rules are met`,
   );
 }

@@ -1,32 +1,38 @@
 /**
- * The pull request of each input: open, update or close it so it shows what its rolling branch holds
- * (lib/pr/branch.ts moves the branch). Safe to repeat and safe to race: the PR text is made to match the
- * branch head, re-read after every write, so concurrent runs converge on the newest commit.
+ * A flake-bump pull request's lifecycle, the same for one input's and for the grouped one: open it
+ * (or find the one a concurrent run, or our own lost answer, opened) with labels, reviewers and draft
+ * applied alike, keep its text matching its branch head, and close it once the base covers what it
+ * proposes. What differs between the kinds is a value, the Target. Safe to repeat and safe to race:
+ * the text is made to match the branch head, re-read after every write, so concurrent runs converge
+ * on the newest commit.
+ *
+ * The per-input pull requests (a rolling branch per input, lib/pr/branch.ts) are driven from here;
+ * the grouped one from lib/pr/group.ts.
  */
 
 import { UsageError } from "../core/errors.ts";
 import { fullName, type GitHubRepository } from "../core/ids.ts";
 import { type InputChange, type Report, revOf, type Skipped } from "../flake/report.ts";
 import {
+  defaultBranch,
   describeGitHubError,
   type Octokit,
   type RepositoryClient,
-  type RestEndpointMethodTypes,
   request,
   statusOf,
 } from "../github/client.ts";
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
 import {
-  type BaseCommit,
   type BranchHead,
   branchHasFile,
   deleteBranch,
   headAt,
   headSha,
+  type OpenPull,
   openPullOf,
-  SWAP_ATTEMPTS,
   swapBranch,
 } from "./branch.ts";
+import { type BaseCommit, SWAP_ATTEMPTS } from "./commit.ts";
 import { disableAutoMerge } from "./land.ts";
 import {
   type BodyInput,
@@ -38,6 +44,7 @@ import {
   parseMarker,
   prBody,
   prTitle,
+  sameInputAndRev,
 } from "./text.ts";
 
 export type Operation = "created" | "updated" | "unchanged" | "closed" | "none";
@@ -60,7 +67,7 @@ export interface OpenPrOptions {
   reviewers: readonly string[];
   draft: boolean;
   dryRun: boolean;
-  /** The body's closing sentence (pr-text's DEFAULT_FOOTER when absent). */
+  /** The body's closing sentence (lib/impact/text.ts's DEFAULT_DEPLOY_SENTENCE when absent). */
   footer?: string;
   /**
    * Disarm an open pull request's auto-merge before its branch moves to a new head (the open step of
@@ -70,21 +77,274 @@ export interface OpenPrOptions {
   disarmOnMove?: boolean;
 }
 
-type PullRequest = RestEndpointMethodTypes["pulls"]["list"]["response"]["data"][number];
+// ---------------------------------------------------------------------------------------------
+// The lifecycle over a target
+
+/** A branch head as its pull request shows it: the commit and the text its message carries. */
+export interface Head {
+  sha: string;
+  text: PrText;
+}
+
+/** Whether the base covers what an open pull request proposes; `comment` (closing it) when it does. */
+export interface Coverage {
+  /** What the result names. */
+  input: string;
+  detail: string;
+  comment?: string;
+}
+
+/**
+ * What one flake-bump pull request is about, whichever kind: its branch, the body its head gets, how
+ * its marker tells two proposals apart, how its head is read, and when the base covers it.
+ */
+export interface Target<H extends Head> {
+  /** What results name: the input, or the grouped pull request's members. */
+  input: string;
+  branch: string;
+  /** The pull request body for a branch head: the head's text, with what this kind adds to it. */
+  body: (head: H) => string;
+  /** Do the two bodies' markers propose the same (a computed host impact section then carries over)? */
+  sameProposal: (shown: string | null | undefined, next: string) => boolean;
+  /** The branch head after a text write: `known` when it did not move, undefined when it is gone. */
+  reread: (known: H) => Promise<H | undefined>;
+  /** Whether the base already holds what the open pull request proposes (see closeIfCovered). */
+  covered: (pr: OpenPull) => Promise<Coverage>;
+}
+
+/** A result about one pull request. */
+export function resultFor(
+  input: string,
+  operation: Operation,
+  detail: string,
+  pr?: { number: number; html_url: string },
+): PullRequestResult {
+  return { input, operation, detail, ...(pr ? { number: pr.number, url: pr.html_url } : {}) };
+}
+
+/**
+ * Refuse a report open-pr may not act on: a dry-run report's locks were never written, so only a
+ * dry run may read it (the action's `dry-run` input runs both scripts that way).
+ */
+export function checkReport(report: Report, opts: { dryRun: boolean }): void {
+  if (report.dryRun && report.changed && !opts.dryRun) {
+    throw new UsageError(
+      "the report comes from a --dry-run; run bump.ts without --dry-run before opening a pull request",
+    );
+  }
+}
+
+/** Where flake.lock is committed in the repository, which a flake outside git does not have. */
+export function lockPathOf(report: Report): string {
+  const lockPath = report.flake.lockPath;
+  if (lockPath === undefined) {
+    throw new UsageError(
+      `the flake in ${report.flake.dir} is not in a git repository, so there is no path to commit flake.lock at; run bump.ts in a clone of the repository`,
+    );
+  }
+  return lockPath;
+}
+
+/**
+ * Make the PR's title and body match the branch head, re-reading the head after each write so a
+ * run that wrote an older text repairs it (see the module comment). A run that writes nothing
+ * cannot have overwritten a newer text, so it needs no re-read.
+ */
+export async function syncText<H extends Head>(
+  gh: RepositoryClient,
+  target: Target<H>,
+  number: number,
+  head: H,
+  shown: PrText | undefined,
+): Promise<void> {
+  let at = head;
+  let current = shown;
+  for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
+    // The host impact section outlives a rewrite that keeps what it was computed for.
+    const wanted = {
+      title: at.text.title,
+      body: carrySection(current?.body, target.body(at), target.sameProposal),
+    };
+    if (current?.title === wanted.title && current.body === wanted.body) return;
+    await request(gh, `update pull request #${number}`, () =>
+      gh.octokit.rest.pulls.update({ ...gh.repo, pull_number: number, ...wanted }),
+    );
+    current = wanted;
+    const now = await target.reread(at);
+    if (now === undefined || now.sha === at.sha) return;
+    at = now;
+  }
+}
+
+const shownText = (pr: OpenPull): PrText => ({ title: pr.title, body: pr.body ?? "" });
+
+/**
+ * Open the pull request for a branch head just written, or find the one that is already open: a
+ * concurrent run's, or ours from an attempt whose answer was lost (a timeout, a dropped connection),
+ * which then still lacks its labels. Labels go on every pull request that lacks them, reviewers on
+ * the one this run created; a found one has its text made to match the head.
+ */
+export async function createOrFind<H extends Head>(
+  gh: RepositoryClient,
+  target: Target<H>,
+  base: string,
+  head: H,
+  opts: OpenPrOptions,
+): Promise<{ pr: { number: number; html_url: string }; created: boolean }> {
+  const opened = await openPull(gh, target, base, head, opts);
+  if ("created" in opened) {
+    await decorate(gh, opened.created.number, opts, { labels: true, reviewers: true });
+    // A PR created from the head we wrote needs no sync: a run that moves the branch after us finds
+    // this PR and syncs it itself.
+    return { pr: opened.created, created: true };
+  }
+  const { found } = opened;
+  const labels = found.labels.map((label) => label.name);
+  const unlabeled = opts.labels.some((label) => !labels.includes(label));
+  await decorate(gh, found.number, opts, { labels: unlabeled, reviewers: false });
+  // One found after a 422 may show anyone's text.
+  await syncText(gh, target, found.number, head, shownText(found));
+  return { pr: found, created: false };
+}
+
+/** Ask GitHub to open the pull request; on 422 (it is open already: never two for one branch) find it. */
+async function openPull<H extends Head>(
+  gh: RepositoryClient,
+  target: Target<H>,
+  base: string,
+  head: H,
+  opts: OpenPrOptions,
+): Promise<{ created: { number: number; html_url: string } } | { found: OpenPull }> {
+  try {
+    const { data } = await gh.octokit.rest.pulls.create({
+      ...gh.repo,
+      head: target.branch,
+      base,
+      title: head.text.title,
+      body: target.body(head),
+      draft: opts.draft,
+      maintainer_can_modify: false,
+    });
+    return { created: data };
+  } catch (error) {
+    const found = statusOf(error) === 422 ? await openPullOf(gh, target.branch) : undefined;
+    if (found === undefined) {
+      throw describeGitHubError(error, `open the pull request for '${target.branch}'`, fullName(gh.repo));
+    }
+    return { found };
+  }
+}
+
+async function decorate(
+  gh: RepositoryClient,
+  number: number,
+  opts: OpenPrOptions,
+  what: { labels: boolean; reviewers: boolean },
+): Promise<void> {
+  if (what.labels && opts.labels.length > 0) {
+    // Labels that do not exist yet are created by GitHub when added to an issue.
+    await request(gh, `label pull request #${number}`, () =>
+      gh.octokit.rest.issues.addLabels({ ...gh.repo, issue_number: number, labels: [...opts.labels] }),
+    );
+  }
+  if (what.reviewers && opts.reviewers.length > 0) {
+    await request(gh, `request reviewers on #${number}`, () =>
+      gh.octokit.rest.pulls.requestReviewers({
+        ...gh.repo,
+        pull_number: number,
+        reviewers: [...opts.reviewers],
+      }),
+    );
+  }
+}
+
+/**
+ * Close an open pull request once the base covers what it proposes (target.covered): auto-merge
+ * disarmed first (an armed PR could still merge between the comment and the close), a comment
+ * saying why, the close, and its branch deleted.
+ */
+export async function closeIfCovered<H extends Head>(
+  gh: RepositoryClient,
+  target: Target<H>,
+  pr: OpenPull,
+  opts: { dryRun: boolean },
+): Promise<PullRequestResult> {
+  const coverage = await target.covered(pr);
+  const { input, detail, comment } = coverage;
+  if (comment === undefined) return resultFor(input, "none", detail, pr);
+  if (opts.dryRun) return resultFor(input, "closed", `dry run: would close #${pr.number}`, pr);
+  if (pr.auto_merge) await disableAutoMerge(gh.octokit, pr.node_id, `#${pr.number}`);
+  await request(gh, `comment on #${pr.number}`, () =>
+    gh.octokit.rest.issues.createComment({ ...gh.repo, issue_number: pr.number, body: comment }),
+  );
+  await request(gh, `close #${pr.number}`, () =>
+    gh.octokit.rest.pulls.update({ ...gh.repo, pull_number: pr.number, state: "closed" }),
+  );
+  await deleteBranch(gh, target.branch);
+  return resultFor(input, "closed", detail, pr);
+}
+
+/** The base branch: the one asked for, else the open pull request's, else the repository's default. */
+export async function baseOf(
+  gh: RepositoryClient,
+  opts: OpenPrOptions,
+  existing: OpenPull | undefined,
+): Promise<string> {
+  return opts.base ?? existing?.base.ref ?? (await defaultBranch(gh));
+}
+
+// ---------------------------------------------------------------------------------------------
+// One input's pull request
 
 /**
  * The branch head as the PR listing tells it: when the body's head marker names the listing's
  * `head.sha`, the body was written for exactly that commit, so its rev marker is that commit's rev.
  */
-function headFromListing(pr: PullRequest): BranchHead | undefined {
+function headFromListing(pr: OpenPull): BranchHead | undefined {
   const { head, body } = parseHeadMarker(pr.body);
   const rev = parseMarker(body)?.rev;
   if (head?.sha !== pr.head.sha || rev === undefined) return undefined;
   return { sha: head.sha, text: { title: pr.title, body }, rev, base: head.base };
 }
 
+/**
+ * One input's pull request on `flake-bump/<input>`. `skip`, when nothing moved for the input: its
+ * pull request is covered once the base locks its rev or a newer one.
+ */
+export function inputTarget(
+  gh: RepositoryClient,
+  input: string,
+  prefix: string,
+  skip?: Skipped,
+): Target<BranchHead> {
+  const branch = branchName(input, prefix);
+  return {
+    input,
+    branch,
+    body: (head) => bodyForHead(head.text.body, head),
+    sameProposal: sameInputAndRev,
+    reread: async (known) => {
+      const now = await headSha(gh, branch);
+      if (now === undefined) return undefined;
+      return now === known.sha ? known : headAt(gh, branch, now);
+    },
+    covered: async (pr) => {
+      const keep = { input, detail: skip?.message ?? `#${pr.number} is not covered by the base` };
+      const marker = parseMarker(pr.body);
+      const current = skip?.current;
+      if (!marker || !current || skip === undefined) return keep;
+      if (!(await sameOrNewer(isOlderOn(gh.octokit), skip.github, current, marker.rev))) return keep;
+      return {
+        input,
+        detail: `closed #${pr.number}: the base already holds ${current.slice(0, 12)}`,
+        comment: `Closing: the base branch already locks \`${input}\` at \`${current.slice(0, 12)}\`, which includes \`${marker.rev.slice(0, 12)}\`.`,
+      };
+    },
+  };
+}
+
 class PullRequests {
-  private defaultBranch: string | undefined;
+  private base: Promise<string> | undefined;
   private readonly gh: RepositoryClient;
 
   constructor(
@@ -94,31 +354,19 @@ class PullRequests {
     this.gh = { octokit, repo: opts.repo };
   }
 
-  private get repo(): GitHubRepository {
-    return this.opts.repo;
-  }
-
-  private get name(): string {
-    return fullName(this.repo);
-  }
-
-  private call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    return request(this.gh, what, fn);
-  }
-
-  private openByBranch: Promise<Map<string, PullRequest> | undefined> | undefined;
+  private openByBranch: Promise<Map<string, OpenPull> | undefined> | undefined;
 
   /**
    * The open PR of a flake-bump branch, from one listing of the repository's open PRs (100 a page): a
    * nightly run over 50 inputs then asks once, not 50 times. Used for the first look only; after a
-   * conflict `findOpen` asks GitHub again.
+   * conflict openPullOf asks GitHub again.
    */
-  async firstLook(branch: string): Promise<PullRequest | undefined> {
+  async firstLook(branch: string): Promise<OpenPull | undefined> {
     this.openByBranch ??= (async () => {
-      const byBranch = new Map<string, PullRequest>();
+      const byBranch = new Map<string, OpenPull>();
       for (let page = 1; page <= 10; page++) {
-        const { data } = await this.call(`list pull requests of ${this.name}`, () =>
-          this.octokit.rest.pulls.list({ ...this.repo, state: "open", per_page: 100, page }),
+        const { data } = await request(this.gh, `list pull requests of ${fullName(this.opts.repo)}`, () =>
+          this.octokit.rest.pulls.list({ ...this.opts.repo, state: "open", per_page: 100, page }),
         );
         for (const pr of data) {
           if (pr.head.repo?.full_name === pr.base.repo.full_name) byBranch.set(pr.head.ref, pr);
@@ -128,48 +376,14 @@ class PullRequests {
       return undefined; // over 1000 open PRs: ask per branch instead
     })();
     const known = await this.openByBranch;
-    return known === undefined ? this.findOpen(branch) : known.get(branch);
+    return known === undefined ? openPullOf(this.gh, branch) : known.get(branch);
   }
 
-  findOpen(branch: string): Promise<PullRequest | undefined> {
-    return openPullOf(this.gh, branch);
-  }
-
-  async baseBranch(existing: PullRequest | undefined): Promise<string> {
-    if (this.opts.base) return this.opts.base;
-    if (existing) return existing.base.ref;
-    if (this.defaultBranch === undefined) {
-      const { data } = await this.call(`read ${this.name}`, () =>
-        this.octokit.rest.repos.get({ ...this.repo }),
-      );
-      this.defaultBranch = data.default_branch;
-    }
-    return this.defaultBranch;
-  }
-
-  /**
-   * Make the PR's title and body match the branch head, re-reading the head after each write so a
-   * run that wrote an older text repairs it (see the module comment). A run that writes nothing
-   * cannot have overwritten a newer text, so it needs no re-read.
-   */
-  async syncText(number: number, branch: string, head: BranchHead, shown: PrText | undefined): Promise<void> {
-    let target = head;
-    let current = shown;
-    for (let attempt = 0; attempt < SWAP_ATTEMPTS; attempt++) {
-      // The host impact section outlives a rewrite that keeps the rev it was computed for.
-      const wanted = {
-        title: target.text.title,
-        body: carrySection(current?.body, bodyForHead(target.text.body, target)),
-      };
-      if (current?.title === wanted.title && current.body === wanted.body) return;
-      await this.call(`update pull request #${number}`, () =>
-        this.octokit.rest.pulls.update({ ...this.repo, pull_number: number, ...wanted }),
-      );
-      current = wanted;
-      const now = await headSha(this.gh, branch);
-      if (now === undefined || now === target.sha) return;
-      target = await headAt(this.gh, branch, now);
-    }
+  /** The base branch, the repository's default read once for every input. */
+  baseBranch(existing: OpenPull | undefined): Promise<string> {
+    if (this.opts.base !== undefined || existing !== undefined) return baseOf(this.gh, this.opts, existing);
+    this.base ??= baseOf(this.gh, this.opts, undefined);
+    return this.base;
   }
 
   async open(
@@ -177,41 +391,30 @@ class PullRequests {
     lockPath: string,
     checkoutOf: (base: string) => BaseCommit | undefined = () => undefined,
   ): Promise<PullRequestResult> {
-    const branch = branchName(change.name, this.opts.branchPrefix);
+    const target = inputTarget(this.gh, change.name, this.opts.branchPrefix);
+    const { branch } = target;
     const rev = revOf(change);
     const existing = await this.firstLook(branch);
-    const result = (operation: Operation, pr: { number: number; html_url: string }, detail: string) => ({
-      input: change.name,
-      operation,
-      number: pr.number,
-      url: pr.html_url,
-      detail,
-    });
+    const result = (
+      operation: Operation,
+      detail: string,
+      pr?: OpenPull | { number: number; html_url: string },
+    ) => resultFor(change.name, operation, detail, pr);
     if (
       existing &&
       parseMarker(existing.body)?.rev === rev &&
       (await branchHasFile(this.gh, branch, lockPath, change.lock.text))
     ) {
-      return result("unchanged", existing, `#${existing.number} already proposes ${rev.slice(0, 12)}`);
+      return result("unchanged", `#${existing.number} already proposes ${rev.slice(0, 12)}`, existing);
     }
     if (this.opts.dryRun) {
-      return {
-        input: change.name,
-        operation: existing ? "updated" : "created",
-        detail: `dry run: would ${existing ? `update #${existing.number}` : "open a pull request"} for ${rev.slice(0, 12)}`,
-      };
+      return result(
+        existing ? "updated" : "created",
+        `dry run: would ${existing ? `update #${existing.number}` : "open a pull request"} for ${rev.slice(0, 12)}`,
+      );
     }
     const base = await this.baseBranch(existing);
-    // The report's list when bump.ts read it for exactly this move, else one compare, asked once.
-    let listed: Promise<Omit<BodyInput, "change">> | undefined;
-    const commits = () => {
-      const known = change.upstream;
-      listed ??=
-        known !== undefined && known.from === change.from?.rev && known.to === change.to.rev
-          ? Promise.resolve({ commits: known.commits, totalCommits: known.total })
-          : commitsBetween(this.octokit, change.name, change.github, change.from?.rev, change.to.rev);
-      return listed;
-    };
+    const commits = upstreamCommits(this.octokit, change);
     const text = async (): Promise<PrText> => ({
       title: prTitle(change.name, rev),
       body: prBody({
@@ -238,88 +441,18 @@ class PullRequests {
     });
 
     if (existing) {
-      await this.syncText(existing.number, branch, head, {
-        title: existing.title,
-        body: existing.body ?? "",
-      });
+      await syncText(this.gh, target, existing.number, head, shownText(existing));
       if (!wrote && head.rev !== rev) {
         return result(
           "unchanged",
-          existing,
           `#${existing.number} already proposes ${head.rev?.slice(0, 12)}, which includes ${rev.slice(0, 12)}`,
+          existing,
         );
       }
-      return result(wrote ? "updated" : "unchanged", existing, head.text.title);
+      return result(wrote ? "updated" : "unchanged", head.text.title, existing);
     }
-    const { pr, created, labels, shown } = await this.createPull(branch, base, head);
-    // A PR found after a 422 may be ours from an attempt whose answer was lost (timeout, dropped
-    // connection): it then still lacks its labels.
-    const unlabeled = this.opts.labels.some((label) => !labels.includes(label));
-    if (created || unlabeled) await this.decorate(pr.number, { reviewers: created });
-    // A PR we just created from the head we wrote needs no sync: a run that moves the branch after
-    // us finds this PR and syncs it itself. One we found after a 422 may show anyone's text.
-    if (!created) await this.syncText(pr.number, branch, head, shown);
-    return result(created ? "created" : wrote ? "updated" : "unchanged", pr, head.text.title);
-  }
-
-  private async decorate(number: number, opts: { reviewers: boolean }): Promise<void> {
-    if (this.opts.labels.length > 0) {
-      // Labels that do not exist yet are created by GitHub when added to an issue.
-      await this.call(`label pull request #${number}`, () =>
-        this.octokit.rest.issues.addLabels({
-          ...this.repo,
-          issue_number: number,
-          labels: [...this.opts.labels],
-        }),
-      );
-    }
-    if (opts.reviewers && this.opts.reviewers.length > 0) {
-      await this.call(`request reviewers on #${number}`, () =>
-        this.octokit.rest.pulls.requestReviewers({
-          ...this.repo,
-          pull_number: number,
-          reviewers: [...this.opts.reviewers],
-        }),
-      );
-    }
-  }
-
-  private async createPull(
-    branch: string,
-    base: string,
-    head: BranchHead,
-  ): Promise<{
-    pr: { number: number; html_url: string };
-    created: boolean;
-    labels: string[];
-    shown?: PrText;
-  }> {
-    try {
-      const { data } = await this.octokit.rest.pulls.create({
-        ...this.repo,
-        head: branch,
-        base,
-        title: head.text.title,
-        body: bodyForHead(head.text.body, head),
-        draft: this.opts.draft,
-        maintainer_can_modify: false,
-      });
-      return { pr: data, created: true, labels: [] };
-    } catch (error) {
-      // Another run opened it between our lookup and now: use theirs (never two PRs for one input).
-      if (statusOf(error) === 422) {
-        const raced = await this.findOpen(branch);
-        if (raced) {
-          return {
-            pr: raced,
-            created: false,
-            labels: raced.labels.map((label) => label.name),
-            shown: { title: raced.title, body: raced.body ?? "" },
-          };
-        }
-      }
-      throw describeGitHubError(error, `open the pull request for '${branch}'`, this.name);
-    }
+    const { pr, created } = await createOrFind(this.gh, target, base, head, this.opts);
+    return result(created ? "created" : wrote ? "updated" : "unchanged", head.text.title, pr);
   }
 
   /**
@@ -327,42 +460,24 @@ class PullRequests {
    * holds its rev or a newer one. Close it with a comment and delete its branch.
    */
   async closeIfObsolete(skip: Skipped): Promise<PullRequestResult> {
-    const branch = branchName(skip.name, this.opts.branchPrefix);
-    const existing = await this.firstLook(branch);
-    if (!existing) return { input: skip.name, operation: "none", detail: skip.message };
-    const keep = {
-      input: skip.name,
-      operation: "none" as const,
-      number: existing.number,
-      url: existing.html_url,
-    };
-    const marker = parseMarker(existing.body);
-    const current = skip.current;
-    if (!marker || !current) return { ...keep, detail: skip.message };
-    const obsolete = await sameOrNewer(isOlderOn(this.octokit), skip.github, current, marker.rev);
-    if (!obsolete) return { ...keep, detail: skip.message };
-    if (this.opts.dryRun) {
-      return { ...keep, operation: "closed", detail: `dry run: would close #${existing.number}` };
-    }
-    // An armed PR could still merge between the comment and the close.
-    if (existing.auto_merge) await disableAutoMerge(this.octokit, existing.node_id, `#${existing.number}`);
-    await this.call(`comment on #${existing.number}`, () =>
-      this.octokit.rest.issues.createComment({
-        ...this.repo,
-        issue_number: existing.number,
-        body: `Closing: the base branch already locks \`${skip.name}\` at \`${current.slice(0, 12)}\`, which includes \`${marker.rev.slice(0, 12)}\`.`,
-      }),
-    );
-    await this.call(`close #${existing.number}`, () =>
-      this.octokit.rest.pulls.update({ ...this.repo, pull_number: existing.number, state: "closed" }),
-    );
-    await deleteBranch(this.gh, branch);
-    return {
-      ...keep,
-      operation: "closed",
-      detail: `closed #${existing.number}: the base already holds ${current.slice(0, 12)}`,
-    };
+    const target = inputTarget(this.gh, skip.name, this.opts.branchPrefix, skip);
+    const existing = await this.firstLook(target.branch);
+    if (!existing) return resultFor(skip.name, "none", skip.message);
+    return closeIfCovered(this.gh, target, existing, this.opts);
   }
+}
+
+/** The report's upstream commits when bump.ts read them for exactly this move, else one compare, asked once. */
+function upstreamCommits(octokit: Octokit, change: InputChange): () => Promise<Omit<BodyInput, "change">> {
+  let listed: Promise<Omit<BodyInput, "change">> | undefined;
+  return () => {
+    const known = change.upstream;
+    listed ??=
+      known !== undefined && known.from === change.from?.rev && known.to === change.to.rev
+        ? Promise.resolve({ commits: known.commits, totalCommits: known.total })
+        : commitsBetween(octokit, change.name, change.github, change.from?.rev, change.to.rev);
+    return listed;
+  };
 }
 
 /** Open, update or close the pull requests a report calls for; one result per input. */
@@ -373,20 +488,9 @@ export async function openPullRequests(
 ): Promise<PullRequestResult[]> {
   const prs = new PullRequests(octokit, opts);
   const results: PullRequestResult[] = [];
-  // A dry-run report's locks were never written, so only a dry run may read it (the action's
-  // `dry-run` input runs both scripts that way).
-  if (report.dryRun && report.changed && !opts.dryRun) {
-    throw new UsageError(
-      "the report comes from a --dry-run; run bump.ts without --dry-run before opening a pull request",
-    );
-  }
+  checkReport(report, opts);
   if (report.changed) {
-    const lockPath = report.flake.lockPath;
-    if (lockPath === undefined) {
-      throw new UsageError(
-        `the flake in ${report.flake.dir} is not in a git repository, so there is no path to commit flake.lock at; run bump.ts in a clone of the repository`,
-      );
-    }
+    const lockPath = lockPathOf(report);
     // The checkout bump.ts ran in, when it is the base branch: the commit the lock was computed from.
     const head = report.flake.head;
     const checkout = (base: string) =>

@@ -7,7 +7,7 @@ import * as v from "valibot";
 import { tryParseJson } from "../core/files.ts";
 import { fullName, Sha } from "../core/ids.ts";
 import { formatDate, type InputChange, revOf, type UpstreamCommit } from "../flake/report.ts";
-import { SECTION_END, SECTION_HEADING, SECTION_START } from "../impact/text.ts";
+import { DEFAULT_DEPLOY_SENTENCE, SECTION_END, SECTION_HEADING, SECTION_START } from "../impact/text.ts";
 
 /** How many upstream commits the body lists before "and N more". */
 export const COMMIT_LIMIT = 30;
@@ -102,22 +102,25 @@ function revLink(base: string | undefined, rev: string | undefined): string {
 }
 
 /**
- * The body's closing sentence when host impact does not replace it. `{hosts}` is filled the way the
- * impact step fills it, so one template serves both (`pr-footer` in the update action).
+ * The body's closing sentence when host impact has not replaced it: `footer` (the impact step's
+ * DEFAULT_DEPLOY_SENTENCE when absent, `pr-footer` in the update action, so one template serves
+ * both) with `{hosts}` standing for the hosts that use the inputs, ending as a sentence.
  */
-export const DEFAULT_FOOTER = "After merging, deploy: {hosts}";
+function footerLine(footer: string | undefined, hosts: string): string {
+  const template = footer ?? DEFAULT_DEPLOY_SENTENCE;
+  const filled = (template.includes("{hosts}") ? template.replace("{hosts}", hosts) : template).trim();
+  return /[.!?]$/.test(filled) ? filled : `${filled}.`;
+}
 
-/** The footer with `{hosts}` standing for the hosts that use the input (impact not computed). */
-export function footerLine(footer: string, input: string): string {
-  const hosts = `the hosts that use \`${input}\``;
-  const filled = footer.includes("{hosts}") ? footer.replace("{hosts}", hosts) : footer;
-  return /[.!?]$/.test(filled.trim()) ? filled.trim() : `${filled.trim()}.`;
+/** The footer between the host impact markers, where the impact step writes its section. */
+export function footerSection(footer: string | undefined, hosts: string): string[] {
+  return [SECTION_START, footerLine(footer, hosts), SECTION_END];
 }
 
 export interface BodyInput {
   change: InputChange;
   /**
-   * The closing sentence (DEFAULT_FOOTER when absent), written between the host impact markers so
+   * The closing sentence (DEFAULT_DEPLOY_SENTENCE when absent), written between the host impact markers so
    * the impact step replaces it with its concrete deploy line; null for no footer (a direct commit).
    */
   footer?: string | null;
@@ -131,7 +134,7 @@ export function prBody(input: BodyInput): string {
   const { change, footer } = input;
   const lines = [...inputSection(input), ""];
   if (footer !== null) {
-    lines.push(SECTION_START, footerLine(footer ?? DEFAULT_FOOTER, change.name), SECTION_END, "");
+    lines.push(...footerSection(footer, `the hosts that use \`${change.name}\``), "");
   }
   lines.push(renderMarker({ input: change.name, rev: revOf(change) }));
   return lines.join("\n");
@@ -206,8 +209,16 @@ export function replaceSection(body: string | null | undefined, section: string)
     return section;
   });
   if (placed) return replaced.replace(/\n{3,}/g, "\n\n");
+  return text ? insertBeforeMarker(text, section) : `${section}\n`;
+}
+
+/**
+ * `text` with `section` before flake-bump's marker (per-input or grouped), a blank line either side;
+ * at the end when it has no marker.
+ */
+export function insertBeforeMarker(text: string, section: string): string {
   const marker = /\n?<!-- flake-bump(?:-group)? \{.*?\} -->/.exec(text);
-  if (marker === null) return text ? `${text.replace(/\s+$/, "")}\n\n${section}\n` : `${section}\n`;
+  if (marker === null) return `${text.replace(/\s+$/, "")}\n\n${section}\n`;
   const before = text.slice(0, marker.index).replace(/\s+$/, "");
   return `${before}\n\n${section}\n\n${text.slice(marker.index).replace(/^\n/, "")}`;
 }
@@ -218,15 +229,21 @@ export function replaceSection(body: string | null | undefined, section: string)
  * describes what the pull request proposes. A body for another rev gets none, since the old section
  * would describe a lock the pull request no longer holds (the impact step writes the new one).
  */
-export function carrySection(shown: string | null | undefined, next: string): string {
-  const section = shown ? sectionPattern().exec(shown)?.[0] : undefined;
+export function carrySection(
+  shown: string | null | undefined,
+  next: string,
+  sameProposal: (shown: string | null | undefined, next: string) => boolean = sameInputAndRev,
+): string {
   // Only a computed section is carried: the footer open-pr writes there until impact runs is not.
-  const computed = (text: string | undefined) =>
-    text?.startsWith(`${SECTION_START}\n${SECTION_HEADING}`) === true;
-  if (!computed(section) || section === undefined || computed(sectionPattern().exec(next)?.[0])) return next;
-  const [before, after] = [parseMarker(shown), parseMarker(next)];
-  if (before === undefined || before.input !== after?.input || before.rev !== after.rev) return next;
+  const section = computedSection(shown);
+  if (section === undefined || computedSection(next) !== undefined || !sameProposal(shown, next)) return next;
   return replaceSection(next, section);
+}
+
+/** Do both bodies' markers name the same input at the same rev? */
+export function sameInputAndRev(shown: string | null | undefined, next: string): boolean {
+  const [before, after] = [parseMarker(shown), parseMarker(next)];
+  return before !== undefined && before.input === after?.input && before.rev === after.rev;
 }
 
 /** The computed host impact section of a body (not the footer placeholder), if it has one. */

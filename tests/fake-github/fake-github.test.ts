@@ -372,6 +372,53 @@ describe("GitHub behaviour", () => {
     expect(await fake.readFile("o", "down", "flake-bump/up", "sub/flake.lock")).toBe("new\n");
   });
 
+  test("Git Data API: a gitlink (mode 160000) pins a commit of another repository, as git stores a submodule", async () => {
+    await fake.createRepo("o", "pins", { files: { "flake.nix": "{}" } });
+    const head = await fake.branchSha("o", "pins", "main");
+    const { data: base } = await gh.rest.git.getCommit({ owner: "o", repo: "pins", commit_sha: head ?? "" });
+    // GitHub does not look the pinned commit up: it lives in the submodule's repository.
+    const pinned = "5".repeat(40);
+    const { data: tree } = await gh.rest.git.createTree({
+      owner: "o",
+      repo: "pins",
+      base_tree: base.tree.sha,
+      tree: [{ path: "vendor/lib", mode: "160000", type: "commit", sha: pinned }],
+    });
+    const { data: listed } = await gh.rest.git.getTree({
+      owner: "o",
+      repo: "pins",
+      tree_sha: tree.sha,
+      recursive: "1",
+    });
+    expect(listed.tree.map(({ path, mode, type, sha }) => ({ path, mode, type, sha }))).toStrictEqual([
+      { path: "flake.nix", mode: "100644", type: "blob", sha: expect.any(String) },
+      { path: "vendor", mode: "040000", type: "tree", sha: expect.any(String) },
+      { path: "vendor/lib", mode: "160000", type: "commit", sha: pinned },
+    ]);
+    const { data: top } = await gh.rest.git.getTree({ owner: "o", repo: "pins", tree_sha: tree.sha });
+    expect(top.tree.map((entry) => entry.path)).toStrictEqual(["flake.nix", "vendor"]);
+    const { data: commit } = await gh.rest.git.createCommit({
+      owner: "o",
+      repo: "pins",
+      message: "pin lib",
+      tree: tree.sha,
+      parents: [base.sha],
+    });
+    await gh.rest.git.updateRef({ owner: "o", repo: "pins", ref: "heads/main", sha: commit.sha });
+    const dir = await mkdtemp(join(tmpdir(), "fake-github-clone-"));
+    try {
+      await $({ quiet: true })`git clone --quiet ${fake.cloneUrl("o", "pins")} ${dir}`;
+      const entry = (await $({ cwd: dir, quiet: true })`git ls-tree HEAD vendor/lib`).stdout.trim();
+      expect(entry).toBe(`160000 commit ${pinned}\tvendor/lib`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const missing = await rejection(
+      gh.rest.git.getTree({ owner: "o", repo: "pins", tree_sha: "6".repeat(40) }),
+    );
+    expect(statusOf(missing)).toBe(404);
+  });
+
   test("a commit with an explicit author is not verified; deleting a path with sha null works", async () => {
     await fake.createRepo("o", "r", { files: { keep: "k", drop: "d" } });
     const head = await fake.branchSha("o", "r", "main");

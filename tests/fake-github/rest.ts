@@ -4,7 +4,7 @@
  * against the OpenAPI description; the valibot schemas here only give them types.
  */
 import * as v from "valibot";
-import { isFullSha, type TreeChange, ZERO_SHA } from "./git.ts";
+import { isFullSha, type TreeChange, type TreeEntry, ZERO_SHA } from "./git.ts";
 import { MergeRefusal, mergePull, protectionRefusal } from "./merge.ts";
 import {
   type Account,
@@ -456,6 +456,28 @@ export const handlers: Record<string, Handler> = {
       status: 200,
       body: gitCommit(ctx.site, repo, object, verification(object, repo.signed.get(sha))),
     };
+  },
+
+  "git/get-tree": async (ctx) => {
+    const repo = visibleRepo(ctx);
+    const named = param(ctx, "tree_sha");
+    // GitHub takes a tree SHA, or anything naming a commit (whose root tree it lists).
+    const isTree = isFullSha(named) && (await repo.git.objectType(named)) === "tree";
+    const commit = isTree ? undefined : await repo.git.resolveCommit(named);
+    const sha = isTree ? named : commit && (await repo.git.readCommit(commit)).tree;
+    if (!sha) throw notFound();
+    // `recursive` set to any value (GitHub's docs: even "0" or "false") lists the subtrees' entries
+    // too, each directory before what it holds. A gitlink (mode 160000) is listed, never entered.
+    const entries: TreeEntry[] = [];
+    const walk = async (dir: string, prefix: string): Promise<void> => {
+      for (const entry of await repo.git.lsTree(dir)) {
+        const path = `${prefix}${entry.path}`;
+        entries.push({ ...entry, path });
+        if (ctx.query.recursive !== undefined && entry.type === "tree") await walk(entry.sha, `${path}/`);
+      }
+    };
+    await walk(sha, "");
+    return { status: 200, body: gitTree(ctx.site, repo, sha, entries) };
   },
 
   "git/create-blob": async (ctx) => {

@@ -98,8 +98,10 @@ export function nixStandIn(opts: StandInOptions = {}): NixStandIn {
   return {
     version,
     calls,
-    async run(args, { cwd, what }) {
+    async run(args, { cwd, what, hint }) {
       const call = calls.push([...args]) - 1;
+      const failed = (detail: string) =>
+        new RuntimeError(`Nix failed to ${what}${hint === undefined ? "" : `; ${hint}`}: ${detail}`);
       const { dir, moves } = plan(args);
       const file = join(dir === "." ? cwd : dir, "flake.lock");
       const original = await readFile(file, "utf8");
@@ -113,7 +115,7 @@ export function nixStandIn(opts: StandInOptions = {}): NixStandIn {
       for (const { input, rev } of moves) {
         const key = inputs[input];
         if (typeof key !== "string") {
-          throw new RuntimeError(`Nix failed to ${what}: input '${input}' does not exist in the lock`);
+          throw failed(`input '${input}' does not exist in the lock`);
         }
         // A branch head is a commit like any other: a later pin of it finds it too.
         const known = [...Object.values(opts.heads ?? {}), ...Object.values(opts.commits ?? {})];
@@ -121,7 +123,7 @@ export function nixStandIn(opts: StandInOptions = {}): NixStandIn {
           rev === undefined ? opts.heads?.[input] : (opts.commits?.[rev] ?? known.find((c) => c.rev === rev));
         if (commit === undefined) {
           if (rev !== undefined) {
-            throw new RuntimeError(`Nix failed to ${what}: cannot fetch revision ${rev} of input '${input}'`);
+            throw failed(`cannot fetch revision ${rev} of input '${input}'`);
           }
           continue; // no newer head: Nix rewrites the lock unchanged
         }
@@ -133,7 +135,7 @@ export function nixStandIn(opts: StandInOptions = {}): NixStandIn {
       const written = nixJson(lock);
       if (opts.fail?.call === call) {
         if (opts.fail.halfWrite === true) await writeFile(file, written.slice(0, written.length / 2));
-        throw new RuntimeError(`Nix failed to ${what}: error: unable to download (stand-in)`);
+        throw failed("error: unable to download (stand-in)");
       }
       await writeFile(file, opts.corrupt?.call === call ? opts.corrupt.text(written) : written);
     },

@@ -10,7 +10,9 @@ import * as v from "valibot";
 import { $ } from "zx";
 import { type GitRepo, gitRepo } from "./git.ts";
 import {
+  type ChrootNix,
   type NixVariant,
+  nixChrootDir,
   nixTestEnv,
   nixVariants,
   parseNixVersion,
@@ -183,63 +185,153 @@ describe("parseNixVersion", () => {
 
 describe("selectNixVariants", () => {
   const system: NixVariant = { name: "nix 2.8.0", version: "2.8.0", env: {} };
-  const chroot: NixVariant = {
-    name: "nix 2.26.3 (trixie chroot)",
-    version: "2.26.3",
-    pathPrefix: "/shim",
-    env: { PATH: "/shim:/usr/bin" },
-  };
-  const missing = "Nix 2.26 is not set up";
+  const chroot = (version: string, suite: string): NixVariant => ({
+    name: `nix ${version} (${suite} chroot)`,
+    version,
+    pathPrefix: `/shim-${version}`,
+    env: { PATH: `/shim-${version}:/usr/bin` },
+  });
+  const v226 = chroot("2.26.3", "trixie");
+  const v234 = chroot("2.34.8", "sid");
+  const missing = (version: string) => `Nix ${version} is not set up`;
+  const both: ChrootNix[] = [
+    { wanted: "2.26", found: v226 },
+    { wanted: "2.34", found: v234 },
+  ];
+  const no234: ChrootNix[] = [
+    { wanted: "2.26", found: v226 },
+    { wanted: "2.34", found: missing("2.34") },
+  ];
+  const none: ChrootNix[] = [
+    { wanted: "2.26", found: missing("2.26") },
+    { wanted: "2.34", found: missing("2.34") },
+  ];
   interface Case {
     what: string;
-    chroot: NixVariant | string;
+    chroots: ChrootNix[];
     env: { FLAKE_BUMP_TEST_NIX?: string; CI?: string };
     expected: { variants: NixVariant[]; skipped?: string } | RegExp;
   }
   const cases: Case[] = [
-    { what: "default, both available", chroot, env: {}, expected: { variants: [system, chroot] } },
+    { what: "default, all available", chroots: both, env: {}, expected: { variants: [system, v226, v234] } },
     {
-      what: "default, 2.26 missing: skipped locally",
-      chroot: missing,
+      what: "default, 2.34 missing: skipped locally",
+      chroots: no234,
       env: {},
-      expected: { variants: [system], skipped: `Skipping the Nix 2.26 tests: ${missing}.` },
+      expected: { variants: [system, v226], skipped: `Skipping the Nix 2.34 tests: ${missing("2.34")}.` },
     },
     {
-      what: "default, 2.26 missing in CI",
-      chroot: missing,
+      what: "default, both chroots missing: each skipped, on its own line",
+      chroots: none,
+      env: {},
+      expected: {
+        variants: [system],
+        skipped: `Skipping the Nix 2.26 tests: ${missing("2.26")}.\nSkipping the Nix 2.34 tests: ${missing("2.34")}.`,
+      },
+    },
+    {
+      what: "default, 2.34 missing in CI",
+      chroots: no234,
       env: { CI: "true" },
-      expected: /CI=true requires/,
+      expected: /CI=true requires Nix 2.34/,
     },
-    { what: "CI with both", chroot, env: { CI: "true" }, expected: { variants: [system, chroot] } },
-    { what: "all", chroot, env: { FLAKE_BUMP_TEST_NIX: "all" }, expected: { variants: [system, chroot] } },
     {
-      what: "all, 2.26 missing",
-      chroot: missing,
+      what: "CI with all three",
+      chroots: both,
+      env: { CI: "true" },
+      expected: { variants: [system, v226, v234] },
+    },
+    {
+      what: "all",
+      chroots: both,
       env: { FLAKE_BUMP_TEST_NIX: "all" },
-      expected: /not set up/,
+      expected: { variants: [system, v226, v234] },
     },
-    { what: "2.8 only", chroot, env: { FLAKE_BUMP_TEST_NIX: "2.8" }, expected: { variants: [system] } },
     {
-      what: "2.8 only, in CI with 2.26 missing",
-      chroot: missing,
+      what: "all, 2.34 missing",
+      chroots: no234,
+      env: { FLAKE_BUMP_TEST_NIX: "all" },
+      expected: /asks for Nix 2.34, but Nix 2.34 is not set up/,
+    },
+    {
+      what: "2.8 only",
+      chroots: both,
+      env: { FLAKE_BUMP_TEST_NIX: "2.8" },
+      expected: { variants: [system] },
+    },
+    {
+      what: "2.8 only, in CI with the chroots missing",
+      chroots: none,
       env: { FLAKE_BUMP_TEST_NIX: "2.8", CI: "true" },
       expected: { variants: [system] },
     },
-    { what: "system", chroot, env: { FLAKE_BUMP_TEST_NIX: "system" }, expected: { variants: [system] } },
-    { what: "2.26 only", chroot, env: { FLAKE_BUMP_TEST_NIX: "2.26" }, expected: { variants: [chroot] } },
-    { what: "2.26, missing", chroot: missing, env: { FLAKE_BUMP_TEST_NIX: "2.26" }, expected: /not set up/ },
+    {
+      what: "system",
+      chroots: both,
+      env: { FLAKE_BUMP_TEST_NIX: "system" },
+      expected: { variants: [system] },
+    },
+    {
+      what: "2.26 only",
+      chroots: both,
+      env: { FLAKE_BUMP_TEST_NIX: "2.26" },
+      expected: { variants: [v226] },
+    },
+    {
+      what: "2.34 only",
+      chroots: both,
+      env: { FLAKE_BUMP_TEST_NIX: "2.34" },
+      expected: { variants: [v234] },
+    },
+    {
+      what: "2.34 only, with 2.26 missing",
+      chroots: [
+        { wanted: "2.26", found: missing("2.26") },
+        { wanted: "2.34", found: v234 },
+      ],
+      env: { FLAKE_BUMP_TEST_NIX: "2.34" },
+      expected: { variants: [v234] },
+    },
+    { what: "2.34, missing", chroots: no234, env: { FLAKE_BUMP_TEST_NIX: "2.34" }, expected: /not set up/ },
+    {
+      what: "2.34.8 exactly",
+      chroots: both,
+      env: { FLAKE_BUMP_TEST_NIX: "2.34.8" },
+      expected: { variants: [v234] },
+    },
     {
       what: "a list, deduplicated",
-      chroot,
-      env: { FLAKE_BUMP_TEST_NIX: "2.26, 2.8,system" },
-      expected: { variants: [chroot, system] },
+      chroots: both,
+      env: { FLAKE_BUMP_TEST_NIX: "2.34 2.26, 2.8,system" },
+      expected: { variants: [v234, v226, system] },
     },
-    { what: "2.2 is not 2.26", chroot, env: { FLAKE_BUMP_TEST_NIX: "2.2" }, expected: /names Nix '2.2'/ },
-    { what: "unknown", chroot, env: { FLAKE_BUMP_TEST_NIX: "2.18" }, expected: /names Nix '2.18'/ },
+    {
+      what: "2.2 is not 2.26",
+      chroots: both,
+      env: { FLAKE_BUMP_TEST_NIX: "2.2" },
+      expected: /names Nix '2.2'/,
+    },
+    {
+      what: "unknown, with every version named",
+      chroots: no234,
+      env: { FLAKE_BUMP_TEST_NIX: "2.18" },
+      expected: /names Nix '2.18', which is not one of: system, all, 2.8.0, 2.26.3, 2.34\.$/,
+    },
   ];
-  test.each(cases)("$what", ({ chroot: available, env, expected }) => {
-    const select = () => selectNixVariants({ system, chroot: available }, env);
+  test.each(cases)("$what", ({ chroots, env, expected }) => {
+    const select = () => selectNixVariants({ system, chroots }, env);
     if (expected instanceof RegExp) expect(select).toThrow(expected);
     else expect(select()).toStrictEqual(expected);
+  });
+});
+
+describe("nixChrootDir", () => {
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ["under HOME's cache", { HOME: "/home/me" }, "/home/me/.cache/flake-bump/nix-2.34"],
+    ["under XDG_CACHE_HOME", { HOME: "/home/me", XDG_CACHE_HOME: "/c" }, "/c/flake-bump/nix-2.34"],
+    ["under FLAKE_BUMP_NIX_ROOT", { XDG_CACHE_HOME: "/c", FLAKE_BUMP_NIX_ROOT: "/n" }, "/n/nix-2.34"],
+  ];
+  test.each(cases)("%s", (_what, env, expected) => {
+    expect(nixChrootDir("2.34", env)).toBe(expected);
   });
 });

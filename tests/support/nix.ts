@@ -7,7 +7,7 @@ import { $ } from "zx";
 export interface NixTestEnvOptions {
   /**
    * PEM file Nix trusts for HTTPS (the fake GitHub's self-signed certificate). Keep it under
-   * os.tmpdir(): the Nix 2.26 chroot sees only /tmp of the host.
+   * os.tmpdir(): the chroot Nix versions see only /tmp of the host.
    */
   certFile?: string;
 }
@@ -59,7 +59,7 @@ export function nixTestEnv(opts: NixTestEnvOptions = {}): NixTestEnv {
 }
 
 export interface NixVariant {
-  /** For test titles, e.g. `nix 2.8.0` or `nix 2.26.3 (trixie chroot)`. */
+  /** For test titles, e.g. `nix 2.8.0` or `nix 2.34.8 (sid chroot)`. */
   name: string;
   /** As `nix --version` prints it, e.g. `2.26.3`. */
   version: string;
@@ -69,10 +69,19 @@ export interface NixVariant {
   env: Record<string, string>;
 }
 
-/** Where tests/support/setup-nix-2.26.sh puts the chroot; the same default, spelled the same way. */
-export function nix226Dir(env: Record<string, string | undefined> = process.env): string {
+/**
+ * The Nix versions the tests run besides the system's, oldest first: each is a Debian suite's nix-bin in
+ * a chroot that `bash tests/support/setup-nix-VERSION.sh` sets up (2.34 is what the action installs).
+ */
+export const CHROOT_NIX = [
+  { version: "2.26", suite: "trixie" },
+  { version: "2.34", suite: "sid" },
+] as const;
+
+/** Where tests/support/setup-nix-chroot.sh puts a version's chroot; the same default, spelled the same way. */
+export function nixChrootDir(version: string, env: Record<string, string | undefined> = process.env): string {
   const cache = env.XDG_CACHE_HOME || join(env.HOME || homedir(), ".cache");
-  return env.FLAKE_BUMP_NIX_ROOT || join(cache, "flake-bump", "nix-2.26");
+  return join(env.FLAKE_BUMP_NIX_ROOT || join(cache, "flake-bump"), `nix-${version}`);
 }
 
 /** PATH for running `variant`: its shim dir first, when it has one. */
@@ -96,24 +105,24 @@ function probe(pathPrefix: string | undefined): { version: string } | { error: s
   return { version };
 }
 
-/** Why the Nix 2.26 chroot cannot be used here, or its variant. */
-function chrootVariant(): NixVariant | string {
-  const dir = nix226Dir();
+/** Why a chroot Nix cannot be used here, or its variant. */
+function chrootVariant({ version: wanted, suite }: (typeof CHROOT_NIX)[number]): NixVariant | string {
+  const dir = nixChrootDir(wanted);
   const shimDir = join(dir, "bin");
-  const setup = "bash tests/support/setup-nix-2.26.sh";
+  const setup = `bash tests/support/setup-nix-${wanted}.sh`;
   if (!existsSync(join(dir, "rootfs", ".flake-bump-ready")) || !existsSync(join(shimDir, "nix"))) {
-    return `Nix 2.26 is not set up in ${dir} (run as root: ${setup})`;
+    return `Nix ${wanted} is not set up in ${dir} (run as root: ${setup})`;
   }
-  if (process.getuid?.() !== 0) return "the Nix 2.26 chroot needs root (chroot and mount)";
+  if (process.getuid?.() !== 0) return `the Nix ${wanted} chroot needs root (chroot and mount)`;
   // The chroot binds the host's /tmp only: test repos and certificates elsewhere would be invisible to it.
   const tmp = realpathSync(tmpdir());
   if (tmp !== "/tmp" && !tmp.startsWith("/tmp/")) {
-    return `os.tmpdir() is ${tmp}, which the Nix 2.26 chroot cannot see; unset TMPDIR or set it under /tmp`;
+    return `os.tmpdir() is ${tmp}, which the Nix ${wanted} chroot cannot see; unset TMPDIR or set it under /tmp`;
   }
   const result = probe(shimDir);
-  if ("error" in result) return `the Nix 2.26 shim in ${shimDir} does not run: ${result.error}`;
+  if ("error" in result) return `the Nix ${wanted} shim in ${shimDir} does not run: ${result.error}`;
   return {
-    name: `nix ${result.version} (trixie chroot)`,
+    name: `nix ${result.version} (${suite} chroot)`,
     version: result.version,
     pathPrefix: shimDir,
     env: { PATH: variantPath({ pathPrefix: shimDir }) },
@@ -124,48 +133,104 @@ function versionMatches(version: string, wanted: string): boolean {
   return version === wanted || version.startsWith(`${wanted}.`);
 }
 
+/** A chroot Nix the tests know of: the version it should be, and its variant or why it is missing. */
+export interface ChrootNix {
+  wanted: string;
+  found: NixVariant | string;
+}
+
 /**
  * Which variants to test, from what is available and the environment:
- * FLAKE_BUMP_TEST_NIX unset or empty → every available one; `all` → system and 2.26, both required;
- * otherwise a comma/space separated list of `system` or version prefixes (`2.8`, `2.26`), each required.
- * With CI=true a missing 2.26 is an error even by default, because .ci/run sets it up.
+ * FLAKE_BUMP_TEST_NIX unset or empty → every available one; `all` → the system's and every chroot's,
+ * all required; otherwise a comma/space separated list of `system` or version prefixes (`2.8`, `2.26`,
+ * `2.34`), each required. With CI=true a missing chroot Nix is an error even by default, because
+ * .ci/run sets them all up.
  */
 export function selectNixVariants(
-  available: { system: NixVariant; chroot: NixVariant | string },
+  available: { system: NixVariant; chroots: readonly ChrootNix[] },
   env: { FLAKE_BUMP_TEST_NIX?: string | undefined; CI?: string | undefined },
+  /** The variable the choice came from, for the errors. */
+  variable = "FLAKE_BUMP_TEST_NIX",
 ): { variants: NixVariant[]; skipped?: string } {
-  const { system, chroot } = available;
+  const { system, chroots } = available;
   const wanted = (env.FLAKE_BUMP_TEST_NIX ?? "").split(/[\s,]+/).filter((token) => token !== "");
-  const chrootOrThrow = (why: string): NixVariant => {
-    if (typeof chroot === "string") throw new Error(`${why}, but ${chroot}.`);
-    return chroot;
+  const orThrow = (chroot: ChrootNix, why: string): NixVariant => {
+    if (typeof chroot.found === "string") throw new Error(`${why}, but ${chroot.found}.`);
+    return chroot.found;
   };
   if (wanted.length === 0) {
-    if (typeof chroot !== "string") return { variants: [system, chroot] };
-    if (env.CI === "true") chrootOrThrow("CI=true requires Nix 2.26 in the tests");
-    return { variants: [system], skipped: `Skipping the Nix 2.26 tests: ${chroot}.` };
+    const variants = [system];
+    const skipped: string[] = [];
+    for (const chroot of chroots) {
+      if (typeof chroot.found !== "string") variants.push(chroot.found);
+      else if (env.CI === "true") orThrow(chroot, `CI=true requires Nix ${chroot.wanted} in the tests`);
+      else skipped.push(`Skipping the Nix ${chroot.wanted} tests: ${chroot.found}.`);
+    }
+    return skipped.length === 0 ? { variants } : { variants, skipped: skipped.join("\n") };
   }
   if (wanted.includes("all")) {
-    return { variants: [system, chrootOrThrow("FLAKE_BUMP_TEST_NIX=all asks for Nix 2.26")] };
+    const asked = (chroot: ChrootNix) => orThrow(chroot, `${variable}=all asks for Nix ${chroot.wanted}`);
+    return { variants: [system, ...chroots.map(asked)] };
   }
   const variants: NixVariant[] = [];
   for (const token of wanted) {
     let match: NixVariant | undefined;
     if (token === "system" || versionMatches(system.version, token)) match = system;
-    else if (
-      typeof chroot !== "string" ? versionMatches(chroot.version, token) : versionMatches("2.26", token)
-    ) {
-      match = chrootOrThrow(`FLAKE_BUMP_TEST_NIX asks for Nix ${token}`);
+    const chroot = chroots.find(({ wanted: version, found }) =>
+      versionMatches(typeof found === "string" ? version : found.version, token),
+    );
+    if (match === undefined && chroot !== undefined) {
+      match = orThrow(chroot, `${variable} asks for Nix ${token}`);
     }
     if (match === undefined) {
-      const known = [system.version, typeof chroot === "string" ? "2.26" : chroot.version].join(", ");
-      throw new Error(
-        `FLAKE_BUMP_TEST_NIX names Nix '${token}', which is not one of: system, all, ${known}.`,
-      );
+      const known = [
+        system.version,
+        ...chroots.map(({ wanted: version, found }) => (typeof found === "string" ? version : found.version)),
+      ].join(", ");
+      throw new Error(`${variable} names Nix '${token}', which is not one of: system, all, ${known}.`);
     }
     if (!variants.includes(match)) variants.push(match);
   }
   return { variants };
+}
+
+function systemVariant(): NixVariant {
+  const probed = probe(undefined);
+  if ("error" in probed) {
+    throw new Error(`The tests need Nix on PATH (Debian: apt-get install nix-bin): ${probed.error}`);
+  }
+  return { name: `nix ${probed.version}`, version: probed.version, env: {} };
+}
+
+/**
+ * The one Nix the benchmark measures: `wanted` (FLAKE_BUMP_BENCH_NIX: `system`, or a version as
+ * FLAKE_BUMP_TEST_NIX takes them, e.g. `2.26`) when given; by default the newest chroot Nix (current
+ * Nix, which the update action installs) when it is set up, else the system's, with a note saying so.
+ */
+export function benchNixVariant(wanted: string | undefined): { variant: NixVariant; note?: string } {
+  const system = systemVariant();
+  const newest = CHROOT_NIX[CHROOT_NIX.length - 1];
+  if (wanted === undefined || wanted.trim() === "") {
+    const found = newest === undefined ? "no chroot Nix is known" : chrootVariant(newest);
+    if (typeof found !== "string") return { variant: found };
+    return {
+      variant: system,
+      note: `Measured on the system's Nix ${system.version}, not current Nix: ${found}.`,
+    };
+  }
+  const chroots = CHROOT_NIX.map((chroot) => ({ wanted: chroot.version, found: chrootVariant(chroot) }));
+  const { variants } = selectNixVariants(
+    { system, chroots },
+    { FLAKE_BUMP_TEST_NIX: wanted },
+    "FLAKE_BUMP_BENCH_NIX",
+  );
+  const [variant, ...more] = variants;
+  if (variant === undefined || more.length > 0) {
+    throw new Error(
+      `FLAKE_BUMP_BENCH_NIX names ${variants.length} Nix versions; name one (system, or e.g. 2.34).`,
+    );
+  }
+  return { variant };
 }
 
 let memo: NixVariant[] | undefined;
@@ -177,14 +242,13 @@ let memo: NixVariant[] | undefined;
  */
 export function nixVariants(): NixVariant[] {
   if (memo === undefined) {
-    const probed = probe(undefined);
-    if ("error" in probed) {
-      throw new Error(`The tests need Nix on PATH (Debian: apt-get install nix-bin): ${probed.error}`);
-    }
-    const system: NixVariant = { name: `nix ${probed.version}`, version: probed.version, env: {} };
+    const system = systemVariant();
     const { FLAKE_BUMP_TEST_NIX, CI } = process.env;
     const { variants, skipped } = selectNixVariants(
-      { system, chroot: chrootVariant() },
+      {
+        system,
+        chroots: CHROOT_NIX.map((chroot) => ({ wanted: chroot.version, found: chrootVariant(chroot) })),
+      },
       { FLAKE_BUMP_TEST_NIX, CI },
     );
     if (skipped !== undefined) console.warn(skipped);

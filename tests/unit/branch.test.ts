@@ -18,17 +18,11 @@ import {
 import { createHash } from "node:crypto";
 import type { InputChange } from "../../lib/flake/report.ts";
 import { createOctokit, type Octokit, type RepositoryClient } from "../../lib/github/client.ts";
-import {
-  type BaseCommit,
-  type BranchHead,
-  readHead,
-  SWAP_ATTEMPTS,
-  type Swap,
-  swapBranch,
-} from "../../lib/pr/branch.ts";
+import { type BranchHead, readHead, type Swap, swapBranch } from "../../lib/pr/branch.ts";
+import { type BaseCommit, SWAP_ATTEMPTS } from "../../lib/pr/commit.ts";
 import { commitMessage, type PrText, prBody, prTitle } from "../../lib/pr/text.ts";
-import { type FakeGitHub, type Handler, type HandlerContext, localFakeGitHub } from "../fake-github/index.ts";
-import { handlers } from "../fake-github/rest.ts";
+import { type FakeGitHub, type HandlerContext, localFakeGitHub } from "../fake-github/index.ts";
+import { runningFirst } from "../support/handlers.ts";
 import { upstreamHistory } from "../support/history.ts";
 
 // Each case makes a handful of real git objects in the fake; a busy machine needs more than 5 s.
@@ -53,12 +47,7 @@ let up: string[];
  */
 let beforeUpdateRef: ((ctx: HandlerContext) => Promise<void>) | undefined;
 
-const realUpdateRef = handlers["git/update-ref"];
-const updateRef: Handler = async (ctx) => {
-  await beforeUpdateRef?.(ctx);
-  if (realUpdateRef === undefined) throw new Error("the fake has no git/update-ref handler");
-  return realUpdateRef(ctx);
-};
+const updateRef = runningFirst("git/update-ref", () => beforeUpdateRef);
 
 const at = (i: number) => up[i] ?? "";
 

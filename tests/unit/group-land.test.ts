@@ -32,6 +32,7 @@ import type { OpenPrOptions } from "../../lib/pr/lifecycle.ts";
 import { main as openPrMain } from "../../scripts/open-pr.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 import { scratchRoot } from "../fake-github/tmp.ts";
+import { losingAnswer } from "../support/handlers.ts";
 import { upstreamHistory } from "../support/history.ts";
 import { runInProcess } from "../support/in-process.ts";
 
@@ -149,8 +150,16 @@ function perInputImpact(report: Report, failing: string): ImpactFile {
   };
 }
 
+/** Lose the answer to the next `pulls/create` after GitHub applied it (a dropped connection). */
+let loseCreateAnswer = false;
+const createPull = losingAnswer("pulls/create", () => {
+  const lose = loseCreateAnswer;
+  loseCreateAnswer = false;
+  return lose;
+});
+
 beforeAll(async () => {
-  fake = await localFakeGitHub();
+  fake = await localFakeGitHub({ handlers: { "pulls/create": createPull } });
   octokit = createOctokit({ baseUrl: fake.apiUrl, token: fake.token, waitScale: 0 });
   for (const name of NAMES) {
     revs[name] = await upstreamHistory(fake, { owner: "acme", repo: name }, 2, (i) => `${name} ${i}`);
@@ -217,6 +226,31 @@ describe("pure decisions", () => {
     expect(carryGroupSection(body({ a: rev("a", 1) }), body({ a: rev("a", 1) }))).toBe(
       body({ a: rev("a", 1) }),
     );
+  });
+});
+
+describe("the grouped PR's lifecycle is the per-input one", () => {
+  test("a create whose answer was lost: the grouped PR found after the 422 still gets its labels, once", async () => {
+    loseCreateAnswer = true;
+    const [result] = await openGroupPullRequest(octokit, groupReport({ a: 1, b: 1 }), {
+      ...openOpts(),
+      labels: ["dependencies", "automated"],
+    });
+    expect(result?.operation).toBe("updated");
+    expect(calls().filter((c) => c?.startsWith("pulls/") || c?.startsWith("issues/"))).toStrictEqual([
+      "pulls/list",
+      "pulls/create",
+      "pulls/create",
+      "pulls/list",
+      "issues/add-labels",
+    ]);
+    expect(fake.pulls(DOWN.owner, DOWN.repo)).toHaveLength(1);
+    expect(
+      pull()
+        ?.labels.map((l) => l.name)
+        .sort(),
+    ).toStrictEqual(["automated", "dependencies"]);
+    expect(result).toMatchObject({ number: pull()?.number, input: "a, b" });
   });
 });
 

@@ -157,6 +157,60 @@ describe("closures", () => {
     expect(diff).toStrictEqual({ changed: [], added: [{ name: "tool", version: "2" }], removed: [] });
     expect(differ.diff("/nix/store/eeee-host.drv", "/nix/store/aaaa-host.drv")).toBe(diff);
   });
+  // What Nix 2.34.8 printed for `nix derivation show --recursive` of a derivation with one input and
+  // of a fixed-output one (trimmed of args and env): format 4, base names only.
+  const v4 = {
+    derivations: {
+      "6lwj1zj425p5b8khjv79hamfmxc0r5kx-top-2.0.drv": {
+        inputs: {
+          drvs: { "qh683sx7lngxgsrjjwg641jy2wi4nhlm-dep-1.0.drv": { dynamicOutputs: {}, outputs: ["out"] } },
+          srcs: [],
+        },
+        name: "top-2.0",
+        outputs: { out: { path: "2yssmcphmjpzq1ji8yn74p2i405xv3h5-top-2.0" } },
+        version: 4,
+      },
+      "qh683sx7lngxgsrjjwg641jy2wi4nhlm-dep-1.0.drv": {
+        inputs: { drvs: {}, srcs: [] },
+        name: "dep-1.0",
+        outputs: { out: { path: "3sm5b2wvipsafgdvlac1xcswjnwgp0nw-dep-1.0" } },
+        version: 4,
+      },
+      "b40wjdp69ghxs535zq1r8gdp4cald4qp-src.tar.gz.drv": {
+        inputs: { drvs: {}, srcs: [] },
+        name: "src.tar.gz",
+        outputs: { out: { hash: "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", method: "flat" } },
+        version: 4,
+      },
+    },
+    version: 4,
+  };
+  const top = "/nix/store/6lwj1zj425p5b8khjv79hamfmxc0r5kx-top-2.0.drv";
+  const dep = "/nix/store/qh683sx7lngxgsrjjwg641jy2wi4nhlm-dep-1.0.drv";
+  const src = "/nix/store/b40wjdp69ghxs535zq1r8gdp4cald4qp-src.tar.gz.drv";
+  const expected: DrvGraph = new Map([
+    [top, { name: "top-2.0", fixedOutput: false, inputDrvs: [dep] }],
+    [dep, { name: "dep-1.0", fixedOutput: false, inputDrvs: [] }],
+    [src, { name: "src.tar.gz", fixedOutput: true, inputDrvs: [] }],
+  ]);
+  const v3 = Object.fromEntries(
+    Object.entries(v4.derivations).map(([path, { inputs, outputs }]) => [
+      path,
+      { inputDrvs: inputs.drvs, outputs },
+    ]),
+  );
+  const shapes: Array<[string, unknown]> = [
+    ["format 4 (Nix ≥ 2.33): wrapped, inputs.drvs, base names", v4],
+    ["format 3 (Nix 2.32): the map, inputDrvs, base names", v3],
+  ];
+  test.each(shapes)("%s: full store paths, as evaluation names them", (_what, json) => {
+    expect(parseDerivationShow(json)).toStrictEqual(expected);
+  });
+  test("base names take the store directory given", () => {
+    expect([...parseDerivationShow(v4, "/other/store").keys()]).toStrictEqual(
+      [top, dep, src].map((path) => path.replace("/nix/store", "/other/store")),
+    );
+  });
   test("an unknown shape is a runtime error naming the fix", () =>
     expect(() => parseDerivationShow({ x: { outputs: 1 } })).toThrow(/report this with your Nix version/));
 });

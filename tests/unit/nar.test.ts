@@ -3,9 +3,9 @@
  * `git archive` tarballs (what GitHub serves). Needs Nix on PATH, no network and no port 443.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { $ } from "zx";
 import { NarTree } from "../../lib/bump/nar.ts";
@@ -83,4 +83,53 @@ describe("NAR hash of a git archive tarball", () => {
     const tar = await archive(repo.dir, "HEAD");
     await expect(nativeHash(tar)).rejects.toThrow(/top-level entry .x.txt. is a file/);
   });
+
+  test("chunk by chunk, each freed once through: still Nix's hash, and only owned chunks are freed", async () => {
+    // Several MB of incompressible bytes (xorshift), so the file spans many gunzipped chunks.
+    const noise = new Uint8Array(6 * 1024 * 1024);
+    let x = 7;
+    for (let i = 0; i < noise.length; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      noise[i] = x & 0xff;
+    }
+    const long = `${"p".repeat(80)}/${"q".repeat(80)}/file.bin`;
+    await using repo = await gitRepo({ files: { "a.txt": "a\n", "z/small": "z\n" } });
+    await mkdir(dirname(join(repo.dir, long)), { recursive: true });
+    await writeFile(join(repo.dir, long), noise);
+    await repo.commit({}, "a file of several MB");
+    const tar = await archive(repo.dir, "HEAD", "o-r-abc/");
+    // Odd-sized chunks, each its own buffer, as a fetch body hands them out.
+    const chunks = (size: number) =>
+      Array.from({ length: Math.ceil(tar.length / size) }, (_, i) =>
+        Uint8Array.from(tar.subarray(i * size, (i + 1) * size)),
+      );
+    const expected = await nixHashOfArchive(tar);
+    for (const ownChunks of [true, false]) {
+      const parts = chunks(65_537);
+      await using tree = new NarTree();
+      await unpackTarball(Readable.from(parts), tree, { ownChunks });
+      expect(await tree.narHash()).toBe(expected);
+      // Freed chunks are detached (length 0); a caller's own are left as they were.
+      expect(parts.every((part) => part.byteLength === 0)).toBe(ownChunks);
+    }
+  }, 30_000);
+
+  test("an entry refused while megabytes are still to come ends the download, once, without hanging", async () => {
+    await using repo = await gitRepo({ files: { "d/a.txt": "a\n" } });
+    const noise = Uint8Array.from({ length: 4 * 1024 * 1024 }, (_, i) => (i * 2654435761) >>> 24);
+    await mkdir(join(repo.dir, "z"), { recursive: true });
+    await writeFile(join(repo.dir, "z", "blob"), noise);
+    await repo.commit({}, "a blob after the refused entry");
+    // No prefix: two top-level entries, the second refused before the blob's bytes arrive.
+    const tar = await archive(repo.dir, "HEAD");
+    const parts = Array.from({ length: Math.ceil(tar.length / 4096) }, (_, i) =>
+      Uint8Array.from(tar.subarray(i * 4096, (i + 1) * 4096)),
+    );
+    await using tree = new NarTree();
+    await expect(unpackTarball(Readable.from(parts), tree, { ownChunks: true })).rejects.toThrow(
+      /more than one top-level entry \('d', 'z'\)/,
+    );
+  }, 30_000);
 });

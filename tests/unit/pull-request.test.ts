@@ -21,8 +21,8 @@ import { createOctokit, type Octokit } from "../../lib/github/client.ts";
 import { slimCommit } from "../../lib/github/upstream.ts";
 import { type OpenPrOptions, openPullRequests } from "../../lib/pr/lifecycle.ts";
 import { parseHeadMarker, parseMarker } from "../../lib/pr/text.ts";
-import { type FakeGitHub, type Handler, localFakeGitHub } from "../fake-github/index.ts";
-import { handlers } from "../fake-github/rest.ts";
+import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
+import { losingAnswer } from "../support/handlers.ts";
 import { upstreamHistory } from "../support/history.ts";
 
 // Each case makes a handful of real git objects in the fake; a busy machine needs more than 5 s.
@@ -41,14 +41,11 @@ let up: string[];
 /** Lose the answer to the next `pulls/create` after GitHub applied it (a dropped connection). */
 let loseCreateAnswer = false;
 
-const realCreate = handlers["pulls/create"];
-const createPull: Handler = async (ctx) => {
-  if (realCreate === undefined) throw new Error("the fake has no pulls/create handler");
-  const reply = await realCreate(ctx);
-  if (!loseCreateAnswer) return reply;
+const createPull = losingAnswer("pulls/create", () => {
+  const lose = loseCreateAnswer;
   loseCreateAnswer = false;
-  return { ...reply, drop: true };
-};
+  return lose;
+});
 
 const at = (i: number) => up[i] ?? "";
 const calls = () => fake.requests.slice(since).map((r) => `${r.operationId} ${r.status}`);

@@ -215,6 +215,7 @@ describe("the commands a newcomer types are the ones CI runs", () => {
       "apt-get install -y nix-bin",
       "bun install --frozen-lockfile",
       "bash tests/support/setup-nix-2.26.sh",
+      "bash tests/support/setup-nix-2.34.sh",
     ]) {
       expect(ciRun).toContain(command.replace(" -y ", " -y -qq "));
       expect(install).toContain(command);
