@@ -6,7 +6,8 @@
  * each input's `follow` given as the policy file will give it.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
 import { type BumpDeps, type BumpRequest, bump } from "../lib/bump/bump.ts";
@@ -16,9 +17,9 @@ import { newestReleases } from "../lib/bump/releases.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { parseLock } from "../lib/flake/lock.ts";
 import { detectNix } from "../lib/flake/nix.ts";
+import { writeReport } from "../lib/flake/report.ts";
 import { createOctokit } from "../lib/github/client.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
-import { type GitRepo, gitRepo } from "./support/git.ts";
 import { type NixTestEnv, nixTestEnv, nixVariants } from "./support/nix.ts";
 import { cleanEnv, runScript } from "./support/run.ts";
 
@@ -84,8 +85,15 @@ for (const variant of nixVariants()) {
   describe(`several inputs on one repository, and releases, with Nix ${variant.version}`, () => {
     let nixEnv: NixTestEnv;
     let env: Record<string, string | undefined>;
-    let flake: GitRepo;
-    const read = (file: string) => readFile(join(flake.dir, file), "utf8");
+    /** Per test: a scratch directory, and in it a clone of the downstream acme/nixcfg. */
+    let scratch: string;
+    let dir: string;
+    const read = (file: string) => readFile(join(dir, file), "utf8");
+    const git = () => $({ cwd: dir, env: { ...process.env, ...GIT_ENV }, quiet: true });
+    const commit = async (message: string) => {
+      await git()`git commit --quiet -am ${message}`;
+      await git()`git push --quiet origin HEAD:main`;
+    };
 
     beforeAll(() => {
       nixEnv = nixTestEnv({ certFile: fake.certFile });
@@ -111,12 +119,15 @@ for (const variant of nixVariants()) {
       // The downstream, for notify.ts's dispatch; bump() works on a local clone-like repository.
       await fake.createRepo("acme", "nixcfg", { files: { "flake.nix": FLAKE_NIX } });
       for (const [i, n] of [15, 16, 17, 33].entries()) await tagged(`rust-engine-v0.1.${n}`, i + 1);
-      flake = await gitRepo({ files: { "flake.nix": FLAKE_NIX } });
-      await $({ cwd: flake.dir, env, quiet: true })`nix flake lock`;
-      await flake.commit({}, "lock");
+      scratch = await mkdtemp(join(tmpdir(), "flake-bump-releases-"));
+      dir = join(scratch, "nixcfg");
+      await $({ quiet: true })`git clone --quiet ${fake.cloneUrl("acme", "nixcfg")} ${dir}`;
+      await $({ cwd: dir, env, quiet: true })`nix flake lock`;
+      await git()`git add flake.lock`;
+      await commit("lock");
     }, TIMEOUT);
     afterEach(async () => {
-      await flake[Symbol.asyncDispose]();
+      await rm(scratch, { recursive: true, force: true });
       fake.assertNoViolations();
     });
 
@@ -132,7 +143,7 @@ for (const variant of nixVariants()) {
       };
     };
     const run = (request: Partial<BumpRequest>) =>
-      bump({ flakeDir: flake.dir, inputs: [], dryRun: false, follow: FOLLOW, ...request }, deps());
+      bump({ flakeDir: dir, inputs: [], dryRun: false, follow: FOLLOW, ...request }, deps());
     const locked = async (name: string) => parseLock(await read("flake.lock")).nodes[name]?.locked?.rev;
 
     test(
@@ -157,9 +168,15 @@ for (const variant of nixVariants()) {
     test(
       "a push of tag rust-engine-v0.1.34 moves only janus-paimos-reporter, editing exactly its tag; older and other-series tags move nothing",
       async () => {
-        const sha = await pushRelease(flake.dir, "rust-engine-v0.1.34");
+        const sha = await pushRelease(scratch, "rust-engine-v0.1.34");
+        fake.createRelease(
+          "inspr-at",
+          "janus",
+          "rust-engine-v0.1.34",
+          "- a faster engine\n- thanks @someone\n",
+        );
         const sent = await runScript("notify", ["--repo", "acme/nixcfg"], {
-          cwd: flake.dir,
+          cwd: dir,
           env: {
             ...env,
             GITHUB_ACTIONS: "true",
@@ -193,9 +210,31 @@ for (const variant of nixVariants()) {
         expect(report.skipped.map((s) => s.message)).toContain(
           "janus: rust-engine-v0.1.34 is out; held at rust-engine-v0.1.17 by policy",
         );
+        // The pull request: a release title, the notes, the compare link, both files in one commit.
+        const reportFile = join(scratch, "report.json");
+        await writeReport(reportFile, report);
+        const opened = await runScript("open-pr", ["--report", reportFile], {
+          cwd: dir,
+          env: { ...env, GITHUB_ACTIONS: "true", GITHUB_REPOSITORY: "acme/nixcfg" },
+        });
+        expect(opened.stderr).toContain("janus-paimos-reporter: created");
+        const [pull] = fake.pulls("acme", "nixcfg");
+        expect(pull?.title).toBe("chore(flake): update janus-paimos-reporter to rust-engine-v0.1.34");
+        expect(pull?.body).toContain("Release: `rust-engine-v0.1.33` → `rust-engine-v0.1.34`");
+        expect(pull?.body).toContain("/inspr-at/janus/compare/rust-engine-v0.1.33...rust-engine-v0.1.34");
+        expect(pull?.body).toContain("> - a faster engine\n> - thanks @\u200bsomeone");
+        const branch = "flake-bump/janus-paimos-reporter";
+        expect(await fake.readFile("acme", "nixcfg", branch, "flake.nix")).toBe(await read("flake.nix"));
+        expect(await fake.readFile("acme", "nixcfg", branch, "flake.lock")).toBe(await read("flake.lock"));
+        const head = (await fake.branchSha("acme", "nixcfg", branch)) ?? "";
+        const changed = await $({
+          quiet: true,
+        })`git --git-dir=${fake.repo("acme", "nixcfg").gitDir} diff --name-only ${head}^ ${head}`;
+        expect(changed.stdout.trim().split("\n")).toStrictEqual(["flake.lock", "flake.nix"]);
+
         // Nix itself agrees flake.lock matches the edited flake.nix.
         await $({
-          cwd: flake.dir,
+          cwd: dir,
           env,
           quiet: true,
         })`nix flake metadata --no-update-lock-file --no-write-lock-file`;
@@ -219,7 +258,7 @@ for (const variant of nixVariants()) {
     test(
       "the nightly finds the newest release in at most 2 requests and moves it; a quiet night asks the same",
       async () => {
-        const sha = await pushRelease(flake.dir, "rust-engine-v0.1.34");
+        const sha = await pushRelease(scratch, "rust-engine-v0.1.34");
         await tagged("rust-engine-v0.1.40-rc1", 20);
         fake.requests.length = 0;
         const report = await run({});
@@ -229,7 +268,7 @@ for (const variant of nixVariants()) {
           ["janus-paimos-reporter", "rust-engine-v0.1.34"],
         ]);
         expect(await locked("janus-paimos-reporter")).toBe(sha);
-        await flake.commit({}, "bump");
+        await commit("bump");
 
         fake.requests.length = 0;
         const quiet = await run({});
@@ -244,10 +283,10 @@ for (const variant of nixVariants()) {
       "a URL two inputs share is refused with its lines, and nothing changes",
       async () => {
         const shared = FLAKE_NIX.replace("rust-engine-v0.1.17", "rust-engine-v0.1.33");
-        await writeFile(join(flake.dir, "flake.nix"), shared);
-        await $({ cwd: flake.dir, env, quiet: true })`nix flake lock`;
-        await flake.commit({}, "share");
-        await pushRelease(flake.dir, "rust-engine-v0.1.34");
+        await writeFile(join(dir, "flake.nix"), shared);
+        await $({ cwd: dir, env, quiet: true })`nix flake lock`;
+        await commit("share");
+        await pushRelease(scratch, "rust-engine-v0.1.34");
         const [nixBefore, lockBefore] = [await read("flake.nix"), await read("flake.lock")];
         const attempt = run({});
         await expect(attempt).rejects.toBeInstanceOf(UsageError);

@@ -867,7 +867,11 @@ function reportEntry(change: Moved, carried: Carried, ctx: DescribeContext): Inp
   };
   if (change.from !== undefined) entry.from = change.from;
   const release = ctx.outcome.moves.find((move) => move.target.input.name === change.path)?.target.release;
-  if (release !== undefined) entry.release = { from: release.from, to: release.to };
+  if (release !== undefined) {
+    entry.release = { from: release.from, to: release.to };
+    if (release.between !== undefined && release.between.length > 0)
+      entry.release.between = [...release.between];
+  }
   if (carried.flakeNix !== undefined) entry.flakeNix = lockText(carried.flakeNix);
   const github = reportGitHub(rootNode(ctx.combined.lock, change.path));
   if (github !== undefined) entry.github = github;

@@ -73,7 +73,9 @@ export const InputChange = v.object({
   /** Why that engine: what made the native move provable, or what left the input to Nix. */
   engineReason: v.optional(v.string()),
   /** Set when the input moved to a newer release tag: flake.nix names the new tag. */
-  release: v.optional(v.object({ from: v.string(), to: v.string() })),
+  release: v.optional(
+    v.object({ from: v.string(), to: v.string(), between: v.optional(v.array(v.string())) }),
+  ),
   /** flake.nix as this input's own commit carries it, when the move edited it (a release). */
   flakeNix: v.optional(LockText),
 });

@@ -9,7 +9,7 @@ import { fullName } from "../core/ids.ts";
 import { type InputChange, revOf } from "../flake/report.ts";
 import { type Octokit, type RepositoryClient, request, requestUnlessAbsent } from "../github/client.ts";
 import { isOlder } from "../github/upstream.ts";
-import { type BaseCommit, commitBySwap } from "./commit.ts";
+import { type BaseCommit, carriedChanges, commitBySwap } from "./commit.ts";
 import { commitMessage, type PrText, parseMarker, textFromMessage } from "./text.ts";
 
 export interface BranchHead {
@@ -144,7 +144,7 @@ export async function swapBranch(gh: RepositoryClient, swap: Swap): Promise<Swap
           base: onCheckout ? checkout : await readBase(gh, base),
           ...(onCheckout ? { baseIfUnknown: () => readBase(gh, base) } : {}),
           head: current?.sha,
-          changes: [{ path, content: change.lock.text }],
+          changes: carriedChanges(path, change.lock.text, change.flakeNix?.text),
           message: commitMessage(text),
         },
         wrote: (written) => ({ head: { sha: written.sha, text, rev, base: written.base.sha }, wrote: true }),

@@ -6,6 +6,7 @@
  * head the commit follows, which GitHub refuses (422) when the branch moved meanwhile: the caller
  * then re-reads the branch and decides again, at most SWAP_ATTEMPTS times.
  */
+import { posix } from "node:path";
 import { RuntimeError } from "../core/errors.ts";
 import { fullName } from "../core/ids.ts";
 import { describeGitHubError, type RepositoryClient, statusOf } from "../github/client.ts";
@@ -27,6 +28,17 @@ export type PathChange =
   | { path: string; content: string }
   | { path: string; gitlink: string }
   | { path: string; delete: true };
+
+/**
+ * The paths a bump's change carries: flake.lock, and flake.nix beside it when a release edited its
+ * tag there (flake.lock then only matches that flake.nix, so the two go in one commit).
+ */
+export function carriedChanges(lockPath: string, lock: string, flakeNix: string | undefined): PathChange[] {
+  const changes: PathChange[] = [{ path: lockPath, content: lock }];
+  if (flakeNix !== undefined)
+    changes.push({ path: posix.join(posix.dirname(lockPath), "flake.nix"), content: flakeNix });
+  return changes;
+}
 
 /** A commit to write: `base`'s tree with `changes` applied, following `head` on the branch. */
 export interface NewCommit {

@@ -14,7 +14,7 @@ import { type InputChange, membersOf, type Report, revOf } from "../flake/report
 import { type Octokit, type RepositoryClient, request, requestUnlessAbsent } from "../github/client.ts";
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
 import { branchHasFile, type OpenPull, openPullOf, readBase } from "./branch.ts";
-import { commitBySwap } from "./commit.ts";
+import { carriedChanges, commitBySwap } from "./commit.ts";
 import {
   type AutoOptions,
   disableAutoMerge,
@@ -72,7 +72,7 @@ export function groupBranch(prefix = "flake-bump/"): string {
 
 export function groupTitle(changes: readonly InputChange[]): string {
   const [only] = changes;
-  if (changes.length === 1 && only !== undefined) return prTitle(only.name, revOf(only));
+  if (changes.length === 1 && only !== undefined) return prTitle(only.name, revOf(only), only.release?.to);
   return `chore(flake): update ${changes.length} inputs`;
 }
 
@@ -196,6 +196,7 @@ export async function openGroupPullRequest(
     path: lockPath,
     changes: report.inputs,
     lock: combined.text,
+    flakeNix: report.flakeNix?.text,
     text: () => (text ??= groupText(octokit, report.inputs, opts.footer)),
     // As on a per-input branch (OpenPrOptions.disarmOnMove): never armed at a head not judged.
     beforeMove:
@@ -289,6 +290,8 @@ interface GroupSwap {
   changes: readonly InputChange[];
   /** The combined flake.lock. */
   lock: string;
+  /** The combined flake.nix, when a release edited it. */
+  flakeNix: string | undefined;
   text: () => Promise<PrText>;
   beforeMove: (() => Promise<void>) | undefined;
 }
@@ -320,7 +323,7 @@ async function swapGroup(gh: RepositoryClient, swap: GroupSwap): Promise<GroupSw
         write: {
           base: from,
           head: current?.sha,
-          changes: [{ path, content: lock }],
+          changes: carriedChanges(path, lock, swap.flakeNix),
           message: commitMessage(text),
         },
         wrote: (written) => ({

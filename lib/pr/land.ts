@@ -23,7 +23,7 @@ import {
 } from "../github/client.ts";
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
 import { gitBlobSha, headSha, type OpenPull, openPullOf, readBase, readHead } from "./branch.ts";
-import { type BaseCommit, commitBySwap, type NewCommit } from "./commit.ts";
+import { type BaseCommit, carriedChanges, commitBySwap, type NewCommit } from "./commit.ts";
 import { branchName, commitMessage, insertBeforeMarker, type PrText, prBody, prTitle } from "./text.ts";
 
 export { MergeMethod, MergeMode } from "../core/ids.ts";
@@ -490,7 +490,7 @@ async function directText(gh: RepositoryClient, changes: readonly InputChange[])
   const [only] = changes;
   const title =
     changes.length === 1 && only !== undefined
-      ? prTitle(only.name, revOf(only))
+      ? prTitle(only.name, revOf(only), only.release?.to)
       : `chore(flake): update ${changes.length} inputs`;
   return { title, body: bodies.join("\n\n---\n\n") };
 }
@@ -526,10 +526,15 @@ export async function commitDirect(
   }
   if (landable.length === 0) return results;
   let lock: string;
+  let flakeNix: string | undefined;
   const [single] = landable;
-  if (landable.length === report.inputs.length && report.lock !== null) lock = report.lock.text;
-  else if (landable.length === 1 && single !== undefined) lock = single.lock.text;
-  else {
+  if (landable.length === report.inputs.length && report.lock !== null) {
+    lock = report.lock.text;
+    flakeNix = report.flakeNix?.text;
+  } else if (landable.length === 1 && single !== undefined) {
+    lock = single.lock.text;
+    flakeNix = single.flakeNix?.text;
+  } else {
     const names = landable.map((change) => change.name).join(", ");
     for (const change of landable) {
       results.push({
@@ -558,7 +563,7 @@ export async function commitDirect(
       text ??= directText(gh, landable);
       const message = commitMessage(await text);
       return {
-        write: { base, head: base.sha, changes: [{ path: opts.path, content: lock }], message },
+        write: { base, head: base.sha, changes: carriedChanges(opts.path, lock, flakeNix), message },
         wrote: ({ sha }) => done("committed", `committed ${sha.slice(0, 12)} onto '${opts.base}'`, sha),
       };
     },

@@ -25,6 +25,7 @@ import {
   label,
   pullRequest,
   pullRequestSimple,
+  release,
   type Site,
   shortBlob,
   validationError,
@@ -367,6 +368,14 @@ export const handlers: Record<string, Handler> = {
     // GitHub answers with a redirect to codeload; the fake's codeload lives on the same listener.
     const location = `${ctx.origin}/_codeload/${repo.owner.login}/${repo.name}/legacy.tar.gz/${sha}`;
     return { status: 302, body: null, headers: { location } };
+  },
+
+  "repos/get-release-by-tag": async (ctx) => {
+    const repo = visibleRepo(ctx);
+    const tag = param(ctx, "tag");
+    const found = repo.releases.find((candidate) => candidate.tag === tag);
+    if (found === undefined) throw notFound();
+    return { status: 200, body: release(ctx.site, repo, found) };
   },
 
   "git/get-ref": async (ctx) => {
