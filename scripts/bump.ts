@@ -6,6 +6,7 @@
 import * as v from "valibot";
 import type { BumpRequest, GroupDeps, Selected } from "../lib/bump/bump.ts";
 import type { Freshness } from "../lib/bump/freshness.ts";
+import type { ReleaseAnswer, ReleaseQuery } from "../lib/bump/releases.ts";
 import { appendSummary, group, info, setOutputs } from "../lib/core/actions.ts";
 import { debugRequested, flags, parseCli, runMain } from "../lib/core/cli.ts";
 import { UsageError } from "../lib/core/errors.ts";
@@ -135,7 +136,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return checkFreshness(inputs, needsGitHub ? { octokit: await octokit() } : {});
   };
 
-  if (args.check) return check(request, checkOutdated, freshness, octokit, args.json, env);
+  const releases = async (queries: readonly ReleaseQuery[]) =>
+    newestReleases(queries, { octokit: await octokit() });
+  if (args.check) return check(request, { checkOutdated, freshness, octokit, releases }, args.json, env);
 
   const reportPath = args.report ?? defaultReportPath(env);
   await checkReportPath(reportPath);
@@ -153,7 +156,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         const { targetCheck } = await import("../lib/github/upstream.ts");
         return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
       },
-      releases: async (queries) => newestReleases(queries, { octokit: await octokit() }),
+      releases,
       ...(refs === undefined ? {} : { refs }),
       ...(grouped ? { group: grouped } : {}),
     }),
@@ -219,14 +222,18 @@ async function groupDeps(
 /** `--check`: one line per input, `outdated=NAMES` on stdout (or the answers as JSON) and in $GITHUB_OUTPUT. */
 async function check(
   request: BumpRequest,
-  checkOutdated: typeof import("../lib/bump/bump.ts").checkOutdated,
-  freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
-  octokit: () => Promise<Octokit>,
+  deps: {
+    checkOutdated: typeof import("../lib/bump/bump.ts").checkOutdated;
+    freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>;
+    octokit: () => Promise<Octokit>;
+    releases: (queries: readonly ReleaseQuery[]) => Promise<ReleaseAnswer[]>;
+  },
   json: boolean,
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
+  const { checkOutdated, freshness, octokit } = deps;
   const rev = request.rev;
-  const { answers, skipped, needsNix, engines } = await checkOutdated(
+  const { answers, skipped, needsNix, engines, releases } = await checkOutdated(
     request,
     async (inputs) =>
       rev === undefined
@@ -238,12 +245,18 @@ async function check(
               : { name: input.name, status: "outdated", rev: locked, latest: rev };
           }),
     octokit,
+    deps.releases,
   );
+  const { newsLine } = await import("../lib/bump/releases.ts");
   for (const a of answers) {
     if (a.status === "current") info(`• '${a.name}' is up to date (${a.rev.slice(0, 7)})`);
     else if (a.status === "outdated")
       info(`• '${a.name}' is behind: ${a.rev?.slice(0, 7) ?? "none"} → ${a.latest.slice(0, 7)}`);
     else info(`• '${a.name}' needs Nix to tell (${a.reason})`);
+  }
+  for (const news of releases) {
+    const line = newsLine(news);
+    if (line !== undefined) info(`• ${line}`);
   }
   for (const s of skipped) info(`• ${s.message}`);
   for (const e of engines)
@@ -251,9 +264,14 @@ async function check(
       `• '${e.name}' would be moved by ${e.engine === "native" ? "the native engine" : "Nix"}: ${e.reason}`,
     );
   // "unknown" counts as outdated: only Nix can tell, so the workflow must install it.
-  const outdated = answers.filter((a) => a.status !== "current").map((a) => a.name);
+  const outdated = [
+    ...answers.filter((a) => a.status !== "current").map((a) => a.name),
+    ...releases.filter((r) => r.follows && r.answer.status === "newer").map((r) => r.name),
+  ];
   if (json) {
-    process.stdout.write(`${JSON.stringify({ outdated, needsNix, answers, engines, skipped }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ outdated, needsNix, answers, engines, skipped, releases }, null, 2)}\n`,
+    );
   } else process.stdout.write(`outdated=${outdated.join(",")}\nneeds-nix=${needsNix}\n`);
   setOutputs({ outdated: outdated.join(","), "needs-nix": String(needsNix) }, env);
   return 0;

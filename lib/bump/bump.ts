@@ -45,7 +45,7 @@ import {
   trackedRef,
   untrackedLine,
 } from "./pushed-ref.ts";
-import type { ReleaseAnswer, ReleaseQuery } from "./releases.ts";
+import { type ReleaseAnswer, type ReleaseNews, type ReleaseQuery, releaseNews } from "./releases.ts";
 
 export interface BumpRequest {
   flakeDir: string;
@@ -314,6 +314,8 @@ export interface CheckResult {
   needsNix: boolean;
   /** The engine each input that is behind would get, and why. */
   engines: Array<{ name: string; engine: "native" | "nix"; reason: string }>;
+  /** Every tag-pinned GitHub input's newest release; only those that follow releases would move. */
+  releases: ReleaseNews[];
 }
 
 /**
@@ -321,12 +323,18 @@ export interface CheckResult {
  * move each, without Nix or changes. `native` never needs Nix: what it cannot prove, bump refuses.
  */
 export async function checkOutdated(
-  request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository" | "engine">,
+  request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository" | "engine" | "follow">,
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
   octokit?: () => Promise<Octokit>,
+  releases?: (queries: readonly ReleaseQuery[]) => Promise<ReleaseAnswer[]>,
 ): Promise<CheckResult> {
   const { text, lock } = (await readFlake(request.flakeDir)).original;
   const { selected, skipped } = selectInputs(lock, request);
+  const named = (name: string) => request.inputs.length === 0 || request.inputs.includes(name);
+  const tagPinned = rootInputs(lock).filter(
+    (input): input is Selected => input.kind === "node" && named(input.name),
+  );
+  const news = releases === undefined ? [] : await releaseNews(tagPinned, request.follow ?? {}, releases);
   const answers = await freshness(selected);
   const engine = request.engine ?? "auto";
   const engines = await Promise.all(
@@ -354,8 +362,9 @@ export async function checkOutdated(
         return { name: answer.name, engine: choice.engine, reason: choice.reason };
       }),
   );
-  const needsNix = engine !== "native" && engines.some((entry) => entry.engine === "nix");
-  return { answers, skipped, needsNix, engines };
+  const moving = news.some((entry) => entry.follows && entry.answer.status === "newer");
+  const needsNix = moving || (engine !== "native" && engines.some((entry) => entry.engine === "nix"));
+  return { answers, skipped, needsNix, engines, releases: news };
 }
 
 /**

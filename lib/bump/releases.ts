@@ -8,8 +8,9 @@
  */
 import * as v from "valibot";
 import { warn as warnLine } from "../core/actions.ts";
-import { mapBounded } from "../core/bounded.ts";
-import type { GitHubSource } from "../flake/flakeref.ts";
+import { chunks, mapBounded } from "../core/bounded.ts";
+import { type GitHubSource, githubSource } from "../flake/flakeref.ts";
+import type { LockNode } from "../flake/lock.ts";
 import { compareReleases, newestRelease, releaseTag, sameSeries } from "../flake/release.ts";
 import { type Octokit, statusOf } from "../github/client.ts";
 import { GRAPHQL_BATCH } from "./freshness.ts";
@@ -26,6 +27,49 @@ export type ReleaseAnswer =
   /** `between`: the series' tags newer than the pinned one and older than `tag`, oldest first. */
   | { name: string; status: "newer"; tag: string; rev: string; between: string[] }
   | { name: string; status: "unknown"; reason: string };
+
+/** A tag-pinned input's newest release, and whether its policy lets it move there. */
+export interface ReleaseNews {
+  name: string;
+  follows: boolean;
+  from: string;
+  answer: ReleaseAnswer;
+}
+
+/**
+ * The newest release of every input pinned to a ref in flake.nix on GitHub (one batched question;
+ * a ref that is no tag on GitHub answers "unknown" and is left out).
+ */
+export async function releaseNews(
+  inputs: readonly { name: string; node: LockNode }[],
+  follow: Readonly<Record<string, string>>,
+  ask: (queries: readonly ReleaseQuery[]) => Promise<ReleaseAnswer[]>,
+): Promise<ReleaseNews[]> {
+  const queries: ReleaseQuery[] = [];
+  for (const { name, node } of inputs) {
+    const source = githubSource(node);
+    const tag =
+      node.original?.rev === undefined ? node.original?.ref?.replace(/^refs\/tags\//, "") : undefined;
+    if (source !== undefined && tag !== undefined && releaseTag(tag) !== undefined)
+      queries.push({ name, source, tag });
+  }
+  if (queries.length === 0) return [];
+  const answers = await ask(queries);
+  return answers.flatMap((answer, i) => {
+    const query = queries[i];
+    if (query === undefined || answer.status === "unknown") return [];
+    return [{ name: answer.name, follows: follow[answer.name] === "releases", from: query.tag, answer }];
+  });
+}
+
+/** What `--check` says of one: a move for an input that follows releases, information for one held back. */
+export function newsLine({ name, follows, from, answer }: ReleaseNews): string | undefined {
+  if (answer.status !== "newer")
+    return follows ? `'${name}' is at the newest release of its series, ${from}` : undefined;
+  return follows
+    ? `'${name}' is behind: ${from} → ${answer.tag} (follows releases)`
+    : `${name}: ${answer.tag} is out; held at ${from} by policy`;
+}
 
 /** Tags listed per input: GitHub's page size; the most recent by commit date come first. */
 export const TAGS_PER_INPUT = 100;
@@ -182,12 +226,6 @@ async function restReleases(octokit: Octokit, query: ReleaseQuery): Promise<Rele
   } catch (error) {
     return { name: query.name, status: "unknown", reason: `GitHub answered ${statusOf(error) || "nothing"}` };
   }
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, expect, test } from "bun:test";
 import { $ } from "zx/core";
-import { newestReleases, type ReleaseQuery } from "../../lib/bump/releases.ts";
+import { newestReleases, newsLine, type ReleaseQuery, releaseNews } from "../../lib/bump/releases.ts";
 import { createOctokit, type Octokit } from "../../lib/github/client.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 
@@ -102,4 +102,25 @@ test("without GraphQL, REST answers the same, peeling the annotated tag, and say
   expect(warnings).toHaveLength(1);
   expect(warnings[0]).toMatch(/GraphQL API did not answer \(HTTP 502\)/);
   fake.assertNoViolations();
+});
+
+test("--check's news: a move for the input that follows releases, information for the one held back", async () => {
+  const node = (tag: string) => ({
+    locked: { type: "github", owner: "inspr-at", repo: "janus", rev: "0".repeat(40) },
+    original: { type: "github", owner: "inspr-at", repo: "janus", ref: tag },
+  });
+  const inputs = [
+    { name: "janus", node: node("rust-engine-v0.1.17") },
+    { name: "janus-paimos-reporter", node: node("rust-engine-v0.1.33") },
+    { name: "unreleased", node: node("rust-engine-v0.1.99") },
+  ];
+  const news = await releaseNews(inputs, { "janus-paimos-reporter": "releases" }, (queries) =>
+    newestReleases(queries, { octokit }),
+  );
+  expect(news.map(newsLine)).toStrictEqual([
+    "janus: rust-engine-v0.1.34 is out; held at rust-engine-v0.1.17 by policy",
+    "'janus-paimos-reporter' is behind: rust-engine-v0.1.33 → rust-engine-v0.1.34 (follows releases)",
+  ]);
+  // One request for all three; `rust-engine-v0.1.99` is no tag on GitHub, so it says nothing.
+  expect(fake.requests.map((request) => request.operationId)).toStrictEqual(["graphql"]);
 });
