@@ -4,7 +4,7 @@
  * Parse args/env/event → lib/bump/bump.ts → report (stderr for people, --json on stdout, Actions outputs).
  */
 import * as v from "valibot";
-import type { BumpRequest, GroupDeps, Selected } from "../lib/bump/bump.ts";
+import type { BumpDeps, BumpRequest, GroupDeps, Selected } from "../lib/bump/bump.ts";
 import type { Freshness } from "../lib/bump/freshness.ts";
 import type { ReleaseAnswer, ReleaseQuery } from "../lib/bump/releases.ts";
 import { appendSummary, group, info, setOutputs } from "../lib/core/actions.ts";
@@ -26,9 +26,22 @@ import {
   writeReport,
 } from "../lib/flake/report.ts";
 import type { Octokit } from "../lib/github/client.ts";
+import type { RunSettings } from "../lib/policy/effective.ts";
+import { describePolicy, type EffectivePolicy } from "../lib/policy/effective.ts";
+import type { Trigger } from "../lib/policy/gate.ts";
+import {
+  type InputPlan,
+  loadRunPolicy,
+  planInputs,
+  repositoryRoot,
+  runClock,
+  targetsOf,
+  triggerOf,
+} from "../lib/policy/run.ts";
 
 export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA | --tag TAG [--allow-downgrade]] [--engine auto|native|nix]
-                       [--flake DIR] [--report FILE] [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
+                       [--flake DIR] [--report FILE] [--config FILE] [--json] [--dry-run] [--check]
+                       [--group [--branch-prefix P]] [--help]
 
 Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
 
@@ -44,10 +57,14 @@ Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
                  Nix for everything, 'auto' (default) is native where provable, Nix elsewhere
   --flake DIR    the flake's directory (default: current directory)
   --report FILE  where to write the JSON report (default: ${defaultReportPath()})
+  --config FILE  the policy file (default: .github/flake-bump.yml of the flake's repository, if
+                 it exists): schedules, min-age, follow (branch, releases, none), groups; naming
+                 inputs overrides it
   --json         print the report on stdout (human output stays on stderr)
   --dry-run      compute and print everything, leave flake.lock untouched
   --check        only say which inputs are behind (outdated=NAMES) and whether moving them
-                 needs Nix (needs-nix=true|false); needs no Nix itself
+                 needs Nix (needs-nix=true|false), and each input's policy and where it came
+                 from; needs no Nix itself
   --group        keep the open grouped pull request's inputs in the new lock (for open-pr.ts --group):
                  each one the base is behind on is locked at the group's rev in the same Nix run;
                  every move is made in that one run, so open-pr.ts and impact.ts need --group too
@@ -56,12 +73,12 @@ Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
 
 In GitHub Actions the event (repository_dispatch, workflow_dispatch, schedule) chooses the
 inputs and rev; the update action's inputs (FLAKE_BUMP_INPUTS, FLAKE_BUMP_REV, FLAKE_BUMP_FLAKE,
-FLAKE_BUMP_DRY_RUN, FLAKE_BUMP_ENGINE, FLAKE_BUMP_GROUP, FLAKE_BUMP_BRANCH_PREFIX) override it, and command-line
-arguments override both.
+FLAKE_BUMP_DRY_RUN, FLAKE_BUMP_ENGINE, FLAKE_BUMP_GROUP, FLAKE_BUMP_BRANCH_PREFIX, FLAKE_BUMP_CONFIG,
+FLAKE_BUMP_MERGE) override it, and command-line arguments override both.
 Exit codes: 0 done (changed or nothing to do), 1 failure, 2 bad usage or input.`;
 
 const options = flags({
-  string: ["rev", "tag", "flake", "report", "branch-prefix", "engine"],
+  string: ["rev", "tag", "flake", "report", "branch-prefix", "engine", "config"],
   boolean: ["json", "dry-run", "check", "group", "allow-downgrade"],
 });
 
@@ -78,6 +95,7 @@ const Args = v.object({
   group: v.optional(v.boolean(), false),
   "branch-prefix": v.optional(Branch),
   engine: v.optional(Engine),
+  config: v.optional(v.pipe(v.string(), v.minLength(1))),
 });
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -113,9 +131,24 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const rev = given ? asked : event?.rev;
   if (rev !== undefined) request.rev = rev;
   if (event?.repository !== undefined) request.repository = event.repository;
-  if (event?.ref !== undefined) request.ref = event.ref;
-  if (args.tag !== undefined) request.tag = args.tag;
-  if (args["allow-downgrade"]) request.allowDowngrade = true;
+  withReleaseAsks(request, event?.ref, args);
+  const now = runClock(env);
+  const { plans, policy } = await policyPlans(request.flakeDir, {
+    config: args.config ?? action.config,
+    // A person named the inputs: the command line, the action's `inputs`, the Run-workflow form.
+    trigger: triggerOf(
+      env.GITHUB_EVENT_NAME,
+      given || (event?.event === "workflow_dispatch" && request.inputs.length > 0),
+    ),
+    now,
+    flags: args.group ? { group: true } : {},
+    action: {
+      ...(action.group === true ? { group: true } : {}),
+      ...(action.merge === undefined ? {} : { merge: action.merge }),
+    },
+  });
+  request.plans = plans;
+  request.follow = Object.fromEntries([...plans].map(([name, plan]) => [name, plan.policy.follow.value]));
 
   const [{ bump, checkOutdated }, { checkFreshness }, { newestReleases }, { githubRefQuestions }] =
     await Promise.all([
@@ -136,31 +169,40 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return checkFreshness(inputs, needsGitHub ? { octokit: await octokit() } : {});
   };
 
+  const minAge: NonNullable<BumpDeps["minAge"]> = async (source, node, minAgeMs, at) => {
+    const { minAgeTarget } = await import("../lib/bump/age.ts");
+    return minAgeTarget({ octokit: await octokit(), source, node, minAgeMs, now, rev: at });
+  };
   const releases = async (queries: readonly ReleaseQuery[]) =>
     newestReleases(queries, { octokit: await octokit() });
-  if (args.check) return check(request, { checkOutdated, freshness, octokit, releases }, args.json, env);
+  if (args.check)
+    return check(request, { checkOutdated, freshness, octokit, minAge, policy, releases }, args.json, env);
 
   const reportPath = args.report ?? defaultReportPath(env);
   await checkReportPath(reportPath);
-  // Repository and client only: GitHub is asked about the group only when Nix is about to run.
-  const grouped =
-    args.group || action.group ? await groupDeps(request.flakeDir, args, action, env) : undefined;
-  // A push's ref may need GitHub's answer: is a short ref a tag, which branch is the default.
-  const refs = request.ref === undefined ? undefined : githubRefQuestions(await octokit());
-  const report: Report = await group("Update flake.lock", () =>
-    bump(request, {
-      nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
-      freshness,
-      octokit,
-      checkTarget: async (target) => {
-        const { targetCheck } = await import("../lib/github/upstream.ts");
-        return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
-      },
-      releases,
-      ...(refs === undefined ? {} : { refs }),
-      ...(grouped ? { group: grouped } : {}),
-    }),
-  );
+  const targets = targetsOf(plans);
+  // Repository and client only: GitHub is asked about a group only when Nix is about to run.
+  const grouped = targets.rest.grouped || targets.named.length > 0;
+  const members = grouped ? await groupDeps(request.flakeDir, args, action, env) : undefined;
+  const deps: BumpDeps = {
+    nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
+    freshness,
+    octokit,
+    checkTarget: async (target) => {
+      const { targetCheck } = await import("../lib/github/upstream.ts");
+      return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
+    },
+    minAge,
+    releases,
+    // A push's ref may need GitHub's answer: is a short ref a tag, which branch is the default.
+    ...(request.ref === undefined ? {} : { refs: githubRefQuestions(await octokit()) }),
+  };
+  const report: Report = await group("Update flake.lock", async () => {
+    if (targets.named.length === 0)
+      return bump(request, members === undefined ? deps : { ...deps, group: members() });
+    const { bumpTargets } = await import("../lib/bump/targets.ts");
+    return bumpTargets(request, deps, targets, { deps: (name) => members?.(name) });
+  });
 
   await writeReport(reportPath, report);
   for (const line of describeReport(report)) info(line);
@@ -177,13 +219,27 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   return 0;
 }
 
-/** What bump needs to keep a grouped pull request's members: asked of GitHub only if Nix will run. */
+/** The pushed ref (it picks the inputs), and the command line's --tag and --allow-downgrade. */
+function withReleaseAsks(
+  request: BumpRequest,
+  ref: string | undefined,
+  args: { tag?: string | undefined; "allow-downgrade": boolean },
+): void {
+  if (ref !== undefined) request.ref = ref;
+  if (args.tag !== undefined) request.tag = args.tag;
+  if (args["allow-downgrade"]) request.allowDowngrade = true;
+}
+
+/**
+ * What bump needs to keep a grouped pull request's members, per group (undefined: `<prefix>all`):
+ * asked of GitHub only if Nix will run.
+ */
 async function groupDeps(
   flakeDir: string,
   args: { "branch-prefix"?: string | undefined },
   action: { "branch-prefix"?: string | undefined },
   env: NodeJS.ProcessEnv,
-): Promise<GroupDeps> {
+): Promise<(name?: string) => GroupDeps> {
   const [{ parseRepository }, { $ }, { groupBranch, openGroupMembers }] = await Promise.all([
     import("../lib/core/ids.ts"),
     import("zx/core"),
@@ -196,55 +252,65 @@ async function groupDeps(
   }
   if (repo === undefined) {
     throw new UsageError(
-      "--group needs to know the repository of the grouped pull request; run in Actions or in a clone whose 'origin' remote is on GitHub",
+      "a grouped pull request (--group, or a group in the policy file) needs its repository; run in Actions or in a clone whose 'origin' remote is on GitHub",
     );
   }
   const where = repo;
-  const branch = groupBranch(args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/");
+  const prefix = args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/";
   const { octokitFromEnv } = await import("../lib/github/client.ts");
   const { isOlderOn } = await import("../lib/github/upstream.ts");
   const octokit = octokitFromEnv(env);
-  let asked: Promise<Readonly<Record<string, string>>> | undefined;
-  return {
-    // Asked once: bump reads the members both to choose the engine and to widen Nix's plan.
-    members: () => {
-      asked ??= openGroupMembers(octokit, where, branch).then((members) => {
-        const names = Object.keys(members);
-        if (names.length > 0) info(`Grouped pull request on '${branch}' holds: ${names.join(", ")}`);
-        return members;
-      });
-      return asked;
-    },
-    isOlder: isOlderOn(octokit),
+  return (name) => {
+    const branch = groupBranch(prefix, name);
+    let asked: Promise<Readonly<Record<string, string>>> | undefined;
+    return {
+      // Asked once: bump reads the members both to choose the engine and to widen Nix's plan.
+      members: () => {
+        asked ??= openGroupMembers(octokit, where, branch).then((members) => {
+          const names = Object.keys(members);
+          if (names.length > 0) info(`Grouped pull request on '${branch}' holds: ${names.join(", ")}`);
+          return members;
+        });
+        return asked;
+      },
+      isOlder: isOlderOn(octokit),
+    };
   };
 }
 
-/** `--check`: one line per input, `outdated=NAMES` on stdout (or the answers as JSON) and in $GITHUB_OUTPUT. */
+interface CheckDeps {
+  checkOutdated: typeof import("../lib/bump/bump.ts").checkOutdated;
+  freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>;
+  octokit: () => Promise<Octokit>;
+  minAge: NonNullable<BumpDeps["minAge"]>;
+  policy: ReadonlyMap<string, EffectivePolicy>;
+  releases: (queries: readonly ReleaseQuery[]) => Promise<ReleaseAnswer[]>;
+}
+
+/**
+ * `--check`: one line per input, `outdated=NAMES` on stdout (or the answers as JSON) and in
+ * $GITHUB_OUTPUT, and each input's effective policy with where each value came from.
+ */
 async function check(
   request: BumpRequest,
-  deps: {
-    checkOutdated: typeof import("../lib/bump/bump.ts").checkOutdated;
-    freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>;
-    octokit: () => Promise<Octokit>;
-    releases: (queries: readonly ReleaseQuery[]) => Promise<ReleaseAnswer[]>;
-  },
+  deps: CheckDeps,
   json: boolean,
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
-  const { checkOutdated, freshness, octokit } = deps;
   const rev = request.rev;
-  const { answers, skipped, needsNix, engines, releases } = await checkOutdated(
+  const { answers, skipped, needsNix, engines, releases } = await deps.checkOutdated(
     request,
     async (inputs) =>
       rev === undefined
-        ? freshness(inputs)
+        ? deps.freshness(inputs)
         : inputs.map((input): Freshness => {
             const locked = input.node.locked?.rev;
             return locked === rev
               ? { name: input.name, status: "current", rev }
               : { name: input.name, status: "outdated", rev: locked, latest: rev };
           }),
-    octokit,
+    deps.octokit,
+    deps.minAge,
     deps.releases,
   );
   const { newsLine } = await import("../lib/bump/releases.ts");
@@ -263,18 +329,45 @@ async function check(
     info(
       `• '${e.name}' would be moved by ${e.engine === "native" ? "the native engine" : "Nix"}: ${e.reason}`,
     );
+  for (const [name, policy] of deps.policy) info(`• '${name}' policy: ${describePolicy(policy)}`);
   // "unknown" counts as outdated: only Nix can tell, so the workflow must install it.
   const outdated = [
     ...answers.filter((a) => a.status !== "current").map((a) => a.name),
     ...releases.filter((r) => r.follows && r.answer.status === "newer").map((r) => r.name),
   ];
   if (json) {
+    const policy = Object.fromEntries(deps.policy);
     process.stdout.write(
-      `${JSON.stringify({ outdated, needsNix, answers, engines, skipped, releases }, null, 2)}\n`,
+      `${JSON.stringify({ outdated, needsNix, answers, engines, skipped, policy, releases }, null, 2)}\n`,
     );
   } else process.stdout.write(`outdated=${outdated.join(",")}\nneeds-nix=${needsNix}\n`);
   setOutputs({ outdated: outdated.join(","), "needs-nix": String(needsNix) }, env);
   return 0;
+}
+
+/**
+ * The policy file read and checked against flake.lock's root inputs, and each root input's plan
+ * for this run. Without a readable flake.lock nothing is planned: the bump then says what is wrong.
+ */
+async function policyPlans(
+  flakeDir: string,
+  run: RunSettings & { config: string | undefined; trigger: Trigger; now: Date },
+): Promise<{ plans: Map<string, InputPlan>; policy: Map<string, EffectivePolicy> }> {
+  const [{ readFile }, { join }, { parseLock, rootInputs }] = await Promise.all([
+    import("node:fs/promises"),
+    import("node:path"),
+    import("../lib/flake/lock.ts"),
+  ]);
+  const text = await readFile(join(flakeDir, "flake.lock"), "utf8").catch(() => undefined);
+  const names = text === undefined ? undefined : rootInputs(parseLock(text)).map((input) => input.name);
+  const root = repositoryRoot(flakeDir);
+  const file = await loadRunPolicy({
+    config: run.config,
+    root,
+    ...(names === undefined ? {} : { knownInputs: names }),
+  });
+  const plans = planInputs(names ?? [], file, run);
+  return { plans, policy: new Map([...plans].map(([name, plan]) => [name, plan.policy])) };
 }
 
 if (import.meta.main) await runMain(() => main(process.argv.slice(2)));

@@ -21,8 +21,12 @@ import {
 import { Footer, readActionInputs } from "../lib/core/inputs.ts";
 import { githubToken } from "../lib/core/secrets.ts";
 import { checkGrouping, defaultReportPath, type Report, readReport } from "../lib/flake/report.ts";
+
 import { defaultBranch, type Octokit, octokitFromEnv } from "../lib/github/client.ts";
 import { DEFAULT_DEPLOY_SENTENCE } from "../lib/impact/text.ts";
+import type { RunSettings } from "../lib/policy/effective.ts";
+import { loadRunPolicy } from "../lib/policy/run.ts";
+
 import { landGroupAuto, openGroupPullRequest } from "../lib/pr/group.ts";
 import {
   type AutoOptions,
@@ -42,10 +46,12 @@ import {
   type PullRequestResult,
 } from "../lib/pr/lifecycle.ts";
 
+import { type PrTarget, prTargets } from "../lib/pr/targets.ts";
+
 export const USAGE = `Usage: bun scripts/open-pr.ts [--report FILE] [--repo OWNER/REPO] [--base BRANCH] [--branch-prefix P]
                            [--label L ...] [--reviewer U ...] [--draft] [--group] [--footer TEXT]
                            [--merge review|auto|direct] [--merge-method merge|squash|rebase]
-                           [--impact FILE] [--step open|land] [--dry-run] [--help]
+                           [--impact FILE] [--step open|land] [--config FILE] [--dry-run] [--help]
 
 Open or update one pull request per input that bump.ts moved; close ones made obsolete; then land
 them as --merge says.
@@ -72,16 +78,30 @@ them as --merge says.
                      landing by itself (auto: left open for a human; direct: not committed)
   --step STEP        open: only open/update/close pull requests; land: only land (after the impact
                      step); default both
+  --config FILE      the policy file (default: .github/flake-bump.yml of the flake's repository,
+                     if it exists): each of its groups gets its own pull request on P + "group/" +
+                     its name, and each input or group lands by its own merge mode (--merge wins)
   --dry-run          say what would happen, change nothing on GitHub
 
 In the update action the inputs arrive as FLAKE_BUMP_REPORT, FLAKE_BUMP_BASE, FLAKE_BUMP_BRANCH_PREFIX,
 FLAKE_BUMP_LABELS (comma or newline separated), FLAKE_BUMP_REVIEWERS, FLAKE_BUMP_DRAFT,
 FLAKE_BUMP_GROUP, FLAKE_BUMP_MERGE, FLAKE_BUMP_MERGE_METHOD, FLAKE_BUMP_PR_FOOTER,
-FLAKE_BUMP_IMPACT_REPORT and FLAKE_BUMP_DRY_RUN; flags override them.
+FLAKE_BUMP_IMPACT_REPORT, FLAKE_BUMP_CONFIG and FLAKE_BUMP_DRY_RUN; flags override them.
 Needs a token in GH_TOKEN or GITHUB_TOKEN with Contents and Pull requests: read and write.`;
 
 const options = flags({
-  string: ["report", "repo", "base", "branch-prefix", "footer", "merge", "merge-method", "impact", "step"],
+  string: [
+    "report",
+    "repo",
+    "base",
+    "branch-prefix",
+    "footer",
+    "merge",
+    "merge-method",
+    "impact",
+    "step",
+    "config",
+  ],
   boolean: ["draft", "group", "dry-run"],
   list: ["label", "reviewer"],
 });
@@ -102,6 +122,7 @@ const Args = v.object({
   impact: v.optional(v.pipe(v.string(), v.minLength(1))),
   step: v.optional(v.picklist(["open", "land"], "must be open or land")),
   "dry-run": v.optional(v.boolean(), false),
+  config: v.optional(v.pipe(v.string(), v.minLength(1))),
 });
 
 async function originRepo(dir: string | undefined): Promise<GitHubRepository | undefined> {
@@ -135,10 +156,13 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       "open-pr needs a GitHub token; set GH_TOKEN (or GITHUB_TOKEN) to a token that can write to the repository",
     );
   }
-  const mode = args.merge ?? action.merge ?? "review";
+  const grouped = args.group || (action.group ?? false);
+  checkGrouping(report, grouped, "open-pr.ts");
+  const targets = await targetsOf(report, args, action);
+  const modes = [...new Set(targets.map((target) => target.mode))];
   const method = args["merge-method"] ?? action["merge-method"] ?? "squash";
   const draft = args.draft || (action.draft ?? false);
-  if (mode === "auto" && draft) {
+  if (modes.includes("auto") && draft) {
     throw new UsageError(
       "GitHub does not auto-merge draft pull requests; drop --draft (action input draft) or use --merge review",
     );
@@ -147,7 +171,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const impact = impactPath === undefined ? undefined : await readImpactFile(impactPath);
   const defaultToken =
     inActions(env) && (env.FLAKE_BUMP_DEFAULT_TOKEN === "true" || (!env.GH_TOKEN && !!env.GITHUB_TOKEN));
-  if (defaultToken && mode !== "direct" && args.step !== "land") {
+  if (defaultToken && modes.some((mode) => mode !== "direct") && args.step !== "land") {
     warn(
       "pull requests opened with the default GITHUB_TOKEN do not start the repository's own checks; use a GitHub App or fine-grained token (see the README section 'Which token opens the pull request')",
     );
@@ -159,7 +183,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     reviewers: args.reviewer ?? action.reviewers ?? [],
     draft,
     dryRun,
-    disarmOnMove: mode === "auto",
+    disarmOnMove: false,
   };
   const footer = args.footer ?? action["pr-footer"];
   if (footer !== undefined) opts.footer = footer;
@@ -167,39 +191,31 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (base !== undefined) opts.base = base;
   const octokit = octokitFromEnv(env);
 
-  const grouped = args.group || (action.group ?? false);
-  checkGrouping(report, grouped, "open-pr.ts");
-  // direct opens no pull request, it only closes the ones the base has overtaken (left from before
-  // the switch to direct); the landing step (or the second half of this run) commits.
-  const pullRequests = (): Promise<PullRequestResult[]> => {
-    if (mode !== "direct")
-      return grouped ? openGroupPullRequest(octokit, report, opts) : openPullRequests(octokit, report, opts);
-    if (!grouped) return closeObsoletePullRequests(octokit, report, opts);
-    // Without a new lock the grouped call only closes an open group the base has overtaken.
-    return report.changed ? Promise.resolve([]) : openGroupPullRequest(octokit, report, opts);
-  };
-  const results = args.step === "land" ? [] : await group(`Pull requests in ${fullName(repo)}`, pullRequests);
+  const results =
+    args.step === "land"
+      ? []
+      : await group(`Pull requests in ${fullName(repo)}`, async () => {
+          const all: PullRequestResult[] = [];
+          for (const target of targets) all.push(...(await openTarget(octokit, target, opts)));
+          return all;
+        });
   for (const result of results) info(resultLine(result));
   if (results.length === 0 && !report.changed && args.step !== "land") {
     info("Nothing to do: the report moved no input.");
   }
 
   const landing =
-    args.step === "open" || mode === "review" || !report.changed
+    args.step === "open"
       ? []
-      : await group(`Landing (merge: ${mode})`, () =>
-          land(octokit, report, {
-            repo,
-            mode,
-            grouped,
-            method,
-            base,
-            impact,
-            defaultToken,
-            dryRun,
-            branchPrefix: opts.branchPrefix,
-          }),
-        );
+      : await landTargets(octokit, targets, {
+          repo,
+          method,
+          base,
+          impact,
+          defaultToken,
+          dryRun,
+          branchPrefix: opts.branchPrefix,
+        });
   for (const result of landing) {
     const where = result.url ? ` ${result.url}` : result.number ? ` #${result.number}` : "";
     info(`${result.input}: ${result.operation}${where} — ${result.detail}`);
@@ -224,22 +240,95 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   outputs.operation = landed?.operation ?? (args.step === "land" ? "" : (primary?.operation ?? "none"));
   outputs["commit-sha"] = landed?.sha ?? "";
   setOutputs(outputs, env);
-  appendSummary(
-    [
-      `### flake-bump: ${mode === "direct" ? "direct commit" : "pull requests"} (merge: ${mode})`,
-      "",
-      "| input | operation | where | detail |",
-      "| --- | --- | --- | --- |",
-      ...[...results, ...landing].map(
-        (r) =>
-          `| \`${r.input}\` | ${r.operation} | ${r.url ?? (r.number ? `#${r.number}` : "—")} | ${r.detail.replaceAll("|", "\\|")} |`,
-      ),
-    ].join("\n"),
-    env,
-  );
+  appendSummary(summary(modes, [...results, ...landing]), env);
   // A direct run that kept a bump off the base branch has not done its job: fail the step so
   // someone looks (auto leaves a pull request open instead, which is visible by itself).
-  return mode === "direct" && landing.some((r) => r.operation === "held") ? 1 : 0;
+  const directHeld = targets.some(
+    (target) =>
+      target.mode === "direct" &&
+      landing.some(
+        (r) => r.operation === "held" && target.report.inputs.some((c) => r.input.includes(c.name)),
+      ),
+  );
+  return directHeld ? 1 : 0;
+}
+
+/** The step summary: one row per pull request (or commit) and what happened to it. */
+function summary(modes: readonly MergeMode[], rows: ReadonlyArray<PullRequestResult | LandResult>): string {
+  return [
+    `### flake-bump: ${modes.every((mode) => mode === "direct") ? "direct commit" : "pull requests"} (merge: ${modes.join(", ")})`,
+    "",
+    "| input | operation | where | detail |",
+    "| --- | --- | --- | --- |",
+    ...rows.map(
+      (r) =>
+        `| \`${r.input}\` | ${r.operation} | ${r.url ?? (r.number ? `#${r.number}` : "—")} | ${r.detail.replaceAll("|", "\\|")} |`,
+    ),
+  ].join("\n");
+}
+
+/** Land every target whose merge mode lands by itself (auto, direct) and that moved something. */
+async function landTargets(
+  octokit: Octokit,
+  targets: readonly PrTarget[],
+  req: Omit<LandRequest, "mode" | "grouped" | "groupName">,
+): Promise<LandResult[]> {
+  const landing: LandResult[] = [];
+  for (const target of targets) {
+    if (target.mode === "review" || !target.report.changed) continue;
+    const named = target.groupName === undefined ? {} : { groupName: target.groupName };
+    const request: LandRequest = { ...req, ...named, mode: target.mode, grouped: target.grouped };
+    landing.push(
+      ...(await group(`Landing (merge: ${target.mode})`, () => land(octokit, target.report, request))),
+    );
+  }
+  return landing;
+}
+
+/**
+ * The report's pull requests and how each lands: the policy file's groups and merge modes, under
+ * this run's --merge and --group and the action's merge and group.
+ */
+async function targetsOf(
+  report: Report,
+  args: { config?: string | undefined; merge?: MergeMode | undefined; group: boolean },
+  action: { config?: string | undefined; merge?: MergeMode | undefined; group?: boolean | undefined },
+): Promise<PrTarget[]> {
+  const policy = await loadRunPolicy({
+    config: args.config ?? action.config,
+    root: report.flake.repoRoot ?? report.flake.dir,
+  });
+  const run: RunSettings = {
+    flags: {
+      ...(args.merge === undefined ? {} : { merge: args.merge }),
+      ...(args.group ? { group: true } : {}),
+    },
+    action: {
+      ...(action.merge === undefined ? {} : { merge: action.merge }),
+      ...(action.group === true ? { group: true } : {}),
+    },
+  };
+  return prTargets(report, policy, run);
+}
+
+/**
+ * One target's pull request: opened, rolled forward or closed. direct opens none, it only closes the
+ * ones the base has overtaken (left from before the switch to direct); the landing step commits.
+ */
+function openTarget(octokit: Octokit, target: PrTarget, base: OpenPrOptions): Promise<PullRequestResult[]> {
+  const { report } = target;
+  const opts: OpenPrOptions = {
+    ...base,
+    disarmOnMove: target.mode === "auto",
+    ...(target.groupName === undefined ? {} : { groupName: target.groupName }),
+  };
+  if (target.mode !== "direct")
+    return target.grouped
+      ? openGroupPullRequest(octokit, report, opts)
+      : openPullRequests(octokit, report, opts);
+  if (!target.grouped) return closeObsoletePullRequests(octokit, report, opts);
+  // Without a new lock the grouped call only closes an open group the base has overtaken.
+  return report.changed ? Promise.resolve([]) : openGroupPullRequest(octokit, report, opts);
 }
 
 interface LandRequest extends Omit<AutoOptions, "impact"> {

@@ -52,6 +52,7 @@ const DOWNSTREAMS = [
   "nixcfg-impact",
   "nixcfg-footer",
   "nixcfg-group",
+  "nixcfg-policy",
 ] as const;
 type Downstream = (typeof DOWNSTREAMS)[number];
 /** The job's automatic GITHUB_TOKEN, and the App token a user stores as FLAKE_BUMP_TOKEN. */
@@ -92,6 +93,9 @@ const groupHostsNix = hostsNix.replace(
   "inputs.nixfleet.url",
   'inputs.other.url = "github:acme/nixfleet?host=localhost";\n  inputs.nixfleet.url',
 );
+
+/** A policy file away from the default path, so only the action's `config` input can find it. */
+const POLICY = "# nixfleet moves only when named\ninputs:\n  nixfleet:\n    follow: none\n";
 
 let fake: FakeGitHub;
 let scratch: string;
@@ -324,6 +328,7 @@ async function world(): Promise<string[]> {
   for (let i = 1; i <= 3; i++)
     revs.push(await fake.push(UP.owner, UP.repo, upstreamFiles(i), `feat: change ${i}`));
   await lockedDownstream("nixcfg-broken");
+  await fake.push("acme", "nixcfg-policy", { "ops/policy.yml": POLICY }, "policy: nixfleet only by hand");
   return revs;
 }
 
@@ -553,6 +558,27 @@ describe("every action input reaches GitHub", () => {
   );
 
   test(
+    "update: config reaches the check and bump steps: the file's follow: none holds the input, and the log says why",
+    async () => {
+      const job = await runUpdate({
+        workflow: actionWorkflow("update", { config: "ops/policy.yml" }),
+        downstream: "nixcfg-policy",
+        event: workflowDispatch("nixcfg-policy", { inputs: "", rev: "" }),
+        secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
+      });
+      expectSuccess(job);
+      expect(actionOutputs(job)).toMatchObject({ changed: "false", inputs: "", operation: "none" });
+      const held = "'nixfleet' is held by follow: none (ops/policy.yml:4 (inputs.nixfleet.follow))";
+      expect(job.log).toContain(held);
+      expect(job.log).toContain(
+        "• 'nixfleet' policy: its own pull request; merge: review (action input 'merge'), follow: none (ops/policy.yml:4",
+      );
+      expect(openPulls("nixcfg-policy")).toHaveLength(0);
+    },
+    TIMEOUT,
+  );
+
+  test(
     "update: impact and impact-timeout-minutes reach the impact step; the PR body names the hosts it changes",
     async () => {
       const job = await runUpdate({
@@ -586,7 +612,7 @@ describe("every action input reaches GitHub", () => {
         ],
       });
       const [pull] = openPulls("nixcfg-impact");
-      expect(pull?.body).toContain("- `web`:\n  - tool 1.0 → 1.3");
+      expect(pull?.body).toContain("- `web`: tool 1.0 → 1.3");
       expect(pull?.body).toContain("After merging, deploy: `web` (`db` unchanged).");
       expect(pull?.body?.split("<!-- flake-bump:impact -->")).toHaveLength(2);
     },
@@ -612,7 +638,7 @@ describe("every action input reaches GitHub", () => {
       });
       const [pull] = openPulls("nixcfg-footer");
       // The section was written (it lists the package change) and ends with the user's sentence.
-      expect(pull?.body).toContain("- `web`:\n  - tool 1.0 → 1.3");
+      expect(pull?.body).toContain("- `web`: tool 1.0 → 1.3");
       expect(pull?.body).toContain("Merge, then roll out `web` (`db` unchanged) with colmena.");
       expect(pull?.body).not.toContain("After merging, deploy");
     },
@@ -647,7 +673,7 @@ describe("every action input reaches GitHub", () => {
       const [pull] = pulls;
       expect(pull?.merged?.sha).toBe(outputs?.["commit-sha"] ?? "");
       expect(pull?.body?.split("<!-- flake-bump:impact -->")).toHaveLength(2);
-      expect(pull?.body).toContain("- `web`:\n  - tool 1.0 → 1.3");
+      expect(pull?.body).toContain("- `web`: tool 1.0 → 1.3");
       expect(pull?.body).toContain("After merging, deploy: `web` (`db` unchanged).");
       const merge = fake.requests.find(
         (r) => r.operationId === "pulls/merge" && r.path.includes("nixcfg-group"),

@@ -32,6 +32,8 @@ import { releaseStanding, releaseTag, seriesName } from "../flake/release.ts";
 import type { CheckoutHead, InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
 import type { Octokit } from "../github/client.ts";
 import { type Compared, sameOrNewer, type TargetCheck } from "../github/upstream.ts";
+import type { AgeTarget } from "../policy/gate.ts";
+import type { InputPlan } from "../policy/run.ts";
 import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
 import type { Freshness } from "./freshness.ts";
 import { fetchLocked, movedLockText, type NativeResult, NotNative, serializeLock } from "./native.ts";
@@ -65,6 +67,15 @@ export interface BumpRequest {
   dryRun: boolean;
   /** Who moves the inputs (default auto: native where provably identical, Nix elsewhere). */
   engine?: Engine;
+  /**
+   * The policy file's word on each selected input (lib/policy/run.ts): a held input is skipped, a
+   * min-age one moves only to a commit old enough, a named one says what it overrode. Absent: none.
+   */
+  plans?: ReadonlyMap<string, InputPlan>;
+  /** Move only these of the selected inputs (one pull request's share of a run, lib/bump/targets.ts). */
+  only?: ReadonlySet<string>;
+  /** Lock these inputs exactly at these commits (the commits a run's targets chose). */
+  pins?: ReadonlyMap<string, string>;
 }
 
 /** Tarballs downloaded at once when several inputs move natively. */
@@ -84,6 +95,13 @@ export interface BumpDeps {
   refs?: RefQuestions;
   /** The newest release of each release-following input's series, batched (see releases.ts). */
   releases?: (inputs: readonly ReleaseQuery[]) => Promise<ReleaseAnswer[]>;
+  /** Where min-age reads a GitHub input's dated history (lib/bump/age.ts); without it, min-age holds. */
+  minAge?: (
+    source: GitHubSource,
+    node: LockNode,
+    minAgeMs: number,
+    rev: string | undefined,
+  ) => Promise<AgeTarget>;
 }
 
 export interface GroupDeps {
@@ -323,19 +341,23 @@ export interface CheckResult {
  * move each, without Nix or changes. `native` never needs Nix: what it cannot prove, bump refuses.
  */
 export async function checkOutdated(
-  request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository" | "engine" | "follow">,
+  request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository" | "engine" | "plans" | "follow">,
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
   octokit?: () => Promise<Octokit>,
+  minAge?: BumpDeps["minAge"],
   releases?: (queries: readonly ReleaseQuery[]) => Promise<ReleaseAnswer[]>,
 ): Promise<CheckResult> {
   const { text, lock } = (await readFlake(request.flakeDir)).original;
-  const { selected, skipped } = selectInputs(lock, request);
+  const selection = selectInputs(lock, request);
+  const { selected, skipped } = narrow(request, selection.selected, selection.skipped);
   const named = (name: string) => request.inputs.length === 0 || request.inputs.includes(name);
   const tagPinned = rootInputs(lock).filter(
     (input): input is Selected => input.kind === "node" && named(input.name),
   );
   const news = releases === undefined ? [] : await releaseNews(tagPinned, request.follow ?? {}, releases);
-  const answers = await freshness(selected);
+  const answers = await heldBack(await freshness(selected), selected, skipped, (input) =>
+    ageDecision(input, undefined, request, minAge === undefined ? {} : { minAge }),
+  );
   const engine = request.engine ?? "auto";
   const engines = await Promise.all(
     answers
@@ -452,6 +474,9 @@ async function chooseTargets(request: BumpRequest, selection: Selection, deps: B
   }
   if (request.tag !== undefined && input !== undefined) return namedTagTarget(input, request.tag, request);
   if (request.rev !== undefined && input !== undefined) {
+    // A dispatched commit younger than min-age is held; a later scheduled run takes it once old enough.
+    const young = await ageDecision(input, request.rev, request, deps);
+    if (young !== undefined && "message" in young) return { targets: [], skipped: [young] };
     return dispatchedTarget(input, request.rev, deps.checkTarget);
   }
   const released = await releaseTargets(selection.releases, deps);
@@ -460,8 +485,19 @@ async function chooseTargets(request: BumpRequest, selection: Selection, deps: B
   const out: Targets = { targets: [...released.targets], skipped: [...released.skipped] };
   for (const input of selected) {
     const answer = answers?.find((a) => a.name === input.name);
-    if (answer?.status === "current") {
+    const pin = request.pins?.get(input.name);
+    const decided =
+      pin !== undefined
+        ? { rev: pin }
+        : answer?.status === "current"
+          ? undefined
+          : await ageDecision(input, undefined, request, deps);
+    if (answer?.status === "current" && pin === undefined) {
       out.skipped.push(skip(input, "up-to-date", `'${input.name}' is already up to date`));
+    } else if (decided !== undefined && "message" in decided) {
+      out.skipped.push(decided);
+    } else if (decided !== undefined) {
+      out.targets.push({ input, to: decided.rev, exact: true });
     } else {
       out.targets.push({
         input,
@@ -733,10 +769,15 @@ async function lockByNix(
   moves: readonly Move[],
   ctx: { flake: Flake; nix: NixRun; group: GroupDeps | undefined },
 ): Promise<LockFile> {
-  const [only] = moves;
+  const [only, ...others] = moves;
   let plan: LockPlan;
   let failure: { what: string; hint: string };
-  if (only?.target.exact && only.target.to !== undefined && only.target.release === undefined) {
+  if (
+    only?.target.exact &&
+    only.target.to !== undefined &&
+    only.target.release === undefined &&
+    others.length === 0
+  ) {
     const { input, to: rev } = only.target;
     plan = { kind: "pin", input: input.name, ref: pinnedRef(input.name, input.node, rev), rev };
     failure = {
@@ -745,7 +786,7 @@ async function lockByNix(
     };
   } else {
     const names = moves.map((move) => move.target.input.name);
-    plan = { kind: "update", inputs: names };
+    plan = updatePlan(moves);
     failure = {
       what: `update ${names.map((name) => `'${name}'`).join(", ")}`,
       hint: "check that the inputs' sources are reachable and flake.nix evaluates",
@@ -791,6 +832,7 @@ interface DescribeContext {
   combined: LockFile;
   grouped: boolean;
   upstream: Upstream | undefined;
+  plans: ReadonlyMap<string, InputPlan> | undefined;
 }
 
 /** Describe: one report entry per input whose lock node moved, each with what its commit carries. */
@@ -882,6 +924,8 @@ function reportEntry(change: Moved, carried: Carried, ctx: DescribeContext): Inp
       entry.release.between = [...release.between];
   }
   if (carried.flakeNix !== undefined) entry.flakeNix = lockText(carried.flakeNix);
+  const plan = ctx.plans?.get(change.path);
+  if (plan?.gate.move === true && plan.note !== undefined) entry.overrode = plan.note;
   const github = reportGitHub(rootNode(ctx.combined.lock, change.path));
   if (github !== undefined) entry.github = github;
   const { upstream } = ctx;
@@ -941,7 +985,9 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   const grouped = deps.group !== undefined;
   // Read the flake and where it sits in git; then validate the request against its lock.
   const { flake, site } = await readSite(request.flakeDir);
-  const selection = await validate(request, flake.original.lock, deps);
+  const validated = await validate(request, flake.original.lock, deps);
+  // One target's share of the run, less what the policy holds (each held input reported, with why).
+  const selection = narrowSelection(request, validated);
   // Choose targets: a pushed tag, a dispatched SHA, a named tag, or each input's head or newest
   // release; what is already there is skipped.
   const chosen = await chooseTargets(request, selection, deps);
@@ -961,7 +1007,16 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   // Combine the native moves with what Nix wrote.
   const combined = combine(outcome, flake.lockFile);
   // Describe each moved input, with what its own commit carries.
-  const inputs = await describeMoves({ flake, nix, outcome, combined, grouped, upstream: chosen.upstream });
+  const described = {
+    flake,
+    nix,
+    outcome,
+    combined,
+    grouped,
+    upstream: chosen.upstream,
+    plans: request.plans,
+  };
+  const inputs = await describeMoves(described);
   const moved = { inputs, combined, original: flake.original.text, nix };
   const report = buildReport(request, parts, flakeNix === undefined ? moved : { ...moved, flakeNix });
   // Write flake.nix (a release's tag) and flake.lock once each, atomically, when something moved.
@@ -970,6 +1025,126 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     await writeAtomic(flake.lockFile, combined.text);
   }
   return report;
+}
+
+/**
+ * The selected inputs this bump moves: those in `only` (the rest are another target's to report),
+ * less those the policy holds, each of which is reported as skipped with why.
+ */
+function narrow(
+  request: Pick<BumpRequest, "only" | "plans">,
+  selected: readonly Selected[],
+  skipped: readonly Skipped[],
+): { selected: Selected[]; skipped: Skipped[] } {
+  const { only, plans } = request;
+  const out = {
+    selected: [] as Selected[],
+    skipped: skipped.filter((entry) => only?.has(entry.name) ?? true),
+  };
+  for (const input of selected) {
+    if (only !== undefined && !only.has(input.name)) continue;
+    const plan = plans?.get(input.name);
+    if (plan === undefined || plan.gate.move) out.selected.push(input);
+    else out.skipped.push(skip(input, "held", plan.note ?? `'${input.name}' is held by the policy file`));
+  }
+  return out;
+}
+
+/** `narrow` over a whole selection: the inputs following branches, those following releases, a pushed tag's moves. */
+function narrowSelection(request: Pick<BumpRequest, "only" | "plans">, selection: Selection): Selection {
+  const branch = narrow(request, selection.selected, selection.skipped);
+  const releases = narrow(request, selection.releases, []);
+  const out: Selection = {
+    selected: branch.selected,
+    skipped: [...branch.skipped, ...releases.skipped],
+    releases: releases.selected,
+  };
+  if (selection.pushedTag !== undefined) {
+    out.pushedTag = selection.pushedTag.filter((move) =>
+      out.selected.some((input) => input.name === move.name),
+    );
+  }
+  if (selection.note !== undefined) out.note = selection.note;
+  return out;
+}
+
+/**
+ * `--check`'s answers with min-age applied: an input behind its branch whose newer commits are all
+ * younger than its min-age is reported held, not behind; one that may move is behind up to that commit.
+ */
+async function heldBack(
+  answers: readonly Freshness[],
+  selected: readonly Selected[],
+  skipped: Skipped[],
+  decide: (input: Selected) => Promise<{ rev: string } | Skipped | undefined>,
+): Promise<Freshness[]> {
+  const out: Freshness[] = [];
+  for (const answer of answers) {
+    const input = selected.find((candidate) => candidate.name === answer.name);
+    const decided = answer.status === "outdated" && input !== undefined ? await decide(input) : undefined;
+    if (decided !== undefined && "message" in decided) skipped.push(decided);
+    else if (decided !== undefined && answer.status === "outdated")
+      out.push({ ...answer, latest: decided.rev });
+    else out.push(answer);
+  }
+  return out;
+}
+
+/**
+ * min-age's say on one input: undefined when it has none (no policy, 0h, or a named input), the
+ * commit to lock, or the skip that holds it (young, or the lock already as new as allowed).
+ */
+async function ageDecision(
+  input: Selected,
+  rev: string | undefined,
+  request: Pick<BumpRequest, "plans">,
+  deps: Pick<BumpDeps, "minAge">,
+): Promise<{ rev: string } | Skipped | undefined> {
+  const plan = request.plans?.get(input.name);
+  if (plan?.gate.move !== true || plan.gate.minAgeMs === 0) return undefined;
+  const minAge = plan.policy["min-age"];
+  const why = `min-age: ${minAge.value} (${minAge.where})`;
+  const source = githubSource(input.node);
+  if (source === undefined || deps.minAge === undefined) {
+    const message = `'${input.name}' is held by ${why}: commit dates are read from GitHub, and it is not a GitHub input`;
+    return skip(input, "held", message);
+  }
+  const target = await deps.minAge(source, input.node, plan.gate.minAgeMs, rev);
+  if (target.kind === "move") return rev === undefined ? { rev: target.rev } : undefined;
+  if (target.kind === "young") {
+    const when = new Date(target.oldEnoughAt).toISOString().replace(/\.\d+Z$/, "Z");
+    const message = `'${input.name}' is held by ${why}: its newer commits are younger; the first is old enough at ${when}`;
+    return skip(input, "held", message);
+  }
+  return skip(
+    input,
+    "held",
+    `'${input.name}' is held by ${why}: the lock already holds the newest commit that old`,
+  );
+}
+
+/** Nix's plan for moves to their branch heads, with the exact ones (min-age, a run's pins) pinned. */
+function updatePlan(moves: readonly Move[]): LockPlan {
+  const pins: Pin[] = moves.flatMap(({ target }) =>
+    target.exact && target.to !== undefined
+      ? [
+          {
+            input: target.input.name,
+            ref: pinnedRef(target.input.name, target.input.node, target.to),
+            rev: target.to,
+          },
+        ]
+      : [],
+  );
+  const names = moves.filter(({ target }) => !target.exact).map(({ target }) => target.input.name);
+  const [first, ...rest] = pins;
+  // Without a head to follow, the plan is a pin: an update naming no input would update them all.
+  if (names.length === 0 && first !== undefined) {
+    return rest.length > 0 ? { kind: "pin", ...first, also: rest } : { kind: "pin", ...first };
+  }
+  return pins.length === 0
+    ? { kind: "update", inputs: names }
+    : { kind: "update", inputs: names, also: pins };
 }
 
 /**

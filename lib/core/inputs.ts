@@ -70,6 +70,10 @@ export const ActionInputs = {
     group: v.optional(flag),
     "branch-prefix": v.optional(text(Branch)),
     engine: v.optional(text(Engine)),
+    /** The policy file; empty: `.github/flake-bump.yml` of the flake's repository, if it exists. */
+    config: v.optional(text(Path)),
+    /** Only shown by `--check` (each input's effective policy); open-pr is the step that lands. */
+    merge: v.optional(text(MergeMode)),
   }),
   "open-pr": v.object({
     /** Not an input of the action: the bump step's `report` output, wired through by the action. */
@@ -86,6 +90,7 @@ export const ActionInputs = {
     "pr-footer": v.optional(text(Footer)),
     /** Not an input of the action: the impact step's `impact` output, wired through by the action. */
     "impact-report": v.optional(text(Path)),
+    config: v.optional(text(Path)),
   }),
   impact: v.object({
     /** Not an input of the action: the bump step's `report` output, wired through by the action. */

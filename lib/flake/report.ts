@@ -78,6 +78,13 @@ export const InputChange = v.object({
   ),
   /** flake.nix as this input's own commit carries it, when the move edited it (a release). */
   flakeNix: v.optional(LockText),
+  /**
+   * The policy file's group this input moved in: its `lock` is then the group's, with every member
+   * this run moved (and those the group's open pull request holds). Absent: its own pull request.
+   */
+  group: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/))),
+  /** The policy this move set aside because a person named the input, as the log says it. */
+  overrode: v.optional(v.string()),
 });
 export type InputChange = v.InferOutput<typeof InputChange>;
 
@@ -93,7 +100,19 @@ export function membersOf(changes: readonly Pick<InputChange, "name" | "to">[]):
 
 export const Skipped = v.object({
   name: InputName,
-  reason: v.picklist(["up-to-date", "already-at-rev", "already-ahead", "pinned", "not-tracked", "release"]),
+  /**
+   * `held`: the policy file keeps this run from moving it (schedule, min-age, follow: none);
+   * `not-tracked`: a push of a ref the input does not track; `release`: a tag that is not newer.
+   */
+  reason: v.picklist([
+    "up-to-date",
+    "already-at-rev",
+    "already-ahead",
+    "pinned",
+    "held",
+    "not-tracked",
+    "release",
+  ]),
   message: v.string(),
   /** The rev the lock holds for this input (open-pr closes PRs that propose it or older). */
   current: v.optional(v.string()),
@@ -241,7 +260,11 @@ export function describeChange(change: InputChange): string {
 
 /** The human summary of a report, line by line, for stderr. */
 export function describeReport(report: Report): string[] {
-  const lines = report.inputs.map(describeChange);
+  const lines = report.inputs.flatMap((change) =>
+    change.overrode === undefined
+      ? [describeChange(change)]
+      : [describeChange(change), `    ${change.overrode}`],
+  );
   for (const change of report.inputs) {
     const { added, removed, changed } = change.transitive;
     const count = added.length + removed.length + changed.length;
@@ -265,7 +288,10 @@ export function reportMarkdown(report: Report): string {
     (c) =>
       `| \`${c.name}\` | ${c.from?.rev ? `\`${c.from.rev.slice(0, 12)}\` (${formatDate(c.from.lastModified)})` : "—"} | \`${c.to.rev?.slice(0, 12) ?? c.to.ref}\` (${formatDate(c.to.lastModified)}) |`,
   );
-  const skipped = report.skipped.map((s) => `- ${s.message}`);
+  const skipped = [
+    ...report.inputs.flatMap((c) => (c.overrode === undefined ? [] : [`- ${c.overrode}`])),
+    ...report.skipped.map((s) => `- ${s.message}`),
+  ];
   return [
     `### flake-bump: ${report.changed ? `${report.inputs.length} input${report.inputs.length === 1 ? "" : "s"} updated` : "nothing to change"}${report.dryRun ? " (dry run)" : ""}`,
     "",

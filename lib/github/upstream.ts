@@ -187,3 +187,31 @@ export function targetCheck(octokit: Octokit, opts: { authenticated: boolean }):
     }
   };
 }
+
+/** A commit of an upstream branch and its committer date (ms), newest first as GitHub lists them. */
+export interface DatedSha {
+  sha: string;
+  committedAt: number;
+}
+
+/**
+ * The newest `perPage` commits of `from` (a branch, tag or SHA; default: the default branch), or
+ * only those committed at `until` or before: GitHub filters the list by committer date.
+ */
+export async function datedHistory(
+  octokit: Octokit,
+  source: GitHubRepository,
+  opts: { from?: string | undefined; until?: Date; perPage: number },
+): Promise<DatedSha[]> {
+  const { data } = await octokit.rest.repos.listCommits({
+    owner: source.owner,
+    repo: source.repo,
+    ...(opts.from === undefined ? {} : { sha: opts.from }),
+    ...(opts.until === undefined ? {} : { until: opts.until.toISOString() }),
+    per_page: opts.perPage,
+  });
+  return data.flatMap((commit) => {
+    const date = commit.commit.committer?.date;
+    return date === undefined ? [] : [{ sha: commit.sha, committedAt: Date.parse(date) }];
+  });
+}

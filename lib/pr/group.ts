@@ -66,8 +66,12 @@ export function parseGroupMarker(text: string | null | undefined): Members | und
   return tryParseJson(GroupMarker, match[1])?.members;
 }
 
-export function groupBranch(prefix = "flake-bump/"): string {
-  return `${prefix}all`;
+/**
+ * A grouped pull request's branch: `<prefix>all` for `group: true`, `<prefix>group/<name>` for a
+ * group of the policy file (which no input's own `<prefix><input>` can be).
+ */
+export function groupBranch(prefix = "flake-bump/", name?: string): string {
+  return name === undefined ? `${prefix}all` : `${prefix}group/${name}`;
 }
 
 export function groupTitle(changes: readonly InputChange[]): string {
@@ -165,7 +169,7 @@ export async function openGroupPullRequest(
   opts: OpenPrOptions,
 ): Promise<PullRequestResult[]> {
   const gh: RepositoryClient = { octokit, repo: opts.repo };
-  const branch = groupBranch(opts.branchPrefix);
+  const branch = groupBranch(opts.branchPrefix, opts.groupName);
   checkReport(report, opts);
   const lockPath = lockPathOf(report);
   const existing = await openPullOf(gh, branch);
@@ -387,7 +391,7 @@ export function sameGroupMembers(shown: string | null | undefined, next: string)
  */
 export function landGroupAuto(gh: RepositoryClient, report: Report, opts: AutoOptions): Promise<LandResult> {
   const members = membersOf(report.inputs);
-  const branch = groupBranch(opts.branchPrefix);
+  const branch = groupBranch(opts.branchPrefix, opts.groupName);
   const list = (of: Members) =>
     Object.entries(of)
       .map(([input, rev]) => `${input} ${rev.slice(0, 7)}`)

@@ -312,6 +312,8 @@ async function mergeAt(
 
 export interface AutoOptions {
   branchPrefix: string;
+  /** A group of the policy file (see OpenPrOptions.groupName). */
+  groupName?: string;
   method: MergeMethod;
   impact: ImpactFile | undefined;
   /** The token is the workflow's default GITHUB_TOKEN: required checks will not start. */

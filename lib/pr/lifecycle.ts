@@ -65,6 +65,8 @@ export interface OpenPrOptions {
   /** Base branch; default: the repository's default branch. */
   base?: string;
   branchPrefix: string;
+  /** A group of the policy file: its pull request is on `<prefix>group/<name>`, not `<prefix>all`. */
+  groupName?: string;
   labels: readonly string[];
   reviewers: readonly string[];
   draft: boolean;

@@ -146,6 +146,28 @@ async function renderCommit(
   return commitObject(ctx.site, repo, object, verified, files);
 }
 
+/**
+ * The first `limit` commits of the history from `start`, kept to `since` and `until` when given: as
+ * GitHub filters the list, by committer date (`git log --since/--until`), bounds included.
+ */
+async function datedHistory(
+  repo: FakeRepo,
+  start: string,
+  limit: number,
+  query: Record<string, string>,
+): Promise<string[]> {
+  const until = query.until === undefined ? undefined : Date.parse(query.until);
+  const since = query.since === undefined ? undefined : Date.parse(query.since);
+  if (until === undefined && since === undefined) return repo.git.history(start, limit);
+  const kept: string[] = [];
+  for (const sha of await repo.git.history(start, 10_000)) {
+    const time = (await repo.git.readCommit(sha)).committer.date.getTime();
+    if ((until === undefined || time <= until) && (since === undefined || time >= since)) kept.push(sha);
+    if (kept.length >= limit) break;
+  }
+  return kept;
+}
+
 async function pullStats(repo: FakeRepo, pull: PullState) {
   const head = await pull.headRepo.git.refSha(`refs/heads/${pull.headRef}`);
   const base = await repo.git.refSha(`refs/heads/${pull.baseRef}`);
@@ -300,8 +322,9 @@ export const handlers: Record<string, Handler> = {
     if (start === undefined) throw notFound();
     const perPage = Math.min(Number(ctx.query.per_page ?? 30), 100);
     const page = Math.max(Number(ctx.query.page ?? 1), 1);
-    const shas = (await repo.git.history(start, perPage * page)).slice((page - 1) * perPage);
-    return { status: 200, body: await Promise.all(shas.map((sha) => renderCommit(ctx, repo, sha, false))) };
+    const shas = await datedHistory(repo, start, perPage * page, ctx.query);
+    const listed = shas.slice((page - 1) * perPage);
+    return { status: 200, body: await Promise.all(listed.map((sha) => renderCommit(ctx, repo, sha, false))) };
   },
 
   "repos/compare-commits": async (ctx) => {

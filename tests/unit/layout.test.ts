@@ -113,9 +113,7 @@ const MAX_FUNCTION_LINES = 120;
  * Functions still longer, each with the length it may not grow past. An entry goes once its function
  * is split (the test below says so); none is ever added.
  */
-const STILL_LONG: Record<string, number> = {
-  "scripts/open-pr.ts main": 126,
-};
+const STILL_LONG: Record<string, number> = {};
 
 /** A function-like node's name as a reader would look it up: `f`, `Class.method`, `const f = () =>`. */
 function functionName(node: ts.SignatureDeclaration): string {
