@@ -2,11 +2,12 @@
  * The issue's fleet end to end, on every Nix of the matrix, against the fake GitHub with real git
  * tags: `nixpkgs` (nixos-unstable) and `nixpkgs-stable` (nixos-25.05) on one repository, `janus`
  * (rust-engine-v0.1.17, held back) and `janus-paimos-reporter` (rust-engine-v0.1.33, following
- * releases) on another. notify.ts runs as a script; bump() runs in this process with real Nix, with
- * each input's `follow` given as the policy file will give it.
+ * releases, in the downstream's policy file) on another. The tag push goes through the scripts
+ * (notify.ts, bump.ts, open-pr.ts); the other cases call bump() in this process with real Nix and
+ * each input's `follow` as the policy file gives it.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
@@ -17,7 +18,7 @@ import { newestReleases } from "../lib/bump/releases.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { parseLock } from "../lib/flake/lock.ts";
 import { detectNix } from "../lib/flake/nix.ts";
-import { writeReport } from "../lib/flake/report.ts";
+import { readReport } from "../lib/flake/report.ts";
 import { createOctokit } from "../lib/github/client.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
 import { type NixTestEnv, nixTestEnv, nixVariants } from "./support/nix.ts";
@@ -39,6 +40,8 @@ const FLAKE_NIX = `{
 }
 `;
 const FOLLOW = { "janus-paimos-reporter": "releases" } as const;
+/** The policy file saying so, for the runs through bump.ts. */
+const POLICY = "inputs:\n  janus-paimos-reporter:\n    follow: releases\n";
 const GIT_ENV = {
   GIT_COMMITTER_NAME: "Release Bot",
   GIT_COMMITTER_EMAIL: "release@example.invalid",
@@ -123,7 +126,9 @@ for (const variant of nixVariants()) {
       dir = join(scratch, "nixcfg");
       await $({ quiet: true })`git clone --quiet ${fake.cloneUrl("acme", "nixcfg")} ${dir}`;
       await $({ cwd: dir, env, quiet: true })`nix flake lock`;
-      await git()`git add flake.lock`;
+      await mkdir(join(dir, ".github"));
+      await writeFile(join(dir, ".github/flake-bump.yml"), POLICY);
+      await git()`git add flake.lock .github/flake-bump.yml`;
       await commit("lock");
     }, TIMEOUT);
     afterEach(async () => {
@@ -144,6 +149,24 @@ for (const variant of nixVariants()) {
     };
     const run = (request: Partial<BumpRequest>) =>
       bump({ flakeDir: dir, inputs: [], dryRun: false, follow: FOLLOW, ...request }, deps());
+    /** bump.ts as the downstream workflow runs it, on a repository_dispatch event; what it printed and summarised. */
+    const downstream = async (args: string[], event: object) => {
+      const eventFile = join(scratch, "event.json");
+      const summary = join(scratch, `summary-${Math.random().toString(36).slice(2)}.md`);
+      await writeFile(eventFile, JSON.stringify(event));
+      const result = await runScript("bump", args, {
+        cwd: dir,
+        env: {
+          ...env,
+          GITHUB_ACTIONS: "true",
+          GITHUB_EVENT_NAME: "repository_dispatch",
+          GITHUB_EVENT_PATH: eventFile,
+          GITHUB_REPOSITORY: "acme/nixcfg",
+          GITHUB_STEP_SUMMARY: summary,
+        },
+      });
+      return { result, summary: await readFile(summary, "utf8").catch(() => "") };
+    };
     const locked = async (name: string) => parseLock(await read("flake.lock")).nodes[name]?.locked?.rev;
 
     test(
@@ -194,11 +217,14 @@ for (const variant of nixVariants()) {
         });
 
         const [nixBefore, janusBefore] = [await read("flake.nix"), await locked("janus")];
-        const report = await run({
-          repository: "inspr-at/janus",
-          ref: "refs/tags/rust-engine-v0.1.34",
-          rev: sha,
-        });
+        // The downstream's workflow: bump.ts on the dispatch, with the policy file's follow: releases.
+        const reportFile = join(scratch, "report.json");
+        const dispatched = (payload: object) => downstream(["--report", reportFile], payload);
+        const [dispatch] = fake.dispatches;
+        if (dispatch === undefined) throw new Error("notify.ts sent no dispatch");
+        const bumped = await dispatched(fake.repositoryDispatchEvent(dispatch));
+        expect(bumped.result.exitCode).toBe(0);
+        const report = await readReport(reportFile);
         expect(report.inputs.map((input) => [input.name, input.release])).toStrictEqual([
           ["janus-paimos-reporter", { from: "rust-engine-v0.1.33", to: "rust-engine-v0.1.34" }],
         ]);
@@ -211,8 +237,6 @@ for (const variant of nixVariants()) {
           "janus: rust-engine-v0.1.34 is out; held at rust-engine-v0.1.17 by policy",
         );
         // The pull request: a release title, the notes, the compare link, both files in one commit.
-        const reportFile = join(scratch, "report.json");
-        await writeReport(reportFile, report);
         const opened = await runScript("open-pr", ["--report", reportFile], {
           cwd: dir,
           env: { ...env, GITHUB_ACTIONS: "true", GITHUB_REPOSITORY: "acme/nixcfg" },
@@ -241,13 +265,14 @@ for (const variant of nixVariants()) {
 
         const [nixAfter, lockAfter] = [await read("flake.nix"), await read("flake.lock")];
         for (const tag of ["rust-engine-v0.1.33", "rust-engine-v0.1.40-rc1"]) {
-          const later = await run({ repository: "inspr-at/janus", ref: `refs/tags/${tag}`, rev: sha });
-          expect(later.changed).toBe(false);
-          expect(later.note).toBe(
-            `no input of this flake tracks tag ${tag} of inspr-at/janus; nothing to do`,
-          );
-          expect(later.skipped.find((s) => s.name === "janus-paimos-reporter")?.message).toMatch(
-            /stays at rust-engine-v0.1.34: .* (older|another series)/,
+          const payload = { sha, repository: "inspr-at/janus", ref: `refs/tags/${tag}` };
+          const later = await dispatched({ action: "flake-bump", client_payload: payload });
+          expect(later.result.exitCode).toBe(0);
+          const line = `no input of this flake tracks tag ${tag} of inspr-at/janus; nothing to do`;
+          expect(later.result.stderr).toContain(line);
+          expect(later.summary).toContain(line);
+          expect(later.result.stderr).toMatch(
+            /'janus-paimos-reporter' stays at rust-engine-v0.1.34: .* (older|another series)/,
           );
         }
         expect([await read("flake.nix"), await read("flake.lock")]).toStrictEqual([nixAfter, lockAfter]);
