@@ -36,6 +36,7 @@ import type { AgeTarget } from "../policy/gate.ts";
 import type { InputPlan } from "../policy/run.ts";
 import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
 import type { Freshness } from "./freshness.ts";
+import { isGitAncestor } from "./git-ancestry.ts";
 import { fetchLocked, movedLockText, type NativeResult, NotNative, serializeLock } from "./native.ts";
 import { type Flake, type LockFile, NixRun } from "./nix-run.ts";
 import {
@@ -477,7 +478,7 @@ async function chooseTargets(request: BumpRequest, selection: Selection, deps: B
     // A dispatched commit younger than min-age is held; a later scheduled run takes it once old enough.
     const young = await ageDecision(input, request.rev, request, deps);
     if (young !== undefined && "message" in young) return { targets: [], skipped: [young] };
-    return dispatchedTarget(input, request.rev, deps.checkTarget);
+    return dispatchedTarget(input, { ...request, rev: request.rev }, deps.checkTarget);
   }
   const released = await releaseTargets(selection.releases, deps);
   if (selected.length === 0) return released;
@@ -601,9 +602,10 @@ async function releaseTargets(inputs: readonly Selected[], deps: BumpDeps): Prom
 /** A dispatched SHA, unless the lock already holds it or a newer commit (dispatches arrive out of order). */
 async function dispatchedTarget(
   input: Selected,
-  rev: string,
+  request: BumpRequest & { rev: string },
   check: TargetCheck | undefined,
 ): Promise<Targets> {
+  const { rev } = request;
   const lockedRev = input.node.locked?.rev;
   if (lockedRev === rev) {
     return {
@@ -613,7 +615,14 @@ async function dispatchedTarget(
   }
   const out: Targets = { targets: [{ input, to: rev, exact: true }], skipped: [] };
   const source = githubSource(input.node);
-  if (source === undefined || check === undefined) return out;
+  if (source === undefined) {
+    const url = input.node.original?.type === "git" ? input.node.original.url : undefined;
+    const backwards =
+      url !== undefined && lockedRev !== undefined && (await isGitAncestor(url, rev, lockedRev));
+    if (backwards === true) refuseDowngrade(input, request, lockedRev);
+    return out;
+  }
+  if (check === undefined) return out;
   const verdict = await check({
     input: input.name,
     source,
@@ -627,8 +636,25 @@ async function dispatchedTarget(
     },
   });
   if (verdict !== "ahead") return out;
+  // A person's --rev (no pushed repository) that moves backwards is refused unless they allow it.
+  if (request.repository === undefined) {
+    refuseDowngrade(input, request, lockedRev);
+    return out;
+  }
   const message = `'${input.name}' is already ahead: the lock holds ${lockedRev?.slice(0, 12)}, which already contains ${rev.slice(0, 12)}`;
   return { targets: [], skipped: [skip(input, "already-ahead", message)] };
+}
+
+/** A --rev older than the locked commit: a UsageError unless --allow-downgrade says to move back. */
+function refuseDowngrade(
+  input: Selected,
+  request: BumpRequest & { rev: string },
+  lockedRev: string | undefined,
+): void {
+  if (request.allowDowngrade === true) return;
+  throw new UsageError(
+    `--rev ${request.rev.slice(0, 12)} is older than '${input.name}''s locked ${lockedRev?.slice(0, 12) ?? "commit"}: that moves it backwards; pass --allow-downgrade to do it anyway`,
+  );
 }
 
 /**

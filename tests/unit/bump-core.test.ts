@@ -169,7 +169,7 @@ describe("when there is nothing for Nix to do, Nix is never asked for", () => {
     expect(await readFile(lockFile, "utf8")).toBe(FLEET);
   });
 
-  test("the target check says the lock is already ahead", async () => {
+  test("the target check says the lock is already ahead of a dispatched rev (dispatches arrive out of order)", async () => {
     const { dir, lockFile } = await flake(AFTER);
     const older = "fceca8df71c1786d6ccbafd8c49532b7f5671423";
     const seen: unknown[] = [];
@@ -182,7 +182,10 @@ describe("when there is nothing for Nix to do, Nix is never asked for", () => {
         },
       },
     );
-    const report = await bump(request(dir, { inputs: ["inspr-modules"], rev: older }), d);
+    const report = await bump(
+      request(dir, { inputs: ["inspr-modules"], rev: older, repository: "inspr-at/inspr-modules" }),
+      d,
+    );
     expect(nixUsed()).toBe(false);
     expect(seen).toMatchObject([
       { input: "inspr-modules", lockedRev: INSPR.rev, rev: older, source: { owner: "inspr-at" } },
@@ -190,6 +193,19 @@ describe("when there is nothing for Nix to do, Nix is never asked for", () => {
     expect(report.skipped.map((s) => [s.name, s.reason, s.current])).toStrictEqual([
       ["inspr-modules", "already-ahead", INSPR.rev],
     ]);
+    expect(await readFile(lockFile, "utf8")).toBe(AFTER);
+  });
+
+  test("a person's --rev older than the lock is refused unless --allow-downgrade", async () => {
+    const { dir, lockFile } = await flake(AFTER);
+    const older = "fceca8df71c1786d6ccbafd8c49532b7f5671423";
+    const { d, nixUsed } = deps({}, { checkTarget: async () => "ahead" });
+    const asked = bump(request(dir, { inputs: ["inspr-modules"], rev: older }), d);
+    await expect(asked).rejects.toBeInstanceOf(UsageError);
+    await expect(asked).rejects.toThrow(
+      /--rev fceca8df71c1 is older than 'inspr-modules''s locked .*--allow-downgrade/,
+    );
+    expect(nixUsed()).toBe(false);
     expect(await readFile(lockFile, "utf8")).toBe(AFTER);
   });
 
