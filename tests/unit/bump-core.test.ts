@@ -326,3 +326,28 @@ describe("whatever fails, flake.lock is byte-identical and nothing is left besid
     expect((await readdir(dir)).sort()).toStrictEqual(["flake.lock", "flake.nix"]);
   });
 });
+
+describe("--tag on the real fleet's release pin", () => {
+  const cases = [
+    {
+      tag: "rust-engine-v0.1.30",
+      message:
+        /older than 'janus-paimos-reporter''s rust-engine-v0.1.33: that is a downgrade; pass --allow-downgrade/,
+    },
+    {
+      tag: "rust-engine-v0.1.40-rc1",
+      message:
+        /not of 'janus-paimos-reporter''s series rust-engine-v<n>.<n>.<n> \(pinned at rust-engine-v0.1.33\)/,
+    },
+  ];
+  test.each(cases)("--tag $tag is refused, and both files stay as they were", async ({ tag, message }) => {
+    const { dir, lockFile } = await flake(FLEET);
+    const { d, nixUsed } = deps({});
+    const asked = bump(request(dir, { inputs: ["janus-paimos-reporter"], tag }), d);
+    await expect(asked).rejects.toBeInstanceOf(UsageError);
+    await expect(asked).rejects.toThrow(message);
+    expect(nixUsed()).toBe(false);
+    expect(await readFile(lockFile, "utf8")).toBe(FLEET);
+    expect(await readFile(join(dir, "flake.nix"), "utf8")).toBe(FLAKE_NIX);
+  });
+});
