@@ -21,23 +21,34 @@ import { cleanEnv } from "../tests/support/run.ts";
 import { benchApi } from "./api.ts";
 import { type Context, nixOnPath } from "./context.ts";
 import { formatTable, markdownTable } from "./figures.ts";
-import { benchImpact, impactLines, impactMisses } from "./impact.ts";
+import {
+  benchImpact,
+  benchModuleFleet,
+  fleetLines,
+  impactLines,
+  impactMisses,
+  parseFleetSize,
+} from "./impact.ts";
 import { benchLockDiff } from "./lock-diff.ts";
 import { expectSuccess, measure, ROOT } from "./measure.ts";
+import { DEFAULT_FLEET } from "./module-fleet.ts";
 import { benchNative, nativeJson, nativeLines, nativeMisses } from "./native.ts";
 import { benchNightly, NIGHTLY_INPUTS, NIGHTLY_INPUTS_LARGE } from "./nightly.ts";
 import { benchOverhead } from "./overhead.ts";
 import { round } from "./stats.ts";
 import { benchJson, benchText, type Measurements } from "./summary.ts";
 
-export const USAGE = `Usage: bun run bench [--json] [--markdown] [--runs N] [--help]
+export const USAGE = `Usage: bun run bench [--json] [--markdown] [--runs N] [--fleet HOSTSxMODULES] [--help]
 
 Measure flake-bump against the fake GitHub with real Nix and print a table of figures, each with
-its target (issue 5). Takes one to three minutes.
+its target (issues 5 and 21). Takes a few minutes, most of them in the module-system fleet, which
+runs on the system's Nix and the newest the tests know (FLAKE_BUMP_TEST_NIX selects).
 
   --json       print one JSON object on stdout; the table goes to stderr
   --markdown   print the table as markdown too (as in docs/performance.md)
-  --runs N     timed runs per command, medians taken over them (default 9, 3–25)
+  --runs N     timed runs per command, medians taken over them (default 9, 3–25; the
+               module-system fleet runs at most 3 times)
+  --fleet HxM  the module-system fleet's hosts and modules per host (default 12x1600)
 
 The Nix measured: FLAKE_BUMP_BENCH_NIX=system, 2.26 or 2.34 (a version tests/support/setup-nix-*.sh
 set up); by default current Nix (2.34) when it is set up, else the system's, with a note.
@@ -48,6 +59,7 @@ const options = {
   json: { type: "boolean" },
   markdown: { type: "boolean" },
   runs: { type: "string" },
+  fleet: { type: "string" },
 } as const;
 
 const Args = v.object({
@@ -63,6 +75,16 @@ const Args = v.object({
       v.maxValue(25),
     ),
     "9",
+  ),
+  fleet: v.optional(
+    v.pipe(
+      v.string(),
+      v.transform(parseFleetSize),
+      v.check(
+        (size) => size !== undefined && size.hosts > 0 && size.modules > 0,
+        "must be HOSTSxMODULES, e.g. 12x1600",
+      ),
+    ),
   ),
 });
 
@@ -154,6 +176,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     const nightlyLarge = await benchNightly(ctx, { inputs: NIGHTLY_INPUTS_LARGE, runs: 1, extras: false });
     log(`bench: host impact on a synthetic fleet of 20 hosts, ${args.runs} runs…`);
     const impact = await benchImpact(args.runs, env);
+    // Last: the longest, and on every Nix the tests use (FLAKE_BUMP_TEST_NIX selects).
+    const fleets = await benchModuleFleet(args.runs, env, args.fleet ?? DEFAULT_FLEET, log);
     // The launcher's own RSS is the lowest any child can report: a child starts as its copy.
     const floorRssBytes: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -194,13 +218,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     const { rows, details } = benchText(json, measurements);
     const misses = [
       ...rows.filter((x) => x.result === "MISS").map((x) => x.figure),
-      ...impactMisses(impact),
+      ...impactMisses(impact, fleets),
       ...nativeMisses(native),
     ];
     const text = [
       formatTable(rows),
       ...details,
       ...impactLines(impact),
+      ...fleetLines(fleets),
       ...nativeLines(native),
       "",
       `${misses.length === 0 ? "All targets met" : `Missed: ${misses.join(", ")}`}. Bench took ${json.total_s} s.`,
@@ -208,7 +233,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     ].join("\n");
     if (args.json) {
       process.stderr.write(`${text}\n`);
-      process.stdout.write(`${JSON.stringify({ ...json, impact, native: nativeJson(native) }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ ...json, impact, module_fleet: fleets, native: nativeJson(native) }, null, 2)}\n`,
+      );
     } else {
       process.stdout.write(`${text}\n`);
     }

@@ -9,7 +9,7 @@ import type { Freshness } from "../lib/bump/freshness.ts";
 import type { ReleaseAnswer, ReleaseQuery } from "../lib/bump/releases.ts";
 import { appendSummary, group, info, setOutputs } from "../lib/core/actions.ts";
 import { debugRequested, flags, parseCli, runMain } from "../lib/core/cli.ts";
-import { UsageError } from "../lib/core/errors.ts";
+import { RuntimeError, UsageError } from "../lib/core/errors.ts";
 import { readEventRequest } from "../lib/core/event.ts";
 import { Branch, Engine, GitRef, InputName, Sha } from "../lib/core/ids.ts";
 import { readActionInputs } from "../lib/core/inputs.ts";
@@ -39,9 +39,9 @@ import {
   triggerOf,
 } from "../lib/policy/run.ts";
 
-export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA | --tag TAG [--allow-downgrade]] [--engine auto|native|nix]
-                       [--flake DIR] [--report FILE] [--config FILE] [--json] [--dry-run] [--check]
-                       [--group [--branch-prefix P]] [--help]
+export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA [--no-verify] | --tag TAG] [--allow-downgrade]
+                       [--engine auto|native|nix] [--flake DIR] [--report FILE] [--config FILE] [--json]
+                       [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
 
 Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
 
@@ -49,6 +49,7 @@ Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
                  i.e. not pinned to a rev or tag in flake.nix)
   --rev SHA      lock exactly this commit (40 hex characters; exactly one INPUT); a commit older
                  than the locked one needs --allow-downgrade
+  --no-verify    with --rev: lock it without asking GitHub that it is on the tracked branch
   --tag TAG      move one INPUT pinned to a tag in flake.nix to TAG, a tag of the same series
                  (flake.nix's tag is edited, then Nix locks it); an older tag needs --allow-downgrade
   --allow-downgrade  let --rev or --tag move the input backwards
@@ -56,7 +57,8 @@ Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
                  (only where that is provably what Nix writes; refuses otherwise), 'nix' runs
                  Nix for everything, 'auto' (default) is native where provable, Nix elsewhere
   --flake DIR    the flake's directory (default: current directory)
-  --report FILE  where to write the JSON report (default: ${defaultReportPath()})
+  --report FILE  where to write the JSON report (default: flake-bump/report.json in the git
+                 directory of the flake's own checkout; in Actions, under $RUNNER_TEMP)
   --config FILE  the policy file (default: .github/flake-bump.yml of the flake's repository, if
                  it exists): schedules, min-age, follow (branch, releases, none), groups; naming
                  inputs overrides it
@@ -79,7 +81,7 @@ Exit codes: 0 done (changed or nothing to do), 1 failure, 2 bad usage or input.`
 
 const options = flags({
   string: ["rev", "tag", "flake", "report", "branch-prefix", "engine", "config"],
-  boolean: ["json", "dry-run", "check", "group", "allow-downgrade"],
+  boolean: ["json", "dry-run", "check", "group", "no-verify", "allow-downgrade"],
 });
 
 const Args = v.object({
@@ -93,6 +95,7 @@ const Args = v.object({
   "dry-run": v.optional(v.boolean(), false),
   check: v.optional(v.boolean(), false),
   group: v.optional(v.boolean(), false),
+  "no-verify": v.optional(v.boolean(), false),
   "branch-prefix": v.optional(Branch),
   engine: v.optional(Engine),
   config: v.optional(v.pipe(v.string(), v.minLength(1))),
@@ -130,8 +133,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   };
   const rev = given ? asked : event?.rev;
   if (rev !== undefined) request.rev = rev;
-  if (event?.repository !== undefined) request.repository = event.repository;
-  withReleaseAsks(request, event?.ref, args);
+  withPush(request, event, args);
   const now = runClock(env);
   const { plans, policy } = await policyPlans(request.flakeDir, {
     config: args.config ?? action.config,
@@ -150,13 +152,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   request.plans = plans;
   request.follow = Object.fromEntries([...plans].map(([name, plan]) => [name, plan.policy.follow.value]));
 
-  const [{ bump, checkOutdated }, { checkFreshness }, { newestReleases }, { githubRefQuestions }] =
-    await Promise.all([
-      import("../lib/bump/bump.ts"),
-      import("../lib/bump/freshness.ts"),
-      import("../lib/bump/releases.ts"),
-      import("../lib/bump/pushed-ref.ts"),
-    ]);
+  const [{ bump, checkOutdated }, { checkFreshness, nothingAnswered }] = await Promise.all([
+    import("../lib/bump/bump.ts"),
+    import("../lib/bump/freshness.ts"),
+  ]);
 
   // Octokit is loaded only when a GitHub input needs asking: plain git bumps skip its start-up.
   let client: Promise<Octokit> | undefined;
@@ -173,29 +172,44 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     const { minAgeTarget } = await import("../lib/bump/age.ts");
     return minAgeTarget({ octokit: await octokit(), source, node, minAgeMs, now, rev: at });
   };
-  const releases = async (queries: readonly ReleaseQuery[]) =>
-    newestReleases(queries, { octokit: await octokit() });
+  const releases = releasesFrom(octokit);
   if (args.check)
-    return check(request, { checkOutdated, freshness, octokit, minAge, policy, releases }, args.json, env);
+    return check(
+      request,
+      { checkOutdated, nothingAnswered, freshness, octokit, minAge, policy, releases },
+      args.json,
+      env,
+    );
 
-  const reportPath = args.report ?? defaultReportPath(env);
+  const reportPath = args.report ?? (await defaultReportPath(request.flakeDir, env));
   await checkReportPath(reportPath);
   const targets = targetsOf(plans);
   // Repository and client only: GitHub is asked about a group only when Nix is about to run.
   const grouped = targets.rest.grouped || targets.named.length > 0;
   const members = grouped ? await groupDeps(request.flakeDir, args, action, env) : undefined;
+  if (args["no-verify"] && request.rev !== undefined) {
+    info(
+      `note: --no-verify: ${request.rev.slice(0, 12)} is locked without checking that it is on the tracked branch`,
+    );
+  }
   const deps: BumpDeps = {
     nix: () => detectNix({ env, debug: debugRequested(argv, env) }),
     freshness,
     octokit,
-    checkTarget: async (target) => {
-      const { targetCheck } = await import("../lib/github/upstream.ts");
-      return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
-    },
+    ...(args["no-verify"]
+      ? {}
+      : {
+          checkTarget: async (target) => {
+            const { targetCheck } = await import("../lib/github/upstream.ts");
+            return targetCheck(await octokit(), { authenticated: githubToken(env) !== undefined })(target);
+          },
+        }),
     minAge,
     releases,
     // A push's ref may need GitHub's answer: is a short ref a tag, which branch is the default.
-    ...(request.ref === undefined ? {} : { refs: githubRefQuestions(await octokit()) }),
+    ...(request.ref === undefined
+      ? {}
+      : { refs: (await import("../lib/bump/pushed-ref.ts")).githubRefQuestions(await octokit()) }),
   };
   const report: Report = await group("Update flake.lock", async () => {
     if (targets.named.length === 0)
@@ -204,28 +218,40 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return bumpTargets(request, deps, targets, { deps: (name) => members?.(name) });
   });
 
-  await writeReport(reportPath, report);
+  await reportRun(report, reportPath, args.json, env);
+  return 0;
+}
+
+/** The newest releases of tag-pinned inputs, asked of GitHub (releases.ts is loaded only when asked). */
+function releasesFrom(octokit: () => Promise<Octokit>) {
+  return async (queries: readonly ReleaseQuery[]): Promise<ReleaseAnswer[]> =>
+    (await import("../lib/bump/releases.ts")).newestReleases(queries, { octokit: await octokit() });
+}
+
+/** The run's report: the file, the log, --json on stdout, the Actions outputs and the step summary. */
+async function reportRun(report: Report, path: string, json: boolean, env: NodeJS.ProcessEnv): Promise<void> {
+  await writeReport(path, report);
   for (const line of describeReport(report)) info(line);
-  if (args.json) process.stdout.write(serializeReport(report));
+  if (json) process.stdout.write(serializeReport(report));
   setOutputs(
     {
       changed: String(report.changed),
       inputs: report.inputs.map((input) => input.name).join(","),
-      report: reportPath,
+      report: path,
     },
     env,
   );
   appendSummary(reportMarkdown(report), env);
-  return 0;
 }
 
-/** The pushed ref (it picks the inputs), and the command line's --tag and --allow-downgrade. */
-function withReleaseAsks(
+/** The pushed repository and ref (they pick the inputs), and the command line's --tag and --allow-downgrade. */
+function withPush(
   request: BumpRequest,
-  ref: string | undefined,
+  event: { repository?: string; ref?: string } | undefined,
   args: { tag?: string | undefined; "allow-downgrade": boolean },
 ): void {
-  if (ref !== undefined) request.ref = ref;
+  if (event?.repository !== undefined) request.repository = event.repository;
+  if (event?.ref !== undefined) request.ref = event.ref;
   if (args.tag !== undefined) request.tag = args.tag;
   if (args["allow-downgrade"]) request.allowDowngrade = true;
 }
@@ -280,6 +306,7 @@ async function groupDeps(
 
 interface CheckDeps {
   checkOutdated: typeof import("../lib/bump/bump.ts").checkOutdated;
+  nothingAnswered: typeof import("../lib/bump/freshness.ts").nothingAnswered;
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>;
   octokit: () => Promise<Octokit>;
   minAge: NonNullable<BumpDeps["minAge"]>;
@@ -313,6 +340,13 @@ async function check(
     deps.minAge,
     deps.releases,
   );
+  const unanswered = deps.nothingAnswered(answers);
+  if (unanswered !== undefined) {
+    // Declaring every input outdated would install and run Nix for nothing: it cannot reach them either.
+    throw new RuntimeError(
+      `no source answered, so --check cannot tell which inputs are behind: ${unanswered}`,
+    );
+  }
   const { newsLine } = await import("../lib/bump/releases.ts");
   for (const a of answers) {
     if (a.status === "current") info(`• '${a.name}' is up to date (${a.rev.slice(0, 7)})`);

@@ -13,7 +13,7 @@ import { flags, parseCli, runMain } from "../lib/core/cli.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { writeAtomic } from "../lib/core/files.ts";
 import { Branch, parseRepository, RepositoryName } from "../lib/core/ids.ts";
-import { Footer, readActionInputs } from "../lib/core/inputs.ts";
+import { Footer, Jobs, readActionInputs } from "../lib/core/inputs.ts";
 import { githubToken } from "../lib/core/secrets.ts";
 import { diffLocks, parseLock } from "../lib/flake/lock.ts";
 import { detectNix } from "../lib/flake/nix.ts";
@@ -36,11 +36,12 @@ import {
   parseOnly,
   planImpact,
 } from "../lib/impact/evaluate.ts";
+import { resolveJobs } from "../lib/impact/jobs.ts";
 import { DEFAULT_DEPLOY_SENTENCE, describeImpact, summaryMarkdown } from "../lib/impact/text.ts";
 import { writeGroupImpactSection, writeImpactSections } from "../lib/pr/impact.ts";
 
 export const USAGE = `Usage: bun scripts/impact.ts [--report FILE] [--flake DIR] [--base-lock FILE] [--lock FILE]
-                            [--only ATTR ...] [--json] [--dry-run] [--timeout-minutes N]
+                            [--only ATTR ...] [--json] [--dry-run] [--timeout-minutes N] [--jobs N]
                             [--repo OWNER/REPO] [--branch-prefix P] [--group] [--footer TEXT] [--plan]
                             [--help]
 
@@ -49,7 +50,7 @@ built or downloaded): nixosConfigurations and darwinConfigurations (config.syste
 and homeConfigurations (activationPackage).
 
   --report FILE        bump.ts's report: one comparison per moved input, each with its own lock
-                       (default in Actions: ${defaultReportPath()})
+                       (default in Actions: $RUNNER_TEMP/flake-bump/report.json)
   --flake DIR          the flake's directory (default: the report's, else the current directory)
   --base-lock FILE     the lock before (default: flake.lock as committed at git HEAD)
   --lock FILE          the lock after (default: the report's locks; without a report, the
@@ -59,6 +60,8 @@ and homeConfigurations (activationPackage).
   --json               print the impact as JSON on stdout
   --dry-run            compute and print, change no pull request
   --timeout-minutes N  time budget (default 20); when it runs out the section says so, exit 0
+  --jobs N             nix eval processes at once, each evaluating a share of the hosts (default
+                       auto: one per CPU core, fewer when memory runs short)
   --repo OWNER/REPO    where the pull requests are (default: $GITHUB_REPOSITORY); with a report,
                        each moved input's open pull request gets the host impact section
   --branch-prefix P    the pull requests' branch prefix (default: flake-bump/)
@@ -71,14 +74,24 @@ and homeConfigurations (activationPackage).
 
 In the update action the inputs arrive as FLAKE_BUMP_IMPACT (auto, true or false; auto runs when a
 .nix file of the repository names one of those outputs), FLAKE_BUMP_IMPACT_TIMEOUT_MINUTES,
-FLAKE_BUMP_REPORT, FLAKE_BUMP_OUTDATED, FLAKE_BUMP_FLAKE, FLAKE_BUMP_BRANCH_PREFIX, FLAKE_BUMP_PR_FOOTER,
-FLAKE_BUMP_GROUP and FLAKE_BUMP_DRY_RUN; flags override them.
+FLAKE_BUMP_IMPACT_JOBS, FLAKE_BUMP_REPORT, FLAKE_BUMP_OUTDATED, FLAKE_BUMP_FLAKE, FLAKE_BUMP_BRANCH_PREFIX,
+FLAKE_BUMP_PR_FOOTER, FLAKE_BUMP_GROUP and FLAKE_BUMP_DRY_RUN; flags override them.
 
 Exit codes: 0 impact computed (hosts that fail to evaluate are reported, not a failure),
 1 failure (Nix missing, no flake), 2 bad usage.`;
 
 const options = flags({
-  string: ["report", "flake", "base-lock", "lock", "timeout-minutes", "repo", "branch-prefix", "footer"],
+  string: [
+    "report",
+    "flake",
+    "base-lock",
+    "lock",
+    "timeout-minutes",
+    "jobs",
+    "repo",
+    "branch-prefix",
+    "footer",
+  ],
   boolean: ["json", "dry-run", "group", "plan"],
   list: ["only"],
 });
@@ -101,6 +114,7 @@ const Args = v.object({
       v.minValue(0.01, "must be more than 0"),
     ),
   ),
+  jobs: v.optional(Jobs),
   repo: v.optional(RepositoryName),
   "branch-prefix": v.optional(Branch),
   group: v.optional(v.boolean(), false),
@@ -133,9 +147,15 @@ async function committedLock(flakeDir: string): Promise<string> {
   return shown.stdout;
 }
 
-/** One comparison for a lock with no report: named after the root inputs it moves. */
-function localSide(baseLock: string, lock: string): ImpactSide {
-  const moved = diffLocks(parseLock(baseLock, "the base lock"), parseLock(lock, "the new lock")).direct;
+/**
+ * One comparison for a lock with no report, named after the root inputs it moves (`flake.lock` when
+ * only transitive nodes moved); undefined when the two locks lock the same sources.
+ */
+function localSide(baseLock: string, lock: string): ImpactSide | undefined {
+  const diff = diffLocks(parseLock(baseLock, "the base lock"), parseLock(lock, "the new lock"));
+  const { added, removed, changed } = diff.transitive;
+  if (diff.direct.length + added.length + removed.length + changed.length === 0) return undefined;
+  const moved = diff.direct;
   const rev = moved.length === 1 ? (moved[0]?.to?.rev ?? "") : "";
   return { name: moved.map((change) => change.path).join(",") || "flake.lock", rev, lock };
 }
@@ -192,6 +212,41 @@ function annotateProblems(inputs: readonly InputImpact[], timeoutMinutes: number
   }
 }
 
+/** Write each evaluated entry's section into its pull request, when there is a repository and a token. */
+async function writeSections(
+  inputs: readonly InputImpact[],
+  ctx: {
+    args: v.InferOutput<typeof Args>;
+    action: ReturnType<typeof readActionInputs<"impact">>;
+    env: NodeJS.ProcessEnv;
+    grouped: boolean;
+    text: { deploySentence: string; timeoutMinutes: number };
+  },
+): Promise<void> {
+  const { args, action, env } = ctx;
+  const repo =
+    (args.repo ? parseRepository(args.repo) : undefined) ??
+    (env.GITHUB_REPOSITORY ? parseRepository(env.GITHUB_REPOSITORY) : undefined);
+  if (repo === undefined) return;
+  if (!githubToken(env)) {
+    info("No GH_TOKEN or GITHUB_TOKEN: the pull requests are left as they are.");
+    return;
+  }
+  const where = {
+    repo,
+    branchPrefix: args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/",
+    dryRun: args["dry-run"] || (action["dry-run"] ?? false),
+    ...ctx.text,
+  };
+  const octokit = octokitFromEnv(env);
+  const writes = await group(`Pull requests in ${repo.owner}/${repo.repo}`, () =>
+    ctx.grouped
+      ? Promise.all(inputs.map((input) => writeGroupImpactSection(octokit, input, where)))
+      : writeImpactSections(octokit, inputs, where),
+  );
+  for (const w of writes) info(`${w.input}: ${w.outcome}${w.url ? ` ${w.url}` : ""} — ${w.detail}`);
+}
+
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const args = parseCli(argv, options, Args, USAGE);
   if (args === undefined) return 0;
@@ -209,7 +264,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const only: OnlyFilter[] | null = args.only.length > 0 ? args.only.map(parseOnly) : null;
   const reportPath = args.report ?? action.report;
   const useReport = args.lock === undefined && (reportPath !== undefined || inActions(env));
-  const report = useReport ? await readReport(reportPath ?? defaultReportPath(env)) : undefined;
+  const report = useReport
+    ? await readReport(
+        reportPath ?? (await defaultReportPath(args.flake ?? action.flake ?? process.cwd(), env)),
+      )
+    : undefined;
   const groupAsked = args.group || (action.group ?? false);
   if (report !== undefined) checkGrouping(report, groupAsked, "impact.ts");
   const flakeDir = resolve(args.flake ?? report?.flake.dir ?? action.flake ?? process.cwd());
@@ -227,15 +286,23 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   parseLock(baseLock, "the base lock");
 
   const grouped = report !== undefined && groupAsked;
-  const { sides, members } =
-    report === undefined
-      ? { sides: [localSide(baseLock, await readText(args.lock ?? join(flakeDir, "flake.lock"), "--lock"))] }
-      : reportComparisons(report, grouped);
+  let comparisons: { sides: ImpactSide[]; members?: Record<string, string> };
+  if (report === undefined) {
+    const side = localSide(baseLock, await readText(args.lock ?? join(flakeDir, "flake.lock"), "--lock"));
+    if (side === undefined) {
+      return skip(
+        "No input moved: the lock locks the same sources as the base lock, so there is no host impact to compute.",
+      );
+    }
+    comparisons = { sides: [side] };
+  } else comparisons = reportComparisons(report, grouped);
+  const { sides, members } = comparisons;
 
   const nix = await detectNix({ env });
   const timeoutMinutes = args["timeout-minutes"] ?? action["impact-timeout-minutes"] ?? 20;
+  const jobs = resolveJobs(args.jobs ?? action["impact-jobs"] ?? "auto");
   info(
-    `Evaluating the hosts for ${sides.map((side) => side.name).join(", ")}; time budget ${timeoutMinutes} minutes.`,
+    `Evaluating the hosts for ${sides.map((side) => side.name).join(", ")}; time budget ${timeoutMinutes} minutes, ${jobs} nix eval process${jobs === 1 ? "" : "es"} at once.`,
   );
   const run = await group("Host impact", () =>
     computeImpact({
@@ -246,7 +313,13 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       nix: nix.version,
       env,
       signal: AbortSignal.timeout(timeoutMinutes * 60_000),
+      jobs,
+      onProgress: info,
     }),
+  );
+  const { stats } = run;
+  info(
+    `Host impact took ${stats.processes} nix eval process${stats.processes === 1 ? "" : "es"} (${stats.jobs.start} at once${stats.memoryStops > 0 ? `, ${stats.jobs.end} after ${stats.memoryStops} stopped for memory` : ""})${stats.peakRssBytes > 0 ? `, at most ${Math.round(stats.peakRssBytes / 2 ** 20)} MB together` : ""}.`,
   );
   const impact =
     members === undefined
@@ -256,7 +329,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const json = `${JSON.stringify(impact, null, 2)}\n`;
   if (args.json) process.stdout.write(json);
 
-  const path = join(dirname(defaultReportPath(env)), "impact.json");
+  const path = join(dirname(await defaultReportPath(flakeDir, env)), "impact.json");
   await writeAtomic(path, json);
   if (inActions(env)) annotateProblems(impact.inputs, timeoutMinutes);
   const hosts = impact.inputs.flatMap((input) => input.hosts);
@@ -268,28 +341,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     timeoutMinutes,
   };
 
-  const repo =
-    (args.repo ? parseRepository(args.repo) : undefined) ??
-    (env.GITHUB_REPOSITORY ? parseRepository(env.GITHUB_REPOSITORY) : undefined);
-  if (report !== undefined && repo !== undefined) {
-    if (!githubToken(env)) {
-      info("No GH_TOKEN or GITHUB_TOKEN: the pull requests are left as they are.");
-    } else {
-      const where = {
-        repo,
-        branchPrefix: args["branch-prefix"] ?? action["branch-prefix"] ?? "flake-bump/",
-        dryRun: args["dry-run"] || (action["dry-run"] ?? false),
-        ...text,
-      };
-      const octokit = octokitFromEnv(env);
-      const writes = await group(`Pull requests in ${repo.owner}/${repo.repo}`, () =>
-        grouped
-          ? Promise.all(impact.inputs.map((input) => writeGroupImpactSection(octokit, input, where)))
-          : writeImpactSections(octokit, impact.inputs, where),
-      );
-      for (const w of writes) info(`${w.input}: ${w.outcome}${w.url ? ` ${w.url}` : ""} — ${w.detail}`);
-    }
-  }
+  if (report !== undefined) await writeSections(impact.inputs, { args, action, env, grouped, text });
   // A fixed host changes on deployment like any changed one.
   const changedHosts = [names("changed"), names("fixed")].filter(Boolean).join(",");
   setOutputs({ impact: path, "changed-hosts": changedHosts, "failed-hosts": names("failed") }, env);

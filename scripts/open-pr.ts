@@ -20,7 +20,13 @@ import {
 } from "../lib/core/ids.ts";
 import { Footer, readActionInputs } from "../lib/core/inputs.ts";
 import { githubToken } from "../lib/core/secrets.ts";
-import { checkGrouping, defaultReportPath, type Report, readReport } from "../lib/flake/report.ts";
+import {
+  checkGrouping,
+  checkReportCheckout,
+  defaultReportPath,
+  type Report,
+  readReport,
+} from "../lib/flake/report.ts";
 
 import { defaultBranch, type Octokit, octokitFromEnv } from "../lib/github/client.ts";
 import { DEFAULT_DEPLOY_SENTENCE } from "../lib/impact/text.ts";
@@ -56,7 +62,8 @@ export const USAGE = `Usage: bun scripts/open-pr.ts [--report FILE] [--repo OWNE
 Open or update one pull request per input that bump.ts moved; close ones made obsolete; then land
 them as --merge says.
 
-  --report FILE      bump.ts's report (default: ${defaultReportPath()})
+  --report FILE      bump.ts's report (default: the one bump.ts wrote for this checkout, as
+                     bump.ts --help says); one made for another checkout or commit is refused
   --repo OWNER/REPO  the repository to open it in (default: $GITHUB_REPOSITORY, else the
                      flake checkout's 'origin' remote)
   --base BRANCH      base branch (default: the repository's default branch)
@@ -136,12 +143,18 @@ function resultLine(result: PullRequestResult): string {
   return `${result.input}: ${result.operation}${where} — ${result.detail}`;
 }
 
-export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const args = parseCli(argv, options, Args, USAGE);
-  if (args === undefined) return 0;
-  const action = readActionInputs("open-pr", env);
-  const dryRun = args["dry-run"] || (action["dry-run"] ?? false);
-  const report = await readReport(args.report ?? action.report ?? defaultReportPath(env));
+/**
+ * The report to act on (this checkout's by default; one made for another checkout or commit is
+ * refused) and the repository to open pull requests in.
+ */
+async function reportAndRepository(
+  args: { report?: string | undefined; repo?: string | undefined },
+  action: { report?: string | undefined },
+  env: NodeJS.ProcessEnv,
+): Promise<{ report: Report; repo: GitHubRepository }> {
+  const reportPath = args.report ?? action.report ?? (await defaultReportPath(process.cwd(), env));
+  const report = await readReport(reportPath);
+  await checkReportCheckout(report, reportPath, { cwd: process.cwd(), script: "open-pr.ts" });
   const repo =
     (args.repo ? parseRepository(args.repo) : undefined) ??
     (env.GITHUB_REPOSITORY ? parseRepository(env.GITHUB_REPOSITORY) : undefined) ??
@@ -151,6 +164,15 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       "cannot tell which repository to open the pull request in; pass --repo OWNER/REPO (or run in Actions, or in a clone with an 'origin' remote on GitHub)",
     );
   }
+  return { report, repo };
+}
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const args = parseCli(argv, options, Args, USAGE);
+  if (args === undefined) return 0;
+  const action = readActionInputs("open-pr", env);
+  const dryRun = args["dry-run"] || (action["dry-run"] ?? false);
+  const { report, repo } = await reportAndRepository(args, action, env);
   if (!githubToken(env) && !dryRun) {
     throw new UsageError(
       "open-pr needs a GitHub token; set GH_TOKEN (or GITHUB_TOKEN) to a token that can write to the repository",

@@ -399,7 +399,28 @@ for (const variant of nixVariants()) {
           await resetLock();
           await rm(join(w.down.dir, "flake.lock"));
           const result = await w.bump("up");
-          expectOneLineError(result, 2, /there is no flake\.lock in .*nix flake lock/);
+          expectOneLineError(
+            result,
+            2,
+            /there is no flake\.lock in .*; create it with `[^`]+`, commit it, then retry$/,
+          );
+          // The hinted command works on a stock Nix, which enables neither nix-command nor flakes.
+          const hint = /`([^`]+)`/.exec(result.stderr)?.[1] ?? "";
+          const stock = (w.env.NIX_CONFIG ?? "")
+            .split("\n")
+            .filter((line) => !line.startsWith("experimental-features"))
+            .join("\n");
+          const ran = await $({
+            cwd: w.down.dir,
+            env: { ...w.env, NIX_CONFIG: stock },
+            nothrow: true,
+            quiet: true,
+          })`sh -c ${hint}`;
+          expect({ exitCode: ran.exitCode, stderr: ran.stderr }).toStrictEqual({
+            exitCode: 0,
+            stderr: expect.any(String),
+          });
+          expect(parseLock(await w.lockText()).nodes.up?.locked?.rev).toBeDefined();
           await w.down.git("checkout", "--", "flake.lock");
         },
         NIX_TIMEOUT,
@@ -491,6 +512,59 @@ for (const variant of nixVariants()) {
         expect(revsIn(report.inputs[1]?.lock.text)).toStrictEqual([before.nodes.a?.locked?.rev, bNew]);
         expect(revsIn(report.lock?.text)).toStrictEqual([aNew, bNew]);
         expect(revsIn(await readFile(join(down.dir, "flake.lock"), "utf8"))).toStrictEqual([aNew, bNew]);
+      },
+      NIX_TIMEOUT,
+    );
+
+    test(
+      "two checkouts of one repository bumping at once keep their own reports; open-pr.ts refuses the other's",
+      async () => {
+        await resetLock();
+        // A linked worktree: the case where one shared report path (or git's common dir) would collide.
+        const second = join(scratch, "second-checkout");
+        await w.down.git("worktree", "add", "--detach", second);
+        try {
+          const bumpIn = (cwd: string, rev: string) =>
+            runScript("bump", ["up", "--rev", rev], { cwd, env: w.env });
+          const [first, other] = await Promise.all([
+            bumpIn(w.down.dir, w.upRevs[1] ?? ""),
+            bumpIn(second, w.upRevs[2] ?? ""),
+          ]);
+          expect([first.exitCode, other.exitCode]).toStrictEqual([0, 0]);
+          const reportOf = async (checkout: string) => {
+            const gitDir = await $({ cwd: checkout, quiet: true })`git rev-parse --absolute-git-dir`;
+            const file = join(gitDir.stdout.trim(), "flake-bump", "report.json");
+            return { file, report: parseReport(await readFile(file, "utf8"), file) };
+          };
+          const mine = await reportOf(w.down.dir);
+          const theirs = await reportOf(second);
+          expect(mine.file).not.toBe(theirs.file);
+          expect([mine.report.flake.repoRoot, mine.report.requested.rev]).toStrictEqual([
+            w.down.dir,
+            w.upRevs[1],
+          ]);
+          expect([theirs.report.flake.repoRoot, theirs.report.requested.rev]).toStrictEqual([
+            second,
+            w.upRevs[2],
+          ]);
+          // Each checkout's open-pr.ts finds its own report; handed the other's, it refuses, naming both.
+          const openPr = (cwd: string, report: string) =>
+            runScript("open-pr", ["--report", report, "--repo", "acme/down", "--dry-run"], {
+              cwd,
+              env: w.env,
+            });
+          const refused = await openPr(w.down.dir, theirs.file);
+          expectOneLineError(
+            refused,
+            2,
+            new RegExp(
+              `was made for the checkout ${second}, not this one \\(${w.down.dir}\\); run open-pr\\.ts in ${second}, or run bump\\.ts here first$`,
+            ),
+          );
+        } finally {
+          await w.down.git("worktree", "remove", "--force", second);
+          await w.down.git("checkout", "--", "flake.lock");
+        }
       },
       NIX_TIMEOUT,
     );

@@ -219,18 +219,40 @@ for (const variant of nixVariants()) {
         // Three failures (ifd on each side, the laptop on the base) cost one more process each;
         // the system Nix's store is local, so its .drv files are parsed without another Nix process,
         // while the chroot's store is not where its paths say and is read by Nix.
-        const run = await computeImpact({
+        const request = {
           flakeDir: down.dir,
           baseLock: broken,
           sides: [{ name: "tool", rev: revs[1] ?? "", lock: fixing }],
           only: null,
           nix: version,
           env,
-        });
+        };
+        const run = await computeImpact(request);
         expect(run.evaluations).toBe(4);
         expect(run.closureReads).toBe(variant.pathPrefix === undefined ? 0 : 1);
         const web = run.impact.inputs[0]?.hosts.find((h) => h.attr === "nixosConfigurations.web");
         expect(web?.packages?.changed).toStrictEqual([{ name: "tool", from: "3.0", to: "2.0" }]);
+
+        // Sharded over three processes, and with memory "short" so that the guard stops all but one
+        // and their hosts run again: the same impact as the one process above, failures included.
+        const lines: string[] = [];
+        const sharded = await computeImpact({ ...request, jobs: 3, onProgress: (line) => lines.push(line) });
+        expect(sharded.impact).toStrictEqual(run.impact);
+        expect(sharded.stats.jobs).toStrictEqual({ start: 3, end: 3 });
+        expect(lines).toContainEqual(
+          expect.stringMatching(/^\[\d+\/\d+\] nixosConfigurations\.web changed \(\d+\.\d s\)$/),
+        );
+        expect(lines).toContainEqual(
+          expect.stringMatching(/^\[\d+\/\d+\] nixosConfigurations\.ifd failed with the base lock: /),
+        );
+        const squeezed = await computeImpact({
+          ...request,
+          jobs: 3,
+          memoryReserveBytes: Number.MAX_SAFE_INTEGER,
+        });
+        expect(squeezed.impact).toStrictEqual(run.impact);
+        expect(squeezed.stats.memoryStops).toBeGreaterThan(0);
+        expect(squeezed.stats.jobs).toStrictEqual({ start: 3, end: 1 });
 
         // All hosts evaluate on both sides: one process for both.
         const clean = await computeImpact({

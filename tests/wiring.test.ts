@@ -579,10 +579,14 @@ describe("every action input reaches GitHub", () => {
   );
 
   test(
-    "update: impact and impact-timeout-minutes reach the impact step; the PR body names the hosts it changes",
+    "update: impact, impact-timeout-minutes and impact-jobs reach the impact step; the PR body names the hosts it changes",
     async () => {
       const job = await runUpdate({
-        workflow: actionWorkflow("update", { impact: "true", "impact-timeout-minutes": "7" }),
+        workflow: actionWorkflow("update", {
+          impact: "true",
+          "impact-timeout-minutes": "7",
+          "impact-jobs": "3",
+        }),
         downstream: "nixcfg-impact",
         event: workflowDispatch("nixcfg-impact", { inputs: "", rev: "" }),
         secrets: { FLAKE_BUMP_TOKEN: APP_TOKEN },
@@ -591,7 +595,9 @@ describe("every action input reaches GitHub", () => {
       const step = (name: string) => job.steps.find((s) => s.path.endsWith(`/${name}`));
       expect(step("Decide on host impact")?.outputs).toStrictEqual({ run: "true" });
       expect(step("Compute host impact")?.outcome).toBe("success");
-      expect(job.log).toContain("time budget 7 minutes");
+      expect(job.log).toContain("time budget 7 minutes, 3 nix eval processes at once");
+      // One line per host as it finishes, on each lock.
+      expect(job.log).toMatch(/\[\d+\/4\] nixosConfigurations\.web changed \(\d+\.\d s\)/);
       const outputs = actionOutputs(job);
       expect(outputs).toMatchObject({
         operation: "created",

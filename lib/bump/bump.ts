@@ -11,11 +11,13 @@ import { mapBounded } from "../core/bounded.ts";
 import { RuntimeError, UsageError } from "../core/errors.ts";
 import { writeAtomic } from "../core/files.ts";
 import { Sha } from "../core/ids.ts";
+import { checkoutHead, gitTopLevel } from "../flake/checkout.ts";
 import { withInputRef } from "../flake/edit.ts";
 import { type GitHubSource, githubSource, pinnedRef } from "../flake/flakeref.ts";
 import {
   diffLocks,
   type FlakeLock,
+  LOCK_COMMAND,
   type LockDiff,
   type LockedSummary,
   type LockNode,
@@ -29,7 +31,7 @@ import {
 } from "../flake/lock.ts";
 import type { LockPlan, Nix, Pin } from "../flake/nix.ts";
 import { releaseStanding, releaseTag, seriesName } from "../flake/release.ts";
-import type { CheckoutHead, InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
+import type { InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
 import type { Octokit } from "../github/client.ts";
 import { type Compared, sameOrNewer, type TargetCheck } from "../github/upstream.ts";
 import type { AgeTarget } from "../policy/gate.ts";
@@ -252,30 +254,6 @@ async function selectByRef(
   return selection;
 }
 
-/** The git repository around `dir`, if any. */
-async function gitTopLevel(dir: string): Promise<string | undefined> {
-  return (await git(dir, ["rev-parse", "--show-toplevel"]))?.trim();
-}
-
-/** `git ARGS` in `dir`: its stdout, or undefined when it fails. A plain spawn: every bump asks git, and zx is not loaded for it. */
-async function git(dir: string, args: readonly string[]): Promise<string | undefined> {
-  try {
-    const proc = Bun.spawn(["git", ...args], { cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "ignore" });
-    const [code, out] = await Promise.all([proc.exited, new Response(proc.stdout).text()]);
-    return code === 0 ? out : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** HEAD's commit, its tree and the branch checked out; undefined before the first commit. */
-async function checkoutHead(dir: string): Promise<CheckoutHead | undefined> {
-  const out = await git(dir, ["rev-parse", "HEAD", "HEAD^{tree}", "--abbrev-ref", "HEAD"]);
-  const [commit, tree, branch] = out?.trim().split("\n") ?? [];
-  if (commit === undefined || tree === undefined) return undefined;
-  return branch === undefined || branch === "HEAD" ? { commit, tree } : { commit, tree, branch };
-}
-
 function groupTransitive(diff: LockDiff, name: string): InputChange["transitive"] {
   const under = (change: { path: string }) => change.path.startsWith(`${name}/`);
   return {
@@ -305,7 +283,7 @@ async function readFlake(flakeDir: string): Promise<Flake> {
     text = await readFile(lockFile, "utf8");
   } catch {
     throw new UsageError(
-      `there is no flake.lock in ${dir}; create it with 'nix flake lock', commit it, then retry`,
+      `there is no flake.lock in ${dir}; create it with \`${LOCK_COMMAND}\`, commit it, then retry`,
     );
   }
   return { dir, lockFile, original: { text, lock: parseLock(text, lockFile) }, nixFile, nixText };

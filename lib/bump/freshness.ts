@@ -12,12 +12,21 @@ import { warn as warnLine } from "../core/actions.ts";
 import { chunks, mapBounded } from "../core/bounded.ts";
 import { type GitHubSource, githubSource } from "../flake/flakeref.ts";
 import type { LockNode } from "../flake/lock.ts";
-import { type Octokit, statusOf } from "../github/client.ts";
+import { describeGitHubError, noAnswer, type Octokit, statusOf, unreachableOf } from "../github/client.ts";
 
 export type Freshness =
   | { name: string; status: "current"; rev: string }
   | { name: string; status: "outdated"; rev: string | undefined; latest: string }
-  | { name: string; status: "unknown"; reason: string };
+  | {
+      name: string;
+      status: "unknown";
+      reason: string;
+      /**
+       * Set when asking failed (no answer, or an error status), as the sentence that names the cause
+       * and the fix; absent when the source answered something only Nix can act on (not found, …).
+       */
+      failure?: string;
+    };
 
 const CONCURRENCY = 8;
 /** Repositories per GraphQL request: GitHub's own page size, and well inside its node limit. */
@@ -36,7 +45,16 @@ export interface FreshnessDeps {
   warn?: (message: string) => void;
 }
 
-type Answer = string | { reason: string };
+type Answer = string | { reason: string; failure?: string };
+
+/** A request that failed, as an answer: a short reason, and the whole sentence for an error. */
+function failed(error: unknown, what: string): { reason: string; failure: string } {
+  const status = statusOf(error);
+  return {
+    reason: status ? `GitHub answered ${status}` : noAnswer(error),
+    failure: describeGitHubError(error, what).message,
+  };
+}
 
 async function gitHead(url: string, ref: string | undefined): Promise<string | undefined> {
   // Loaded here: a run with only GitHub inputs never needs zx.
@@ -68,7 +86,12 @@ async function restHead(octokit: Octokit, github: GitHubSource): Promise<Answer>
     const head = data[0]?.sha;
     return head ?? { reason: "GitHub listed no commits" };
   } catch (error) {
-    return { reason: `GitHub answered ${statusOf(error) || "nothing"}` };
+    // Like GraphQL's NOT_FOUND: an answer about the repository (Nix may hold credentials that can).
+    if (statusOf(error) === 404)
+      return {
+        reason: `GitHub has no repository ${github.owner}/${github.repo}, or not for this token (404)`,
+      };
+    return failed(error, `read the head of ${github.owner}/${github.repo}`);
   }
 }
 
@@ -143,7 +166,7 @@ function headOf(answer: v.InferOutput<typeof RepositoryHeads> | undefined, sourc
 async function graphqlHeads(
   octokit: Octokit,
   sources: readonly GitHubSource[],
-): Promise<{ heads: (Answer | undefined)[] } | { failed: string }> {
+): Promise<{ heads: (Answer | undefined)[] } | { failed: string } | { unreachable: Answer }> {
   const { query, variables } = headsQuery(sources);
   let data: unknown;
   let errors: v.InferOutput<typeof AliasError>[] = [];
@@ -153,6 +176,10 @@ async function graphqlHeads(
     const partial = v.safeParse(PartialAnswer, error);
     // A partial answer: some aliases failed, the rest are in `data`.
     if (!partial.success || partial.output.data === undefined || partial.output.data === null) {
+      // REST is on the same host: asking it would only fail again, once per input.
+      if (unreachableOf(error) !== undefined) {
+        return { unreachable: failed(error, `ask GitHub for the heads of ${sources.length} input(s)`) };
+      }
       const status = statusOf(error);
       return { failed: status ? `HTTP ${status}` : error instanceof Error ? error.message : String(error) };
     }
@@ -198,7 +225,8 @@ async function githubHeads(
           batch.map((entry) => entry.source),
         );
         batch.forEach((entry, i) => {
-          const head = "heads" in result ? result.heads[i] : undefined;
+          const head =
+            "heads" in result ? result.heads[i] : "unreachable" in result ? result.unreachable : undefined;
           if (head !== undefined) answers.set(entry.index, head);
           else fallback.push({ octokit, ...entry });
         });
@@ -216,6 +244,17 @@ async function githubHeads(
     });
   }
   return answers;
+}
+
+/**
+ * When asking failed for some input and no input got an answer at all, nothing can be told without
+ * the network: the sentence naming why (the first failure), for an error; otherwise undefined.
+ * Some answers and some failures is a partial answer: the failed inputs are left to Nix.
+ */
+export function nothingAnswered(answers: readonly Freshness[]): string | undefined {
+  if (answers.some((answer) => answer.status !== "unknown")) return undefined;
+  for (const answer of answers) if (answer.status === "unknown" && answer.failure) return answer.failure;
+  return undefined;
 }
 
 export async function checkFreshness(
@@ -236,7 +275,10 @@ export async function checkFreshness(
   return inputs.map(({ name, node }, index): Freshness => {
     const rev = node.locked?.rev;
     const latest = githubAnswers.get(index) ?? others[index] ?? { reason: "no answer" };
-    if (typeof latest !== "string") return { name, status: "unknown", reason: latest.reason };
+    if (typeof latest !== "string") {
+      const { reason, failure } = latest;
+      return { name, status: "unknown", reason, ...(failure === undefined ? {} : { failure }) };
+    }
     return latest === rev ? { name, status: "current", rev } : { name, status: "outdated", rev, latest };
   });
 }

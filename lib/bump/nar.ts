@@ -13,8 +13,7 @@
  * the size of the files; only the number of entries costs memory.
  */
 import { createHash, type Hash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { type FileHandle, open } from "node:fs/promises";
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -63,8 +62,12 @@ export class NarError extends Error {}
 export class NarTree implements AsyncDisposable {
   readonly root: DirectoryNode = { kind: "directory", entries: new Map() };
   private readonly dir = mkdtempSync(join(tmpdir(), "flake-bump-nar-"));
-  private spool: FileHandle | undefined;
+  // A plain descriptor written and read synchronously: each write is of bytes already in memory
+  // and lands in the page cache, and a promise per chunk cost more memory than the write.
+  private spool: number | undefined;
   private spooled = 0;
+  // One buffer for reading every file back, not one per file.
+  private readBuffer: Buffer | undefined;
 
   /** The directory at `path` (components), created with its parents as Nix's unpackers do. */
   private directory(path: readonly string[]): DirectoryNode {
@@ -108,10 +111,12 @@ export class NarTree implements AsyncDisposable {
     executable: boolean,
     contents: AsyncIterable<Uint8Array>,
   ): Promise<void> {
-    this.spool ??= await open(join(this.dir, "spool"), "w+");
+    this.spool ??= openSync(join(this.dir, "spool"), "w+");
     const offset = this.spooled;
     for await (const chunk of contents) {
-      await this.spool.write(chunk, 0, chunk.length, this.spooled);
+      for (let done = 0; done < chunk.length; ) {
+        done += writeSync(this.spool, chunk, done, chunk.length - done, this.spooled + done);
+      }
       this.spooled += chunk.length;
     }
     this.place(path, { kind: "regular", executable, offset, size: this.spooled - offset });
@@ -169,10 +174,11 @@ export class NarTree implements AsyncDisposable {
     if (size === 0) return;
     const spool = this.spool;
     if (spool === undefined) throw new NarError("a file's contents were never written");
-    const buf = Buffer.alloc(Math.min(CHUNK, size));
+    this.readBuffer ??= Buffer.alloc(CHUNK);
+    const buf = this.readBuffer;
     for (let done = 0; done < size; ) {
       const want = Math.min(buf.length, size - done);
-      const { bytesRead } = await spool.read(buf, 0, want, offset + done);
+      const bytesRead = readSync(spool, buf, 0, want, offset + done);
       if (bytesRead === 0) throw new NarError("the spool file ended early");
       hash.update(buf.subarray(0, bytesRead));
       done += bytesRead;
@@ -180,7 +186,7 @@ export class NarTree implements AsyncDisposable {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.spool?.close();
+    if (this.spool !== undefined) closeSync(this.spool);
     this.spool = undefined;
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -14,8 +14,8 @@ import * as v from "valibot";
 import { RuntimeError } from "../core/errors.ts";
 import { Sha } from "../core/ids.ts";
 import type { GitHubSource } from "../flake/flakeref.ts";
-import { type FlakeLock, type LockNode, rootNode, rootNodeKey } from "../flake/lock.ts";
-import { describeGitHubError, type Octokit, statusOf } from "../github/client.ts";
+import { type FlakeLock, LOCK_COMMAND, type LockNode, rootNode, rootNodeKey } from "../flake/lock.ts";
+import { describeGitHubError, type Octokit, statusOf, unreachableOf } from "../github/client.ts";
 import type { Compared } from "../github/upstream.ts";
 // Types only: the unpacker and the NAR writer are loaded when a tarball is fetched, so a run that
 // ends up with Nix (or with nothing to do) never pays for them.
@@ -200,8 +200,9 @@ export async function fetchLocked(
         );
       }
       const status = statusOf(error);
-      // 4xx answers are final; Octokit has already retried 5xx answers before the body started.
-      if (status >= 400 && status < 500)
+      // 4xx answers are final, and so is a host the client found unreachable; the client has
+      // already retried 5xx answers before the body started.
+      if ((status >= 400 && status < 500) || unreachableOf(error) !== undefined)
         throw describeGitHubError(error, `download ${repo} at ${rev.slice(0, 12)}`);
       last = error;
       if (attempt < DOWNLOAD_ATTEMPTS) await Bun.sleep((opts.retryDelayMs ?? 1000) * attempt);
@@ -220,7 +221,9 @@ export function movedLockText(lock: FlakeLock, name: string, result: NativeResul
   const key = rootNodeKey(lock, name);
   const node = key === undefined ? undefined : lock.nodes[key];
   if (key === undefined || node?.locked === undefined) {
-    throw new RuntimeError(`input '${name}' has no lock node to move; run 'nix flake lock' once, then retry`);
+    throw new RuntimeError(
+      `input '${name}' has no lock node to move; run \`${LOCK_COMMAND}\` once, then retry`,
+    );
   }
   const locked = {
     ...node.locked,

@@ -51,6 +51,14 @@ const minutes = v.pipe(
   v.transform(Number),
   v.minValue(0.01, "must be more than 0"),
 );
+/** How many `nix eval` processes host impact runs at once: a whole number from 1, or `auto`. */
+export const Jobs = v.pipe(
+  v.string(),
+  v.trim(),
+  v.regex(/^(auto|[1-9]\d*)$/, "must be auto or a whole number of processes from 1, e.g. 2"),
+  v.transform((value): number | "auto" => (value === "auto" ? "auto" : Number(value))),
+);
+
 /** The PR body's closing sentence: one line, short. */
 export const Footer = v.pipe(
   v.string(),
@@ -99,6 +107,7 @@ export const ActionInputs = {
     outdated: v.optional(list(InputName)),
     impact: v.optional(text(v.picklist(["auto", "true", "false"], "must be auto, true or false"))),
     "impact-timeout-minutes": v.optional(minutes),
+    "impact-jobs": v.optional(Jobs),
     flake: v.optional(text(Path)),
     "branch-prefix": v.optional(text(Branch)),
     "pr-footer": v.optional(text(Footer)),

@@ -10,6 +10,7 @@
  * sequences, an unquoted URI, the same URL string shared by two inputs.
  */
 import { UsageError } from "../core/errors.ts";
+import { LOCK_COMMAND } from "./lock.ts";
 
 type Token =
   | { kind: "name"; text: string; start: number }
@@ -292,7 +293,7 @@ export function withInputRef(
   const ref = urlRef(site.url);
   if (ref === undefined || ref.ref !== from) {
     throw new UsageError(
-      `${file} line ${site.line}: input '${name}''s url "${site.url}" does not name the ref '${from}' that flake.lock has; lock the flake once (nix flake lock) and retry`,
+      `${file} line ${site.line}: input '${name}''s url "${site.url}" does not name the ref '${from}' that flake.lock has; lock the flake once (\`${LOCK_COMMAND}\`) and retry`,
     );
   }
   return src.slice(0, site.start + ref.start) + to + src.slice(site.start + ref.end);

@@ -6,6 +6,7 @@
 import { UsageError } from "../core/errors.ts";
 import type { GitHubRepository } from "../core/ids.ts";
 import type { FlakeRefAttrs, LockNode } from "./lock.ts";
+import { LOCK_COMMAND } from "./lock.ts";
 
 const FORGES = new Set(["github", "gitlab", "sourcehut"]);
 // Attributes that describe a lock result, or that the new rev replaces, never part of the request.
@@ -30,7 +31,7 @@ export function pinnedRef(name: string, node: LockNode, rev: string): string {
   const original = node.original?.type === "indirect" ? node.locked : node.original;
   if (original === undefined) {
     throw new UsageError(
-      `input '${name}' has no source in flake.lock; run 'nix flake lock' once, then retry`,
+      `input '${name}' has no source in flake.lock; run \`${LOCK_COMMAND}\` once, then retry`,
     );
   }
   const extra = new URLSearchParams();

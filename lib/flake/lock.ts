@@ -6,6 +6,13 @@ import * as v from "valibot";
 import { UsageError } from "../core/errors.ts";
 import { parseJson } from "../core/files.ts";
 
+/**
+ * The command that writes flake.lock, as hints give it to a person: a stock Nix enables neither
+ * nix-command nor flakes, and a bare `nix flake lock` fails there ("experimental Nix feature
+ * 'nix-command' is disabled"). The same features nix.ts's EXPERIMENTAL enables for every run.
+ */
+export const LOCK_COMMAND = "nix --extra-experimental-features 'nix-command flakes' flake lock";
+
 /** An input edge: a node key, or a `follows` path from the root (`["nixcfg", "nixpkgs"]`). */
 const InputEdge = v.union([v.string(), v.array(v.string())]);
 
@@ -59,9 +66,9 @@ export type FlakeLock = v.InferOutput<typeof FlakeLock>;
 export function parseLock(text: string, file = "flake.lock"): FlakeLock {
   const lock = parseJson(FlakeLock, text, {
     notJson: (reason) =>
-      `${file} is not valid JSON (${reason}); restore it from git (git checkout -- flake.lock) or recreate it with 'nix flake lock'`,
+      `${file} is not valid JSON (${reason}); restore it from git (git checkout -- flake.lock) or recreate it with \`${LOCK_COMMAND}\``,
     invalid: (issues) =>
-      `${file} is not a flake lock file Nix would accept (${issues}); restore it from git or recreate it with 'nix flake lock'`,
+      `${file} is not a flake lock file Nix would accept (${issues}); restore it from git or recreate it with \`${LOCK_COMMAND}\``,
   });
   assertEdgesResolve(lock, file);
   return lock;
@@ -74,12 +81,12 @@ function assertEdgesResolve(lock: FlakeLock, file: string): void {
       if (typeof edge === "string") {
         if (!(edge in lock.nodes)) {
           throw new UsageError(
-            `${file}: input '${name}' of node '${key}' points at missing node '${edge}'; restore the file from git or recreate it with 'nix flake lock'`,
+            `${file}: input '${name}' of node '${key}' points at missing node '${edge}'; restore the file from git or recreate it with \`${LOCK_COMMAND}\``,
           );
         }
       } else if (resolveFollows(lock, edge) === undefined) {
         throw new UsageError(
-          `${file}: input '${name}' of node '${key}' follows '${edge.join("/")}', which does not resolve (missing or cyclic); restore the file from git or recreate it with 'nix flake lock'`,
+          `${file}: input '${name}' of node '${key}' follows '${edge.join("/")}', which does not resolve (missing or cyclic); restore the file from git or recreate it with \`${LOCK_COMMAND}\``,
         );
       }
     }

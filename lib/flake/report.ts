@@ -10,6 +10,7 @@ import * as v from "valibot";
 import { describeIssues, RuntimeError, UsageError } from "../core/errors.ts";
 import { parseJson, readJson, writeAtomic } from "../core/files.ts";
 import { GitHubRepository, InputName, Sha } from "../core/ids.ts";
+import { CheckoutHead, checkoutGitDir, checkoutHead, gitTopLevel } from "./checkout.ts";
 import { LockedSummary, NodeChange } from "./lock.ts";
 
 const LockText = v.object({ text: v.string(), sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)) });
@@ -35,15 +36,6 @@ export const Upstream = v.object({
   total: v.pipe(v.number(), v.integer(), v.minValue(0)),
 });
 export type Upstream = v.InferOutput<typeof Upstream>;
-
-/** The checkout bump.ts ran in: its HEAD commit, that commit's tree, and the branch checked out. */
-export const CheckoutHead = v.object({
-  commit: Sha,
-  tree: Sha,
-  /** Absent when HEAD is detached. */
-  branch: v.optional(v.string()),
-});
-export type CheckoutHead = v.InferOutput<typeof CheckoutHead>;
 
 export const InputChange = v.object({
   /** Becomes a branch name in open-pr, so it is held to Nix's input-name rules here too. */
@@ -157,24 +149,83 @@ export const Report = v.object({
 export type Report = v.InferOutput<typeof Report>;
 
 /**
- * Where the report goes when no --report is given: under $RUNNER_TEMP in Actions, else the user's
- * state directory. Never inside the flake's repository, and the same for bump.ts and open-pr.ts so
- * `bump.ts X && open-pr.ts` needs no flags.
+ * Where the report goes when no --report is given. In Actions under $RUNNER_TEMP: the job is the
+ * checkout's whole life, its steps run one after another, and the report stays out of the
+ * workspace (an artifact or a commit of it never carries one). Elsewhere in the git directory of the
+ * checkout that holds `dir`, which git never commits, so each checkout (each clone, each linked
+ * worktree) has its own and a bump in one cannot replace the report another is about to open pull
+ * requests from; outside git, the user's state directory. bump.ts (for its --flake), open-pr.ts and
+ * impact.ts (for their working directory) agree, so `bump.ts X && open-pr.ts` needs no flags.
  */
-export function defaultReportPath(env: NodeJS.ProcessEnv = process.env): string {
+export async function defaultReportPath(dir: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   if (env.RUNNER_TEMP) return join(env.RUNNER_TEMP, "flake-bump", "report.json");
+  const gitDir = await checkoutGitDir(dir);
+  if (gitDir !== undefined) return join(gitDir, "flake-bump", "report.json");
   const state = env.XDG_STATE_HOME || join(env.HOME || homedir(), ".local", "state");
   return join(state, "flake-bump", "report.json");
 }
 
+/** Where a script that reads the report runs: its checkout's top level and that checkout's HEAD. */
+export interface Here {
+  /** The top level of the work tree the script runs in; undefined outside git. */
+  topLevel: string | undefined;
+  /** HEAD of the report's own checkout now; undefined when it cannot be read (gone, no commit). */
+  head: string | undefined;
+}
+
 /**
- * A grouped run's report (bump.ts --group) has no per-input locks, so only a grouped step can use
- * it; reading it per input would put every move into each input's pull request.
+ * Why a report is not this checkout's to act on, as one sentence; undefined when it is. A report
+ * from another checkout (another clone or worktree) describes another flake.lock; one from another
+ * commit was computed against a base that is no longer checked out. A checkout nested inside the
+ * working directory's (a second repository checked out into a subdirectory) counts as its own.
+ */
+export function checkoutMismatch(
+  report: Report,
+  here: Here,
+  path: string,
+  script: string,
+): string | undefined {
+  const root = report.flake.repoRoot;
+  if (root === undefined) return undefined;
+  const { topLevel } = here;
+  if (topLevel !== undefined && root !== topLevel && !root.startsWith(`${topLevel}/`)) {
+    return `the report ${path} was made for the checkout ${root}, not this one (${topLevel}); run ${script} in ${root}, or run bump.ts here first`;
+  }
+  const made = report.flake.head?.commit;
+  if (made !== undefined && here.head !== undefined && here.head !== made) {
+    return `the report ${path} was made at commit ${made.slice(0, 12)} of ${root}, which is now at ${here.head.slice(0, 12)}; rerun bump.ts there so the report starts from the commit checked out`;
+  }
+  return undefined;
+}
+
+/** Refuse a report made for another checkout or another base commit (checkoutMismatch), naming both. */
+export async function checkReportCheckout(
+  report: Report,
+  path: string,
+  where: { cwd: string; script: string },
+): Promise<void> {
+  const root = report.flake.repoRoot;
+  if (root === undefined) return;
+  const [topLevel, head] = await Promise.all([gitTopLevel(where.cwd), checkoutHead(root)]);
+  const mismatch = checkoutMismatch(report, { topLevel, head: head?.commit }, path, where.script);
+  if (mismatch !== undefined) throw new UsageError(mismatch);
+}
+
+/**
+ * A report and the step reading it agree on --group, both ways. A grouped run's report (bump.ts
+ * --group) has no per-input locks, so read per input it would put every move into each input's pull
+ * request. A per-input run's lock does not hold the open grouped pull request's members, so a grouped
+ * step would drop them, or open a group from it; whether one is open does not change the rule.
  */
 export function checkGrouping(report: Report, grouped: boolean, script: string): void {
   if (report.grouped === true && !grouped) {
     throw new UsageError(
       `the report comes from bump.ts --group, whose inputs share one flake.lock; pass --group to ${script} too (the action's group: true), or rerun bump.ts without --group for one pull request per input`,
+    );
+  }
+  if (report.grouped !== true && grouped) {
+    throw new UsageError(
+      `the report comes from bump.ts without --group, whose flake.lock leaves out the grouped pull request's other inputs; rerun bump.ts with --group (the action's group: true), or drop --group from ${script} for one pull request per input`,
     );
   }
 }

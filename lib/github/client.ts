@@ -51,9 +51,15 @@ interface RateLimitWait {
   retrying: boolean;
 }
 
-/** How often one request is asked again after a rate limit, and after a server error. */
+/**
+ * How often one request is asked again after a rate limit, after a server error or a dropped
+ * connection, and after finding the host unreachable (its name does not resolve, or nothing listens):
+ * that is a wrong GITHUB_API_URL or no network, which waiting minutes does not mend, so it is asked
+ * once more (a resolver's passing EAI_AGAIN) and then reported.
+ */
 const RATE_LIMIT_RETRIES = 3;
 const SERVER_ERROR_RETRIES = 3;
+const UNREACHABLE_RETRIES = 1;
 /** Seconds to wait on a secondary rate limit that names no time ("wait at least one minute"). */
 const SECONDARY_FALLBACK_SECONDS = 60;
 /** Concurrent requests per client: GitHub asks for serial requests; lists fan out a little. */
@@ -95,6 +101,8 @@ interface Answer {
   message: string;
   /** `type` of each GraphQL error in a 200 answer. */
   graphqlTypes: string[];
+  /** Set when no answer could come: the API's host does not resolve, or refuses the connection. */
+  unreachable?: Unreachable | undefined;
 }
 
 function recordOf(value: unknown): Record<string, unknown> | undefined {
@@ -115,6 +123,7 @@ function answerOf(error: unknown): Answer {
     headers: headersOf(recordOf(recordOf(error)?.response)?.headers),
     message: error instanceof Error ? error.message : String(error),
     graphqlTypes: [],
+    unreachable: unreachableOf(error),
   };
 }
 
@@ -173,13 +182,15 @@ function rateLimitOf(answer: Answer, now: number): Verdict | undefined {
 }
 
 /**
- * Retryable: no answer at all (refused, reset, timed out), a 5xx, 408 and a bare 429, with waits
- * of 1, 4 and 9 s. Every other 4xx is GitHub's final word (405 and 409 on a merge are answers).
+ * Retryable: no answer at all (reset, timed out), a 5xx, 408 and a bare 429, with waits of 1, 4 and
+ * 9 s; an unreachable host once, after 1 s. Every other 4xx is GitHub's final word (405 and 409 on a
+ * merge are answers).
  */
 function serverErrorOf(answer: Answer, retries: number): Verdict {
   const { status } = answer;
   const retryable = status === 0 || status >= 500 || status === 408 || status === 429;
-  if (!retryable || retries >= SERVER_ERROR_RETRIES) return { retry: false };
+  const limit = answer.unreachable === undefined ? SERVER_ERROR_RETRIES : UNREACHABLE_RETRIES;
+  if (!retryable || retries >= limit) return { retry: false };
   return { retry: "server", seconds: (retries + 1) ** 2 };
 }
 
@@ -400,6 +411,53 @@ export function statusOf(error: unknown): number {
   return Number(error.status);
 }
 
+/** A request that could not reach the API's host: which host, and why. */
+export interface Unreachable {
+  /** `api.github.com`, or `host:port` when the URL names a port. */
+  host: string;
+  cause: "dns" | "refused";
+  /** The system's code: ENOTFOUND, EAI_AGAIN, ECONNREFUSED, … */
+  code: string;
+}
+
+// getaddrinfo's failures as Bun's fetch reports them (`code` on the TypeError it rejects with, tried:
+// ENOTFOUND where the resolver says the name does not exist, EAI_AGAIN where no resolver answers).
+const DNS_CODES = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_NONAME", "EAI_FAIL", "EAI_NODATA"]);
+
+/**
+ * The `code` of an error or of one of its causes: Octokit keeps fetch's error as `cause` (not
+ * enumerable, so read by name), and Node's fetch nests the system error one level deeper.
+ */
+function codeOf(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; typeof current === "object" && current !== null && depth < 4; depth++) {
+    if ("code" in current && typeof current.code === "string") return current.code;
+    current = "cause" in current ? current.cause : undefined;
+  }
+  return undefined;
+}
+
+function requestUrlOf(error: unknown): URL | undefined {
+  const url = recordOf(recordOf(error)?.request)?.url;
+  if (typeof url !== "string") return undefined;
+  try {
+    return new URL(url);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why a request that got no answer could not reach its host, when that is DNS or a refusal. */
+export function unreachableOf(error: unknown): Unreachable | undefined {
+  if (statusOf(error) !== 0) return undefined;
+  const code = codeOf(error);
+  const url = requestUrlOf(error);
+  if (code === undefined || url === undefined) return undefined;
+  if (DNS_CODES.has(code)) return { host: url.hostname, cause: "dns", code };
+  if (code === "ECONNREFUSED") return { host: url.host, cause: "refused", code };
+  return undefined;
+}
+
 /** `POST /repos/o/r/git/trees`, from an Octokit RequestError, to name the endpoint that failed. */
 function endpointOf(error: unknown): string | undefined {
   if (typeof error !== "object" || error === null || !("request" in error)) return undefined;
@@ -440,8 +498,33 @@ export function describeGitHubError(error: unknown, what: string, repo?: string)
       `GitHub refused to ${what} (${status}: ${message})${at}; wait for the rate limit to reset or check the token's permissions, then rerun`,
     );
   }
-  if (status === 422) return new RuntimeError(`GitHub refused to ${what} (422: ${message})${at}`);
-  return new RuntimeError(
-    `could not ${what}: ${message}${status ? ` (HTTP ${status})` : ""}${at}; GitHub may be having trouble — rerun later, it is safe to repeat`,
-  );
+  if (status >= 400 && status < 500)
+    return new RuntimeError(`GitHub refused to ${what} (${status}: ${message})${at}`);
+  if (status >= 500) {
+    return new RuntimeError(
+      `could not ${what}: ${message} (HTTP ${status})${at}; GitHub may be having trouble — rerun later, it is safe to repeat`,
+    );
+  }
+  return new RuntimeError(`could not ${what}: ${noAnswer(error, message)}${at}; ${noAnswerFix(error)}`);
+}
+
+/** What kept a request from any answer, as a phrase: "cannot resolve api.github.com (DNS lookup failed: ENOTFOUND)". */
+export function noAnswer(
+  error: unknown,
+  message = error instanceof Error ? error.message : String(error),
+): string {
+  const unreachable = unreachableOf(error);
+  if (unreachable?.cause === "dns")
+    return `cannot resolve ${unreachable.host} (DNS lookup failed: ${unreachable.code})`;
+  if (unreachable?.cause === "refused")
+    return `${unreachable.host} refused the connection (${unreachable.code})`;
+  const host = requestUrlOf(error)?.host;
+  return `no answer${host ? ` from ${host}` : ""} (${message})`;
+}
+
+/** The fix for a request that got no answer: the address or the network, not GitHub. */
+export function noAnswerFix(error: unknown): string {
+  return unreachableOf(error) === undefined
+    ? "check the network (or GITHUB_API_URL), then rerun — it is safe to repeat"
+    : "check the network or GITHUB_API_URL";
 }

@@ -139,8 +139,9 @@ export async function commitsBetween(
  *   GitHub serves a fork's commits through the parent's URL, so without this a dispatch could lock
  *   foreign code under the upstream's name;
  * - an SHA older than the locked rev is "ahead" (dispatches arrive out of order); diverged is an error.
- * Without a token it still tries (public repos answer); if GitHub cannot be asked it warns once and
- * lets the bump go on, since a local user named the rev themselves.
+ * Without a token it still tries (public repos answer); if GitHub refuses for want of one it warns
+ * once and lets the bump go on, since a local user named the rev themselves. No answer at all is an
+ * error (bump.ts --no-verify skips the check instead).
  */
 export function targetCheck(octokit: Octokit, opts: { authenticated: boolean }): TargetCheck {
   return async ({ input, source, lockedRev, rev, upstream, compared }) => {
@@ -172,9 +173,17 @@ export function targetCheck(octokit: Octokit, opts: { authenticated: boolean }):
     } catch (error) {
       if (error instanceof UsageError || error instanceof RuntimeError) throw error;
       const status = statusOf(error);
-      if (!opts.authenticated && (status === 401 || status === 403 || status === 404 || status === 0)) {
+      const what = `verify commit ${rev.slice(0, 12)} against ${name}`;
+      // No answer at all says nothing about the commit (nor about the token): locking it anyway is
+      // the user's explicit choice, never a fallback.
+      if (status === 0) {
+        throw new RuntimeError(
+          `${describeGitHubError(error, what).message}, or pass --no-verify to lock it without checking that it is on the tracked branch`,
+        );
+      }
+      if (!opts.authenticated && (status === 401 || status === 403 || status === 404)) {
         warn(
-          `could not verify ${rev.slice(0, 12)} against ${name} without a token (${status || "no answer"}); set GH_TOKEN to check that dispatched commits are on the tracked branch`,
+          `could not verify ${rev.slice(0, 12)} against ${name} without a token (${status}); set GH_TOKEN to check that dispatched commits are on the tracked branch`,
         );
         return "ok";
       }
@@ -183,7 +192,7 @@ export function targetCheck(octokit: Octokit, opts: { authenticated: boolean }):
           `commit ${rev} or repository ${name} is unknown to GitHub (404); dispatch a commit that exists on the tracked branch, or give the token read access to ${name}`,
         );
       }
-      throw describeGitHubError(error, `verify commit ${rev.slice(0, 12)} against ${name}`);
+      throw describeGitHubError(error, what);
     }
   };
 }

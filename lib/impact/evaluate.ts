@@ -1,7 +1,8 @@
 /**
  * Host impact: which of the flake's machines a lock change touches, and how — from evaluation alone.
- * Every side (base lock, new locks) is evaluated in one `nix eval` for every host; closures are read
- * from the store's .drv files (or one more Nix call) and diffed by package name and version.
+ * Every side (base lock, new locks) is evaluated for every host, in one or several `nix eval`s;
+ * closures are read from the store's .drv files (or one more Nix call) and diffed by package name
+ * and version.
  */
 import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -14,6 +15,8 @@ import { tryParseJson } from "../core/files.ts";
 import { type FlakeLock, parseLock } from "../flake/lock.ts";
 import { EXPERIMENTAL, type NixVersion, nixEnv, nixTooOld } from "../flake/nix.ts";
 import { ClosureDiffer, ClosureReader, type PackageDiff } from "./closure.ts";
+import { defaultReserveBytes, MemoryGuard, Slots } from "./jobs.ts";
+import { ImpactProgress } from "./progress.ts";
 
 /**
  * `fixed`: fails on the base lock, evaluates on the new one (the bump repairs it); `failed`: the
@@ -101,39 +104,65 @@ const TRACE = "flake-bump-impact";
 export type SideHostPath = readonly [number, string, string];
 
 /**
+ * One of `count` `nix eval` processes, and which hosts it evaluates: the hosts × sides, side-major
+ * (every host of the base lock, then every host of the next lock), cut into `count` contiguous
+ * blocks. Each process then evaluates as few sides as it can — with two processes and two locks,
+ * one lock each, so what the hosts of one lock share (a package set, the module system's library)
+ * is evaluated once per lock, as in one process — and the blocks stay even when there are fewer
+ * hosts than processes.
+ */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+/**
  * The expression evaluated for every side at once: per side (one `builtins.getFlake` each), every
  * selected host's drvPath, in order. One process for all sides lets Nix parse the files and hash the
- * derivations the sides share once. It traces each side before its flake is fetched, its host list,
- * then each host before and after its evaluation, so when one host (or one side's whole flake)
+ * derivations the sides share once. It traces each side before its flake is fetched and its host
+ * list (every side's, before any host), then each host before and after its evaluation, so when one host (or one side's whole flake)
  * aborts the evaluation — which `builtins.tryEval` cannot catch — the traces say which one it was and
  * which finished.
  * @param skip hosts already answered (done or failed) in an earlier evaluation.
  * @param skipSides sides whose flake failed as a whole in an earlier evaluation.
+ * @param shard this process's share of the hosts × sides; a host keeps its shard whatever is skipped.
  */
 export function impactExpression(
   flakeRefs: readonly string[],
   only: readonly OnlyFilter[] | null,
   skip: readonly SideHostPath[] = [],
   skipSides: readonly number[] = [],
+  shard: Shard = { index: 0, count: 1 },
 ) {
-  const wanted = nixString(JSON.stringify({ refs: flakeRefs, only, skip, skipSides, outputs: HOST_OUTPUTS }));
+  const wanted = nixString(
+    JSON.stringify({ refs: flakeRefs, only, skip, skipSides, shard, outputs: HOST_OUTPUTS }),
+  );
   return `let
   wanted = builtins.fromJSON ${wanted};
   at = builtins.elemAt;
+  sideCount = builtins.length wanted.refs;
   side = i: let
     flake = builtins.getFlake (at wanted.refs i);
     hostsOf = output: if flake ? \${output} then map (name: [ i output name ]) (builtins.attrNames flake.\${output}) else [ ];
-    selected = p: !(builtins.elem p wanted.skip) && (wanted.only == null
-      || builtins.any (o: at o 0 == at p 1 && (at o 1 == null || at o 1 == at p 2)) wanted.only);
-    hosts = builtins.filter selected (builtins.concatMap hostsOf (builtins.attrNames wanted.outputs));
+    selected = p: wanted.only == null
+      || builtins.any (o: at o 0 == at p 1 && (at o 1 == null || at o 1 == at p 2)) wanted.only;
+    listed = builtins.filter selected (builtins.concatMap hostsOf (builtins.attrNames wanted.outputs));
+    n = builtins.length listed;
+    mine = k: (i * n + k) * wanted.shard.count / (n * sideCount) == wanted.shard.index;
+    hosts = builtins.filter (p: !(builtins.elem p wanted.skip))
+      (builtins.concatLists (builtins.genList (k: if mine k then [ (at listed k) ] else [ ]) n));
     drvOf = p: (builtins.foldl' (value: key: value.\${key}) flake.\${at p 1}.\${at p 2} wanted.outputs.\${at p 1}).drvPath;
     one = p: let key = builtins.toJSON p; in
       builtins.trace "${TRACE} begin \${key}" (let drv = drvOf p; in
         builtins.trace "${TRACE} done \${key} \${drv}" drv);
-  in builtins.trace "${TRACE} side \${toString i}"
-    (builtins.trace "${TRACE} hosts \${toString i} \${builtins.toJSON hosts}" (map one hosts));
-  sides = builtins.filter (i: !(builtins.elem i wanted.skipSides)) (builtins.genList (i: i) (builtins.length wanted.refs));
-in map side sides`;
+  in {
+    hosts = builtins.trace "${TRACE} side \${toString i}"
+      (builtins.trace "${TRACE} hosts \${toString i} \${builtins.toJSON hosts}" hosts);
+    drvs = map one hosts;
+  };
+  sides = map side (builtins.filter (i: !(builtins.elem i wanted.skipSides)) (builtins.genList (i: i) sideCount));
+# Every side's list first, so the log can count the hosts before the first one is evaluated.
+in builtins.deepSeq (map (s: builtins.length s.hosts) sides) (map (s: s.drvs) sides)`;
 }
 
 /**
@@ -190,8 +219,15 @@ export function hostKey(side: number, path: HostPath): string {
 export class TraceReader {
   readonly state: TraceState = { hosts: new Map(), done: new Map() };
   private partial = "";
-  /** @param onDone called for each host as its trace arrives. */
-  constructor(private readonly onDone: (done: HostDone) => void = () => {}) {}
+  private readonly began = new Map<string, number>();
+  /**
+   * @param onDone called for each host as its trace arrives, with the seconds since its `begin`.
+   * @param onHosts called with each side's host list as it arrives.
+   */
+  constructor(
+    private readonly onDone: (done: HostDone, seconds?: number) => void = () => {},
+    private readonly onHosts: (side: number, hosts: HostPath[]) => void = () => {},
+  ) {}
 
   /** Feed a chunk of stderr; lines may be split across chunks. */
   write(chunk: string): void {
@@ -223,23 +259,27 @@ export class TraceReader {
       const side = Number(body.slice(0, split));
       const hosts = tryParseJson(HostListJson, body.slice(split + 1));
       if (hosts && Number.isInteger(side)) {
-        state.hosts.set(
-          side,
-          hosts.map(([, output, name]) => [output, name] as const),
-        );
+        const paths = hosts.map(([, output, name]) => [output, name] as const);
+        state.hosts.set(side, paths);
         delete state.pending;
+        this.onHosts(side, paths);
       }
     } else if (kind === "begin") {
       const path = tryParseJson(SideHostJson, body);
-      if (path) state.pending = { side: path[0], path: [path[1], path[2]] };
+      if (path) {
+        const host: HostPath = [path[1], path[2]];
+        state.pending = { side: path[0], path: host };
+        this.began.set(hostKey(path[0], host), performance.now());
+      }
     } else if (kind === "done") {
       const split = body.lastIndexOf(" ");
       const path = tryParseJson(SideHostJson, body.slice(0, split));
       if (path) {
         const done: HostDone = { side: path[0], path: [path[1], path[2]], drvPath: body.slice(split + 1) };
+        const began = this.began.get(hostKey(done.side, done.path));
         state.done.set(hostKey(done.side, done.path), done);
         delete state.pending;
-        this.onDone(done);
+        this.onDone(done, began === undefined ? undefined : (performance.now() - began) / 1000);
       }
     }
   }
@@ -284,80 +324,183 @@ export interface EvalOptions {
   only: readonly OnlyFilter[] | null;
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
-  /** Called for each host of each side as soon as its drvPath is known. */
-  onHost?: (done: HostDone) => void;
+  /** Called for each host of each side as soon as its drvPath is known (and how long it took). */
+  onHost?: (done: HostDone, seconds?: number) => void;
+  /** Called when a process has listed the hosts it evaluates of one side. */
+  onHosts?: (shard: Shard, side: number, hosts: readonly HostPath[]) => void;
+  /** Called for each host of each side that fails to evaluate. */
+  onHostError?: (side: number, path: HostPath, error: string) => void;
+  /** `nix eval` processes at once (default 1), each evaluating a share of the hosts × sides. */
+  jobs?: number;
+  /** Memory to leave free (default: `defaultReserveBytes()`); see lib/impact/jobs.ts. */
+  memoryReserveBytes?: number;
+  /** What memory is left now, for the guard (default: the OS's answer). */
+  availableMemory?: () => number;
   /** The base lock, so that an error about its content can name the nodes. */
   lock?: FlakeLock;
 }
 
+/** What the processes of one evaluation took, besides the results. */
+export interface EvalStats {
+  /** `nix eval` processes started, in all shards. */
+  processes: number;
+  /** The most memory the processes held at once (0 where it cannot be read: no /proc). */
+  peakRssBytes: number;
+  /** Processes stopped because memory ran short (their hosts ran again later). */
+  memoryStops: number;
+  /** Processes at once at the start and at the end (fewer after a memory stop). */
+  jobs: { start: number; end: number };
+}
+
 /**
- * Every selected host's drvPath for every flake in `flakeRefs` (the sides), in one `nix eval` when
- * all evaluate. When one host aborts the batch, it is recorded with Nix's error and the rest are
- * evaluated again without it and without what finished (one more process per failing host, not per
- * host); likewise a side whose flake fails as a whole.
+ * Every selected host's drvPath for every flake in `flakeRefs` (the sides), in `jobs` `nix eval`
+ * processes at once, each evaluating its shard of the hosts × sides (see `Shard`). Within a shard,
+ * when one host aborts the batch, it is recorded with Nix's error and the rest are evaluated again
+ * without it and without what finished (one more process per failing host, not per host);
+ * likewise a side whose flake fails as a whole. The results do not depend on `jobs`.
  */
-export async function evaluateSides(flakeRefs: readonly string[], opts: EvalOptions): Promise<SideResult[]> {
+export async function evaluateSides(
+  flakeRefs: readonly string[],
+  opts: EvalOptions,
+): Promise<{ sides: SideResult[]; stats: EvalStats }> {
   const results: SideResult[] = flakeRefs.map(() => ({ hosts: new Map(), timedOut: false, evaluations: 0 }));
-  const timedOut = () => results.map((result) => ({ ...result, timedOut: true }));
+  const jobs = Math.max(1, Math.floor(opts.jobs ?? 1));
+  // One failing shard (the flake cannot be listed at all) stops its siblings too.
+  const stop = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
+  const slots = new Slots(jobs);
+  const guard = new MemoryGuard(slots, {
+    reserveBytes: opts.memoryReserveBytes ?? defaultReserveBytes(),
+    ...(opts.availableMemory ? { available: opts.availableMemory } : {}),
+  });
+  const shared = { results, slots, guard, signal, processes: 0 };
+  try {
+    await Promise.all(
+      Array.from({ length: jobs }, (_, index) =>
+        evaluateShard(flakeRefs, opts, { index, count: jobs }, shared).catch((error: unknown) => {
+          stop.abort();
+          throw error;
+        }),
+      ),
+    );
+  } finally {
+    guard.dispose();
+  }
+  const stats: EvalStats = {
+    processes: shared.processes,
+    peakRssBytes: guard.peakBytes,
+    memoryStops: guard.stops,
+    jobs: { start: jobs, end: slots.capacity },
+  };
+  const sides = opts.signal?.aborted ? results.map((result) => ({ ...result, timedOut: true })) : results;
+  return { sides, stats };
+}
+
+interface ShardContext {
+  results: SideResult[];
+  slots: Slots;
+  guard: MemoryGuard;
+  signal: AbortSignal;
+  processes: number;
+}
+
+/** One shard's processes, one after another, until each of its hosts has an answer. */
+async function evaluateShard(
+  flakeRefs: readonly string[],
+  opts: EvalOptions,
+  shard: Shard,
+  ctx: ShardContext,
+): Promise<void> {
+  const { results } = ctx;
   const skip: SideHostPath[] = [];
   const skipSides: number[] = [];
   const env = nixEnv(opts.env ?? process.env);
   for (;;) {
-    if (opts.signal?.aborted) return timedOut();
+    const release = await ctx.slots.acquire();
+    if (ctx.signal.aborted) return release();
     for (const [i, result] of results.entries()) if (!skipSides.includes(i)) result.evaluations++;
-    const reader = new TraceReader((done) => {
-      results[done.side]?.hosts.set(attrName(done.path), { drvPath: done.drvPath });
-      skip.push([done.side, ...done.path]);
-      opts.onHost?.(done);
-    });
+    ctx.processes++;
+    const reader = new TraceReader(
+      (done, seconds) => {
+        results[done.side]?.hosts.set(attrName(done.path), { drvPath: done.drvPath });
+        skip.push([done.side, ...done.path]);
+        opts.onHost?.(done, seconds);
+      },
+      (side, hosts) => opts.onHosts?.(shard, side, hosts),
+    );
+    const memory = new AbortController();
     const proc = $({
       env,
       cwd: tmpdir(),
       quiet: true,
       nothrow: true,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    })`nix ${evalArgs(impactExpression(flakeRefs, opts.only, skip, skipSides))}`;
+      signal: AbortSignal.any([ctx.signal, memory.signal]),
+    })`nix ${evalArgs(impactExpression(flakeRefs, opts.only, skip, skipSides, shard))}`;
+    const unwatch = ctx.guard.watch(proc.pid, () => memory.abort());
     proc.stderr.setEncoding("utf8");
     proc.stderr.on("data", (chunk: string) => reader.write(chunk));
-    const out = await proc;
+    const out = await proc.finally(() => {
+      unwatch();
+      release();
+    });
     const traces = reader.end();
-    if (opts.signal?.aborted) return timedOut();
-    if (out.exitCode === 0) return results;
+    if (ctx.signal.aborted) return;
+    if (out.exitCode === 0) return;
+    // Stopped to free memory: what it finished is kept, the rest runs again when a slot is free.
+    if (memory.signal.aborted) continue;
     const error = nixErrorExcerpt(out.stderr);
-    const pending = traces.pending;
-    if (pending === undefined) {
-      if (traces.hosts.size === 0) {
-        const what = "evaluate the flake's hosts";
-        throw new RuntimeError(
-          nixTooOld(opts.nix, what, out.stderr, opts.lock) ?? `Nix failed to ${what}: ${error}`,
-        );
-      }
-      // Failed between hosts (printing the result?): every listed host not done carries the error.
-      for (const [side, hosts] of traces.hosts) {
-        const result = results[side];
-        for (const path of hosts) {
-          if (result && !result.hosts.has(attrName(path))) result.hosts.set(attrName(path), { error });
-        }
-      }
-      return results;
-    }
-    const result = results[pending.side] ?? expectSide(pending.side);
-    if (pending.path === undefined) {
-      // The side's flake itself failed (fetching, its lock, its outputs): no host list.
-      result.error = error;
-      skipSides.push(pending.side);
-    } else {
-      result.hosts.set(attrName(pending.path), { error });
-      skip.push([pending.side, ...pending.path]);
-    }
-    const listed = (side: number) => traces.hosts.get(side) ?? [];
-    const complete = flakeRefs.every(
-      (_, side) =>
-        skipSides.includes(side) ||
-        (traces.hosts.has(side) && listed(side).every((path) => results[side]?.hosts.has(attrName(path)))),
-    );
-    if (complete) return results;
+    if (traces.pending?.path !== undefined)
+      opts.onHostError?.(traces.pending.side, traces.pending.path, error);
+    if (recordFailure(flakeRefs, results, traces, { error, stderr: out.stderr }, skip, skipSides, opts))
+      return;
   }
+}
+
+/**
+ * Records what a failed process says failed (a host, a side's flake, or every unfinished host when
+ * it failed between hosts) and whether the shard is then complete.
+ */
+function recordFailure(
+  flakeRefs: readonly string[],
+  results: SideResult[],
+  traces: TraceState,
+  { error, stderr }: { error: string; stderr: string },
+  skip: SideHostPath[],
+  skipSides: number[],
+  opts: EvalOptions,
+): boolean {
+  const pending = traces.pending;
+  if (pending === undefined) {
+    if (traces.hosts.size === 0) {
+      const what = "evaluate the flake's hosts";
+      throw new RuntimeError(
+        nixTooOld(opts.nix, what, stderr, opts.lock) ?? `Nix failed to ${what}: ${error}`,
+      );
+    }
+    // Failed between hosts (printing the result?): every listed host not done carries the error.
+    for (const [side, hosts] of traces.hosts) {
+      const result = results[side];
+      for (const path of hosts) {
+        if (result && !result.hosts.has(attrName(path))) result.hosts.set(attrName(path), { error });
+      }
+    }
+    return true;
+  }
+  const result = results[pending.side] ?? expectSide(pending.side);
+  if (pending.path === undefined) {
+    // The side's flake itself failed (fetching, its lock, its outputs): no host list.
+    result.error = error;
+    skipSides.push(pending.side);
+  } else {
+    result.hosts.set(attrName(pending.path), { error });
+    skip.push([pending.side, ...pending.path]);
+  }
+  const listed = (side: number) => traces.hosts.get(side) ?? [];
+  return flakeRefs.every(
+    (_, side) =>
+      skipSides.includes(side) ||
+      (traces.hosts.has(side) && listed(side).every((path) => results[side]?.hosts.has(attrName(path)))),
+  );
 }
 
 /** The lock `text` parsed, for naming its nodes in an error; undefined when it does not parse. */
@@ -375,7 +518,7 @@ function expectSide(side: number): never {
 
 /** One flake's hosts: `evaluateSides` with one side. */
 export async function evaluateHosts(flakeRef: string, opts: EvalOptions): Promise<SideResult> {
-  const [result] = await evaluateSides([flakeRef], opts);
+  const [result] = (await evaluateSides([flakeRef], opts)).sides;
   return result ?? expectSide(0);
 }
 
@@ -471,19 +614,40 @@ export interface ImpactRequest {
   env?: NodeJS.ProcessEnv;
   /** The time budget; when it aborts, unfinished inputs are reported as timed out. */
   signal?: AbortSignal;
+  /** `nix eval` processes at once (default 1); the results are the same for any number. */
+  jobs?: number;
+  /** Memory to leave free while several processes run (see lib/impact/jobs.ts). */
+  memoryReserveBytes?: number;
+  /** Progress lines for people, as hosts are listed and finish. */
+  onProgress?: (line: string) => void;
 }
 
 export interface ImpactRun {
   impact: Impact;
-  /** `nix eval` processes: one for every side when every host evaluates. */
+  /** `nix eval` processes: one per shard when every host evaluates, plus one per failing host. */
   evaluations: number;
+  /** What the evaluation's processes took (memory, stops, processes at once). */
+  stats: EvalStats;
   /** `nix derivation show` processes: none where the store's .drv files are read directly. */
   closureReads: number;
 }
 
+/** The progress lines of one impact run: side 0 is the base lock, each other side its inputs' lock. */
+function impactProgress(locks: readonly string[], request: ImpactRequest): ImpactProgress {
+  return new ImpactProgress(
+    locks.map((lock, i) =>
+      i === 0
+        ? "the base lock"
+        : request.sides.flatMap((side) => (side.lock === lock ? [side.name] : [])).join(", "),
+    ),
+    request.onProgress ?? (() => {}),
+    attrName,
+  );
+}
+
 /**
- * Impact of every side against the base: all sides evaluated in one Nix process; the closures of a
- * host that changed are read as soon as both its drvPaths are known, while the other hosts still
+ * Impact of every side against the base: all sides evaluated in `request.jobs` Nix processes
+ * (`evaluateSides`), the same result for any number; the closures of a host that changed are read as soon as both its drvPaths are known, while the other hosts still
  * evaluate, into one graph shared by every host and side.
  */
 export async function computeImpact(request: ImpactRequest): Promise<ImpactRun> {
@@ -524,15 +688,29 @@ export async function computeImpact(request: ImpactRequest): Promise<ImpactRun> 
       }
     }
   };
+  const progress = impactProgress(locks, request);
   const baseLock = lockOrUndefined(request.baseLock);
-  const results = await evaluateSides(refs, {
+  const { sides: results, stats } = await evaluateSides(refs, {
     nix: request.nix,
     only: request.only,
-    onHost,
     ...(baseLock ? { lock: baseLock } : {}),
+    onHost: (done, seconds) => {
+      const attr = attrName(done.path);
+      progress.done({
+        side: done.side,
+        attr,
+        drvPath: done.drvPath,
+        ...(seconds === undefined ? {} : { seconds }),
+      });
+      onHost(done);
+    },
+    onHosts: (shard, side, hosts) => progress.hosts(shard, side, hosts),
+    onHostError: (side, path, error) => progress.failed({ side, attr: attrName(path), error }),
+    ...(request.jobs === undefined ? {} : { jobs: request.jobs }),
+    ...(request.memoryReserveBytes === undefined ? {} : { memoryReserveBytes: request.memoryReserveBytes }),
     ...readOpts,
   });
-  const evaluations = Math.max(...results.map((result) => result.evaluations));
+  const evaluations = stats.processes;
   // A Nix too old for a lock fails the whole flake on it: this Nix's failing, not the bump's or the
   // base's, so not a list of broken hosts.
   for (const [side, result] of results.entries()) {
@@ -550,7 +728,12 @@ export async function computeImpact(request: ImpactRequest): Promise<ImpactRun> 
     timedOut: true,
   });
   if (base.timedOut) {
-    return { impact: { schema: 1, inputs: request.sides.map(timedOut) }, evaluations, closureReads: 0 };
+    return {
+      impact: { schema: 1, inputs: request.sides.map(timedOut) },
+      evaluations,
+      stats,
+      closureReads: 0,
+    };
   }
   if (base.error !== undefined && base.hosts.size === 0) {
     throw new RuntimeError(
@@ -578,7 +761,7 @@ export async function computeImpact(request: ImpactRequest): Promise<ImpactRun> 
       if (from !== undefined && to !== undefined) host.packages = differ.diff(from, to);
     }
   }
-  return { impact: { schema: 1, inputs }, evaluations, closureReads };
+  return { impact: { schema: 1, inputs }, evaluations, stats, closureReads };
 }
 
 /** A host output named in Nix code, outside a `#` comment line. */

@@ -600,9 +600,12 @@ export function describeImpact(inputs: readonly InputImpact[]): string[] {
   const lines: string[] = [];
   for (const input of inputs) {
     lines.push(
-      input.members === undefined
-        ? `Host impact of ${input.name} → ${input.rev.slice(0, 7)}:`
-        : `Host impact of ${impactLabel(input).replaceAll("`", "")}:`,
+      input.members !== undefined
+        ? `Host impact of ${impactLabel(input).replaceAll("`", "")}:`
+        : // A local lock that moves several inputs, or only transitive ones, has no one rev to name.
+          input.rev === ""
+          ? `Host impact of ${input.name}:`
+          : `Host impact of ${input.name} → ${input.rev.slice(0, 7)}:`,
     );
     if (input.timedOut) lines.push("  not computed: the time budget ran out");
     for (const host of naturalSort(input.hosts, (h) => h.attr)) {

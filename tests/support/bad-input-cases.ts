@@ -49,9 +49,9 @@ export interface World {
 export interface Sandbox {
   dir: string;
   checkout: string;
-  /** XDG_STATE_HOME, so the default report path is inside the sandbox too. */
+  /** XDG_STATE_HOME, so that nothing falls back to the user's own state directory. */
   state: string;
-  /** The default report path (bump.ts and open-pr.ts agree on it), pre-seeded with a valid report. */
+  /** The default report path, in the checkout's git directory (bump.ts and open-pr.ts agree on it), pre-seeded with a valid report. */
   report: string;
   event: string;
   output: string;
@@ -284,7 +284,8 @@ export const bumpCli: Case[] = [
   },
 ];
 
-const restoreLock = "; restore it from git or recreate it with 'nix flake lock'$";
+const restoreLock =
+  "; restore it from git or recreate it with `nix --extra-experimental-features 'nix-command flakes' flake lock`$";
 export const bumpLock: Case[] = [
   ...(
     [
@@ -688,6 +689,39 @@ export const openPrCases: Case[] = [
     },
   ),
   openPrCase(
+    "open-pr with a report made for another checkout",
+    [],
+    /the report .*report\.json was made for the checkout \/\S+, not this one \(.*\/checkout\); run open-pr\.ts in .*, or run bump\.ts here first$/,
+    {
+      prepare: writeReportText((ctx) =>
+        serializeReport(
+          bumpReport(ctx, {
+            flake: { dir: ctx.w.template.dir, repoRoot: ctx.w.template.dir, lockPath: "flake.lock" },
+          }),
+        ),
+      ),
+    },
+  ),
+  openPrCase(
+    "open-pr with a report made at another commit",
+    [],
+    /the report .*report\.json was made at commit 000000000000 of .*\/checkout, which is now at [0-9a-f]{12}; rerun bump\.ts there so the report starts from the commit checked out$/,
+    {
+      prepare: writeReportText((ctx) =>
+        serializeReport(
+          bumpReport(ctx, {
+            flake: {
+              dir: ctx.s.checkout,
+              repoRoot: ctx.s.checkout,
+              lockPath: "flake.lock",
+              head: { commit: "0".repeat(40), tree: "1".repeat(40) },
+            },
+          }),
+        ),
+      ),
+    },
+  ),
+  openPrCase(
     "open-pr with a report whose flake is not in a git repository",
     [],
     /the flake in .* is not in a git repository, so there is no path to commit flake\.lock at; run bump\.ts in a clone of the repository$/,
@@ -834,7 +868,7 @@ export async function makeSandbox(scratch: string, w: World, index: number): Pro
     dir,
     checkout: join(dir, "checkout"),
     state,
-    report: join(state, "flake-bump", "report.json"),
+    report: join(dir, "checkout", ".git", "flake-bump", "report.json"),
     event: join(dir, "event.json"),
     output: join(dir, "github-output"),
     summary: join(dir, "step-summary.md"),
@@ -842,6 +876,7 @@ export async function makeSandbox(scratch: string, w: World, index: number): Pro
   // Synchronously: Bun's promise cp takes three times as long for the same few dozen files.
   cpSync(w.template.dir, s.checkout, { recursive: true });
   await mkdir(dirname(s.report), { recursive: true });
+  await mkdir(s.state, { recursive: true });
   // A previous run's report: bump.ts failing must not replace it, and open-pr.ts reads it.
   await writeFile(s.report, serializeReport(bumpReport({ w, s })));
   await writeFile(s.output, "");

@@ -107,7 +107,7 @@ describe("withInputRef refuses what it cannot edit safely, naming the lines", ()
     [
       "another ref than the lock's",
       '{\n  inputs.a.url = "github:o/r/v2";\n}\n',
-      /line 2: .*does not name the ref 'v1'/,
+      /line 2: .*does not name the ref 'v1' that flake\.lock has; lock the flake once \(`nix --extra-experimental-features 'nix-command flakes' flake lock`\) and retry$/,
     ],
     ["no ref in the URL", '{\n  inputs.a.url = "github:o/r";\n}\n', /does not name the ref 'v1'/],
     [

@@ -23,6 +23,7 @@ import { main } from "../../scripts/bump.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 import { scratchRoot } from "../fake-github/tmp.ts";
 import { runInProcess } from "../support/in-process.ts";
+import { countingFetch } from "../support/net.ts";
 import { type Commit, narHashOf, nixStandIn } from "../support/nix-stand-in.ts";
 
 const OWNER = "acme";
@@ -513,4 +514,22 @@ describe("Nix 2.8's rev in a flake = false input's original", () => {
     const by28 = pinned({ owner: "o", repo: "raw", rev });
     expect(restoreOriginal(withRev, by28, "raw", rev)).toBe(by28);
   });
+});
+
+test("the native download from an unreachable API host: one error naming the cause, not three downloads", async () => {
+  const tries = countingFetch();
+  const unreachable = createOctokit({
+    baseUrl: "https://api.flake-bump-test.invalid",
+    waitScale: 0,
+    fetch: tries.fetch,
+  });
+  const error = await fetchLocked(unreachable, { owner: "acme", repo: "up" }, "a".repeat(40), {
+    retryDelayMs: 0,
+  }).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(RuntimeError);
+  expect(String(error)).toMatch(
+    /^RuntimeError: could not download acme\/up at aaaaaaaaaaaa: cannot resolve api\.flake-bump-test\.invalid \(DNS lookup failed: \w+\) .*; check the network or GITHUB_API_URL$/,
+  );
+  // The client's one retry, and no download attempt after it.
+  expect(tries.count()).toBe(2);
 });

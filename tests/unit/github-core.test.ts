@@ -4,12 +4,13 @@
  * question that spares Nix on a quiet night, and the sentences real Octokit errors become.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, spyOn, test } from "bun:test";
-import { checkFreshness } from "../../lib/bump/freshness.ts";
+import { checkFreshness, type Freshness, nothingAnswered } from "../../lib/bump/freshness.ts";
 import type { GitHubSource } from "../../lib/flake/flakeref.ts";
 import type { LockNode } from "../../lib/flake/lock.ts";
 import { createOctokit, describeGitHubError, type Octokit, statusOf } from "../../lib/github/client.ts";
 import { type Compared, targetCheck } from "../../lib/github/upstream.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
+import { countingFetch } from "../support/net.ts";
 
 let fake: FakeGitHub;
 let octokit: Octokit;
@@ -152,6 +153,29 @@ describe("targetCheck: may a dispatched SHA be locked?", () => {
     }
   });
 
+  test.each([
+    { token: "without a token", authenticated: false },
+    { token: "with a token", authenticated: true },
+  ])("no answer at all ($token): an error naming the cause and --no-verify, never a warning", async (c) => {
+    const unreachable = createOctokit({ baseUrl: "https://api.flake-bump-test.invalid", waitScale: 0 });
+    const stderr = spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      await expect(
+        targetCheck(unreachable, { authenticated: c.authenticated })({
+          input: "nixfleet",
+          source: { owner: "acme", repo: "nixfleet" },
+          lockedRev: undefined,
+          rev: UNKNOWN,
+        }),
+      ).rejects.toThrow(
+        /^could not verify commit 0123456789ab against acme\/nixfleet: cannot resolve api\.flake-bump-test\.invalid \(DNS lookup failed: (ENOTFOUND|EAI_AGAIN)\) \(GET \/repos\/acme\/nixfleet\); check the network or GITHUB_API_URL, or pass --no-verify to lock it without checking that it is on the tracked branch$/,
+      );
+      expect(stderr.mock.calls).toStrictEqual([]);
+    } finally {
+      stderr.mockRestore();
+    }
+  });
+
   test("a token GitHub rejects is an error, not a warning", async () => {
     const bad = createOctokit({
       baseUrl: fake.apiUrl,
@@ -224,6 +248,83 @@ describe("checkFreshness: which inputs are behind, without Nix", () => {
   });
 });
 
+describe("checkFreshness when GitHub cannot be reached", () => {
+  const node = (repo: string): LockNode => ({
+    locked: { type: "github", owner: "acme", repo, rev: at(1) },
+    original: { type: "github", owner: "acme", repo },
+  });
+
+  test("an unresolvable host: every GitHub input fails with the cause, and REST (same host) is not tried", async () => {
+    const tries = countingFetch();
+    const unreachable = createOctokit({
+      baseUrl: "https://api.flake-bump-test.invalid",
+      waitScale: 0,
+      fetch: tries.fetch,
+    });
+    const warned: string[] = [];
+    const answers = await checkFreshness(
+      [
+        { name: "a", node: node("a") },
+        { name: "b", node: node("b") },
+      ],
+      { octokit: unreachable, warn: (line) => warned.push(line) },
+    );
+    expect(answers.map((answer) => answer.status)).toStrictEqual(["unknown", "unknown"]);
+    for (const answer of answers) {
+      if (answer.status !== "unknown") continue;
+      expect(answer.reason).toMatch(
+        /^cannot resolve api\.flake-bump-test\.invalid \(DNS lookup failed: \w+\)$/,
+      );
+      expect(answer.failure).toMatch(
+        /^could not ask GitHub for the heads of 2 input\(s\): cannot resolve api\.flake-bump-test\.invalid .*; check the network or GITHUB_API_URL$/,
+      );
+    }
+    expect(warned).toStrictEqual([]);
+    // The GraphQL request and its one retry; no REST request per input.
+    expect(tries.count()).toBe(2);
+  });
+});
+
+describe("nothingAnswered: may --check tell anything?", () => {
+  interface Case {
+    name: string;
+    answers: Freshness[];
+    expected: string | undefined;
+  }
+  const failed: Freshness = {
+    name: "a",
+    status: "unknown",
+    reason: "r",
+    failure: "could not ask: cause; fix",
+  };
+  const cases: Case[] = [
+    {
+      name: "every input failed to be asked: the first failure",
+      answers: [failed, { ...failed, name: "b" }],
+      expected: "could not ask: cause; fix",
+    },
+    {
+      name: "failures beside inputs only Nix can check: still nothing answered",
+      answers: [failed, { name: "p", status: "unknown", reason: "a 'path' input is checked by Nix only" }],
+      expected: "could not ask: cause; fix",
+    },
+    {
+      name: "some answered, some failed: a partial answer",
+      answers: [failed, { name: "c", status: "current", rev: UNKNOWN }],
+      expected: undefined,
+    },
+    {
+      name: "nothing failed, only Nix can tell (not found): no error",
+      answers: [{ name: "g", status: "unknown", reason: "GitHub has no repository acme/g" }],
+      expected: undefined,
+    },
+    { name: "no inputs", answers: [], expected: undefined },
+  ];
+  test.each(cases)("$name", ({ answers, expected }) => {
+    expect(nothingAnswered(answers)).toStrictEqual(expected);
+  });
+});
+
 describe("describeGitHubError: real Octokit errors from the fake become one sentence", () => {
   async function failureOf(call: (client: Octokit) => Promise<unknown>, client = octokit): Promise<unknown> {
     try {
@@ -284,6 +385,13 @@ describe("describeGitHubError: real Octokit errors from the fake become one sent
         /^GitHub refused to read it \(422: Reference already exists\) \(POST \/repos\/acme\/nixfleet\/git\/refs\)$/,
     },
     {
+      name: "another 4xx is GitHub's answer, not trouble on GitHub's side",
+      setup: () => fake.injectFault({ operationId: "repos/get", status: 410 }),
+      call: getRepo,
+      status: 410,
+      message: /^GitHub refused to read it \(410: Injected fault 410\) \(GET \/repos\/acme\/nixfleet\)$/,
+    },
+    {
       name: "500 on every retry",
       setup: () => fake.injectFault({ operationId: "repos/get", status: 500, times: 4 }),
       call: getRepo,
@@ -305,15 +413,40 @@ describe("describeGitHubError: real Octokit errors from the fake become one sent
     fake.assertNoViolations();
   });
 
-  test("no answer at all (nothing listens): status 0 and the same advice", async () => {
+  test("nothing listens: names the host and the refusal, not GitHub", async () => {
     const gone = await localFakeGitHub();
     const url = gone.apiUrl;
     await gone.stop();
     const client = createOctokit({ baseUrl: url, token: fake.token, waitScale: 0, requestTimeoutMs: 2000 });
     const error = await failureOf(getRepo, client);
     expect(statusOf(error)).toBe(0);
-    expect(describeGitHubError(error, "read it").message).toMatch(
-      /^could not read it: ECONNREFUSED.* \(GET \/repos\/acme\/nixfleet\); GitHub may be having trouble — rerun later, it is safe to repeat$/,
+    expect(describeGitHubError(error, "read it").message).toBe(
+      `could not read it: ${new URL(url).host} refused the connection (ECONNREFUSED) (GET /repos/acme/nixfleet); check the network or GITHUB_API_URL`,
     );
+  });
+
+  test("a host name that does not resolve: names the host and DNS", async () => {
+    const client = createOctokit({ baseUrl: "https://api.flake-bump-test.invalid", waitScale: 0 });
+    const error = await failureOf(getRepo, client);
+    expect(describeGitHubError(error, "read it").message).toMatch(
+      /^could not read it: cannot resolve api\.flake-bump-test\.invalid \(DNS lookup failed: (ENOTFOUND|EAI_AGAIN)\) \(GET \/repos\/acme\/nixfleet\); check the network or GITHUB_API_URL$/,
+    );
+  });
+
+  test("no answer in time: names the host and the network, not GitHub", async () => {
+    const hung = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Promise<Response>(() => {}) });
+    try {
+      const client = createOctokit({
+        baseUrl: `http://127.0.0.1:${hung.port}`,
+        waitScale: 0,
+        requestTimeoutMs: 50,
+      });
+      const error = await failureOf(getRepo, client);
+      expect(describeGitHubError(error, "read it").message).toBe(
+        `could not read it: no answer from 127.0.0.1:${hung.port} (The operation timed out.) (GET /repos/acme/nixfleet); check the network (or GITHUB_API_URL), then rerun — it is safe to repeat`,
+      );
+    } finally {
+      await hung.stop(true);
+    }
   });
 });

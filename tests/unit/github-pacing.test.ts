@@ -4,8 +4,9 @@
  * A recording clock takes the waits, so GitHub's minutes cost nothing and every wait is exact.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, spyOn, test } from "bun:test";
-import { type Clock, createOctokit, type Octokit, statusOf } from "../../lib/github/client.ts";
+import { type Clock, createOctokit, type Octokit, statusOf, unreachableOf } from "../../lib/github/client.ts";
 import { type FakeGitHub, type Fault, localFakeGitHub } from "../fake-github/index.ts";
+import { countingFetch, UNRESOLVABLE } from "../support/net.ts";
 
 const REPO = { owner: "acme", repo: "fleet" };
 /** A fixed "now" (seconds), so that rate-limit resets are exact. */
@@ -109,15 +110,25 @@ describe("server errors and dropped connections: asked again after 1, 4 and 9 s"
     expect(asked()).toBe(4);
   });
 
-  test("no answer at all (nothing listens): asked again, then status 0 reaches the caller", async () => {
-    const gone = await localFakeGitHub();
-    const url = gone.apiUrl;
-    await gone.stop();
-    const { clock, waits } = recordingClock();
-    const octokit = createOctokit({ baseUrl: url, token: fake.token, clock });
-    const error = await getRepo(octokit).catch((e: unknown) => e);
-    expect(statusOf(error)).toBe(0);
-    expect(waits).toStrictEqual([1000, 4000, 9000]);
+  test("no answer in time (a server that hangs): the full schedule, then status 0", async () => {
+    const hung = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Promise<Response>(() => {}) });
+    try {
+      const tries = countingFetch();
+      const { clock, waits } = recordingClock();
+      const octokit = createOctokit({
+        baseUrl: `http://127.0.0.1:${hung.port}`,
+        clock,
+        fetch: tries.fetch,
+        requestTimeoutMs: 50,
+      });
+      const error = await getRepo(octokit).catch((e: unknown) => e);
+      expect(statusOf(error)).toBe(0);
+      expect(unreachableOf(error)).toBeUndefined();
+      expect(waits).toStrictEqual([1000, 4000, 9000]);
+      expect(tries.count()).toBe(4);
+    } finally {
+      await hung.stop(true);
+    }
   });
 
   test("a 429 without any rate-limit header is retried like a server error", async () => {
@@ -137,6 +148,61 @@ describe("server errors and dropped connections: asked again after 1, 4 and 9 s"
     await getRepo(none.octokit);
     expect(none.waits).toStrictEqual([]);
     expect(asked()).toBe(6);
+  });
+});
+
+describe("an unreachable API host is not transient: asked once more after 1 s, then named", () => {
+  // Real failures, as Bun's fetch reports them: a name in the reserved .invalid domain (RFC 6761)
+  // never resolves (ENOTFOUND; EAI_AGAIN where no resolver is reachable), and nothing listens on a
+  // port of a server that was just stopped (ECONNREFUSED).
+  const cases = [
+    {
+      name: "a name that does not resolve",
+      url: async () => `https://${UNRESOLVABLE}`,
+      cause: "dns" as const,
+      host: UNRESOLVABLE,
+      codes: ["ENOTFOUND", "EAI_AGAIN"],
+    },
+    {
+      name: "a port nothing listens on",
+      url: async () => {
+        const gone = await localFakeGitHub();
+        const url = gone.apiUrl;
+        await gone.stop();
+        return url;
+      },
+      cause: "refused" as const,
+      host: "",
+      codes: ["ECONNREFUSED"],
+    },
+  ];
+  test.each(cases)("$name", async (c) => {
+    const url = await c.url();
+    const tries = countingFetch();
+    const { clock, waits } = recordingClock();
+    const octokit = createOctokit({ baseUrl: url, token: fake.token, clock, fetch: tries.fetch });
+    const error = await getRepo(octokit).catch((e: unknown) => e);
+    expect(statusOf(error)).toBe(0);
+    const unreachable = unreachableOf(error);
+    expect(unreachable?.cause).toBe(c.cause);
+    expect(c.codes).toContain(unreachable?.code ?? "");
+    expect(unreachable?.host).toBe(c.host || new URL(url).host);
+    expect(waits).toStrictEqual([1000]);
+    expect(tries.count()).toBe(2);
+  });
+
+  test("a GraphQL request is held to the same rule", async () => {
+    const tries = countingFetch();
+    const { clock, waits } = recordingClock();
+    const octokit = createOctokit({
+      baseUrl: `https://${UNRESOLVABLE}`,
+      clock,
+      fetch: tries.fetch,
+    });
+    const error = await octokit.graphql("query { viewer { login } }").catch((e: unknown) => e);
+    expect(unreachableOf(error)?.cause).toBe("dns");
+    expect(waits).toStrictEqual([1000]);
+    expect(tries.count()).toBe(2);
   });
 });
 

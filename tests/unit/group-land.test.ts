@@ -86,6 +86,8 @@ function groupReport(to: Partial<Record<Name, number>>): Report {
     schema: 1,
     changed: true,
     dryRun: false,
+    // As bump.ts --group writes it: the grouped steps refuse any other.
+    grouped: true,
     requested: { inputs: inputs.map((i) => i.name) },
     flake: { dir: "/flake", lockPath: "flake.lock", repoRoot: "/flake" },
     inputs,

@@ -331,6 +331,42 @@ describe("one grouped pull request, rolled forward", () => {
     expect(await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)).toBe(head);
   });
 
+  /** open-pr.ts --group and impact.ts --group handed a report made without --group: both refuse, asking nothing. */
+  async function refusedPerInputReport(plain: Report): Promise<void> {
+    expect(plain.grouped).toBeUndefined();
+    const path = join(flakeDir, "per-input-report.json");
+    await writeFile(path, serializeReport(plain));
+    for (const [script, main, extra] of [
+      ["open-pr.ts", openPrMain, ["--repo", `${DOWN.owner}/${DOWN.repo}`]],
+      ["impact.ts", impactMain, ["--flake", flakeDir]],
+    ] as const) {
+      const before = fake.requests.length;
+      const run = await runInProcess(main, ["--report", path, "--group", ...extra], {
+        env: { GITHUB_API_URL: fake.apiUrl, GH_TOKEN: fake.token, FLAKE_BUMP_WAIT_SCALE: "0", PATH: "" },
+        cwd: flakeDir,
+      });
+      expect({ script, exitCode: run.exitCode, stderr: run.stderr }).toStrictEqual({
+        script,
+        exitCode: 2,
+        stderr: `error: the report comes from bump.ts without --group, whose flake.lock leaves out the grouped pull request's other inputs; rerun bump.ts with --group (the action's group: true), or drop --group from ${script} for one pull request per input\n`,
+      });
+      expect(fake.requests.length).toBe(before);
+    }
+    await rm(path);
+  }
+
+  test("a report made without --group is refused by the --group steps while a grouped PR is open", async () => {
+    expect(openPulls()).toHaveLength(1);
+    const base = (await fake.readFile(DOWN.owner, DOWN.repo, "main", "flake.lock")) ?? "";
+    await writeFile(join(flakeDir, "flake.lock"), base);
+    await refusedPerInputReport(
+      await bump(
+        { flakeDir, inputs: ["b"], rev: rev("b", 3), dryRun: false },
+        { nix: async () => nixStandIn({ commits }) },
+      ),
+    );
+  });
+
   test("members the base already has drop out of the group", async () => {
     await fake.push(
       DOWN.owner,
@@ -376,5 +412,18 @@ describe("one grouped pull request, rolled forward", () => {
     );
     expect(await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)).toBeUndefined();
     fake.assertNoViolations();
+  });
+
+  test("... and likewise with none open: the same refusal, no pull request opened", async () => {
+    expect(openPulls()).toHaveLength(0);
+    const base = (await fake.readFile(DOWN.owner, DOWN.repo, "main", "flake.lock")) ?? "";
+    await writeFile(join(flakeDir, "flake.lock"), base);
+    const moved = await bump(
+      { flakeDir, inputs: ["b"], rev: rev("b", 3), dryRun: false },
+      { nix: async () => nixStandIn({ commits }) },
+    );
+    expect(moved.changed).toBe(true);
+    await refusedPerInputReport(moved);
+    expect(openPulls()).toHaveLength(0);
   });
 });

@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { $ } from "zx";
 import { readActionInputs } from "../../lib/core/inputs.ts";
 import type { InputChange, Report } from "../../lib/flake/report.ts";
@@ -26,6 +26,8 @@ import { carrySection, renderMarker } from "../../lib/pr/text.ts";
 import { main as impactMain } from "../../scripts/impact.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 import { scratchRoot } from "../fake-github/tmp.ts";
+import { realLockPath } from "../support/fixtures.ts";
+import { gitRepo } from "../support/git.ts";
 import { runInProcess } from "../support/in-process.ts";
 
 const R1 = "1".repeat(40);
@@ -86,6 +88,7 @@ test("impact's action inputs: every one read; a bad mode or budget is one senten
     readActionInputs("impact", {
       FLAKE_BUMP_IMPACT: " auto ",
       FLAKE_BUMP_IMPACT_TIMEOUT_MINUTES: "7.5",
+      FLAKE_BUMP_IMPACT_JOBS: " 3 ",
       FLAKE_BUMP_REPORT: "/tmp/report.json",
       FLAKE_BUMP_OUTDATED: "nixfleet,other",
       FLAKE_BUMP_FLAKE: "hosts",
@@ -95,6 +98,7 @@ test("impact's action inputs: every one read; a bad mode or budget is one senten
   ).toStrictEqual({
     impact: "auto",
     "impact-timeout-minutes": 7.5,
+    "impact-jobs": 3,
     report: "/tmp/report.json",
     outdated: ["nixfleet", "other"],
     flake: "hosts",
@@ -107,6 +111,14 @@ test("impact's action inputs: every one read; a bad mode or budget is one senten
   expect(() => readActionInputs("impact", { FLAKE_BUMP_IMPACT_TIMEOUT_MINUTES: "20m" })).toThrow(
     "action input 'impact-timeout-minutes' must be a number of minutes, e.g. 20",
   );
+  expect(readActionInputs("impact", { FLAKE_BUMP_IMPACT_JOBS: "auto" })).toStrictEqual({
+    "impact-jobs": "auto",
+  });
+  for (const bad of ["0", "two", "1.5", "-1"]) {
+    expect(() => readActionInputs("impact", { FLAKE_BUMP_IMPACT_JOBS: bad })).toThrow(
+      "action input 'impact-jobs' must be auto or a whole number of processes from 1, e.g. 2",
+    );
+  }
 });
 
 test("--plan answers run=true|false in $GITHUB_OUTPUT without Nix", async () => {
@@ -258,3 +270,40 @@ function describe_openPr(): void {
     fake.assertNoViolations();
   }, 30_000);
 }
+
+test("impact.ts on a checkout whose flake.lock is as committed: says nothing moved, exit 0, before any Nix", async () => {
+  await using repo = await gitRepo({
+    files: {
+      "flake.nix": await readFile(realLockPath("nixcfg-2026-08-22.flake.nix"), "utf8"),
+      "flake.lock": await readFile(realLockPath("nixcfg-2026-08-22.flake.lock"), "utf8"),
+    },
+  });
+  const output = join(repo.dir, ".git", "github-output");
+  await writeFile(output, "");
+  // The answer comes from the two locks alone, before any Nix runs.
+  const git = dirname(Bun.which("git") ?? "/usr/bin/git");
+  const run = await runInProcess(impactMain, [], {
+    env: { PATH: git, HOME: repo.dir, GITHUB_OUTPUT: output },
+    cwd: repo.dir,
+  });
+  expect(run).toStrictEqual({
+    exitCode: 0,
+    stdout: "",
+    stderr:
+      "No input moved: the lock locks the same sources as the base lock, so there is no host impact to compute.\n" +
+      "impact = \nchanged-hosts = \nfailed-hosts = \n",
+  });
+});
+
+test("--jobs takes a whole number of processes from 1: anything else is bad usage, before Nix", async () => {
+  for (const bad of ["0", "many", "2.5"]) {
+    const run = await runInProcess(impactMain, ["--jobs", bad, "--lock", "flake.lock"], {
+      cwd: scratchRoot(),
+      env: { PATH: "/nonexistent" },
+    });
+    expect({ exitCode: run.exitCode, stderr: run.stderr.trim() }).toStrictEqual({
+      exitCode: 2,
+      stderr: expect.stringContaining("--jobs: must be auto or a whole number of processes from 1, e.g. 2"),
+    });
+  }
+});

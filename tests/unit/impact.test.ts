@@ -369,6 +369,25 @@ function impactOf(hosts: HostImpact[]): InputImpact {
   return { name: "nixpkgs", rev: "a".repeat(40), hosts };
 }
 
+describe("describeImpact's heading names what was compared", () => {
+  const cases: { name: string; input: InputImpact; heading: string }[] = [
+    { name: "one input and its rev", input: impactOf([]), heading: "Host impact of nixpkgs → aaaaaaa:" },
+    {
+      name: "a local lock that moves several inputs: no one rev, no dangling arrow",
+      input: { name: "agenix,disko", rev: "", hosts: [] },
+      heading: "Host impact of agenix,disko:",
+    },
+    {
+      name: "a local lock that moves only transitive inputs",
+      input: { name: "flake.lock", rev: "", hosts: [] },
+      heading: "Host impact of flake.lock:",
+    },
+  ];
+  test.each(cases)("$name", ({ input, heading }) => {
+    expect(describeImpact([input])[0]).toBe(heading);
+  });
+});
+
 describe("the PR section", () => {
   const hosts: HostImpact[] = [
     { attr: "nixosConfigurations.db", status: "unchanged" },

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { type FlakeLock, parseLock } from "../../lib/flake/lock.ts";
+import { type FlakeLock, LOCK_COMMAND, parseLock } from "../../lib/flake/lock.ts";
 import {
   EXPERIMENTAL,
   type LockPlan,
@@ -274,4 +274,8 @@ describe("nixTooOld: Nix's own errors for what a newer Nix accepts", () => {
   test.each(cases)("$what", ({ version, stderr, lock, expected }) => {
     expect(nixTooOld(version, what, stderr, lock)).toStrictEqual(expected);
   });
+});
+
+test("the lock command hints give enables what every run enables (EXPERIMENTAL)", () => {
+  expect(LOCK_COMMAND).toBe(`nix ${EXPERIMENTAL[0]} '${EXPERIMENTAL[1]}' flake lock`);
 });

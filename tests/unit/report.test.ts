@@ -1,5 +1,13 @@
-import { expect, test } from "bun:test";
-import { describeChange, formatDate, type InputChange, shortRef } from "../../lib/flake/report.ts";
+import { describe, expect, test } from "bun:test";
+import {
+  checkoutMismatch,
+  describeChange,
+  formatDate,
+  type Here,
+  type InputChange,
+  type Report,
+  shortRef,
+} from "../../lib/flake/report.ts";
 
 const none = { added: [], removed: [], changed: [] };
 const lock = { text: "{}", sha256: "0".repeat(64) };
@@ -56,4 +64,75 @@ test("dates are UTC days", () => {
 
 test("shortRef leaves references without a rev alone", () => {
   expect(shortRef({ ref: "path:/x" })).toBe("path:/x");
+});
+
+describe("checkoutMismatch: is a report this checkout's to act on?", () => {
+  const report = (flake: Report["flake"]): Report => ({
+    schema: 1,
+    changed: true,
+    dryRun: false,
+    requested: { inputs: [] },
+    flake,
+    inputs: [],
+    skipped: [],
+    lock: null,
+    nix: { version: "2.26.3", invocations: 1 },
+  });
+  const made = { commit: a, tree: b };
+  interface MismatchCase {
+    name: string;
+    flake: Report["flake"];
+    here: Here;
+    expected: string | undefined;
+  }
+  const mismatches: MismatchCase[] = [
+    {
+      name: "the same checkout at the same commit",
+      flake: { dir: "/src/fleet", repoRoot: "/src/fleet", head: made },
+      here: { topLevel: "/src/fleet", head: a },
+      expected: undefined,
+    },
+    {
+      name: "another checkout (a second worktree): both named",
+      flake: { dir: "/src/fleet-wt", repoRoot: "/src/fleet-wt", head: made },
+      here: { topLevel: "/src/fleet", head: a },
+      expected:
+        "the report R was made for the checkout /src/fleet-wt, not this one (/src/fleet); run open-pr.ts in /src/fleet-wt, or run bump.ts here first",
+    },
+    {
+      name: "a sibling whose name starts the same is another checkout",
+      flake: { dir: "/src/fleet2", repoRoot: "/src/fleet2" },
+      here: { topLevel: "/src/fleet", head: undefined },
+      expected:
+        "the report R was made for the checkout /src/fleet2, not this one (/src/fleet); run open-pr.ts in /src/fleet2, or run bump.ts here first",
+    },
+    {
+      name: "a checkout nested in the working directory's (a second repository checked out inside)",
+      flake: { dir: "/work/fleet", repoRoot: "/work/fleet", head: made },
+      here: { topLevel: "/work", head: a },
+      expected: undefined,
+    },
+    {
+      name: "the checkout has moved on since: both commits named",
+      flake: { dir: "/src/fleet", repoRoot: "/src/fleet", head: made },
+      here: { topLevel: "/src/fleet", head: b },
+      expected:
+        "the report R was made at commit abc1234def56 of /src/fleet, which is now at def5678abc12; rerun bump.ts there so the report starts from the commit checked out",
+    },
+    {
+      name: "run outside any checkout: only the commit is compared",
+      flake: { dir: "/src/fleet", repoRoot: "/src/fleet", head: made },
+      here: { topLevel: undefined, head: a },
+      expected: undefined,
+    },
+    {
+      name: "a flake outside git: nothing to compare",
+      flake: { dir: "/tmp/flake" },
+      here: { topLevel: "/src/fleet", head: undefined },
+      expected: undefined,
+    },
+  ];
+  test.each(mismatches)("$name", ({ flake, here, expected }) => {
+    expect(checkoutMismatch(report(flake), here, "R", "open-pr.ts")).toStrictEqual(expected);
+  });
 });
