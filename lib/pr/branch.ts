@@ -144,7 +144,7 @@ export async function swapBranch(gh: RepositoryClient, swap: Swap): Promise<Swap
           base: onCheckout ? checkout : await readBase(gh, base),
           ...(onCheckout ? { baseIfUnknown: () => readBase(gh, base) } : {}),
           head: current?.sha,
-          changes: bumpChanges(path, change.lock.text, [change]),
+          changes: bumpChanges(path, change.lock.text, { inputs: [change], flakeNix: change.flakeNix?.text }),
           message: commitMessage(text),
         },
         wrote: (written) => ({ head: { sha: written.sha, text, rev, base: written.base.sha }, wrote: true }),

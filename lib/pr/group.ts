@@ -76,7 +76,7 @@ export function groupBranch(prefix = "flake-bump/", name?: string): string {
 
 export function groupTitle(changes: readonly InputChange[]): string {
   const [only] = changes;
-  if (changes.length === 1 && only !== undefined) return prTitle(only.name, revOf(only));
+  if (changes.length === 1 && only !== undefined) return prTitle(only.name, revOf(only), only.release?.to);
   return `chore(flake): update ${changes.length} inputs`;
 }
 
@@ -200,6 +200,7 @@ export async function openGroupPullRequest(
     path: lockPath,
     changes: report.inputs,
     lock: combined.text,
+    flakeNix: report.flakeNix?.text,
     text: () => (text ??= groupText(octokit, report.inputs, opts.footer)),
     // As on a per-input branch (OpenPrOptions.disarmOnMove): never armed at a head not judged.
     beforeMove:
@@ -293,6 +294,8 @@ interface GroupSwap {
   changes: readonly InputChange[];
   /** The combined flake.lock. */
   lock: string;
+  /** The combined flake.nix, when a release edited it. */
+  flakeNix: string | undefined;
   text: () => Promise<PrText>;
   beforeMove: (() => Promise<void>) | undefined;
 }
@@ -324,7 +327,7 @@ async function swapGroup(gh: RepositoryClient, swap: GroupSwap): Promise<GroupSw
         write: {
           base: from,
           head: current?.sha,
-          changes: bumpChanges(path, lock, swap.changes),
+          changes: bumpChanges(path, lock, { inputs: swap.changes, flakeNix: swap.flakeNix }),
           message: commitMessage(text),
         },
         wrote: (written) => ({

@@ -492,7 +492,7 @@ async function directText(gh: RepositoryClient, changes: readonly InputChange[])
   const [only] = changes;
   const title =
     changes.length === 1 && only !== undefined
-      ? prTitle(only.name, revOf(only))
+      ? prTitle(only.name, revOf(only), only.release?.to)
       : `chore(flake): update ${changes.length} inputs`;
   return { title, body: bodies.join("\n\n---\n\n") };
 }
@@ -528,10 +528,15 @@ export async function commitDirect(
   }
   if (landable.length === 0) return results;
   let lock: string;
+  let flakeNix: string | undefined;
   const [single] = landable;
-  if (landable.length === report.inputs.length && report.lock !== null) lock = report.lock.text;
-  else if (landable.length === 1 && single !== undefined) lock = single.lock.text;
-  else {
+  if (landable.length === report.inputs.length && report.lock !== null) {
+    lock = report.lock.text;
+    flakeNix = report.flakeNix?.text;
+  } else if (landable.length === 1 && single !== undefined) {
+    lock = single.lock.text;
+    flakeNix = single.flakeNix?.text;
+  } else {
     const names = landable.map((change) => change.name).join(", ");
     for (const change of landable) {
       results.push({
@@ -560,7 +565,12 @@ export async function commitDirect(
       text ??= directText(gh, landable);
       const message = commitMessage(await text);
       return {
-        write: { base, head: base.sha, changes: bumpChanges(opts.path, lock, landable), message },
+        write: {
+          base,
+          head: base.sha,
+          changes: bumpChanges(opts.path, lock, { inputs: landable, flakeNix }),
+          message,
+        },
         wrote: ({ sha }) => done("committed", `committed ${sha.slice(0, 12)} onto '${opts.base}'`, sha),
       };
     },

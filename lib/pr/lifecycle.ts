@@ -44,6 +44,8 @@ import {
   parseMarker,
   prBody,
   prTitle,
+  RELEASE_NOTES_LIMIT,
+  type ReleaseNotes,
   sameInputAndRev,
 } from "./text.ts";
 
@@ -418,10 +420,11 @@ class PullRequests {
     const base = await this.baseBranch(existing);
     const commits = upstreamCommits(this.octokit, change);
     const text = async (): Promise<PrText> => ({
-      title: prTitle(change.name, rev),
+      title: prTitle(change.name, rev, change.release?.to),
       body: prBody({
         change,
         ...(await commits()),
+        ...(change.release === undefined ? {} : { releases: await releaseNotes(this.octokit, change) }),
         ...(this.opts.footer === undefined ? {} : { footer: this.opts.footer }),
       }),
     });
@@ -480,6 +483,31 @@ function upstreamCommits(octokit: Octokit, change: InputChange): () => Promise<O
         : commitsBetween(octokit, change.name, change.github, change.from?.rev, change.to.rev);
     return listed;
   };
+}
+
+/**
+ * The GitHub release notes of each tag a release move takes in (`GET …/releases/tags/{tag}`, at most
+ * RELEASE_NOTES_LIMIT of the newest); a tag without a release, or an answer that fails, has none.
+ */
+async function releaseNotes(octokit: Octokit, change: InputChange): Promise<ReleaseNotes[]> {
+  const { release, github } = change;
+  if (release === undefined || github === undefined) return [];
+  const tags = [...(release.between ?? []), release.to].slice(-RELEASE_NOTES_LIMIT);
+  return Promise.all(
+    tags.map(async (tag) => {
+      try {
+        const { data } = await octokit.rest.repos.getReleaseByTag({
+          owner: github.owner,
+          repo: github.repo,
+          tag,
+        });
+        return { tag, notes: data.body ?? undefined };
+      } catch {
+        // Notes are a courtesy: a tag without a release (404) or a failing answer leaves them out.
+        return { tag, notes: undefined };
+      }
+    }),
+  );
 }
 
 /** Open, update or close the pull requests a report calls for; one result per input. */

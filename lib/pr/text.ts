@@ -24,8 +24,19 @@ export function branchName(input: string, prefix = "flake-bump/"): string {
   return `${prefix}${input}`;
 }
 
-export function prTitle(input: string, rev: string): string {
-  return `chore(flake): update ${input} to ${rev.slice(0, 7)}`;
+/** The title names the release tag a release move takes, else the short rev. */
+export function prTitle(input: string, rev: string, tag?: string): string {
+  return `chore(flake): update ${input} to ${tag ?? rev.slice(0, 7)}`;
+}
+
+/** How many releases' notes a body shows, and how much of each. */
+export const RELEASE_NOTES_LIMIT = 10;
+export const RELEASE_NOTE_CHARS = 2000;
+
+/** A release tag and its GitHub release notes (undefined when the tag has no release). */
+export interface ReleaseNotes {
+  tag: string;
+  notes: string | undefined;
 }
 
 /** A PR's title and body as the branch head commit's message carries them. */
@@ -135,6 +146,8 @@ export interface BodyInput {
   commits?: readonly UpstreamCommit[];
   /** The compare API's total, which may exceed the commits it returned. */
   totalCommits?: number;
+  /** For a release move: the notes of each release it takes in, oldest first. */
+  releases?: readonly ReleaseNotes[];
 }
 
 export function prBody(input: BodyInput): string {
@@ -148,7 +161,7 @@ export function prBody(input: BodyInput): string {
 }
 
 /** One input's part of a body: from/to, compare link, upstream commits, transitive changes. */
-export function inputSection({ change, commits, totalCommits }: BodyInput): string[] {
+export function inputSection({ change, commits, totalCommits, releases }: BodyInput): string[] {
   const base = change.github ? webBase(change.github) : undefined;
   const upstream = change.github ? fullName(change.github) : change.name;
   const to = change.to;
@@ -162,7 +175,8 @@ export function inputSection({ change, commits, totalCommits }: BodyInput): stri
     "",
   ];
   if (to.rev) lines.push(`New rev: \`${to.rev}\``);
-  if (base && change.from?.rev && to.rev) {
+  if (change.release !== undefined) lines.push(...releaseSection(change.release, base, releases));
+  else if (base && change.from?.rev && to.rev) {
     lines.push(`Compare: ${base}/compare/${change.from.rev}...${to.rev}`);
   }
   lines.push("");
@@ -205,6 +219,38 @@ export function inputSection({ change, commits, totalCommits }: BodyInput): stri
       lines.push(`- … and ${transitive.length - TRANSITIVE_LIMIT} more`);
   }
   return lines;
+}
+
+/** A release move's part: the tags it takes in, the compare link between the tags, each release's notes (bounded). */
+function releaseSection(
+  release: NonNullable<InputChange["release"]>,
+  base: string | undefined,
+  notes: readonly ReleaseNotes[] | undefined,
+): string[] {
+  const taken = [...(release.between ?? []), release.to];
+  const lines = [
+    `Release: \`${release.from}\` → \`${release.to}\` (flake.nix's tag moves with flake.lock)`,
+    `Tags taken in: ${taken.map((tag) => `\`${tag}\``).join(", ")}`,
+  ];
+  if (base) lines.push(`Compare: ${base}/compare/${release.from}...${release.to}`);
+  const withNotes = (notes ?? []).filter((entry) => entry.notes !== undefined && entry.notes.trim() !== "");
+  for (const { tag, notes: text = "" } of withNotes.slice(-RELEASE_NOTES_LIMIT).reverse()) {
+    const cut = text.length > RELEASE_NOTE_CHARS ? `${text.slice(0, RELEASE_NOTE_CHARS)}…` : text;
+    const link = base ? `[${tag}](${base}/releases/tag/${encodeURIComponent(tag)})` : tag;
+    lines.push("", `#### ${link}`, "", ...quoted(cut));
+  }
+  if (withNotes.length > RELEASE_NOTES_LIMIT)
+    lines.push("", `… and the notes of ${withNotes.length - RELEASE_NOTES_LIMIT} older releases`);
+  return lines;
+}
+
+/** Release notes as a quote, their headings inside it and their @-mentions pinging nobody. */
+function quoted(text: string): string[] {
+  return text
+    .trimEnd()
+    .replaceAll("@", "@\u200b")
+    .split("\n")
+    .map((line) => `> ${line}`.trimEnd());
 }
 
 /**
