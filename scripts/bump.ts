@@ -181,7 +181,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     const { minAgeTarget } = await import("../lib/bump/age.ts");
     return minAgeTarget({ octokit: await octokit(), source, node, minAgeMs, now, rev: at });
   };
-  const releases = releasesFrom(octokit);
+  const releases = releasesFrom(octokit, now);
   if (args.check)
     return check(
       request,
@@ -232,10 +232,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   return 0;
 }
 
-/** The newest releases of tag-pinned inputs, asked of GitHub (releases.ts is loaded only when asked). */
-function releasesFrom(octokit: () => Promise<Octokit>) {
+/** The newest releases of tag-pinned inputs, asked of GitHub (releases.ts is loaded only when asked); min-age counts from `now`. */
+function releasesFrom(octokit: () => Promise<Octokit>, now: Date) {
   return async (queries: readonly ReleaseQuery[]): Promise<ReleaseAnswer[]> =>
-    (await import("../lib/bump/releases.ts")).newestReleases(queries, { octokit: await octokit() });
+    (await import("../lib/bump/releases.ts")).newestReleases(queries, { octokit: await octokit(), now });
 }
 
 /** The run's report: the file, the log, --json on stdout, the Actions outputs and the step summary. */

@@ -60,7 +60,13 @@ import {
   trackedRef,
   untrackedLine,
 } from "./pushed-ref.ts";
-import { type ReleaseAnswer, type ReleaseNews, type ReleaseQuery, releaseNews } from "./releases.ts";
+import {
+  type ReleaseAnswer,
+  type ReleaseNews,
+  type ReleaseQuery,
+  releaseNews,
+  youngLine,
+} from "./releases.ts";
 
 export interface BumpRequest {
   flakeDir: string;
@@ -349,7 +355,10 @@ export async function checkOutdated(
   const tagPinned = rootInputs(lock).filter(
     (input): input is Selected => input.kind === "node" && named(input.name),
   );
-  const news = releases === undefined ? [] : await releaseNews(tagPinned, request.follow ?? {}, releases);
+  const news =
+    releases === undefined
+      ? []
+      : await releaseNews(tagPinned, request.follow ?? {}, releases, (name) => minAgeOf(request, name)?.ms);
   const answers = await heldBack(await freshness(selected), selected, skipped, (input) =>
     ageDecision(input, undefined, request, minAge === undefined ? {} : { minAge }),
   );
@@ -472,7 +481,7 @@ async function chooseTargets(request: BumpRequest, selection: Selection, deps: B
   const { selected } = selection;
   const [input] = selected;
   if (selection.pushedTag !== undefined && selection.pushedTag.length > 0) {
-    return { targets: pushedReleaseTargets(selection.pushedTag, selected, request.rev), skipped: [] };
+    return pushedReleaseTargets(selection.pushedTag, selected, request, deps);
   }
   if (request.tag !== undefined && input !== undefined) return namedTagTarget(input, request.tag, request);
   if (request.rev !== undefined && input !== undefined) {
@@ -481,7 +490,7 @@ async function chooseTargets(request: BumpRequest, selection: Selection, deps: B
     if (young !== undefined && "message" in young) return { targets: [], skipped: [young] };
     return dispatchedTarget(input, { ...request, rev: request.rev }, deps.checkTarget);
   }
-  const released = await releaseTargets(selection.releases, deps);
+  const released = await releaseTargets(selection.releases, request, deps);
   if (selected.length === 0) return released;
   const answers = deps.freshness === undefined ? undefined : await deps.freshness(selected);
   const out: Targets = { targets: [...released.targets], skipped: [...released.skipped] };
@@ -511,22 +520,47 @@ async function chooseTargets(request: BumpRequest, selection: Selection, deps: B
   return out;
 }
 
-/** A pushed tag's moves: each input to that tag, locked at the pushed commit (the tag's, peeled). */
-function pushedReleaseTargets(
+/**
+ * A pushed tag's moves: each input to that tag, locked at the pushed commit (the tag's, peeled). One
+ * batched question lists the series' tags up to the pushed one, for the tags in between and, under
+ * min-age, its date: a tag younger than min-age is held; a later scheduled run takes it once old enough.
+ */
+async function pushedReleaseTargets(
   moves: readonly ReleaseMove[],
   selected: readonly Selected[],
-  rev: string | undefined,
-): Target[] {
-  return moves.flatMap((move) =>
-    selected
-      .filter((input) => input.name === move.name)
-      .map((input) => ({
-        input,
-        to: rev,
-        exact: rev !== undefined,
-        release: { from: move.from, to: move.to },
-      })),
+  request: Pick<BumpRequest, "plans" | "rev">,
+  deps: Pick<BumpDeps, "releases">,
+): Promise<Targets> {
+  const asked = moves.flatMap((move) =>
+    selected.filter((input) => input.name === move.name).map((input) => ({ move, input })),
   );
+  const queries = asked.flatMap(({ move, input }): ReleaseQuery[] => {
+    const source = githubSource(input.node);
+    const age = minAgeOf(request, move.name);
+    if (source === undefined) return [];
+    return [{ name: move.name, source, tag: move.from, upTo: move.to, ...(age && { minAgeMs: age.ms }) }];
+  });
+  const answers = deps.releases === undefined || queries.length === 0 ? [] : await deps.releases(queries);
+  const out: Targets = { targets: [], skipped: [] };
+  for (const { move, input } of asked) {
+    const answer = answers.find((candidate) => candidate.name === move.name);
+    const reached = answer?.status === "newer" && answer.tag === move.to ? answer : undefined;
+    const age = minAgeOf(request, move.name);
+    if (age !== undefined && reached === undefined) {
+      const why =
+        answer === undefined
+          ? "tag dates are read from GitHub, and it is not a GitHub input"
+          : answer.status === "unknown"
+            ? answer.reason
+            : `${move.to} is younger than that`;
+      const message = `'${move.name}' is held at ${move.from} by ${age.why}: ${why}; a later scheduled run moves it once it is old enough`;
+      out.skipped.push(skip(input, "held", message));
+      continue;
+    }
+    const release = { from: move.from, to: move.to, ...(reached && { between: reached.between }) };
+    out.targets.push({ input, to: request.rev, exact: request.rev !== undefined, release });
+  }
+  return out;
 }
 
 /** `--tag TAG` on one input: a tag of its series, never backwards unless --allow-downgrade. */
@@ -560,13 +594,19 @@ function namedTagTarget(input: Selected, tag: string, request: BumpRequest): Tar
 }
 
 /** The release-following inputs' newest releases (one batched question), as targets or skips. */
-async function releaseTargets(inputs: readonly Selected[], deps: BumpDeps): Promise<Targets> {
+async function releaseTargets(
+  inputs: readonly Selected[],
+  request: Pick<BumpRequest, "plans">,
+  deps: BumpDeps,
+): Promise<Targets> {
   const out: Targets = { targets: [], skipped: [] };
   const queries: ReleaseQuery[] = [];
   for (const input of inputs) {
     const source = githubSource(input.node);
     const tag = trackedRef(input.node.original);
-    if (source !== undefined && tag !== undefined) queries.push({ name: input.name, source, tag });
+    const age = minAgeOf(request, input.name);
+    if (source !== undefined && tag !== undefined)
+      queries.push({ name: input.name, source, tag, ...(age === undefined ? {} : { minAgeMs: age.ms }) });
     else
       out.skipped.push(
         skip(input, "release", `'${input.name}' follows releases, but only GitHub inputs' tags are listed`),
@@ -593,6 +633,14 @@ async function releaseTargets(inputs: readonly Selected[], deps: BumpDeps): Prom
       out.skipped.push(
         skip(input, "up-to-date", `'${input.name}' is at the newest release of its series, ${from}`),
       );
+    } else if (answer.status === "young") {
+      const why = minAgeOf(request, input.name)?.why ?? "min-age";
+      out.skipped.push(
+        skip(input, "held", `'${input.name}' is held at ${from} by ${why}: ${youngLine(answer)}`),
+      );
+    } else if (minAgeOf(request, input.name) !== undefined) {
+      const why = minAgeOf(request, input.name)?.why ?? "min-age";
+      out.skipped.push(skip(input, "held", `'${input.name}' is held at ${from} by ${why}: ${answer.reason}`));
     } else {
       out.skipped.push(skip(input, "release", `'${input.name}' stays at ${from}: ${answer.reason}`));
     }
@@ -1132,6 +1180,17 @@ async function heldBack(
   return out;
 }
 
+/** An input's min-age when it has a say (a policy above 0h, the input not named), and the words that cite it. */
+function minAgeOf(
+  request: Pick<BumpRequest, "plans">,
+  name: string,
+): { ms: number; why: string } | undefined {
+  const plan = request.plans?.get(name);
+  if (plan?.gate.move !== true || plan.gate.minAgeMs === 0) return undefined;
+  const minAge = plan.policy["min-age"];
+  return { ms: plan.gate.minAgeMs, why: `min-age: ${minAge.value} (${minAge.where})` };
+}
+
 /**
  * min-age's say on one input: undefined when it has none (no policy, 0h, or a named input), the
  * commit to lock, or the skip that holds it (young, or the lock already as new as allowed).
@@ -1142,16 +1201,15 @@ async function ageDecision(
   request: Pick<BumpRequest, "plans">,
   deps: Pick<BumpDeps, "minAge">,
 ): Promise<{ rev: string } | Skipped | undefined> {
-  const plan = request.plans?.get(input.name);
-  if (plan?.gate.move !== true || plan.gate.minAgeMs === 0) return undefined;
-  const minAge = plan.policy["min-age"];
-  const why = `min-age: ${minAge.value} (${minAge.where})`;
+  const age = minAgeOf(request, input.name);
+  if (age === undefined) return undefined;
+  const { ms, why } = age;
   const source = githubSource(input.node);
   if (source === undefined || deps.minAge === undefined) {
     const message = `'${input.name}' is held by ${why}: commit dates are read from GitHub, and it is not a GitHub input`;
     return skip(input, "held", message);
   }
-  const target = await deps.minAge(source, input.node, plan.gate.minAgeMs, rev);
+  const target = await deps.minAge(source, input.node, ms, rev);
   if (target.kind === "move") return rev === undefined ? { rev: target.rev } : undefined;
   if (target.kind === "young") {
     const when = new Date(target.oldEnoughAt).toISOString().replace(/\.\d+Z$/, "Z");

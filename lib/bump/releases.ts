@@ -4,7 +4,9 @@
  * the pinned ref is a tag (`ref(qualifiedName: "refs/tags/…")`: GitHub's answer, not the ref's shape)
  * and for the repository's most recent tags whose name starts as the series does. Where GraphQL does
  * not answer, REST: `GET /repos/{o}/{r}/git/matching-refs/tags/{prefix}` per input. Annotated tags
- * are peeled to their commit, as Nix locks them.
+ * are peeled to their commit, as Nix locks them. Under min-age an alias also asks each tag's date
+ * (`Tag.tagger.date` for an annotated tag, `Commit.committedDate` for a lightweight one) in the same
+ * request, and only tags at least that old are candidates.
  */
 import * as v from "valibot";
 import { warn as warnLine } from "../core/actions.ts";
@@ -20,12 +22,18 @@ export interface ReleaseQuery {
   name: string;
   source: GitHubSource;
   tag: string;
+  /** A pushed tag: no newer tag of the series is a candidate (its tags in between are still listed). */
+  upTo?: string;
+  /** min-age: only a tag at least this old by its date is a candidate. */
+  minAgeMs?: number;
 }
 
 export type ReleaseAnswer =
   | { name: string; status: "current"; tag: string }
   /** `between`: the series' tags newer than the pinned one and older than `tag`, oldest first. */
   | { name: string; status: "newer"; tag: string; rev: string; between: string[] }
+  /** Newer tags exist, but none is `min-age` old yet; `oldEnoughAt` (ms) when the first of them is. */
+  | { name: string; status: "young"; tag: string; oldEnoughAt?: number }
   | { name: string; status: "unknown"; reason: string };
 
 /** A tag-pinned input's newest release, and whether its policy lets it move there. */
@@ -44,14 +52,16 @@ export async function releaseNews(
   inputs: readonly { name: string; node: LockNode }[],
   follow: Readonly<Record<string, string>>,
   ask: (queries: readonly ReleaseQuery[]) => Promise<ReleaseAnswer[]>,
+  minAgeMs: (name: string) => number | undefined = () => undefined,
 ): Promise<ReleaseNews[]> {
   const queries: ReleaseQuery[] = [];
   for (const { name, node } of inputs) {
     const source = githubSource(node);
     const tag =
       node.original?.rev === undefined ? node.original?.ref?.replace(/^refs\/tags\//, "") : undefined;
+    const age = follow[name] === "releases" ? minAgeMs(name) : undefined;
     if (source !== undefined && tag !== undefined && releaseTag(tag) !== undefined)
-      queries.push({ name, source, tag });
+      queries.push({ name, source, tag, ...(age !== undefined && { minAgeMs: age }) });
   }
   if (queries.length === 0) return [];
   const answers = await ask(queries);
@@ -64,6 +74,11 @@ export async function releaseNews(
 
 /** What `--check` says of one: a move for an input that follows releases, information for one held back. */
 export function newsLine({ name, follows, from, answer }: ReleaseNews): string | undefined {
+  if (answer.status === "young") {
+    return follows
+      ? `'${name}' waits at ${from}: ${youngLine(answer)}`
+      : `${name}: ${answer.tag} is out; held at ${from} by policy`;
+  }
   if (answer.status !== "newer")
     return follows ? `'${name}' is at the newest release of its series, ${from}` : undefined;
   return follows
@@ -80,27 +95,56 @@ export function seriesPrefix(tag: string): string {
   return releaseTag(tag)?.shape[0] ?? tag;
 }
 
-/** A tag as listed: its name and the commit it names (an annotated tag's object peeled once). */
+/** What a "young" answer says: the newer tags are younger than min-age, and when the first comes of age. */
+export function youngLine(answer: { tag: string; oldEnoughAt?: number }): string {
+  const when =
+    answer.oldEnoughAt === undefined
+      ? ""
+      : `; the first is old enough at ${new Date(answer.oldEnoughAt).toISOString().replace(/\.\d+Z$/, "Z")}`;
+  return `its newer tags (up to ${answer.tag}) are younger than min-age${when}`;
+}
+
+/** A tag as listed: its name, the commit it names (an annotated tag's object peeled once), its date (ms) when asked. */
 interface ListedTag {
   name: string;
   rev: string;
+  date?: number | undefined;
+}
+
+/** The listed tags a query may move to: none newer than its pushed tag, none younger than its min-age. */
+function candidates(
+  query: ReleaseQuery,
+  tags: readonly ListedTag[],
+  now: Date,
+): { upTo: ListedTag[]; oldEnough: ListedTag[] } {
+  const limit = query.upTo === undefined ? undefined : releaseTag(query.upTo);
+  const upTo = tags.filter((listed) => {
+    const t = releaseTag(listed.name);
+    return limit === undefined || (t !== undefined && sameSeries(t, limit) && compareReleases(t, limit) <= 0);
+  });
+  if (query.minAgeMs === undefined || query.minAgeMs <= 0) return { upTo, oldEnough: upTo };
+  const cutoff = now.getTime() - query.minAgeMs;
+  return { upTo, oldEnough: upTo.filter((t) => t.date !== undefined && t.date <= cutoff) };
 }
 
 /** The answer for one input from its repository's tag list, and whether the pinned ref is a tag. */
 export function releaseAnswer(
   query: ReleaseQuery,
   pinnedIsTag: boolean,
-  tags: readonly ListedTag[],
+  listed: readonly ListedTag[],
+  now: Date = new Date(),
 ): ReleaseAnswer {
   const { name, tag } = query;
   if (!pinnedIsTag)
     return { name, status: "unknown", reason: `'${tag}' is not a tag of ${fullName(query.source)}` };
+  const { upTo, oldEnough } = candidates(query, listed, now);
   const newest = newestRelease(
     tag,
-    tags.map((t) => t.name),
+    oldEnough.map((t) => t.name),
   );
-  const found = tags.find((t) => t.name === newest);
-  if (newest === undefined || found === undefined) return { name, status: "current", tag };
+  const found = oldEnough.find((t) => t.name === newest);
+  if (newest === undefined || found === undefined) return youngOrCurrent(query, upTo);
+  const tags = upTo;
   const [pinned, last] = [releaseTag(tag), releaseTag(newest)];
   if (pinned === undefined || last === undefined) return { name, status: "current", tag };
   const between = tags
@@ -118,11 +162,34 @@ export function releaseAnswer(
   return { name, status: "newer", tag: newest, rev: found.rev, between };
 }
 
+/** No old-enough tag is newer than the pin: "young" when a younger one is (never backwards), else "current". */
+function youngOrCurrent(query: ReleaseQuery, upTo: readonly ListedTag[]): ReleaseAnswer {
+  const { name, tag } = query;
+  const newer = upTo.filter((t) => newestRelease(tag, [t.name]) !== undefined);
+  const newest = newestRelease(
+    tag,
+    newer.map((t) => t.name),
+  );
+  if (newest === undefined) return { name, status: "current", tag };
+  const dates = newer.flatMap((t) => (t.date === undefined ? [] : [t.date]));
+  const answer: Extract<ReleaseAnswer, { status: "young" }> = { name, status: "young", tag: newest };
+  if (dates.length > 0) answer.oldEnoughAt = Math.min(...dates) + (query.minAgeMs ?? 0);
+  return answer;
+}
+
 function fullName(source: GitHubSource): string {
   return `${source.owner}/${source.repo}`;
 }
 
-const Peeled = v.object({ oid: v.string(), target: v.optional(v.object({ oid: v.string() })) });
+const Dated = v.optional(v.string());
+const Peeled = v.object({
+  oid: v.string(),
+  /** A lightweight tag's commit date; asked only under min-age. */
+  committedDate: Dated,
+  /** An annotated tag's tagger (GitHub's `GitActor`, nullable, as its `date`); asked only under min-age. */
+  tagger: v.optional(v.nullable(v.object({ date: v.nullable(v.string()) }))),
+  target: v.optional(v.object({ oid: v.string(), committedDate: Dated })),
+});
 const TagNode = v.object({ name: v.string(), target: v.nullable(Peeled) });
 const RepositoryTags = v.nullable(
   v.object({
@@ -133,6 +200,16 @@ const RepositoryTags = v.nullable(
 const BatchData = v.record(v.string(), RepositoryTags);
 
 const PEELED = "target { oid ... on Tag { target { oid } } }";
+/** The same, with each tag's date: the tagger's for an annotated tag, the commit's for a lightweight one. */
+const PEELED_DATED =
+  "target { oid ... on Commit { committedDate } ... on Tag { tagger { date } target { oid ... on Commit { committedDate } } } }";
+
+/** A listed tag's date (ms): an annotated tag's tagger date, else its commit's committer date. */
+function tagDate(target: v.InferOutput<typeof Peeled>): number | undefined {
+  const text = target.tagger?.date ?? target.target?.committedDate ?? target.committedDate;
+  const ms = text === undefined || text === null ? Number.NaN : Date.parse(text);
+  return Number.isNaN(ms) ? undefined : ms;
+}
 
 /** The query and variables for every input's pinned tag and its series' recent tags, one alias `iN` each. */
 export function releasesQuery(queries: readonly ReleaseQuery[]): {
@@ -142,7 +219,8 @@ export function releasesQuery(queries: readonly ReleaseQuery[]): {
   const declarations: string[] = [];
   const fields: string[] = [];
   const variables: Record<string, string> = {};
-  queries.forEach(({ source, tag }, i) => {
+  queries.forEach(({ source, tag, minAgeMs }, i) => {
+    const peeled = minAgeMs !== undefined && minAgeMs > 0 ? PEELED_DATED : PEELED;
     declarations.push(`$o${i}: String!`, `$n${i}: String!`, `$t${i}: String!`, `$q${i}: String`);
     Object.assign(variables, {
       [`o${i}`]: source.owner,
@@ -151,7 +229,7 @@ export function releasesQuery(queries: readonly ReleaseQuery[]): {
       [`q${i}`]: seriesPrefix(tag),
     });
     fields.push(
-      `i${i}: repository(owner: $o${i}, name: $n${i}) { pinned: ref(qualifiedName: $t${i}) { name } tags: refs(refPrefix: "refs/tags/", query: $q${i}, first: ${TAGS_PER_INPUT}, orderBy: { field: TAG_COMMIT_DATE, direction: DESC }) { nodes { name ${PEELED} } } }`,
+      `i${i}: repository(owner: $o${i}, name: $n${i}) { pinned: ref(qualifiedName: $t${i}) { name } tags: refs(refPrefix: "refs/tags/", query: $q${i}, first: ${TAGS_PER_INPUT}, orderBy: { field: TAG_COMMIT_DATE, direction: DESC }) { nodes { name ${peeled} } } }`,
     );
   });
   return { query: `query (${declarations.join(", ")}) {\n  ${fields.join("\n  ")}\n}`, variables };
@@ -161,6 +239,7 @@ export function releasesQuery(queries: readonly ReleaseQuery[]): {
 async function graphqlReleases(
   octokit: Octokit,
   batch: readonly ReleaseQuery[],
+  now: Date,
 ): Promise<ReleaseAnswer[] | string> {
   const { query, variables } = releasesQuery(batch);
   let data: unknown;
@@ -182,9 +261,11 @@ async function graphqlReleases(
       };
     }
     const tags = repository.tags.nodes.flatMap((node) =>
-      node?.target ? [{ name: node.name, rev: node.target.target?.oid ?? node.target.oid }] : [],
+      node?.target
+        ? [{ name: node.name, rev: node.target.target?.oid ?? node.target.oid, date: tagDate(node.target) }]
+        : [],
     );
-    return releaseAnswer(query, repository.pinned !== null, tags);
+    return releaseAnswer(query, repository.pinned !== null, tags, now);
   });
 }
 
@@ -196,6 +277,14 @@ const MatchingRef = v.object({
 /** One input by REST: the tags matching the series' prefix, annotated ones peeled with one more request each. */
 async function restReleases(octokit: Octokit, query: ReleaseQuery): Promise<ReleaseAnswer> {
   const { owner, repo } = query.source;
+  if (query.minAgeMs !== undefined && query.minAgeMs > 0) {
+    // matching-refs lists no dates; a tag at a time would be a request per tag, so min-age waits for GraphQL.
+    return {
+      name: query.name,
+      status: "unknown",
+      reason: "min-age needs the tags' dates, which only GraphQL lists",
+    };
+  }
   try {
     const { data } = await octokit.rest.git.listMatchingRefs({
       owner,
@@ -234,13 +323,13 @@ async function restReleases(octokit: Octokit, query: ReleaseQuery): Promise<Rele
  */
 export async function newestReleases(
   queries: readonly ReleaseQuery[],
-  deps: { octokit: Octokit; warn?: (message: string) => void },
+  deps: { octokit: Octokit; warn?: (message: string) => void; now?: Date },
 ): Promise<ReleaseAnswer[]> {
   const answers: ReleaseAnswer[] = [];
   const fallback: ReleaseQuery[] = [];
   let why: string | undefined;
   for (const batch of chunks(queries, GRAPHQL_BATCH)) {
-    const result = await graphqlReleases(deps.octokit, batch);
+    const result = await graphqlReleases(deps.octokit, batch, deps.now ?? new Date());
     if (typeof result === "string") {
       why ??= result;
       fallback.push(...batch);

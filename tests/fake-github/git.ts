@@ -639,6 +639,20 @@ export class GitRepo {
     return commit;
   }
 
+  /** An annotated tag object's tagger (absent in some old tags) and message. */
+  async readTag(sha: string): Promise<{ tagger: GitIdentity | undefined; message: string }> {
+    const object = isFullSha(sha) ? await this.looseObject(sha) : undefined;
+    const raw =
+      object?.type === "tag"
+        ? object.content.toString("utf8")
+        : (await this.run(["cat-file", "tag", safeArg(sha)])).stdout;
+    const split = raw.indexOf("\n\n");
+    const headers = (split === -1 ? raw : raw.slice(0, split)).split("\n");
+    const line = headers.find((header) => header.startsWith("tagger "));
+    const tagger = line === undefined ? undefined : parseIdentity(line.slice("tagger ".length));
+    return { tagger, message: split === -1 ? "" : raw.slice(split + 2) };
+  }
+
   async writeBlob(content: Uint8Array | string): Promise<string> {
     const [sha] = await this.writeBlobs([content]);
     if (sha === undefined) throw new Error("git hash-object wrote no blob");

@@ -185,6 +185,14 @@ async function objectNode(
     return {
       __typename: "Tag",
       ...common,
+      // GitActor: the tagger as the tag object names it, its date a GitTimestamp; no GitHub user.
+      tagger: async () => {
+        const { tagger } = await repo.git.readTag(sha);
+        return tagger === undefined
+          ? null
+          : { name: tagger.name, email: tagger.email, date: timestamp(tagger.date), user: null };
+      },
+      message: async () => (await repo.git.readTag(sha)).message.replace(/\n$/, ""),
       target: () => (target === undefined ? null : objectNode(c, repo, target)),
     };
   }

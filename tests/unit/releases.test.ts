@@ -5,7 +5,13 @@
  */
 import { afterAll, beforeAll, beforeEach, expect, test } from "bun:test";
 import { $ } from "zx/core";
-import { newestReleases, newsLine, type ReleaseQuery, releaseNews } from "../../lib/bump/releases.ts";
+import {
+  newestReleases,
+  newsLine,
+  type ReleaseAnswer,
+  type ReleaseQuery,
+  releaseNews,
+} from "../../lib/bump/releases.ts";
 import { createOctokit, type Octokit } from "../../lib/github/client.ts";
 import { type FakeGitHub, localFakeGitHub } from "../fake-github/index.ts";
 
@@ -22,14 +28,21 @@ const GIT_ENV = {
   GIT_AUTHOR_EMAIL: "release@example.com",
 };
 
-/** A commit per tag, a day apart, tagged in the fake's bare repository: annotated when asked. */
-async function release(tag: string, day: number, annotated = false): Promise<void> {
+/** 2026-01-DD at midnight UTC, in ms. */
+const jan = (day: number) => Date.UTC(2026, 0, day);
+
+/**
+ * A commit per tag, a day apart, tagged in the fake's bare repository: annotated when asked, then
+ * tagged on `taggedDay` (its tagger date, which min-age reads, later than its commit's).
+ */
+async function release(tag: string, day: number, taggedDay?: number): Promise<void> {
   const sha = await fake.push("inspr-at", "janus", { VERSION: `${tag}\n` }, `release ${tag}`, {
-    date: new Date(Date.UTC(2026, 0, day)),
+    date: new Date(jan(day)),
   });
   const gitDir = fake.repo("inspr-at", "janus").gitDir;
-  const args = annotated ? ["-a", "-m", `Release ${tag}`, tag, sha] : [tag, sha];
-  await $({ env: GIT_ENV, quiet: true })`git --git-dir=${gitDir} tag ${args}`;
+  const args = taggedDay === undefined ? [tag, sha] : ["-a", "-m", `Release ${tag}`, tag, sha];
+  const env = { ...GIT_ENV, GIT_COMMITTER_DATE: new Date(jan(taggedDay ?? day)).toISOString() };
+  await $({ env, quiet: true })`git --git-dir=${gitDir} tag ${args}`;
   commits.set(tag, sha);
 }
 
@@ -40,7 +53,8 @@ beforeAll(async () => {
   // The fleet's day of three releases, the pinned ones, a later pre-release and other series.
   let day = 1;
   for (const n of [15, 16, 17, 33]) await release(`rust-engine-v0.1.${n}`, day++);
-  await release("rust-engine-v0.1.34", day++, true);
+  // Committed on the 5th, tagged on the 20th.
+  await release("rust-engine-v0.1.34", day++, 20);
   await release("rust-engine-v0.1.40-rc1", day++);
   await release("rust-engine-v0.2", day++);
   await release("python-v9.9.9", day++);
@@ -123,4 +137,110 @@ test("--check's news: a move for the input that follows releases, information fo
   ]);
   // One request for all three; `rust-engine-v0.1.99` is no tag on GitHub, so it says nothing.
   expect(fake.requests.map((request) => request.operationId)).toStrictEqual(["graphql"]);
+});
+
+const DAY = 86_400_000;
+
+interface AgeCase {
+  what: string;
+  query: ReleaseQuery;
+  now: number;
+  answer: ReleaseAnswer;
+}
+
+const ageCases = (): AgeCase[] => [
+  {
+    what: "v0.1.34's tagger date (the 20th, not its commit's 5th) is younger than 3d: the newest old enough is v0.1.33",
+    query: { ...query("janus", "rust-engine-v0.1.17"), minAgeMs: 3 * DAY },
+    now: jan(21),
+    answer: {
+      name: "janus",
+      status: "newer",
+      tag: "rust-engine-v0.1.33",
+      rev: commits.get("rust-engine-v0.1.33") ?? "",
+      between: [],
+    },
+  },
+  {
+    what: "three days after its tagging, v0.1.34 is old enough",
+    query: { ...query("janus", "rust-engine-v0.1.17"), minAgeMs: 3 * DAY },
+    now: jan(23),
+    answer: {
+      name: "janus",
+      status: "newer",
+      tag: "rust-engine-v0.1.34",
+      rev: commits.get("rust-engine-v0.1.34") ?? "",
+      between: ["rust-engine-v0.1.33"],
+    },
+  },
+  {
+    what: "lightweight tags are dated by their commit: at 1d on the 4th, v0.1.16 (the 2nd) is old enough, v0.1.17 (the 3rd) is not",
+    query: { ...query("janus", "rust-engine-v0.1.15"), minAgeMs: DAY },
+    now: jan(3) + DAY - 1,
+    answer: {
+      name: "janus",
+      status: "newer",
+      tag: "rust-engine-v0.1.16",
+      rev: commits.get("rust-engine-v0.1.16") ?? "",
+      between: [],
+    },
+  },
+  {
+    what: "never backwards: at v0.1.33 with only v0.1.34 newer and young, it waits (v0.1.17 is old enough, and older)",
+    query: { ...query("janus", "rust-engine-v0.1.33"), minAgeMs: 3 * DAY },
+    now: jan(21),
+    answer: { name: "janus", status: "young", tag: "rust-engine-v0.1.34", oldEnoughAt: jan(23) },
+  },
+  {
+    what: "a pushed tag bounds the candidates: v0.1.15 up to v0.1.33 lists v0.1.16 and v0.1.17 in between",
+    query: { ...query("janus", "rust-engine-v0.1.15"), upTo: "rust-engine-v0.1.33" },
+    now: jan(30),
+    answer: {
+      name: "janus",
+      status: "newer",
+      tag: "rust-engine-v0.1.33",
+      rev: commits.get("rust-engine-v0.1.33") ?? "",
+      between: ["rust-engine-v0.1.16", "rust-engine-v0.1.17"],
+    },
+  },
+];
+
+test("min-age takes the newest tag old enough by its date, never backwards, asking in the same one request", async () => {
+  for (const { what, query, now, answer } of ageCases()) {
+    fake.requests.length = 0;
+    const answers = await newestReleases([query], { octokit, now: new Date(now) });
+    expect({ what, answers }).toStrictEqual({ what, answers: [answer] });
+    expect(fake.requests.map((request) => request.operationId)).toStrictEqual(["graphql"]);
+  }
+  fake.assertNoViolations();
+});
+
+test("min-age without GraphQL answers unknown (REST lists no dates) rather than moving to a young tag", async () => {
+  fake.injectFault({ path: "/graphql", status: 502, times: 10 });
+  const [answer] = await newestReleases([{ ...query("janus", "rust-engine-v0.1.17"), minAgeMs: DAY }], {
+    octokit,
+    warn: () => undefined,
+  });
+  expect(answer).toStrictEqual({
+    name: "janus",
+    status: "unknown",
+    reason: "min-age needs the tags' dates, which only GraphQL lists",
+  });
+  fake.assertNoViolations();
+});
+
+test("--check's news under min-age: a young release waits, with when it comes of age", async () => {
+  const node = {
+    locked: { type: "github", owner: "inspr-at", repo: "janus", rev: "0".repeat(40) },
+    original: { type: "github", owner: "inspr-at", repo: "janus", ref: "rust-engine-v0.1.33" },
+  };
+  const news = await releaseNews(
+    [{ name: "janus-paimos-reporter", node }],
+    { "janus-paimos-reporter": "releases" },
+    (queries) => newestReleases(queries, { octokit, now: new Date(jan(21)) }),
+    () => 3 * DAY,
+  );
+  expect(news.map(newsLine)).toStrictEqual([
+    "'janus-paimos-reporter' waits at rust-engine-v0.1.33: its newer tags (up to rust-engine-v0.1.34) are younger than min-age; the first is old enough at 2026-01-23T00:00:00Z",
+  ]);
 });
