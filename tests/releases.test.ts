@@ -150,7 +150,7 @@ for (const variant of nixVariants()) {
     const run = (request: Partial<BumpRequest>) =>
       bump({ flakeDir: dir, inputs: [], dryRun: false, follow: FOLLOW, ...request }, deps());
     /** bump.ts as the downstream workflow runs it, on a repository_dispatch event; what it printed and summarised. */
-    const downstream = async (args: string[], event: object) => {
+    const downstream = async (args: string[], event: object, extra: Record<string, string> = {}) => {
       const eventFile = join(scratch, "event.json");
       const summary = join(scratch, `summary-${Math.random().toString(36).slice(2)}.md`);
       await writeFile(eventFile, JSON.stringify(event));
@@ -163,6 +163,7 @@ for (const variant of nixVariants()) {
           GITHUB_EVENT_PATH: eventFile,
           GITHUB_REPOSITORY: "acme/nixcfg",
           GITHUB_STEP_SUMMARY: summary,
+          ...extra,
         },
       });
       return { result, summary: await readFile(summary, "utf8").catch(() => "") };
@@ -300,6 +301,105 @@ for (const variant of nixVariants()) {
         expect(quiet.changed).toBe(false);
         expect(quiet.nix.invocations).toBe(0);
         expect(fake.requests.filter((r) => r.listener === "api").length).toBeLessThanOrEqual(2);
+      },
+      TIMEOUT,
+    );
+
+    test(
+      "a tag push of rust-engine-v0.1.36 over v0.1.33 names the tags in between and their notes, as the nightly does",
+      async () => {
+        await tagged("rust-engine-v0.1.34", 5);
+        await tagged("rust-engine-v0.1.35", 6);
+        const sha = await pushRelease(scratch, "rust-engine-v0.1.36");
+        for (const n of [34, 35, 36])
+          fake.createRelease("inspr-at", "janus", `rust-engine-v0.1.${n}`, `- notes of 0.1.${n}\n`);
+        const reportFile = join(scratch, "report.json");
+        const payload = { sha, repository: "inspr-at/janus", ref: "refs/tags/rust-engine-v0.1.36" };
+        fake.requests.length = 0;
+        const bumped = await downstream(["--report", reportFile], {
+          action: "flake-bump",
+          client_payload: payload,
+        });
+        expect(bumped.result.exitCode).toBe(0);
+        // The series' tags, asked once in the nightly's batched query: the one request a tag push adds.
+        const asked = fake.requests.filter((r) => r.listener === "api" && r.operationId === "graphql");
+        expect(asked).toHaveLength(1);
+        const report = await readReport(reportFile);
+        expect(report.inputs.map((input) => [input.name, input.release])).toStrictEqual([
+          [
+            "janus-paimos-reporter",
+            {
+              from: "rust-engine-v0.1.33",
+              to: "rust-engine-v0.1.36",
+              between: ["rust-engine-v0.1.34", "rust-engine-v0.1.35"],
+            },
+          ],
+        ]);
+        expect(await locked("janus-paimos-reporter")).toBe(sha);
+        const opened = await runScript("open-pr", ["--report", reportFile], {
+          cwd: dir,
+          env: { ...env, GITHUB_ACTIONS: "true", GITHUB_REPOSITORY: "acme/nixcfg" },
+        });
+        expect(opened.stderr).toContain("janus-paimos-reporter: created");
+        const [pull] = fake.pulls("acme", "nixcfg");
+        for (const n of [34, 35, 36]) {
+          expect(pull?.body).toContain(`rust-engine-v0.1.${n}`);
+          expect(pull?.body).toContain(`> - notes of 0.1.${n}`);
+        }
+      },
+      TIMEOUT,
+    );
+
+    test(
+      "under min-age a too-young pushed tag is held; the nightly takes the newest tag old enough, then the pushed one once it is",
+      async () => {
+        const aged = `${POLICY}    min-age: 3d\n`;
+        await writeFile(join(dir, ".github/flake-bump.yml"), aged);
+        await commit("min-age");
+        await tagged("rust-engine-v0.1.34", 5);
+        // Committed and tagged now (an annotated tag: its tagger date is what min-age reads).
+        const sha = await pushRelease(scratch, "rust-engine-v0.1.36");
+        const now = new Date();
+        const later = new Date(now.getTime() + 4 * 86_400_000);
+        const [nixBefore, lockBefore] = [await read("flake.nix"), await read("flake.lock")];
+        const payload = { sha, repository: "inspr-at/janus", ref: "refs/tags/rust-engine-v0.1.36" };
+        const event = { action: "flake-bump", client_payload: payload };
+        const held = await downstream(["--report", join(scratch, "held.json")], event, {
+          FLAKE_BUMP_NOW: now.toISOString(),
+        });
+        expect(held.result.exitCode).toBe(0);
+        const line =
+          "'janus-paimos-reporter' is held at rust-engine-v0.1.33 by min-age: 3d (.github/flake-bump.yml:4 (inputs.janus-paimos-reporter.min-age)): rust-engine-v0.1.36 is younger than that; a later scheduled run moves it once it is old enough";
+        expect(held.result.stderr).toContain(line);
+        expect(held.summary).toContain(line);
+        expect([await read("flake.nix"), await read("flake.lock")]).toStrictEqual([nixBefore, lockBefore]);
+
+        // Tonight's scheduled run: v0.1.34 (March) is old enough, v0.1.36 is not; a dry run shows it.
+        const tonight = await downstream(["--dry-run", "--report", join(scratch, "tonight.json")], event, {
+          FLAKE_BUMP_NOW: now.toISOString(),
+          GITHUB_EVENT_NAME: "schedule",
+        });
+        expect(tonight.result.exitCode).toBe(0);
+        const first = await readReport(join(scratch, "tonight.json"));
+        expect(first.inputs.map((input) => [input.name, input.release?.to])).toStrictEqual([
+          ["janus-paimos-reporter", "rust-engine-v0.1.34"],
+        ]);
+        expect([await read("flake.nix"), await read("flake.lock")]).toStrictEqual([nixBefore, lockBefore]);
+
+        // Four days on, the pushed tag is old enough and the nightly takes it, v0.1.34 in between.
+        const report = join(scratch, "later.json");
+        const moved = await downstream(["--report", report], event, {
+          FLAKE_BUMP_NOW: later.toISOString(),
+          GITHUB_EVENT_NAME: "schedule",
+        });
+        expect(moved.result.exitCode).toBe(0);
+        expect((await readReport(report)).inputs.map((input) => [input.name, input.release])).toStrictEqual([
+          [
+            "janus-paimos-reporter",
+            { from: "rust-engine-v0.1.33", to: "rust-engine-v0.1.36", between: ["rust-engine-v0.1.34"] },
+          ],
+        ]);
+        expect(await locked("janus-paimos-reporter")).toBe(sha);
       },
       TIMEOUT,
     );
