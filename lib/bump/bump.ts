@@ -28,9 +28,17 @@ import {
   rootInputs,
   rootNode,
   rootNodeKey,
+  summarize,
 } from "../flake/lock.ts";
 import type { LockPlan, Nix, Pin } from "../flake/nix.ts";
-import type { InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
+import {
+  type InputChange,
+  type LockText,
+  lockUnmoved,
+  type Report,
+  type Skipped,
+  type Upstream,
+} from "../flake/report.ts";
 import type { Octokit } from "../github/client.ts";
 import { type Compared, sameOrNewer, type TargetCheck } from "../github/upstream.ts";
 import type { AgeTarget } from "../policy/gate.ts";
@@ -41,8 +49,10 @@ import {
   type CompanionsBehind,
   companionsBehind,
   companionsOf,
+  companionsToCatchUp,
   readCompanions,
   stageCompanions,
+  withSubmodules,
 } from "./companions.ts";
 import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
 import type { Freshness } from "./freshness.ts";
@@ -669,22 +679,35 @@ function reportEntry(change: Moved, carried: Carried, ctx: DescribeContext): Inp
 }
 
 /** The report; `moved` is absent when nothing was a target, and then nothing changed. */
+interface ReportParts {
+  site: Report["flake"];
+  grouped: boolean;
+  selected: readonly Selected[];
+  skipped: Skipped[];
+  /** The checkout's submodules: each skipped input names those on its repository. */
+  companions: CompanionSite;
+}
+
 function buildReport(
   request: BumpRequest,
-  parts: { site: Report["flake"]; grouped: boolean; selected: readonly Selected[]; skipped: Skipped[] },
+  parts: ReportParts,
   moved?: { inputs: InputChange[]; combined: LockFile; original: string; nix: NixRun },
 ): Report {
   const inputs = moved?.inputs ?? [];
-  const skipped = [...parts.skipped];
+  const skipped = parts.skipped.filter((s) => !inputs.some((entry) => entry.name === s.name));
   for (const input of parts.selected) {
     if (!inputs.some((entry) => entry.name === input.name) && !skipped.some((s) => s.name === input.name)) {
       skipped.push(skip(input, "up-to-date", `'${input.name}' is already up to date`));
     }
   }
+  for (const [i, entry] of skipped.entries()) skipped[i] = withSubmodules(parts.companions, entry);
   const report: Report = {
     schema: 1,
     // A run where Nix only reformatted the file counts as "nothing to do" and leaves it untouched.
-    changed: moved !== undefined && inputs.length > 0 && moved.combined.text !== moved.original,
+    changed:
+      moved !== undefined &&
+      inputs.length > 0 &&
+      (moved.combined.text !== moved.original || inputs.some((entry) => lockUnmoved(entry))),
     dryRun: request.dryRun,
     requested: { inputs: [...request.inputs] },
     flake: parts.site,
@@ -715,10 +738,15 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   const companions = await readCompanions(site.repoRoot, selected, deps.companions ?? {});
   // Choose targets: a dispatched SHA, or each input's head; what is already there is skipped.
   const chosen = await chooseTargets(request, selected, deps);
-  const parts = { site, grouped, selected, skipped: [...skipped, ...chosen.skipped] };
-  if (chosen.targets.length === 0) return buildReport(request, parts);
+  const parts = { site, grouped, selected, skipped: [...skipped, ...chosen.skipped], companions };
   // Choose engines (starting Nix, unseen, when some input may need it).
   const nix = new NixRun(deps.nix, flake);
+  if (chosen.targets.length === 0) {
+    // Nothing to lock; a current input whose listed companion points elsewhere still moves it alone.
+    const inputs = catchUpCompanions(companions, flake.original, parts, []);
+    if (inputs.length === 0) return buildReport(request, parts);
+    return finish(request, { flake, parts, inputs, combined: flake.original, nix });
+  }
   const moves = await chooseEngines(chosen, { flake, deps, engine, nix });
   // Fetch the native results; a tarball Nix would read differently goes back to Nix.
   const engines = await fetchNatives(moves, deps, engine);
@@ -737,14 +765,62 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     upstream: chosen.upstream,
     plans: request.plans,
   };
-  const inputs = await describeMoves(described);
+  const moved = await describeMoves(described);
+  const inputs = [...moved, ...catchUpCompanions(companions, combined, parts, moved)];
+  return finish(request, { flake, parts, inputs, combined, nix });
+}
+
+/**
+ * Report, then write flake.lock once, atomically, when it moved, and stage the companions' gitlinks
+ * beside it (a companion that catches up with a current input moves although the lock does not).
+ */
+async function finish(
+  request: BumpRequest,
+  run: { flake: Flake; parts: ReportParts; inputs: InputChange[]; combined: LockFile; nix: NixRun },
+): Promise<Report> {
+  const { flake, parts, inputs, combined, nix } = run;
   const report = buildReport(request, parts, { inputs, combined, original: flake.original.text, nix });
-  // Write flake.lock once, atomically, when something moved; stage the companions' gitlinks beside it.
   if (report.changed && !request.dryRun) {
-    await writeAtomic(flake.lockFile, combined.text);
-    await stageCompanions(site.repoRoot, inputs);
+    if (combined.text !== flake.original.text) await writeAtomic(flake.lockFile, combined.text);
+    await stageCompanions(parts.site.repoRoot, inputs);
   }
   return report;
+}
+
+/**
+ * The entries of inputs already current (skipped as up to date or at the dispatched rev, or left
+ * where Nix found them) whose listed companions point elsewhere: the lock node stays, and the commit
+ * carries only those gitlinks, moved to the locked rev. `lock` is the one the run's commit holds.
+ */
+function catchUpCompanions(
+  site: CompanionSite,
+  lock: LockFile,
+  parts: ReportParts,
+  moved: readonly InputChange[],
+): InputChange[] {
+  const entries: InputChange[] = [];
+  for (const input of parts.selected) {
+    if (moved.some((entry) => entry.name === input.name)) continue;
+    const skipped = parts.skipped.find((entry) => entry.name === input.name);
+    if (skipped !== undefined && skipped.reason !== "up-to-date" && skipped.reason !== "already-at-rev")
+      continue;
+    const companions = companionsToCatchUp(site, input);
+    if (companions === undefined) continue;
+    const at = summarize(input.node);
+    const entry: InputChange = {
+      name: input.name,
+      from: at,
+      to: at,
+      transitive: { added: [], removed: [], changed: [] },
+      lock: lockText(lock.text),
+      companions,
+      engineReason: "the lock already holds the rev; only its companion moves",
+    };
+    const github = reportGitHub(input.node);
+    if (github !== undefined) entry.github = github;
+    entries.push(entry);
+  }
+  return entries;
 }
 
 /**
