@@ -7,11 +7,12 @@ import * as v from "valibot";
 import type { BumpDeps, BumpRequest, GroupDeps, Selected } from "../lib/bump/bump.ts";
 import type { CompanionSettings } from "../lib/bump/companions.ts";
 import type { Freshness } from "../lib/bump/freshness.ts";
+import type { ReleaseAnswer, ReleaseQuery } from "../lib/bump/releases.ts";
 import { appendSummary, group, info, setOutputs } from "../lib/core/actions.ts";
 import { debugRequested, flags, parseCli, runMain } from "../lib/core/cli.ts";
 import { RuntimeError, UsageError } from "../lib/core/errors.ts";
 import { readEventRequest } from "../lib/core/event.ts";
-import { Branch, Engine, InputName, Sha } from "../lib/core/ids.ts";
+import { Branch, Engine, GitRef, InputName, Sha } from "../lib/core/ids.ts";
 import { readActionInputs } from "../lib/core/inputs.ts";
 import { githubToken } from "../lib/core/secrets.ts";
 import { githubSource } from "../lib/flake/flakeref.ts";
@@ -39,15 +40,20 @@ import {
   triggerOf,
 } from "../lib/policy/run.ts";
 
-export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA] [--engine auto|native|nix] [--flake DIR] [--report FILE]
-                       [--no-verify] [--config FILE] [--json] [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
+export const USAGE = `Usage: bun scripts/bump.ts [INPUT ...] [--rev SHA [--no-verify] | --tag TAG] [--allow-downgrade]
+                       [--engine auto|native|nix] [--flake DIR] [--report FILE] [--config FILE] [--json]
+                       [--dry-run] [--check] [--group [--branch-prefix P]] [--help]
 
 Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
 
   INPUT          direct inputs of the flake to update (default: every tracked input,
                  i.e. not pinned to a rev or tag in flake.nix)
-  --rev SHA      lock exactly this commit (40 hex characters; exactly one INPUT)
+  --rev SHA      lock exactly this commit (40 hex characters; exactly one INPUT); a commit older
+                 than the locked one needs --allow-downgrade
   --no-verify    with --rev: lock it without asking GitHub that it is on the tracked branch
+  --tag TAG      move one INPUT pinned to a tag in flake.nix to TAG, a tag of the same series
+                 (flake.nix's tag is edited, then Nix locks it); an older tag needs --allow-downgrade
+  --allow-downgrade  let --rev or --tag move the input backwards
   --engine E     who moves each input: 'native' writes a github: input's lock node itself
                  (only where that is provably what Nix writes; refuses otherwise), 'nix' runs
                  Nix for everything, 'auto' (default) is native where provable, Nix elsewhere
@@ -55,7 +61,8 @@ Move flake inputs in flake.lock (natively or with Nix) and describe what moved.
   --report FILE  where to write the JSON report (default: flake-bump/report.json in the git
                  directory of the flake's own checkout; in Actions, under $RUNNER_TEMP)
   --config FILE  the policy file (default: .github/flake-bump.yml of the flake's repository, if
-                 it exists): schedules, min-age, follow: none, groups; naming inputs overrides it
+                 it exists): schedules, min-age, follow (branch, releases, none), groups; naming
+                 inputs overrides it
   --json         print the report on stdout (human output stays on stderr)
   --dry-run      compute and print everything, leave flake.lock untouched
   --check        only say which inputs are behind (outdated=NAMES) and whether moving them
@@ -74,13 +81,15 @@ FLAKE_BUMP_MERGE) override it, and command-line arguments override both.
 Exit codes: 0 done (changed or nothing to do), 1 failure, 2 bad usage or input.`;
 
 const options = flags({
-  string: ["rev", "flake", "report", "branch-prefix", "engine", "config"],
-  boolean: ["json", "dry-run", "check", "group", "no-verify"],
+  string: ["rev", "tag", "flake", "report", "branch-prefix", "engine", "config"],
+  boolean: ["json", "dry-run", "check", "group", "no-verify", "allow-downgrade"],
 });
 
 const Args = v.object({
   positionals: v.array(InputName),
   rev: v.optional(Sha),
+  tag: v.optional(GitRef),
+  "allow-downgrade": v.optional(v.boolean(), false),
   flake: v.optional(v.pipe(v.string(), v.minLength(1))),
   report: v.optional(v.pipe(v.string(), v.minLength(1))),
   json: v.optional(v.boolean(), false),
@@ -93,21 +102,34 @@ const Args = v.object({
   config: v.optional(v.pipe(v.string(), v.minLength(1))),
 });
 
-export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const args = parseCli(argv, options, Args, USAGE);
-  if (args === undefined) return 0;
+/** The inputs (and rev) a person asked for: the command line's, else the action's; each checked for sense. */
+function askedInputs(
+  args: v.InferOutput<typeof Args>,
+  action: ReturnType<typeof readActionInputs<"bump">>,
+): { named: string[]; asked: string | undefined } {
   if (args.rev !== undefined && args.positionals.length !== 1) {
     throw new UsageError("--rev pins exactly one input; name it: bun scripts/bump.ts INPUT --rev SHA");
   }
-  const action = readActionInputs("bump", env);
+  if (args.tag !== undefined && (args.positionals.length !== 1 || args.rev !== undefined)) {
+    throw new UsageError(
+      "--tag moves exactly one input, without --rev; name it: bun scripts/bump.ts INPUT --tag TAG",
+    );
+  }
   const fromCli = args.positionals.length > 0 || args.rev !== undefined;
   const named = fromCli ? args.positionals : (action.inputs ?? []);
-  const asked = fromCli ? args.rev : action.rev;
   if (!fromCli && action.rev !== undefined && named.length !== 1) {
     throw new UsageError(
       `action input 'rev' pins exactly one input, but 'inputs' names ${named.length}; name exactly one input in 'inputs'`,
     );
   }
+  return { named, asked: fromCli ? args.rev : action.rev };
+}
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const args = parseCli(argv, options, Args, USAGE);
+  if (args === undefined) return 0;
+  const action = readActionInputs("bump", env);
+  const { named, asked } = askedInputs(args, action);
 
   // Arguments (or the action's inputs) override the event; it is read only when they say nothing.
   const given = named.length > 0 || asked !== undefined;
@@ -120,7 +142,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   };
   const rev = given ? asked : event?.rev;
   if (rev !== undefined) request.rev = rev;
-  if (event?.repository !== undefined) request.repository = event.repository;
+  withPush(request, event, args);
   const now = runClock(env);
   const { plans, policy, listed } = await policyPlans(request.flakeDir, {
     config: args.config ?? action.config,
@@ -137,6 +159,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     },
   });
   request.plans = plans;
+  request.follow = Object.fromEntries([...plans].map(([name, plan]) => [name, plan.policy.follow.value]));
 
   const [{ bump, checkOutdated }, { checkFreshness, nothingAnswered }] = await Promise.all([
     import("../lib/bump/bump.ts"),
@@ -158,10 +181,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     const { minAgeTarget } = await import("../lib/bump/age.ts");
     return minAgeTarget({ octokit: await octokit(), source, node, minAgeMs, now, rev: at });
   };
+  const releases = releasesFrom(octokit);
   if (args.check)
     return check(
       request,
-      { checkOutdated, nothingAnswered, freshness, octokit, minAge, policy, listed },
+      { checkOutdated, nothingAnswered, freshness, octokit, minAge, policy, listed, releases },
       args.json,
       env,
     );
@@ -191,6 +215,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         }),
     minAge,
     companions: companionSettings(request, env, listed),
+    releases,
+    // A push's ref may need GitHub's answer: is a short ref a tag, which branch is the default.
+    ...(request.ref === undefined
+      ? {}
+      : { refs: (await import("../lib/bump/pushed-ref.ts")).githubRefQuestions(await octokit()) }),
   };
   const report: Report = await group("Update flake.lock", async () => {
     if (targets.named.length === 0)
@@ -199,19 +228,42 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return bumpTargets(request, deps, targets, { deps: (name) => members?.(name) });
   });
 
-  await writeReport(reportPath, report);
+  await reportRun(report, reportPath, args.json, env);
+  return 0;
+}
+
+/** The newest releases of tag-pinned inputs, asked of GitHub (releases.ts is loaded only when asked). */
+function releasesFrom(octokit: () => Promise<Octokit>) {
+  return async (queries: readonly ReleaseQuery[]): Promise<ReleaseAnswer[]> =>
+    (await import("../lib/bump/releases.ts")).newestReleases(queries, { octokit: await octokit() });
+}
+
+/** The run's report: the file, the log, --json on stdout, the Actions outputs and the step summary. */
+async function reportRun(report: Report, path: string, json: boolean, env: NodeJS.ProcessEnv): Promise<void> {
+  await writeReport(path, report);
   for (const line of describeReport(report)) info(line);
-  if (args.json) process.stdout.write(serializeReport(report));
+  if (json) process.stdout.write(serializeReport(report));
   setOutputs(
     {
       changed: String(report.changed),
       inputs: report.inputs.map((input) => input.name).join(","),
-      report: reportPath,
+      report: path,
     },
     env,
   );
   appendSummary(reportMarkdown(report), env);
-  return 0;
+}
+
+/** The pushed repository and ref (they pick the inputs), and the command line's --tag and --allow-downgrade. */
+function withPush(
+  request: BumpRequest,
+  event: { repository?: string; ref?: string } | undefined,
+  args: { tag?: string | undefined; "allow-downgrade": boolean },
+): void {
+  if (event?.repository !== undefined) request.repository = event.repository;
+  if (event?.ref !== undefined) request.ref = event.ref;
+  if (args.tag !== undefined) request.tag = args.tag;
+  if (args["allow-downgrade"]) request.allowDowngrade = true;
 }
 
 /**
@@ -286,6 +338,7 @@ interface CheckDeps {
   policy: ReadonlyMap<string, EffectivePolicy>;
   /** Input → the submodules its `companions` lists. */
   listed: Readonly<Record<string, readonly string[]>>;
+  releases: (queries: readonly ReleaseQuery[]) => Promise<ReleaseAnswer[]>;
 }
 
 /**
@@ -299,7 +352,7 @@ async function check(
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
   const rev = request.rev;
-  const { answers, skipped, needsNix, engines, companions } = await deps.checkOutdated(
+  const { answers, skipped, needsNix, engines, companions, releases } = await deps.checkOutdated(
     request,
     async (inputs) =>
       rev === undefined
@@ -312,6 +365,7 @@ async function check(
           }),
     deps.octokit,
     deps.minAge,
+    deps.releases,
     companionSettings(request, env, deps.listed),
   );
   const unanswered = deps.nothingAnswered(answers);
@@ -321,6 +375,7 @@ async function check(
       `no source answered, so --check cannot tell which inputs are behind: ${unanswered}`,
     );
   }
+  const { newsLine } = await import("../lib/bump/releases.ts");
   for (const a of answers) {
     if (a.status === "current") info(`• '${a.name}' is up to date (${a.rev.slice(0, 7)})`);
     else if (a.status === "outdated")
@@ -333,6 +388,10 @@ async function check(
       `• '${c.name}' is behind all the same: its companion ${where}, not the locked ${c.moved[0]?.to.slice(0, 7)}`,
     );
   }
+  for (const news of releases) {
+    const line = newsLine(news);
+    if (line !== undefined) info(`• ${line}`);
+  }
   for (const s of skipped) info(`• ${s.message}`);
   for (const e of engines)
     info(
@@ -341,12 +400,15 @@ async function check(
   for (const [name, policy] of deps.policy) info(`• '${name}' policy: ${describePolicy(policy)}`);
   // "unknown" counts as outdated: only Nix can tell, so the workflow must install it.
   // A current input whose listed companion points elsewhere is behind too: the companion needs the move.
-  const outdated = answers
-    .filter((a) => a.status !== "current" || companions.some((c) => c.name === a.name))
-    .map((a) => a.name);
+  const outdated = [
+    ...answers
+      .filter((a) => a.status !== "current" || companions.some((c) => c.name === a.name))
+      .map((a) => a.name),
+    ...releases.filter((r) => r.follows && r.answer.status === "newer").map((r) => r.name),
+  ];
   if (json) {
     const policy = Object.fromEntries(deps.policy);
-    const answer = { outdated, needsNix, answers, engines, skipped, policy, companions };
+    const answer = { outdated, needsNix, answers, engines, skipped, policy, companions, releases };
     process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
   } else process.stdout.write(`outdated=${outdated.join(",")}\nneeds-nix=${needsNix}\n`);
   setOutputs({ outdated: outdated.join(","), "needs-nix": String(needsNix) }, env);

@@ -269,9 +269,7 @@ for (const variant of nixVariants()) {
         expect(await gitlink(head)).toBe(`160000 commit ${locked}\tdoctrine`);
         expect(await fake.readFile(DOWN.owner, DOWN.repo, BRANCH, "flake.lock")).toBe(mainLock);
         // No upstream commits to list between a rev and itself.
-        expect(
-          fake.requests.filter((r) => r.operationId === "repos/compare-commits"),
-        ).toStrictEqual([]);
+        expect(fake.requests.filter((r) => r.operationId === "repos/compare-commits")).toStrictEqual([]);
 
         // The branch holds the gitlink: a rerun writes nothing.
         const rerun = await c.downstreamRun();

@@ -8,11 +8,12 @@ import { readFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import * as v from "valibot";
 import { mapBounded } from "../core/bounded.ts";
-import { UsageError } from "../core/errors.ts";
+import { RuntimeError, UsageError } from "../core/errors.ts";
 import { writeAtomic } from "../core/files.ts";
 import { Sha } from "../core/ids.ts";
 import { checkoutHead, gitTopLevel } from "../flake/checkout.ts";
 import type { Companions } from "../flake/companions.ts";
+import { withInputRef } from "../flake/edit.ts";
 import { type GitHubSource, githubSource, pinnedRef } from "../flake/flakeref.ts";
 import {
   diffLocks,
@@ -31,6 +32,7 @@ import {
   summarize,
 } from "../flake/lock.ts";
 import type { LockPlan, Nix, Pin } from "../flake/nix.ts";
+import { releaseStanding, releaseTag, seriesName } from "../flake/release.ts";
 import {
   type InputChange,
   type LockText,
@@ -56,8 +58,19 @@ import {
 } from "./companions.ts";
 import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
 import type { Freshness } from "./freshness.ts";
+import { isGitAncestor } from "./git-ancestry.ts";
 import { fetchLocked, movedLockText, type NativeResult, NotNative, serializeLock } from "./native.ts";
 import { type Flake, type LockFile, NixRun } from "./nix-run.ts";
+import {
+  candidateOf,
+  chooseByRef,
+  type Follow,
+  type RefQuestions,
+  type ReleaseMove,
+  trackedRef,
+  untrackedLine,
+} from "./pushed-ref.ts";
+import { type ReleaseAnswer, type ReleaseNews, type ReleaseQuery, releaseNews } from "./releases.ts";
 
 export interface BumpRequest {
   flakeDir: string;
@@ -66,6 +79,14 @@ export interface BumpRequest {
   rev?: string;
   /** OWNER/REPO of a pushed upstream, used to choose the input when none is named. */
   repository?: string;
+  /** The pushed ref (`refs/heads/B`, `refs/tags/T`, or short): with `repository`, it picks the inputs. */
+  ref?: string;
+  /** Each input's policy (`follow:`); an input not listed follows its branch. */
+  follow?: Readonly<Record<string, Follow>>;
+  /** Move the one named tag-pinned input to this tag of its series (`bump.ts NAME --tag TAG`). */
+  tag?: string;
+  /** Let --tag or --rev move an input backwards. */
+  allowDowngrade?: boolean;
   dryRun: boolean;
   /** Who moves the inputs (default auto: native where provably identical, Nix elsewhere). */
   engine?: Engine;
@@ -95,6 +116,10 @@ export interface BumpDeps {
   group?: GroupDeps;
   /** The policy file's companions and the repository's own URL (see bump/companions.ts). */
   companions?: CompanionSettings;
+  /** Whether a short pushed ref is a tag, and a repository's default branch: GitHub's answers. */
+  refs?: RefQuestions;
+  /** The newest release of each release-following input's series, batched (see releases.ts). */
+  releases?: (inputs: readonly ReleaseQuery[]) => Promise<ReleaseAnswer[]>;
   /** Where min-age reads a GitHub input's dated history (lib/bump/age.ts); without it, min-age holds. */
   minAge?: (
     source: GitHubSource,
@@ -132,11 +157,28 @@ function skip(input: Selected, reason: Skipped["reason"], message: string): Skip
   return entry;
 }
 
+/** The inputs a request moves: to their branch head or a dispatched rev, or (`releases`) to a newer tag. */
+export interface Selection {
+  selected: Selected[];
+  skipped: Skipped[];
+  /** Inputs that follow releases (the policy's `follow: releases`), pinned to a tag in flake.nix. */
+  releases: Selected[];
+  /** A pushed tag's moves (see pushed-ref.ts), already decided. */
+  pushedTag?: ReleaseMove[];
+  /** The one line a push that moves nothing ends with. */
+  note?: string;
+}
+
+/** Does `input` follow releases: the policy says so and flake.nix pins it to a ref? */
+function followsReleases(request: Pick<BumpRequest, "follow">, input: Selected): boolean {
+  return request.follow?.[input.name] === "releases" && trackedRef(input.node.original) !== undefined;
+}
+
 /** Pick the root inputs a request names, or the tracked ones; pinned inputs are reported as skipped. */
 export function selectInputs(
   lock: FlakeLock,
-  request: Pick<BumpRequest, "inputs" | "repository" | "rev">,
-): { selected: Selected[]; skipped: Skipped[] } {
+  request: Pick<BumpRequest, "inputs" | "repository" | "rev" | "follow" | "tag">,
+): Selection {
   const roots = rootInputs(lock);
   const names = roots.map((input) => input.name);
   const skipped: Skipped[] = [];
@@ -157,7 +199,11 @@ export function selectInputs(
       }
       return input;
     });
-    return { selected: [...new Map(selected.map((input) => [input.name, input])).values()], skipped };
+    const unique = [...new Map(selected.map((input) => [input.name, input])).values()];
+    // --tag names its tag itself; otherwise a named input that follows releases moves to its newest.
+    const releases =
+      request.tag === undefined ? unique.filter((input) => followsReleases(request, input)) : [];
+    return { selected: unique.filter((input) => !releases.includes(input)), skipped, releases };
   }
 
   const candidates = roots.filter((input): input is Selected => {
@@ -178,9 +224,11 @@ export function selectInputs(
     );
   }
   const selected: Selected[] = [];
+  const releases: Selected[] = [];
   for (const input of candidates) {
     const reason = pinReason(input.node.original);
-    if (reason === undefined) selected.push(input);
+    if (followsReleases(request, input) && input.node.original?.rev === undefined) releases.push(input);
+    else if (reason === undefined) selected.push(input);
     else skipped.push(skip(input, "pinned", `'${input.name}' is ${reason} in flake.nix`));
   }
   if (request.repository !== undefined && request.rev !== undefined && selected.length > 1) {
@@ -188,7 +236,44 @@ export function selectInputs(
       `inputs ${selected.map((i) => `'${i.name}'`).join(" and ")} all track '${request.repository}'; name the one to pin in the dispatch payload's 'input'`,
     );
   }
-  return { selected, skipped };
+  return { selected, skipped, releases };
+}
+
+/**
+ * A push's selection (a dispatch with `repository` and `ref`, no input named): the inputs on that
+ * repository that the pushed branch or tag moves, and why each other one stays.
+ */
+async function selectByRef(
+  lock: FlakeLock,
+  request: BumpRequest & { repository: string; ref: string },
+  refs: RefQuestions | undefined,
+): Promise<Selection> {
+  // The inputs on the pushed repository, pinned or not (a tag push moves pinned ones); none is an error.
+  const onRepository = selectInputs(lock, { inputs: [], repository: request.repository });
+  const candidates = [...onRepository.selected, ...onRepository.releases];
+  for (const entry of onRepository.skipped) {
+    const input = rootInputs(lock).find(
+      (root): root is Selected => root.kind === "node" && root.name === entry.name,
+    );
+    if (input !== undefined) candidates.push(input);
+  }
+  const { pushed, choice } = await chooseByRef(
+    request.ref,
+    candidates.map((input) => candidateOf(input.name, input.node)),
+    (name) => request.follow?.[name] ?? "branch",
+    refs,
+  );
+  const byName = (name: string) => candidates.filter((input) => input.name === name);
+  const selection: Selection = {
+    selected: [...choice.branch, ...choice.releases.map((move) => move.name)].flatMap(byName),
+    skipped: choice.stays.flatMap(({ name, reason, message }) =>
+      byName(name).map((i) => skip(i, reason, message)),
+    ),
+    releases: [],
+    pushedTag: choice.releases,
+  };
+  if (selection.selected.length === 0) selection.note = untrackedLine(request.repository, pushed);
+  return selection;
 }
 
 function groupTransitive(diff: LockDiff, name: string): InputChange["transitive"] {
@@ -213,6 +298,8 @@ async function readFlake(flakeDir: string): Promise<Flake> {
     );
   }
   const lockFile = join(dir, "flake.lock");
+  const nixFile = join(dir, "flake.nix");
+  const nixText = await readFile(nixFile, "utf8");
   let text: string;
   try {
     text = await readFile(lockFile, "utf8");
@@ -221,7 +308,7 @@ async function readFlake(flakeDir: string): Promise<Flake> {
       `there is no flake.lock in ${dir}; create it with \`${LOCK_COMMAND}\`, commit it, then retry`,
     );
   }
-  return { dir, lockFile, original: { text, lock: parseLock(text, lockFile) } };
+  return { dir, lockFile, original: { text, lock: parseLock(text, lockFile) }, nixFile, nixText };
 }
 
 /** The flake, and where it sits in its git repository (the report's `flake`). */
@@ -248,6 +335,8 @@ export interface CheckResult {
   engines: Array<{ name: string; engine: "native" | "nix"; reason: string }>;
   /** Inputs that are current but whose listed companions point elsewhere: behind all the same. */
   companions: CompanionsBehind[];
+  /** Every tag-pinned GitHub input's newest release; only those that follow releases would move. */
+  releases: ReleaseNews[];
 }
 
 /**
@@ -255,16 +344,22 @@ export interface CheckResult {
  * move each, without Nix or changes. `native` never needs Nix: what it cannot prove, bump refuses.
  */
 export async function checkOutdated(
-  request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository" | "engine" | "plans">,
+  request: Pick<BumpRequest, "flakeDir" | "inputs" | "repository" | "engine" | "plans" | "follow">,
   freshness: (inputs: readonly Selected[]) => Promise<Freshness[]>,
   octokit?: () => Promise<Octokit>,
   minAge?: BumpDeps["minAge"],
+  releases?: (queries: readonly ReleaseQuery[]) => Promise<ReleaseAnswer[]>,
   companionSettings: CompanionSettings = {},
 ): Promise<CheckResult> {
   const flake = await readFlake(request.flakeDir);
   const { text, lock } = flake.original;
   const selection = selectInputs(lock, request);
   const { selected, skipped } = narrow(request, selection.selected, selection.skipped);
+  const named = (name: string) => request.inputs.length === 0 || request.inputs.includes(name);
+  const tagPinned = rootInputs(lock).filter(
+    (input): input is Selected => input.kind === "node" && named(input.name),
+  );
+  const news = releases === undefined ? [] : await releaseNews(tagPinned, request.follow ?? {}, releases);
   const answers = await heldBack(await freshness(selected), selected, skipped, (input) =>
     ageDecision(input, undefined, request, minAge === undefined ? {} : { minAge }),
   );
@@ -301,8 +396,9 @@ export async function checkOutdated(
         return { name: answer.name, engine: choice.engine, reason: choice.reason };
       }),
   );
-  const needsNix = engine !== "native" && engines.some((entry) => entry.engine === "nix");
-  return { answers, skipped, needsNix, engines, companions };
+  const moving = news.some((entry) => entry.follows && entry.answer.status === "newer");
+  const needsNix = moving || (engine !== "native" && engines.some((entry) => entry.engine === "nix"));
+  return { answers, skipped, needsNix, engines, companions, releases: news };
 }
 
 /**
@@ -315,6 +411,8 @@ interface Target {
   to: string | undefined;
   /** Locked at exactly `to` (a dispatched SHA), not updated to whatever the branch holds by then. */
   exact: boolean;
+  /** A release move: flake.nix's tag changes from `from` to `to`, and Nix locks what it names. */
+  release?: { from: string; to: string; between?: readonly string[] };
 }
 
 /** The targets left once the checks that need no Nix ran, what those checks skipped, and what GitHub said. */
@@ -349,7 +447,7 @@ interface Engines {
 }
 
 /** Validate: the request's --rev, and the inputs it names or leaves to be found, against the lock. */
-function validate(request: BumpRequest, lock: FlakeLock): { selected: Selected[]; skipped: Skipped[] } {
+async function validate(request: BumpRequest, lock: FlakeLock, deps: BumpDeps): Promise<Selection> {
   if (request.rev !== undefined) {
     if (!v.is(Sha, request.rev)) {
       throw new UsageError(
@@ -362,6 +460,13 @@ function validate(request: BumpRequest, lock: FlakeLock): { selected: Selected[]
       );
     }
   }
+  if (request.tag !== undefined && request.inputs.length !== 1) {
+    throw new UsageError("--tag moves exactly one input; name it (bun scripts/bump.ts INPUT --tag TAG)");
+  }
+  const { repository, ref } = request;
+  if (repository !== undefined && ref !== undefined && request.inputs.length === 0) {
+    return selectByRef(lock, { ...request, repository, ref }, deps.refs);
+  }
   const selection = selectInputs(lock, request);
   if (request.rev !== undefined && selection.selected.length !== 1 && request.repository === undefined) {
     throw new UsageError("--rev pins exactly one input; name it (bun scripts/bump.ts INPUT --rev SHA)");
@@ -369,22 +474,27 @@ function validate(request: BumpRequest, lock: FlakeLock): { selected: Selected[]
   return selection;
 }
 
-/** Choose targets: the dispatched SHA for the one input (--rev), else each selected input's head. */
-async function chooseTargets(
-  request: BumpRequest,
-  selected: readonly Selected[],
-  deps: BumpDeps,
-): Promise<Targets> {
+/**
+ * Choose targets: a pushed tag's release moves; the dispatched SHA for the one input (--rev); a named
+ * tag (--tag); else each selected input's head and each release-following input's newest release.
+ */
+async function chooseTargets(request: BumpRequest, selection: Selection, deps: BumpDeps): Promise<Targets> {
+  const { selected } = selection;
   const [input] = selected;
+  if (selection.pushedTag !== undefined && selection.pushedTag.length > 0) {
+    return { targets: pushedReleaseTargets(selection.pushedTag, selected, request.rev), skipped: [] };
+  }
+  if (request.tag !== undefined && input !== undefined) return namedTagTarget(input, request.tag, request);
   if (request.rev !== undefined && input !== undefined) {
     // A dispatched commit younger than min-age is held; a later scheduled run takes it once old enough.
     const young = await ageDecision(input, request.rev, request, deps);
     if (young !== undefined && "message" in young) return { targets: [], skipped: [young] };
-    return dispatchedTarget(input, request.rev, deps.checkTarget);
+    return dispatchedTarget(input, { ...request, rev: request.rev }, deps.checkTarget);
   }
-  if (selected.length === 0) return { targets: [], skipped: [] };
+  const released = await releaseTargets(selection.releases, deps);
+  if (selected.length === 0) return released;
   const answers = deps.freshness === undefined ? undefined : await deps.freshness(selected);
-  const out: Targets = { targets: [], skipped: [] };
+  const out: Targets = { targets: [...released.targets], skipped: [...released.skipped] };
   for (const input of selected) {
     const answer = answers?.find((a) => a.name === input.name);
     const pin = request.pins?.get(input.name);
@@ -411,12 +521,102 @@ async function chooseTargets(
   return out;
 }
 
+/** A pushed tag's moves: each input to that tag, locked at the pushed commit (the tag's, peeled). */
+function pushedReleaseTargets(
+  moves: readonly ReleaseMove[],
+  selected: readonly Selected[],
+  rev: string | undefined,
+): Target[] {
+  return moves.flatMap((move) =>
+    selected
+      .filter((input) => input.name === move.name)
+      .map((input) => ({
+        input,
+        to: rev,
+        exact: rev !== undefined,
+        release: { from: move.from, to: move.to },
+      })),
+  );
+}
+
+/** `--tag TAG` on one input: a tag of its series, never backwards unless --allow-downgrade. */
+function namedTagTarget(input: Selected, tag: string, request: BumpRequest): Targets {
+  const current = trackedRef(input.node.original);
+  if (current === undefined || input.node.original?.rev !== undefined) {
+    throw new UsageError(
+      `--tag moves an input pinned to a tag in flake.nix, but '${input.name}' names no tag there; use --rev SHA instead`,
+    );
+  }
+  const standing = releaseStanding(current, tag);
+  if (standing === "same") {
+    return { targets: [], skipped: [skip(input, "release", `'${input.name}' is already at ${tag}`)] };
+  }
+  if (standing === "other-series") {
+    const pinned = releaseTag(current);
+    const series = pinned === undefined ? current : seriesName(pinned);
+    throw new UsageError(
+      `--tag ${tag} is not of '${input.name}''s series ${series} (pinned at ${current}); name a tag of that series`,
+    );
+  }
+  if (standing === "older" && request.allowDowngrade !== true) {
+    throw new UsageError(
+      `--tag ${tag} is older than '${input.name}''s ${current}: that is a downgrade; pass --allow-downgrade to move it back anyway`,
+    );
+  }
+  return {
+    targets: [{ input, to: undefined, exact: false, release: { from: current, to: tag } }],
+    skipped: [],
+  };
+}
+
+/** The release-following inputs' newest releases (one batched question), as targets or skips. */
+async function releaseTargets(inputs: readonly Selected[], deps: BumpDeps): Promise<Targets> {
+  const out: Targets = { targets: [], skipped: [] };
+  const queries: ReleaseQuery[] = [];
+  for (const input of inputs) {
+    const source = githubSource(input.node);
+    const tag = trackedRef(input.node.original);
+    if (source !== undefined && tag !== undefined) queries.push({ name: input.name, source, tag });
+    else
+      out.skipped.push(
+        skip(input, "release", `'${input.name}' follows releases, but only GitHub inputs' tags are listed`),
+      );
+  }
+  if (queries.length === 0) return out;
+  if (deps.releases === undefined) {
+    throw new UsageError(
+      `${queries.map((q) => `'${q.name}'`).join(", ")} follow releases, which needs GitHub's tag list; run with a GitHub token`,
+    );
+  }
+  for (const answer of await deps.releases(queries)) {
+    const input = inputs.find((candidate) => candidate.name === answer.name);
+    const from = queries.find((query) => query.name === answer.name)?.tag;
+    if (input === undefined || from === undefined) continue;
+    if (answer.status === "newer") {
+      out.targets.push({
+        input,
+        to: answer.rev,
+        exact: true,
+        release: { from, to: answer.tag, between: answer.between },
+      });
+    } else if (answer.status === "current") {
+      out.skipped.push(
+        skip(input, "up-to-date", `'${input.name}' is at the newest release of its series, ${from}`),
+      );
+    } else {
+      out.skipped.push(skip(input, "release", `'${input.name}' stays at ${from}: ${answer.reason}`));
+    }
+  }
+  return out;
+}
+
 /** A dispatched SHA, unless the lock already holds it or a newer commit (dispatches arrive out of order). */
 async function dispatchedTarget(
   input: Selected,
-  rev: string,
+  request: BumpRequest & { rev: string },
   check: TargetCheck | undefined,
 ): Promise<Targets> {
+  const { rev } = request;
   const lockedRev = input.node.locked?.rev;
   if (lockedRev === rev) {
     return {
@@ -426,7 +626,14 @@ async function dispatchedTarget(
   }
   const out: Targets = { targets: [{ input, to: rev, exact: true }], skipped: [] };
   const source = githubSource(input.node);
-  if (source === undefined || check === undefined) return out;
+  if (source === undefined) {
+    const url = input.node.original?.type === "git" ? input.node.original.url : undefined;
+    const backwards =
+      url !== undefined && lockedRev !== undefined && (await isGitAncestor(url, rev, lockedRev));
+    if (backwards === true) refuseDowngrade(input, request, lockedRev);
+    return out;
+  }
+  if (check === undefined) return out;
   const verdict = await check({
     input: input.name,
     source,
@@ -440,8 +647,25 @@ async function dispatchedTarget(
     },
   });
   if (verdict !== "ahead") return out;
+  // A person's --rev (no pushed repository) that moves backwards is refused unless they allow it.
+  if (request.repository === undefined) {
+    refuseDowngrade(input, request, lockedRev);
+    return out;
+  }
   const message = `'${input.name}' is already ahead: the lock holds ${lockedRev?.slice(0, 12)}, which already contains ${rev.slice(0, 12)}`;
   return { targets: [], skipped: [skip(input, "already-ahead", message)] };
+}
+
+/** A --rev older than the locked commit: a UsageError unless --allow-downgrade says to move back. */
+function refuseDowngrade(
+  input: Selected,
+  request: BumpRequest & { rev: string },
+  lockedRev: string | undefined,
+): void {
+  if (request.allowDowngrade === true) return;
+  throw new UsageError(
+    `--rev ${request.rev.slice(0, 12)} is older than '${input.name}''s locked ${lockedRev?.slice(0, 12) ?? "commit"}: that moves it backwards; pass --allow-downgrade to do it anyway`,
+  );
 }
 
 /**
@@ -463,22 +687,55 @@ async function chooseEngines(
     );
   }
   const decided: Engine = grouping ? "nix" : engine;
-  if (decided !== "native") ctx.nix.start();
+  const releases = chosen.targets.filter((target) => target.release !== undefined);
+  if (decided === "native" && releases.length > 0) {
+    throw nativeRefusal(releases.map((t) => t.input.name).join("', '"), RELEASE_BY_NIX);
+  }
+  if (decided !== "native" || releases.length > 0) ctx.nix.start();
   return Promise.all(
     chosen.targets.map(async (target) => ({
       target,
-      choice: await chooseEngine({
-        engine: decided,
-        lock: flake.original.lock,
-        lockText: flake.original.text,
-        name: target.input.name,
-        node: target.input.node,
-        to: target.to,
-        octokit: deps.octokit,
-        compared: chosen.compared,
-      }),
+      choice:
+        target.release !== undefined
+          ? { engine: "nix" as const, reason: RELEASE_BY_NIX }
+          : await chooseEngine({
+              engine: decided,
+              lock: flake.original.lock,
+              lockText: flake.original.text,
+              name: target.input.name,
+              node: target.input.node,
+              to: target.to,
+              octokit: deps.octokit,
+              compared: chosen.compared,
+            }),
     })),
   );
+}
+
+/** Why a release goes through Nix: the new flake.nix changes the input's `original`, which Nix writes. */
+const RELEASE_BY_NIX = "a release changes flake.nix's tag, and Nix locks what flake.nix names";
+
+/** flake.nix with the release edits of `targets`, or undefined when none edits it; refuses (UsageError, with lines) before anything is written. */
+function editedFlakeNix(flake: Flake, targets: readonly Target[]): string | undefined {
+  let text: string | undefined;
+  for (const { input, release } of targets) {
+    if (release === undefined) continue;
+    text = withInputRef(text ?? flake.nixText, input.name, release.from, release.to, "flake.nix");
+  }
+  return text;
+}
+
+/** A release locked at another commit than the tag's (as GitHub listed it or the push carried it) means the tag moved. */
+function checkReleases(moves: readonly Move[], lock: LockFile): void {
+  for (const { target } of moves) {
+    if (target.release === undefined || !target.exact || target.to === undefined) continue;
+    const locked = rootNode(lock.lock, target.input.name)?.locked?.rev;
+    if (locked !== target.to) {
+      throw new RuntimeError(
+        `Nix locked '${target.input.name}' at tag ${target.release.to} to ${locked ?? "nothing"}, but the tag's commit is ${target.to}; the tag may have moved since, so rerun; flake.nix and flake.lock were left as they were`,
+      );
+    }
+  }
 }
 
 /** Fetch native results: the tarballs side by side; one that Nix would read differently goes back to Nix. */
@@ -552,7 +809,12 @@ async function lockByNix(
   const [only, ...others] = moves;
   let plan: LockPlan;
   let failure: { what: string; hint: string };
-  if (only?.target.exact && only.target.to !== undefined && others.length === 0) {
+  if (
+    only?.target.exact &&
+    only.target.to !== undefined &&
+    only.target.release === undefined &&
+    others.length === 0
+  ) {
     const { input, to: rev } = only.target;
     plan = { kind: "pin", input: input.name, ref: pinnedRef(input.name, input.node, rev), rev };
     failure = {
@@ -568,7 +830,13 @@ async function lockByNix(
     };
   }
   if (ctx.group !== undefined) plan = await withGroupMembers(plan, ctx.flake.original.lock, ctx.group);
-  return ctx.nix.lock(plan, failure, nixNeeds(moves));
+  const flakeNix = editedFlakeNix(
+    ctx.flake,
+    moves.map((move) => move.target),
+  );
+  const lock = await ctx.nix.lock(plan, failure, nixNeeds(moves), flakeNix);
+  checkReleases(moves, lock);
+  return lock;
 }
 
 /** Combine: each native move laid onto what Nix wrote (runNix made sure they touch disjoint bytes). */
@@ -588,7 +856,9 @@ function combine(outcome: NixOutcome, lockFile: string): LockFile {
 interface Carried {
   lock: LockFile;
   /** The gitlinks of the submodules that move with the input, beside flake.lock (and those left). */
-  companions: Companions | undefined;
+  companions?: Companions | undefined;
+  /** flake.nix with this input's release edit (a release); absent when the move leaves flake.nix. */
+  flakeNix?: string;
 }
 
 /** A root input whose lock node moved (rather than went away). */
@@ -612,29 +882,37 @@ async function describeMoves(ctx: DescribeContext): Promise<InputChange[]> {
   const nixMoved = moved.filter((change) => !ctx.outcome.natives.has(change.path)).length;
   const entries: InputChange[] = [];
   for (const change of moved) {
-    const lock = await carriedBy(change, nixMoved, ctx);
+    const carried = await carriedBy(change, nixMoved, ctx);
     const github = reportGitHub(rootNode(ctx.combined.lock, change.path));
     const companions = companionsOf(ctx.site, {
       name: change.path,
       ...change,
       ...(github ? { github } : {}),
     });
-    entries.push(reportEntry(change, { lock, companions }, ctx));
+    entries.push(reportEntry(change, { ...carried, companions }, ctx));
   }
   return entries;
 }
 
-/** The flake.lock `change`'s own commit carries (see Carried). */
-async function carriedBy(change: Moved, nixMoved: number, ctx: DescribeContext): Promise<LockFile> {
+/** What `change`'s own commit carries (see Carried). */
+async function carriedBy(change: Moved, nixMoved: number, ctx: DescribeContext): Promise<Carried> {
   // One grouped pull request carries every move in one lock: no input needs a lock of its own, so no
   // Nix run to make one.
-  if (ctx.grouped) return ctx.combined;
   const { flake, outcome } = ctx;
+  const move = outcome.moves.find((candidate) => candidate.target.input.name === change.path);
+  if (ctx.grouped) {
+    const flakeNix = editedFlakeNix(
+      flake,
+      outcome.moves.map((m) => m.target),
+    );
+    return flakeNix === undefined ? { lock: ctx.combined } : { lock: ctx.combined, flakeNix };
+  }
+  if (move?.target.release !== undefined) return releaseCarried(move, nixMoved, ctx);
   const native = outcome.natives.get(change.path);
   if (native !== undefined) {
     // Each input's pull request carries only that input's move: the base plus its own node.
     const text = movedLockText(flake.original.lock, change.path, native.result);
-    return { text, lock: parseLock(text, flake.lockFile) };
+    return { lock: { text, lock: parseLock(text, flake.lockFile) } };
   }
   const node = rootNode(ctx.combined.lock, change.path);
   const rev = change.to.rev;
@@ -646,10 +924,29 @@ async function carriedBy(change: Moved, nixMoved: number, ctx: DescribeContext):
       what: `lock '${change.path}' alone at ${rev}`,
       hint: "rerun, and report it if it persists",
     };
-    return ctx.nix.lock(plan, failure, nixNeeds(outcome.moves));
+    return { lock: await ctx.nix.lock(plan, failure, nixNeeds(outcome.moves)) };
   }
   // What Nix alone wrote: the lock of its one input.
-  return outcome.byNix;
+  return { lock: outcome.byNix };
+}
+
+/** A release's own commit: flake.nix with only its tag changed, and the lock Nix writes for that flake.nix. */
+async function releaseCarried(move: Move, nixMoved: number, ctx: DescribeContext): Promise<Carried> {
+  const flakeNix = editedFlakeNix(ctx.flake, [move.target]) ?? ctx.flake.nixText;
+  if (nixMoved <= 1) return { lock: ctx.outcome.byNix, flakeNix };
+  const name = move.target.input.name;
+  const failure = {
+    what: `lock '${name}' alone at ${move.target.release?.to}`,
+    hint: "rerun, and report it if it persists",
+  };
+  const lock = await ctx.nix.lock(
+    { kind: "update", inputs: [name] },
+    failure,
+    nixNeeds(ctx.outcome.moves),
+    flakeNix,
+  );
+  checkReleases([move], lock);
+  return { lock, flakeNix };
 }
 
 function reportEntry(change: Moved, carried: Carried, ctx: DescribeContext): InputChange {
@@ -666,6 +963,13 @@ function reportEntry(change: Moved, carried: Carried, ctx: DescribeContext): Inp
       "moved by Nix",
   };
   if (change.from !== undefined) entry.from = change.from;
+  const release = ctx.outcome.moves.find((move) => move.target.input.name === change.path)?.target.release;
+  if (release !== undefined) {
+    entry.release = { from: release.from, to: release.to };
+    if (release.between !== undefined && release.between.length > 0)
+      entry.release.between = [...release.between];
+  }
+  if (carried.flakeNix !== undefined) entry.flakeNix = lockText(carried.flakeNix);
   const plan = ctx.plans?.get(change.path);
   if (plan?.gate.move === true && plan.note !== undefined) entry.overrode = plan.note;
   const github = reportGitHub(rootNode(ctx.combined.lock, change.path));
@@ -678,20 +982,21 @@ function reportEntry(change: Moved, carried: Carried, ctx: DescribeContext): Inp
   return entry;
 }
 
-/** The report; `moved` is absent when nothing was a target, and then nothing changed. */
 interface ReportParts {
   site: Report["flake"];
   grouped: boolean;
   selected: readonly Selected[];
   skipped: Skipped[];
+  note?: string | undefined;
   /** The checkout's submodules: each skipped input names those on its repository. */
   companions: CompanionSite;
 }
 
+/** The report; `moved` is absent when nothing was a target, and then nothing changed. */
 function buildReport(
   request: BumpRequest,
   parts: ReportParts,
-  moved?: { inputs: InputChange[]; combined: LockFile; original: string; nix: NixRun },
+  moved?: { inputs: InputChange[]; combined: LockFile; original: string; nix: NixRun; flakeNix?: string },
 ): Report {
   const inputs = moved?.inputs ?? [];
   const skipped = parts.skipped.filter((s) => !inputs.some((entry) => entry.name === s.name));
@@ -703,7 +1008,8 @@ function buildReport(
   for (const [i, entry] of skipped.entries()) skipped[i] = withSubmodules(parts.companions, entry);
   const report: Report = {
     schema: 1,
-    // A run where Nix only reformatted the file counts as "nothing to do" and leaves it untouched.
+    // A run where Nix only reformatted the file counts as "nothing to do" and leaves it untouched;
+    // a companion catching up with a current input is a change although the lock stays.
     changed:
       moved !== undefined &&
       inputs.length > 0 &&
@@ -719,6 +1025,8 @@ function buildReport(
   if (request.rev !== undefined) report.requested.rev = request.rev;
   if (parts.grouped) report.grouped = true;
   if (report.changed && moved !== undefined) report.lock = lockText(moved.combined.text);
+  if (report.changed && moved?.flakeNix !== undefined) report.flakeNix = lockText(moved.flakeNix);
+  if (parts.note !== undefined) report.note = parts.note;
   return report;
 }
 
@@ -731,14 +1039,18 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   const grouped = deps.group !== undefined;
   // Read the flake and where it sits in git; then validate the request against its lock.
   const { flake, site } = await readSite(request.flakeDir);
-  const validated = validate(request, flake.original.lock);
+  const validated = await validate(request, flake.original.lock, deps);
   // One target's share of the run, less what the policy holds (each held input reported, with why).
-  const { selected, skipped } = narrow(request, validated.selected, validated.skipped);
+  const selection = narrowSelection(request, validated);
+  // Choose targets: a pushed tag, a dispatched SHA, a named tag, or each input's head or newest
+  // release; what is already there is skipped.
+  const chosen = await chooseTargets(request, selection, deps);
+  const { selected, note } = selection;
+  const all = [...selected, ...selection.releases];
   // Read the submodules, and check the listed companions against them, before anything runs.
-  const companions = await readCompanions(site.repoRoot, selected, deps.companions ?? {});
-  // Choose targets: a dispatched SHA, or each input's head; what is already there is skipped.
-  const chosen = await chooseTargets(request, selected, deps);
-  const parts = { site, grouped, selected, skipped: [...skipped, ...chosen.skipped], companions };
+  const companions = await readCompanions(site.repoRoot, all, deps.companions ?? {});
+  const skipped = [...selection.skipped, ...chosen.skipped];
+  const parts = { site, grouped, selected: all, skipped, note, companions };
   // Choose engines (starting Nix, unseen, when some input may need it).
   const nix = new NixRun(deps.nix, flake);
   if (chosen.targets.length === 0) {
@@ -747,6 +1059,8 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     if (inputs.length === 0) return buildReport(request, parts);
     return finish(request, { flake, parts, inputs, combined: flake.original, nix });
   }
+  // Edit flake.nix for the releases (in memory): a URL flake-bump cannot edit safely refuses here.
+  const flakeNix = editedFlakeNix(flake, chosen.targets);
   const moves = await chooseEngines(chosen, { flake, deps, engine, nix });
   // Fetch the native results; a tarball Nix would read differently goes back to Nix.
   const engines = await fetchNatives(moves, deps, engine);
@@ -767,20 +1081,30 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   };
   const moved = await describeMoves(described);
   const inputs = [...moved, ...catchUpCompanions(companions, combined, parts, moved)];
-  return finish(request, { flake, parts, inputs, combined, nix });
+  return finish(request, { flake, parts, inputs, combined, nix, flakeNix });
 }
 
 /**
- * Report, then write flake.lock once, atomically, when it moved, and stage the companions' gitlinks
- * beside it (a companion that catches up with a current input moves although the lock does not).
+ * Report, then write flake.nix (a release's tag) and flake.lock once each, atomically, when they
+ * moved, and stage the companions' gitlinks beside them (a companion that catches up with a current
+ * input moves although the lock does not).
  */
 async function finish(
   request: BumpRequest,
-  run: { flake: Flake; parts: ReportParts; inputs: InputChange[]; combined: LockFile; nix: NixRun },
+  run: {
+    flake: Flake;
+    parts: ReportParts;
+    inputs: InputChange[];
+    combined: LockFile;
+    nix: NixRun;
+    flakeNix?: string | undefined;
+  },
 ): Promise<Report> {
-  const { flake, parts, inputs, combined, nix } = run;
-  const report = buildReport(request, parts, { inputs, combined, original: flake.original.text, nix });
+  const { flake, parts, inputs, combined, nix, flakeNix } = run;
+  const moved = { inputs, combined, original: flake.original.text, nix };
+  const report = buildReport(request, parts, flakeNix === undefined ? moved : { ...moved, flakeNix });
   if (report.changed && !request.dryRun) {
+    if (flakeNix !== undefined) await writeAtomic(flake.nixFile, flakeNix);
     if (combined.text !== flake.original.text) await writeAtomic(flake.lockFile, combined.text);
     await stageCompanions(parts.site.repoRoot, inputs);
   }
@@ -843,6 +1167,24 @@ function narrow(
     if (plan === undefined || plan.gate.move) out.selected.push(input);
     else out.skipped.push(skip(input, "held", plan.note ?? `'${input.name}' is held by the policy file`));
   }
+  return out;
+}
+
+/** `narrow` over a whole selection: the inputs following branches, those following releases, a pushed tag's moves. */
+function narrowSelection(request: Pick<BumpRequest, "only" | "plans">, selection: Selection): Selection {
+  const branch = narrow(request, selection.selected, selection.skipped);
+  const releases = narrow(request, selection.releases, []);
+  const out: Selection = {
+    selected: branch.selected,
+    skipped: [...branch.skipped, ...releases.skipped],
+    releases: releases.selected,
+  };
+  if (selection.pushedTag !== undefined) {
+    out.pushedTag = selection.pushedTag.filter((move) =>
+      out.selected.some((input) => input.name === move.name),
+    );
+  }
+  if (selection.note !== undefined) out.note = selection.note;
   return out;
 }
 

@@ -9,7 +9,7 @@
  */
 import * as v from "valibot";
 import { warn as warnLine } from "../core/actions.ts";
-import { mapBounded } from "../core/bounded.ts";
+import { chunks, mapBounded } from "../core/bounded.ts";
 import { type GitHubSource, githubSource } from "../flake/flakeref.ts";
 import type { LockNode } from "../flake/lock.ts";
 import { describeGitHubError, noAnswer, type Octokit, statusOf, unreachableOf } from "../github/client.ts";
@@ -196,12 +196,6 @@ async function graphqlHeads(
     return undefined;
   });
   return { heads };
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 /** Heads of every GitHub source, batched per host; REST for whatever GraphQL could not answer. */

@@ -22,6 +22,9 @@ export interface Flake {
   dir: string;
   lockFile: string;
   original: LockFile;
+  /** flake.nix's path and its text as it was read (a release move edits it). */
+  nixFile: string;
+  nixText: string;
 }
 
 export class NixRun {
@@ -55,14 +58,22 @@ export class NixRun {
    * @param failure what was being done (after "Nix failed to") and what to check when Nix failed for
    *   another reason than being too old for the flake.
    * @param needs which inputs only Nix can move, and why, for the sentence when there is no Nix.
+   * @param flakeNix flake.nix as Nix should read it (a release's new tag); put back afterwards too.
    */
-  async lock(plan: LockPlan, failure: { what: string; hint: string }, needs: string): Promise<LockFile> {
+  async lock(
+    plan: LockPlan,
+    failure: { what: string; hint: string },
+    needs: string,
+    flakeNix?: string,
+  ): Promise<LockFile> {
     const nix = await this.need(needs);
     this.version = nix.version.version;
     this.invocations++;
-    const { dir, lockFile, original } = this.flake;
+    const { dir, lockFile, original, nixFile, nixText } = this.flake;
     const args = lockArgs(nix.version, plan, dir);
-    const text = await nixLockText(lockFile, original.text, (signal) =>
+    const files: Kept[] = [{ path: lockFile, text: original.text }];
+    if (flakeNix !== undefined) files.push({ path: nixFile, text: nixText, during: flakeNix });
+    const text = await nixLockText(files, (signal) =>
       nix.run(args, { cwd: dir, ...failure, lock: original.lock, signal }),
     );
     let lock: FlakeLock;
@@ -112,16 +123,26 @@ function checkPins(plan: LockPlan, lock: FlakeLock, version: string): void {
   }
 }
 
+/** A file Nix may change (or that is changed for it, `during` the run) and that is put back afterwards. */
+interface Kept {
+  path: string;
+  text: string;
+  during?: string;
+}
+
 /**
- * Run Nix on the real flake and return what it wrote. The original bytes stay in memory and are put
- * back afterwards in every case (success, failure, interrupt), so the only lasting change to
- * flake.lock is the caller's single atomic write of the final result.
+ * Run Nix on the real flake and return the flake.lock it wrote (the first of `files`). The original
+ * bytes stay in memory and are put back afterwards in every case (success, failure, interrupt), so
+ * the only lasting change is the caller's single atomic write of the final result.
  */
 async function nixLockText(
-  lockFile: string,
-  original: string,
+  files: readonly Kept[],
   work: (signal: AbortSignal) => Promise<void>,
 ): Promise<string> {
+  const lockFile = files[0]?.path ?? "";
+  const putBack = () => {
+    for (const file of files) writeFileSync(file.path, file.text);
+  };
   const abort = new AbortController();
   let running: Promise<unknown> = Promise.resolve();
   const onSignal = (signal: NodeJS.Signals) => {
@@ -129,18 +150,19 @@ async function nixLockText(
     abort.abort();
     const settled = Promise.race([running.catch(() => undefined), Bun.sleep(10_000)]);
     void settled.then(() => {
-      writeFileSync(lockFile, original);
+      putBack();
       process.exit(signal === "SIGINT" ? 130 : 143);
     });
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
+    for (const file of files) if (file.during !== undefined) await writeAtomic(file.path, file.during);
     running = work(abort.signal);
     await running;
     return await readFile(lockFile, "utf8");
   } finally {
-    await writeAtomic(lockFile, original);
+    for (const file of files) await writeAtomic(file.path, file.text);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }

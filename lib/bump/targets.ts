@@ -66,6 +66,9 @@ async function combine(
       invocations: parts.reduce((sum, part) => sum + part.report.nix.invocations, 0),
     },
   };
+  const flakeNix = moved[0]?.report.flakeNix;
+  if (flakeNix === undefined) delete report.flakeNix;
+  else report.flakeNix = flakeNix;
   if (restGrouped) report.grouped = true;
   else delete report.grouped;
   if (moved.length > 1) {
@@ -77,8 +80,12 @@ async function combine(
     const { group: _group, freshness: _freshness, ...exactly } = deps;
     const all = await bump({ ...rest, only: new Set(pins.keys()), pins }, exactly);
     report.lock = all.lock;
+    if (all.flakeNix === undefined) delete report.flakeNix;
+    else report.flakeNix = all.flakeNix;
     report.nix.invocations += all.nix.invocations;
   } else if (report.lock !== null && !request.dryRun) {
+    // A release's tag edit goes with the lock that was computed from it.
+    if (flakeNix !== undefined) await writeAtomic(join(report.flake.dir, "flake.nix"), flakeNix.text);
     await writeAtomic(join(report.flake.dir, "flake.lock"), report.lock.text);
   }
   return report;

@@ -61,6 +61,8 @@ export interface EventRequest {
   rev?: string;
   /** OWNER/REPO that was pushed, for choosing the input when the payload names none. */
   repository?: string;
+  /** The pushed ref (`refs/heads/B`, `refs/tags/T`, or a short name GitHub resolves). */
+  ref?: string;
 }
 
 function parseOrThrow<S extends v.GenericSchema>(schema: S, value: unknown, what: string): v.InferOutput<S> {
@@ -84,6 +86,7 @@ export function requestFromEvent(eventName: string, body: unknown): EventRequest
       );
       const out: EventRequest = { event: eventName, inputs: p.input ? [p.input] : [], rev: p.sha };
       if (p.repository) out.repository = p.repository;
+      if (p.ref) out.ref = p.ref;
       if (!p.input && !p.repository) {
         throw new UsageError(
           "the repository_dispatch client_payload names neither 'input' nor 'repository'; send one of them with 'sha' (notify.ts does)",

@@ -65,6 +65,12 @@ export const InputChange = v.object({
   engine: v.optional(v.picklist(["native", "nix"])),
   /** Why that engine: what made the native move provable, or what left the input to Nix. */
   engineReason: v.optional(v.string()),
+  /** Set when the input moved to a newer release tag: flake.nix names the new tag. */
+  release: v.optional(
+    v.object({ from: v.string(), to: v.string(), between: v.optional(v.array(v.string())) }),
+  ),
+  /** flake.nix as this input's own commit carries it, when the move edited it (a release). */
+  flakeNix: v.optional(LockText),
   /**
    * Submodules on the input's repository: the gitlinks its commit moves beside flake.lock, and those
    * left. Absent when there are none (and in older reports).
@@ -101,8 +107,19 @@ export function membersOf(changes: readonly Pick<InputChange, "name" | "to">[]):
 
 export const Skipped = v.object({
   name: InputName,
-  /** `held`: the policy file keeps this run from moving it (schedule, min-age, follow: none). */
-  reason: v.picklist(["up-to-date", "already-at-rev", "already-ahead", "pinned", "held"]),
+  /**
+   * `held`: the policy file keeps this run from moving it (schedule, min-age, follow: none);
+   * `not-tracked`: a push of a ref the input does not track; `release`: a tag that is not newer.
+   */
+  reason: v.picklist([
+    "up-to-date",
+    "already-at-rev",
+    "already-ahead",
+    "pinned",
+    "held",
+    "not-tracked",
+    "release",
+  ]),
   message: v.string(),
   /** The rev the lock holds for this input (open-pr closes PRs that propose it or older). */
   current: v.optional(v.string()),
@@ -143,6 +160,10 @@ export const Report = v.object({
   skipped: v.array(Skipped),
   /** The new flake.lock with every change (what is on disk after the run); null when nothing changed. */
   lock: v.nullable(LockText),
+  /** The new flake.nix with every release edit (on disk after the run); absent when it did not change. */
+  flakeNix: v.optional(LockText),
+  /** One line for a run that had nothing to do for a reason worth saying (a push no input tracks). */
+  note: v.optional(v.string()),
   nix: v.object({ version: v.string(), invocations: v.number() }),
 });
 export type Report = v.InferOutput<typeof Report>;
@@ -346,6 +367,7 @@ export function describeReport(report: Report): string[] {
   }
   for (const skip of report.skipped)
     lines.push(`• ${skip.message}${skip.reason === "pinned" ? " (name it to bump it anyway)" : ""}`);
+  if (report.note !== undefined) lines.push(report.note);
   if (!report.changed) lines.push("Nothing to change: flake.lock is untouched.");
   else if (report.dryRun) lines.push("Dry run: flake.lock is untouched.");
   return lines;
@@ -372,5 +394,6 @@ export function reportMarkdown(report: Report): string {
     "",
     ...(rows.length > 0 ? ["| input | from | to |", "| --- | --- | --- |", ...rows, ""] : []),
     ...skipped,
+    ...(report.note === undefined ? [] : ["", report.note]),
   ].join("\n");
 }

@@ -9,14 +9,13 @@ import { InputName, MergeMode } from "../core/ids.ts";
 /** Where a repository keeps its policy, relative to the flake's repository root. */
 export const POLICY_PATH = ".github/flake-bump.yml";
 
-/** What an automatic run tracks: the locked branch, or nothing (`none`: only a person moves it). */
+/**
+ * What an automatic run tracks: the locked branch, newer release tags of the pinned tag's series
+ * (`releases`: flake.nix's tag is edited), or nothing (`none`: only a person moves it).
+ */
 export const Follow = v.picklist(
-  ["branch", "none"],
-  // Following releases is its own feature (tags of a series); until it exists the file says so.
-  (issue) =>
-    issue.input === "releases"
-      ? "is not available yet: use branch or none"
-      : "must be branch (follow the locked branch) or none (only moved when named)",
+  ["branch", "releases", "none"],
+  "must be branch (follow the locked branch), releases (newer tags of the pinned tag's series) or none (only moved when named)",
 );
 export type Follow = v.InferOutput<typeof Follow>;
 
@@ -62,7 +61,9 @@ const settings = {
   follow: v.optional(
     v.pipe(
       Follow,
-      v.description("What an automatic run moves the input to: the locked branch's newest commit, or none."),
+      v.description(
+        "What an automatic run moves the input to: the locked branch's newest commit, the newest release tag of the pinned tag's series (flake.nix's tag is edited), or none.",
+      ),
     ),
   ),
   schedule: v.optional(

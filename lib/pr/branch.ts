@@ -180,7 +180,11 @@ async function holdsSameOrNewer(gh: RepositoryClient, swap: Swap, current: Branc
   const { change } = swap;
   const rev = revOf(change);
   if (current.rev === rev) {
-    return branchHolds(gh, swap.branch, bumpChanges(swap.path, change.lock.text, [change]));
+    return branchHolds(
+      gh,
+      swap.branch,
+      bumpChanges(swap.path, change.lock.text, { inputs: [change], flakeNix: change.flakeNix?.text }),
+    );
   }
   return (
     current.rev !== undefined &&
@@ -214,7 +218,7 @@ export async function swapBranch(gh: RepositoryClient, swap: Swap): Promise<Swap
           base: onCheckout ? checkout : await readBase(gh, base),
           ...(onCheckout ? { baseIfUnknown: () => readBase(gh, base) } : {}),
           head: current?.sha,
-          changes: bumpChanges(path, change.lock.text, [change]),
+          changes: bumpChanges(path, change.lock.text, { inputs: [change], flakeNix: change.flakeNix?.text }),
           message: commitMessage(text),
         },
         wrote: (written) => ({ head: { sha: written.sha, text, rev, base: written.base.sha }, wrote: true }),

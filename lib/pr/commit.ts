@@ -6,6 +6,7 @@
  * head the commit follows, which GitHub refuses (422) when the branch moved meanwhile: the caller
  * then re-reads the branch and decides again, at most SWAP_ATTEMPTS times.
  */
+import { posix } from "node:path";
 import { RuntimeError } from "../core/errors.ts";
 import { fullName } from "../core/ids.ts";
 import { gitlinkMoves } from "../flake/companions.ts";
@@ -31,18 +32,21 @@ export type PathChange =
   | { path: string; delete: true };
 
 /**
- * What a bump's commit changes: flake.lock at `path`, and the gitlink of each submodule that moves
- * with the inputs (lib/flake/companions.ts). Nothing else: `.gitmodules` is not rewritten.
+ * What a bump's commit changes: flake.lock at `lockPath`; flake.nix beside it when a release edited
+ * its tag there (flake.lock then only matches that flake.nix, so the two go in one commit); and the
+ * gitlink of each submodule that moves with the inputs (lib/flake/companions.ts). Nothing else:
+ * `.gitmodules` is not rewritten.
  */
 export function bumpChanges(
-  path: string,
+  lockPath: string,
   lock: string,
-  inputs: readonly Pick<InputChange, "companions">[],
+  carried: { inputs: readonly Pick<InputChange, "companions">[]; flakeNix?: string | undefined },
 ): PathChange[] {
-  return [
-    { path, content: lock },
-    ...gitlinkMoves(inputs).map((move) => ({ path: move.path, gitlink: move.to })),
-  ];
+  const changes: PathChange[] = [{ path: lockPath, content: lock }];
+  if (carried.flakeNix !== undefined)
+    changes.push({ path: posix.join(posix.dirname(lockPath), "flake.nix"), content: carried.flakeNix });
+  for (const move of gitlinkMoves(carried.inputs)) changes.push({ path: move.path, gitlink: move.to });
+  return changes;
 }
 
 /** A commit to write: `base`'s tree with `changes` applied, following `head` on the branch. */

@@ -201,6 +201,7 @@ export async function openGroupPullRequest(
     path: lockPath,
     changes: report.inputs,
     lock: combined.text,
+    flakeNix: report.flakeNix?.text,
     text: () => (text ??= groupText(octokit, report.inputs, opts.footer)),
     // As on a per-input branch (OpenPrOptions.disarmOnMove): never armed at a head not judged.
     beforeMove:
@@ -312,6 +313,8 @@ interface GroupSwap {
   changes: readonly InputChange[];
   /** The combined flake.lock. */
   lock: string;
+  /** The combined flake.nix, when a release edited it. */
+  flakeNix: string | undefined;
   text: () => Promise<PrText>;
   beforeMove: (() => Promise<void>) | undefined;
 }
@@ -335,7 +338,13 @@ async function swapGroup(gh: RepositoryClient, swap: GroupSwap): Promise<GroupSw
       if (current !== undefined) {
         const behind = await behindMembers(gh, swap, newLock, current);
         if (behind !== undefined) return { done: { newer: behind } };
-        if (await branchHolds(gh, branch, bumpChanges(path, lock, swap.changes))) {
+        if (
+          await branchHolds(
+            gh,
+            branch,
+            bumpChanges(path, lock, { inputs: swap.changes, flakeNix: swap.flakeNix }),
+          )
+        ) {
           return { done: { head: current, wrote: false } };
         }
       }
@@ -345,7 +354,7 @@ async function swapGroup(gh: RepositoryClient, swap: GroupSwap): Promise<GroupSw
         write: {
           base: from,
           head: current?.sha,
-          changes: bumpChanges(path, lock, swap.changes),
+          changes: bumpChanges(path, lock, { inputs: swap.changes, flakeNix: swap.flakeNix }),
           message: commitMessage(text),
         },
         wrote: (written) => ({

@@ -525,10 +525,15 @@ export async function commitDirect(
   }
   if (landable.length === 0) return results;
   let lock: string;
+  let flakeNix: string | undefined;
   const [single] = landable;
-  if (landable.length === report.inputs.length && report.lock !== null) lock = report.lock.text;
-  else if (landable.length === 1 && single !== undefined) lock = single.lock.text;
-  else {
+  if (landable.length === report.inputs.length && report.lock !== null) {
+    lock = report.lock.text;
+    flakeNix = report.flakeNix?.text;
+  } else if (landable.length === 1 && single !== undefined) {
+    lock = single.lock.text;
+    flakeNix = single.flakeNix?.text;
+  } else {
     const names = landable.map((change) => change.name).join(", ");
     for (const change of landable) {
       results.push({
@@ -557,7 +562,12 @@ export async function commitDirect(
       text ??= directText(gh, landable);
       const message = commitMessage(await text);
       return {
-        write: { base, head: base.sha, changes: bumpChanges(opts.path, lock, landable), message },
+        write: {
+          base,
+          head: base.sha,
+          changes: bumpChanges(opts.path, lock, { inputs: landable, flakeNix }),
+          message,
+        },
         wrote: ({ sha }) => done("committed", `committed ${sha.slice(0, 12)} onto '${opts.base}'`, sha),
       };
     },
@@ -579,7 +589,7 @@ async function directStop(
   const current = await lockAt(gh, opts.path, base.sha);
   const sameLock = current?.sha === gitBlobSha(lock);
   // The companions' gitlinks count too: a base with this lock but an old gitlink still needs the commit.
-  const gitlinks = bumpChanges(opts.path, lock, landable).filter((change) => "gitlink" in change);
+  const gitlinks = bumpChanges(opts.path, lock, { inputs: landable }).filter((change) => "gitlink" in change);
   if (sameLock && (gitlinks.length === 0 || (await branchHolds(gh, base.sha, gitlinks)))) {
     return `'${opts.base}' already has this flake.lock${gitlinks.length === 0 ? "" : " and these submodule gitlinks"} (${base.sha.slice(0, 12)})`;
   }

@@ -45,6 +45,8 @@ import {
   parseHeadMarker,
   parseMarker,
   prBody,
+  RELEASE_NOTES_LIMIT,
+  type ReleaseNotes,
   sameInputAndRev,
 } from "./text.ts";
 
@@ -415,7 +417,11 @@ class PullRequests {
     if (
       existing &&
       parseMarker(existing.body)?.rev === rev &&
-      (await branchHolds(this.gh, branch, bumpChanges(lockPath, change.lock.text, [change])))
+      (await branchHolds(
+        this.gh,
+        branch,
+        bumpChanges(lockPath, change.lock.text, { inputs: [change], flakeNix: change.flakeNix?.text }),
+      ))
     ) {
       return result("unchanged", `#${existing.number} already proposes ${rev.slice(0, 12)}`, existing);
     }
@@ -432,6 +438,7 @@ class PullRequests {
       body: prBody({
         change,
         ...(await commits()),
+        ...(change.release === undefined ? {} : { releases: await releaseNotes(this.octokit, change) }),
         ...(this.opts.footer === undefined ? {} : { footer: this.opts.footer }),
       }),
     });
@@ -491,6 +498,31 @@ function upstreamCommits(octokit: Octokit, change: InputChange): () => Promise<O
         : commitsBetween(octokit, change.name, change.github, change.from?.rev, change.to.rev);
     return listed;
   };
+}
+
+/**
+ * The GitHub release notes of each tag a release move takes in (`GET …/releases/tags/{tag}`, at most
+ * RELEASE_NOTES_LIMIT of the newest); a tag without a release, or an answer that fails, has none.
+ */
+async function releaseNotes(octokit: Octokit, change: InputChange): Promise<ReleaseNotes[]> {
+  const { release, github } = change;
+  if (release === undefined || github === undefined) return [];
+  const tags = [...(release.between ?? []), release.to].slice(-RELEASE_NOTES_LIMIT);
+  return Promise.all(
+    tags.map(async (tag) => {
+      try {
+        const { data } = await octokit.rest.repos.getReleaseByTag({
+          owner: github.owner,
+          repo: github.repo,
+          tag,
+        });
+        return { tag, notes: data.body ?? undefined };
+      } catch {
+        // Notes are a courtesy: a tag without a release (404) or a failing answer leaves them out.
+        return { tag, notes: undefined };
+      }
+    }),
+  );
 }
 
 /** Open, update or close the pull requests a report calls for; one result per input. */

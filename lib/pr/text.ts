@@ -25,17 +25,30 @@ export function branchName(input: string, prefix = "flake-bump/"): string {
   return `${prefix}${input}`;
 }
 
-export function prTitle(input: string, rev: string): string {
-  return `chore(flake): update ${input} to ${rev.slice(0, 7)}`;
+/** The title names the release tag a release move takes, else the short rev. */
+export function prTitle(input: string, rev: string, tag?: string): string {
+  return `chore(flake): update ${input} to ${tag ?? rev.slice(0, 7)}`;
+}
+
+/** How many releases' notes a body shows, and how much of each. */
+export const RELEASE_NOTES_LIMIT = 10;
+export const RELEASE_NOTE_CHARS = 2000;
+
+/** A release tag and its GitHub release notes (undefined when the tag has no release). */
+export interface ReleaseNotes {
+  tag: string;
+  notes: string | undefined;
 }
 
 /**
  * The title of one input's change; for a companion that catches up with an input the lock already
  * holds (lockUnmoved), the gitlinks it moves.
  */
-export function changeTitle(change: Pick<InputChange, "name" | "from" | "to" | "companions">): string {
+export function changeTitle(
+  change: Pick<InputChange, "name" | "from" | "to" | "companions" | "release">,
+): string {
   const rev = revOf(change);
-  if (!lockUnmoved(change)) return prTitle(change.name, rev);
+  if (!lockUnmoved(change)) return prTitle(change.name, rev, change.release?.to);
   const paths = (change.companions?.moved ?? []).map((move) => move.path).join(", ");
   return `chore(flake): move submodule ${paths} to ${rev.slice(0, 7)}, where ${change.name} is locked`;
 }
@@ -147,6 +160,8 @@ export interface BodyInput {
   commits?: readonly UpstreamCommit[];
   /** The compare API's total, which may exceed the commits it returned. */
   totalCommits?: number;
+  /** For a release move: the notes of each release it takes in, oldest first. */
+  releases?: readonly ReleaseNotes[];
 }
 
 export function prBody(input: BodyInput): string {
@@ -175,7 +190,7 @@ function catchUpSection(change: InputChange): string[] {
 }
 
 /** One input's part of a body: from/to, compare link, upstream commits, transitive changes. */
-export function inputSection({ change, commits, totalCommits }: BodyInput): string[] {
+export function inputSection({ change, commits, totalCommits, releases }: BodyInput): string[] {
   if (lockUnmoved(change)) return catchUpSection(change);
   const base = change.github ? webBase(change.github) : undefined;
   const upstream = change.github ? fullName(change.github) : change.name;
@@ -190,7 +205,8 @@ export function inputSection({ change, commits, totalCommits }: BodyInput): stri
     "",
   ];
   if (to.rev) lines.push(`New rev: \`${to.rev}\``);
-  if (base && change.from?.rev && to.rev) {
+  if (change.release !== undefined) lines.push(...releaseSection(change.release, base, releases));
+  else if (base && change.from?.rev && to.rev) {
     lines.push(`Compare: ${base}/compare/${change.from.rev}...${to.rev}`);
   }
   lines.push("");
@@ -233,6 +249,38 @@ export function inputSection({ change, commits, totalCommits }: BodyInput): stri
       lines.push(`- … and ${transitive.length - TRANSITIVE_LIMIT} more`);
   }
   return lines;
+}
+
+/** A release move's part: the tags it takes in, the compare link between the tags, each release's notes (bounded). */
+function releaseSection(
+  release: NonNullable<InputChange["release"]>,
+  base: string | undefined,
+  notes: readonly ReleaseNotes[] | undefined,
+): string[] {
+  const taken = [...(release.between ?? []), release.to];
+  const lines = [
+    `Release: \`${release.from}\` → \`${release.to}\` (flake.nix's tag moves with flake.lock)`,
+    `Tags taken in: ${taken.map((tag) => `\`${tag}\``).join(", ")}`,
+  ];
+  if (base) lines.push(`Compare: ${base}/compare/${release.from}...${release.to}`);
+  const withNotes = (notes ?? []).filter((entry) => entry.notes !== undefined && entry.notes.trim() !== "");
+  for (const { tag, notes: text = "" } of withNotes.slice(-RELEASE_NOTES_LIMIT).reverse()) {
+    const cut = text.length > RELEASE_NOTE_CHARS ? `${text.slice(0, RELEASE_NOTE_CHARS)}…` : text;
+    const link = base ? `[${tag}](${base}/releases/tag/${encodeURIComponent(tag)})` : tag;
+    lines.push("", `#### ${link}`, "", ...quoted(cut));
+  }
+  if (withNotes.length > RELEASE_NOTES_LIMIT)
+    lines.push("", `… and the notes of ${withNotes.length - RELEASE_NOTES_LIMIT} older releases`);
+  return lines;
+}
+
+/** Release notes as a quote, their headings inside it and their @-mentions pinging nobody. */
+function quoted(text: string): string[] {
+  return text
+    .trimEnd()
+    .replaceAll("@", "@\u200b")
+    .split("\n")
+    .map((line) => `> ${line}`.trimEnd());
 }
 
 /**

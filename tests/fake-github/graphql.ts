@@ -211,6 +211,51 @@ async function refNode(c: GraphQLContext, repo: FakeRepo, qualified: string): Pr
   };
 }
 
+interface RefsArgs {
+  refPrefix: string;
+  query?: string | null;
+  first?: number | null;
+  orderBy?: { field: "ALPHABETICAL" | "TAG_COMMIT_DATE"; direction: "ASC" | "DESC" } | null;
+}
+
+/**
+ * GitHub's `refs(refPrefix:)` connection: the refs under the prefix (named without it), narrowed by
+ * `query` (a substring of the name), alphabetical or by the peeled commit's date (TAG_COMMIT_DATE,
+ * for tags), at most `first` of them (GitHub caps a page at 100). Only the first page is served.
+ */
+async function refConnection(c: GraphQLContext, repo: FakeRepo, args: RefsArgs): Promise<Node> {
+  const prefix = args.refPrefix;
+  if (!prefix.startsWith("refs/") || !prefix.endsWith("/")) {
+    throw new GraphQLFailure("UNPROCESSABLE", `refPrefix must start with "refs/" and end with "/"`);
+  }
+  const listed = (await repo.git.listRefs(prefix)).filter(
+    (found) => args.query == null || found.ref.slice(prefix.length).includes(args.query),
+  );
+  const keyed = await Promise.all(
+    listed.map(async (found) => {
+      const commit = await repo.git.resolveCommit(found.sha);
+      const date = commit === undefined ? 0 : (await repo.git.readCommit(commit)).committer.date.getTime();
+      return { found, name: found.ref.slice(prefix.length), date };
+    }),
+  );
+  const byDate = args.orderBy?.field === "TAG_COMMIT_DATE";
+  keyed.sort((a, b) => (byDate ? a.date - b.date : 0) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  if (args.orderBy?.direction === "DESC") keyed.reverse();
+  const first = Math.min(args.first ?? 100, 100);
+  const page = keyed.slice(0, first);
+  const nodes = await Promise.all(page.map(({ found }) => refNode(c, repo, found.ref)));
+  return {
+    totalCount: keyed.length,
+    nodes,
+    pageInfo: {
+      hasNextPage: keyed.length > page.length,
+      hasPreviousPage: false,
+      endCursor: null,
+      startCursor: null,
+    },
+  };
+}
+
 /** GitHub's `ref(qualifiedName:)`: a full name first, then a short one as a branch, then as a tag. */
 async function findRef(c: GraphQLContext, repo: FakeRepo, name: string): Promise<Node | null> {
   if (name.startsWith("refs/")) return refNode(c, repo, name);
@@ -270,6 +315,7 @@ function repositoryNode(c: GraphQLContext, repo: FakeRepo): Node {
     rebaseMergeAllowed: repo.settings.allowRebaseMerge,
     defaultBranchRef: () => refNode(c, repo, `refs/heads/${repo.defaultBranch}`),
     ref: ({ qualifiedName }: { qualifiedName: string }) => findRef(c, repo, qualifiedName),
+    refs: (args: RefsArgs) => refConnection(c, repo, args),
     object: async ({ oid, expression }: { oid?: string; expression?: string }) => {
       const sha =
         oid !== undefined

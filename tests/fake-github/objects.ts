@@ -101,6 +101,35 @@ function repoHtmlUrl(site: Site, repo: RepoInfo): string {
   return `${site.html}/${fullName(repo)}`;
 }
 
+/** A published release as `GET /repos/{o}/{r}/releases/tags/{tag}` answers it (no assets). */
+export function release(
+  site: Site,
+  repo: RepoInfo,
+  state: { id: number; tag: string; name: string; body: string; createdAt: Date },
+) {
+  const api = `${repoApiUrl(site, repo)}/releases/${state.id}`;
+  return {
+    url: api,
+    html_url: `${repoHtmlUrl(site, repo)}/releases/tag/${encodeURIComponent(state.tag)}`,
+    assets_url: `${api}/assets`,
+    upload_url: `${site.api.replace("//", "//uploads.")}/repos/${fullName(repo)}/releases/${state.id}/assets{?name,label}`,
+    tarball_url: `${repoApiUrl(site, repo)}/tarball/${encodeURIComponent(state.tag)}`,
+    zipball_url: `${repoApiUrl(site, repo)}/zipball/${encodeURIComponent(state.tag)}`,
+    id: state.id,
+    node_id: nodeId("Release", state.id),
+    tag_name: state.tag,
+    target_commitish: repo.defaultBranch,
+    name: state.name,
+    body: state.body,
+    draft: false,
+    prerelease: false,
+    created_at: timestamp(state.createdAt),
+    published_at: timestamp(state.createdAt),
+    author: simpleUser(site, repo.owner),
+    assets: [],
+  };
+}
+
 export function simpleUser(site: Site, account: Account): SimpleUser {
   // Logins such as "github-actions[bot]" must be escaped to make valid URIs, as GitHub does.
   const login = encodeURIComponent(account.login);

@@ -25,6 +25,7 @@ import {
   label,
   pullRequest,
   pullRequestSimple,
+  release,
   type Site,
   shortBlob,
   validationError,
@@ -392,12 +393,34 @@ export const handlers: Record<string, Handler> = {
     return { status: 302, body: null, headers: { location } };
   },
 
+  "repos/get-release-by-tag": async (ctx) => {
+    const repo = visibleRepo(ctx);
+    const tag = param(ctx, "tag");
+    const found = repo.releases.find((candidate) => candidate.tag === tag);
+    if (found === undefined) throw notFound();
+    return { status: 200, body: release(ctx.site, repo, found) };
+  },
+
   "git/get-ref": async (ctx) => {
     const repo = visibleRepo(ctx);
     const ref = qualify(param(ctx, "ref"));
     const [found] = (await repo.git.listRefs(ref)).filter((candidate) => candidate.ref === ref);
     if (found === undefined) throw notFound();
     return { status: 200, body: gitRef(ctx.site, repo, found.ref, found.sha, found.type) };
+  },
+
+  // Every ref whose name starts with `refs/<ref>` (a string prefix, not a path: `tags/v1` matches
+  // `refs/tags/v1.2`); an empty list when none does, as GitHub answers.
+  "git/list-matching-refs": async (ctx) => {
+    const repo = visibleRepo(ctx);
+    const prefix = qualify(param(ctx, "ref"));
+    const folder = prefix.slice(0, prefix.lastIndexOf("/") + 1);
+    const refs = (await repo.git.listRefs(folder)).filter((candidate) => candidate.ref.startsWith(prefix));
+    refs.sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+    return {
+      status: 200,
+      body: refs.map((found) => gitRef(ctx.site, repo, found.ref, found.sha, found.type)),
+    };
   },
 
   "git/create-ref": async (ctx) => {

@@ -337,6 +337,12 @@ export class FakeGitHub {
     else repo.protection.set(branch, rules);
   }
 
+  /** Publishes a GitHub release of `tag` with these notes (the tag itself is the test's to push). */
+  createRelease(owner: string, name: string, tag: string, body: string): void {
+    const repo = this.world.repo(owner, name);
+    repo.releases.push({ id: 9000 + repo.releases.length, tag, name: tag, body, createdAt: new Date() });
+  }
+
   /**
    * Marks every required check as passed on a commit (default: the pull request's current head) and
    * then does what GitHub does next: merges the open pull requests whose auto-merge now can.

@@ -33,6 +33,17 @@ export interface FakeRepo extends RepoInfo {
   protection: Map<string, BranchProtection>;
   /** Commits whose required checks have all passed (`fake.passChecks`). */
   passedChecks: Set<string>;
+  /** Published releases (`fake.createRelease`), by tag. */
+  releases: ReleaseState[];
+}
+
+/** A published GitHub release of a tag, with its notes. */
+export interface ReleaseState {
+  id: number;
+  tag: string;
+  name: string;
+  body: string;
+  createdAt: Date;
 }
 
 /** GitHub's defaults for a new repository: every merge method allowed, auto-merge not. */
@@ -199,6 +210,7 @@ export class World {
       },
       protection: new Map(),
       passedChecks: parent?.passedChecks ?? new Set(),
+      releases: [],
     };
     this.repos.set(repo.fullName.toLowerCase(), repo);
     if (parent !== undefined) {

@@ -157,7 +157,7 @@ describe("when there is nothing for Nix to do, Nix is never asked for", () => {
     expect(await readFile(lockFile, "utf8")).toBe(FLEET);
   });
 
-  test("the target check says the lock is already ahead", async () => {
+  test("the target check says the lock is already ahead of a dispatched rev (dispatches arrive out of order)", async () => {
     const { dir, lockFile } = await flake(AFTER);
     const older = "fceca8df71c1786d6ccbafd8c49532b7f5671423";
     const seen: unknown[] = [];
@@ -170,7 +170,10 @@ describe("when there is nothing for Nix to do, Nix is never asked for", () => {
         },
       },
     );
-    const report = await bump(request(dir, { inputs: ["inspr-modules"], rev: older }), d);
+    const report = await bump(
+      request(dir, { inputs: ["inspr-modules"], rev: older, repository: "inspr-at/inspr-modules" }),
+      d,
+    );
     expect(nixUsed()).toBe(false);
     expect(seen).toMatchObject([
       { input: "inspr-modules", lockedRev: INSPR.rev, rev: older, source: { owner: "inspr-at" } },
@@ -178,6 +181,19 @@ describe("when there is nothing for Nix to do, Nix is never asked for", () => {
     expect(report.skipped.map((s) => [s.name, s.reason, s.current])).toStrictEqual([
       ["inspr-modules", "already-ahead", INSPR.rev],
     ]);
+    expect(await readFile(lockFile, "utf8")).toBe(AFTER);
+  });
+
+  test("a person's --rev older than the lock is refused unless --allow-downgrade", async () => {
+    const { dir, lockFile } = await flake(AFTER);
+    const older = "fceca8df71c1786d6ccbafd8c49532b7f5671423";
+    const { d, nixUsed } = deps({}, { checkTarget: async () => "ahead" });
+    const asked = bump(request(dir, { inputs: ["inspr-modules"], rev: older }), d);
+    await expect(asked).rejects.toBeInstanceOf(UsageError);
+    await expect(asked).rejects.toThrow(
+      /--rev fceca8df71c1 is older than 'inspr-modules''s locked .*--allow-downgrade/,
+    );
+    expect(nixUsed()).toBe(false);
     expect(await readFile(lockFile, "utf8")).toBe(AFTER);
   });
 
@@ -296,5 +312,30 @@ describe("whatever fails, flake.lock is byte-identical and nothing is left besid
     expect(nix.calls).toHaveLength(c.calls);
     expect(await readFile(lockFile, "utf8")).toBe(c.lock);
     expect((await readdir(dir)).sort()).toStrictEqual(["flake.lock", "flake.nix"]);
+  });
+});
+
+describe("--tag on the real fleet's release pin", () => {
+  const cases = [
+    {
+      tag: "rust-engine-v0.1.30",
+      message:
+        /older than 'janus-paimos-reporter''s rust-engine-v0.1.33: that is a downgrade; pass --allow-downgrade/,
+    },
+    {
+      tag: "rust-engine-v0.1.40-rc1",
+      message:
+        /not of 'janus-paimos-reporter''s series rust-engine-v<n>.<n>.<n> \(pinned at rust-engine-v0.1.33\)/,
+    },
+  ];
+  test.each(cases)("--tag $tag is refused, and both files stay as they were", async ({ tag, message }) => {
+    const { dir, lockFile } = await flake(FLEET);
+    const { d, nixUsed } = deps({});
+    const asked = bump(request(dir, { inputs: ["janus-paimos-reporter"], tag }), d);
+    await expect(asked).rejects.toBeInstanceOf(UsageError);
+    await expect(asked).rejects.toThrow(message);
+    expect(nixUsed()).toBe(false);
+    expect(await readFile(lockFile, "utf8")).toBe(FLEET);
+    expect(await readFile(join(dir, "flake.nix"), "utf8")).toBe(FLAKE_NIX);
   });
 });

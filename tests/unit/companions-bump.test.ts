@@ -137,6 +137,7 @@ describe("--check and companions", () => {
       current,
       undefined,
       undefined,
+      undefined,
       listed === undefined ? {} : { listed: { "inspr-modules": listed } },
     );
 

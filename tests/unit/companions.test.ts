@@ -198,14 +198,21 @@ describe("what a bump's commit changes", () => {
   test("flake.lock and each moving gitlink once, nothing else", () => {
     const doctrine = { path: "doctrine", from: A, to: C };
     expect(
-      bumpChanges("hosts/flake.lock", "{}\n", [
-        { companions: { moved: [doctrine], left: [{ path: "vendor/x", at: B }] } },
-        { companions: { moved: [doctrine], left: [] } },
-        {},
-      ]),
+      bumpChanges("hosts/flake.lock", "{}\n", {
+        inputs: [
+          { companions: { moved: [doctrine], left: [{ path: "vendor/x", at: B }] } },
+          { companions: { moved: [doctrine], left: [] } },
+          {},
+        ],
+      }),
     ).toStrictEqual([
       { path: "hosts/flake.lock", content: "{}\n" },
       { path: "doctrine", gitlink: C },
+    ]);
+    // A release's flake.nix travels beside its lock, in the lock's folder.
+    expect(bumpChanges("hosts/flake.lock", "{}\n", { inputs: [], flakeNix: "{ }\n" })).toStrictEqual([
+      { path: "hosts/flake.lock", content: "{}\n" },
+      { path: "hosts/flake.nix", content: "{ }\n" },
     ]);
     expect(gitlinkMoves([{}])).toStrictEqual([]);
   });

@@ -21,7 +21,25 @@ const good: GoodCase[] = [
     name: "dispatch naming the input",
     event: "repository_dispatch",
     body: dispatchEvent({ input: "nixfleet", sha, repository: "acme/nixfleet", ref: "refs/heads/main" }),
-    request: { event: "repository_dispatch", inputs: ["nixfleet"], rev: sha, repository: "acme/nixfleet" },
+    request: {
+      event: "repository_dispatch",
+      inputs: ["nixfleet"],
+      rev: sha,
+      repository: "acme/nixfleet",
+      ref: "refs/heads/main",
+    },
+  },
+  {
+    name: "dispatch for a tag push carries the tag's ref",
+    event: "repository_dispatch",
+    body: dispatchEvent({ repository: "inspr-at/janus", sha, ref: "refs/tags/rust-engine-v0.1.34" }),
+    request: {
+      event: "repository_dispatch",
+      inputs: [],
+      rev: sha,
+      repository: "inspr-at/janus",
+      ref: "refs/tags/rust-engine-v0.1.34",
+    },
   },
   {
     name: "dispatch naming only the repository",

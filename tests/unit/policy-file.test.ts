@@ -74,9 +74,9 @@ const bad: Bad[] = [
     error: `${FILE}:4: 'defaults.min-age' must be a duration in hours or days, such as 36h or 3d`,
   },
   {
-    name: "follow: releases is not there yet",
-    yaml: "inputs:\n  janus:\n    follow: releases\n",
-    error: `${FILE}:3: 'inputs.janus.follow' is not available yet: use branch or none`,
+    name: "a follow value there is not",
+    yaml: "inputs:\n  janus:\n    follow: tags\n",
+    error: `${FILE}:3: 'inputs.janus.follow' must be branch (follow the locked branch), releases (newer tags of the pinned tag's series) or none (only moved when named)`,
   },
   {
     name: "an input flake.lock does not have",

@@ -1,0 +1,263 @@
+/**
+ * The newest release of each release-following input's series, asked the way freshness asks for
+ * branch heads: one GraphQL request per host and per GRAPHQL_BATCH inputs, each alias asking whether
+ * the pinned ref is a tag (`ref(qualifiedName: "refs/tags/…")`: GitHub's answer, not the ref's shape)
+ * and for the repository's most recent tags whose name starts as the series does. Where GraphQL does
+ * not answer, REST: `GET /repos/{o}/{r}/git/matching-refs/tags/{prefix}` per input. Annotated tags
+ * are peeled to their commit, as Nix locks them.
+ */
+import * as v from "valibot";
+import { warn as warnLine } from "../core/actions.ts";
+import { chunks, mapBounded } from "../core/bounded.ts";
+import { type GitHubSource, githubSource } from "../flake/flakeref.ts";
+import type { LockNode } from "../flake/lock.ts";
+import { compareReleases, newestRelease, releaseTag, sameSeries } from "../flake/release.ts";
+import { type Octokit, statusOf } from "../github/client.ts";
+import { GRAPHQL_BATCH } from "./freshness.ts";
+
+/** A release-following input: its name, its repository, and the tag flake.nix pins. */
+export interface ReleaseQuery {
+  name: string;
+  source: GitHubSource;
+  tag: string;
+}
+
+export type ReleaseAnswer =
+  | { name: string; status: "current"; tag: string }
+  /** `between`: the series' tags newer than the pinned one and older than `tag`, oldest first. */
+  | { name: string; status: "newer"; tag: string; rev: string; between: string[] }
+  | { name: string; status: "unknown"; reason: string };
+
+/** A tag-pinned input's newest release, and whether its policy lets it move there. */
+export interface ReleaseNews {
+  name: string;
+  follows: boolean;
+  from: string;
+  answer: ReleaseAnswer;
+}
+
+/**
+ * The newest release of every input pinned to a ref in flake.nix on GitHub (one batched question;
+ * a ref that is no tag on GitHub answers "unknown" and is left out).
+ */
+export async function releaseNews(
+  inputs: readonly { name: string; node: LockNode }[],
+  follow: Readonly<Record<string, string>>,
+  ask: (queries: readonly ReleaseQuery[]) => Promise<ReleaseAnswer[]>,
+): Promise<ReleaseNews[]> {
+  const queries: ReleaseQuery[] = [];
+  for (const { name, node } of inputs) {
+    const source = githubSource(node);
+    const tag =
+      node.original?.rev === undefined ? node.original?.ref?.replace(/^refs\/tags\//, "") : undefined;
+    if (source !== undefined && tag !== undefined && releaseTag(tag) !== undefined)
+      queries.push({ name, source, tag });
+  }
+  if (queries.length === 0) return [];
+  const answers = await ask(queries);
+  return answers.flatMap((answer, i) => {
+    const query = queries[i];
+    if (query === undefined || answer.status === "unknown") return [];
+    return [{ name: answer.name, follows: follow[answer.name] === "releases", from: query.tag, answer }];
+  });
+}
+
+/** What `--check` says of one: a move for an input that follows releases, information for one held back. */
+export function newsLine({ name, follows, from, answer }: ReleaseNews): string | undefined {
+  if (answer.status !== "newer")
+    return follows ? `'${name}' is at the newest release of its series, ${from}` : undefined;
+  return follows
+    ? `'${name}' is behind: ${from} → ${answer.tag} (follows releases)`
+    : `${name}: ${answer.tag} is out; held at ${from} by policy`;
+}
+
+/** Tags listed per input: GitHub's page size; the most recent by commit date come first. */
+export const TAGS_PER_INPUT = 100;
+const CONCURRENCY = 8;
+
+/** The text of a tag before its first number: the `query` that narrows GitHub's tag list to the series. */
+export function seriesPrefix(tag: string): string {
+  return releaseTag(tag)?.shape[0] ?? tag;
+}
+
+/** A tag as listed: its name and the commit it names (an annotated tag's object peeled once). */
+interface ListedTag {
+  name: string;
+  rev: string;
+}
+
+/** The answer for one input from its repository's tag list, and whether the pinned ref is a tag. */
+export function releaseAnswer(
+  query: ReleaseQuery,
+  pinnedIsTag: boolean,
+  tags: readonly ListedTag[],
+): ReleaseAnswer {
+  const { name, tag } = query;
+  if (!pinnedIsTag)
+    return { name, status: "unknown", reason: `'${tag}' is not a tag of ${fullName(query.source)}` };
+  const newest = newestRelease(
+    tag,
+    tags.map((t) => t.name),
+  );
+  const found = tags.find((t) => t.name === newest);
+  if (newest === undefined || found === undefined) return { name, status: "current", tag };
+  const [pinned, last] = [releaseTag(tag), releaseTag(newest)];
+  if (pinned === undefined || last === undefined) return { name, status: "current", tag };
+  const between = tags
+    .flatMap((listed) => {
+      const t = releaseTag(listed.name);
+      const inside =
+        t !== undefined &&
+        sameSeries(t, pinned) &&
+        compareReleases(t, pinned) > 0 &&
+        compareReleases(t, last) < 0;
+      return inside ? [t] : [];
+    })
+    .sort(compareReleases)
+    .map((t) => t.tag);
+  return { name, status: "newer", tag: newest, rev: found.rev, between };
+}
+
+function fullName(source: GitHubSource): string {
+  return `${source.owner}/${source.repo}`;
+}
+
+const Peeled = v.object({ oid: v.string(), target: v.optional(v.object({ oid: v.string() })) });
+const TagNode = v.object({ name: v.string(), target: v.nullable(Peeled) });
+const RepositoryTags = v.nullable(
+  v.object({
+    pinned: v.nullable(v.object({ name: v.string() })),
+    tags: v.object({ nodes: v.array(v.nullable(TagNode)) }),
+  }),
+);
+const BatchData = v.record(v.string(), RepositoryTags);
+
+const PEELED = "target { oid ... on Tag { target { oid } } }";
+
+/** The query and variables for every input's pinned tag and its series' recent tags, one alias `iN` each. */
+export function releasesQuery(queries: readonly ReleaseQuery[]): {
+  query: string;
+  variables: Record<string, string>;
+} {
+  const declarations: string[] = [];
+  const fields: string[] = [];
+  const variables: Record<string, string> = {};
+  queries.forEach(({ source, tag }, i) => {
+    declarations.push(`$o${i}: String!`, `$n${i}: String!`, `$t${i}: String!`, `$q${i}: String`);
+    Object.assign(variables, {
+      [`o${i}`]: source.owner,
+      [`n${i}`]: source.repo,
+      [`t${i}`]: `refs/tags/${tag}`,
+      [`q${i}`]: seriesPrefix(tag),
+    });
+    fields.push(
+      `i${i}: repository(owner: $o${i}, name: $n${i}) { pinned: ref(qualifiedName: $t${i}) { name } tags: refs(refPrefix: "refs/tags/", query: $q${i}, first: ${TAGS_PER_INPUT}, orderBy: { field: TAG_COMMIT_DATE, direction: DESC }) { nodes { name ${PEELED} } } }`,
+    );
+  });
+  return { query: `query (${declarations.join(", ")}) {\n  ${fields.join("\n  ")}\n}`, variables };
+}
+
+/** One batch by GraphQL: an answer per input, or undefined for the whole batch when GraphQL did not answer. */
+async function graphqlReleases(
+  octokit: Octokit,
+  batch: readonly ReleaseQuery[],
+): Promise<ReleaseAnswer[] | string> {
+  const { query, variables } = releasesQuery(batch);
+  let data: unknown;
+  try {
+    data = await octokit.graphql(query, variables);
+  } catch (error) {
+    const status = statusOf(error);
+    return status ? `HTTP ${status}` : error instanceof Error ? error.message : String(error);
+  }
+  const parsed = v.safeParse(BatchData, data);
+  if (!parsed.success) return `an unexpected answer (${v.summarize(parsed.issues)})`;
+  return batch.map((query, i): ReleaseAnswer => {
+    const repository = parsed.output[`i${i}`];
+    if (repository === null || repository === undefined) {
+      return {
+        name: query.name,
+        status: "unknown",
+        reason: `GitHub has no repository ${fullName(query.source)}`,
+      };
+    }
+    const tags = repository.tags.nodes.flatMap((node) =>
+      node?.target ? [{ name: node.name, rev: node.target.target?.oid ?? node.target.oid }] : [],
+    );
+    return releaseAnswer(query, repository.pinned !== null, tags);
+  });
+}
+
+const MatchingRef = v.object({
+  ref: v.string(),
+  object: v.object({ sha: v.string(), type: v.string() }),
+});
+
+/** One input by REST: the tags matching the series' prefix, annotated ones peeled with one more request each. */
+async function restReleases(octokit: Octokit, query: ReleaseQuery): Promise<ReleaseAnswer> {
+  const { owner, repo } = query.source;
+  try {
+    const { data } = await octokit.rest.git.listMatchingRefs({
+      owner,
+      repo,
+      ref: `tags/${seriesPrefix(query.tag)}`,
+    });
+    const refs = v.parse(v.array(MatchingRef), data);
+    const names = refs.map((ref) => ref.ref.slice("refs/tags/".length));
+    const pinnedIsTag = names.includes(query.tag);
+    const newest = pinnedIsTag ? newestRelease(query.tag, names) : undefined;
+    const chosen = refs.find((ref) => ref.ref === `refs/tags/${newest}`);
+    let rev = chosen?.object.sha;
+    if (chosen?.object.type === "tag") {
+      // An annotated tag: the commit it names, as list-commits resolves a tag (no tag object read).
+      const { data: commits } = await octokit.rest.repos.listCommits({
+        owner,
+        repo,
+        sha: chosen.ref,
+        per_page: 1,
+      });
+      rev = commits[0]?.sha;
+    }
+    const listed = refs.map((ref) => ({
+      name: ref.ref.slice("refs/tags/".length),
+      rev: ref === chosen && rev !== undefined ? rev : ref.object.sha,
+    }));
+    return releaseAnswer(query, pinnedIsTag, listed);
+  } catch (error) {
+    return { name: query.name, status: "unknown", reason: `GitHub answered ${statusOf(error) || "nothing"}` };
+  }
+}
+
+/**
+ * The newest release of each input's series, in the order asked. A quiet night asks one GraphQL
+ * request per GRAPHQL_BATCH inputs; REST only when GraphQL did not answer, and the run says so once.
+ */
+export async function newestReleases(
+  queries: readonly ReleaseQuery[],
+  deps: { octokit: Octokit; warn?: (message: string) => void },
+): Promise<ReleaseAnswer[]> {
+  const answers: ReleaseAnswer[] = [];
+  const fallback: ReleaseQuery[] = [];
+  let why: string | undefined;
+  for (const batch of chunks(queries, GRAPHQL_BATCH)) {
+    const result = await graphqlReleases(deps.octokit, batch);
+    if (typeof result === "string") {
+      why ??= result;
+      fallback.push(...batch);
+    } else answers.push(...result);
+  }
+  if (fallback.length > 0) {
+    (deps.warn ?? warnLine)(
+      `GitHub's GraphQL API did not answer (${why ?? "no answer"}); asking REST for the tags of ${fallback.length} input(s)`,
+    );
+    answers.push(...(await mapBounded(fallback, CONCURRENCY, (query) => restReleases(deps.octokit, query))));
+  }
+  return queries.map(
+    (query) =>
+      answers.find((answer) => answer.name === query.name) ?? {
+        name: query.name,
+        status: "unknown",
+        reason: "no answer",
+      },
+  );
+}
