@@ -1080,7 +1080,9 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     plans: request.plans,
   };
   const moved = await describeMoves(described);
-  const inputs = [...moved, ...catchUpCompanions(companions, combined, parts, moved)];
+  // Its own pull request carries the lock as it was; a grouped one, the group's combined lock.
+  const caughtUp = catchUpCompanions(companions, grouped ? combined : flake.original, parts, moved);
+  const inputs = [...moved, ...caughtUp];
   return finish(request, { flake, parts, inputs, combined, nix, flakeNix });
 }
 
