@@ -17,7 +17,7 @@ import { Footer, Jobs, readActionInputs } from "../lib/core/inputs.ts";
 import { githubToken } from "../lib/core/secrets.ts";
 import { diffLocks, parseLock } from "../lib/flake/lock.ts";
 import { detectNix } from "../lib/flake/nix.ts";
-import { checkGrouping, defaultReportPath, readReport } from "../lib/flake/report.ts";
+import { checkGrouping, defaultReportPath, lockUnmoved, readReport } from "../lib/flake/report.ts";
 import { octokitFromEnv } from "../lib/github/client.ts";
 import {
   computeImpact,
@@ -248,6 +248,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (report !== undefined && report.inputs.length === 0) {
     return skip("No input moved: there is no host impact to compute.");
   }
+  if (report?.inputs.every((input) => lockUnmoved(input))) {
+    return skip(
+      "Only companion submodules moved; flake.lock did not, so there is no host impact to compute.",
+    );
+  }
   if (mode === "auto") {
     const plan = planImpact(mode, undefined, await flakeNamesHosts(flakeDir, env));
     if (!plan.run) return skip(`Host impact skipped: ${plan.reason}.`);
@@ -274,6 +279,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       await loadPrTargets(report, { config: args.config, group: args.group }, action),
     );
   const sides = comparisons.map((comparison) => comparison.side);
+  if (sides.length === 0) {
+    return skip("No pull request of this run moves flake.lock: there is no host impact to compute.");
+  }
 
   const nix = await detectNix({ env });
   const timeoutMinutes = args["timeout-minutes"] ?? action["impact-timeout-minutes"] ?? 20;

@@ -229,6 +229,138 @@ for (const variant of nixVariants()) {
       TIMEOUT,
     );
 
+    /** Point main's gitlink `doctrine` at `rev` (and, with `lock`, main's flake.lock at it), by a push. */
+    async function moveMain(rev: string | undefined, lock?: string): Promise<void> {
+      const { dir, git } = await clone();
+      await git("update-index", "--cacheinfo", `160000,${rev},doctrine`);
+      if (lock !== undefined) {
+        await Bun.write(join(dir, "flake.lock"), lock);
+        await git("add", "flake.lock");
+      }
+      await git("commit", "--quiet", "-m", "Move doctrine by hand");
+      await git("push", "--quiet", "origin", "HEAD:main");
+    }
+
+    test(
+      "a current input whose listed companion points elsewhere: one Verified commit moves the gitlink alone",
+      async () => {
+        await addSubmodule(c.revs[1]);
+        await fake.push(DOWN.owner, DOWN.repo, { ".github/flake-bump.yml": POLICY_LISTED }, "policy");
+        const main = (await fake.branchSha(DOWN.owner, DOWN.repo, "main")) ?? "";
+        const locked = c.revs[0] ?? "";
+        const mainLock = await fake.readFile(DOWN.owner, DOWN.repo, "main", "flake.lock");
+        // The lock already holds the dispatched rev; doctrine does not.
+        await dispatch(locked);
+        const run = await c.downstreamRun();
+        expectOk(run);
+        const line = `\`doctrine\` (submodule) ${short(c.revs[1])} → ${short(locked)}`;
+        expect(run.bump.stderr).toContain(line);
+        const pulls = c.openPulls();
+        expect(pulls).toHaveLength(1);
+        expect(pulls[0]?.title).toBe(
+          `chore(flake): move submodule doctrine to ${short(locked)}, where nixfleet is locked`,
+        );
+        expect(pulls[0]?.body).toContain(line);
+        expect(pulls[0]?.body).toContain("flake.lock does not change");
+        const head = (await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)) ?? "";
+        expect(await gitBare("rev-list", `main..${BRANCH}`)).toBe(head);
+        expect(fake.isVerified(DOWN.owner, DOWN.repo, head)).toBe(true);
+        expect(await changed(main, head)).toStrictEqual(["doctrine"]);
+        expect(await gitlink(head)).toBe(`160000 commit ${locked}\tdoctrine`);
+        expect(await fake.readFile(DOWN.owner, DOWN.repo, BRANCH, "flake.lock")).toBe(mainLock);
+        // No upstream commits to list between a rev and itself.
+        expect(fake.requests.filter((r) => r.operationId === "repos/compare-commits")).toStrictEqual([]);
+
+        // The branch holds the gitlink: a rerun writes nothing.
+        const rerun = await c.downstreamRun();
+        expectOk(rerun);
+        expect(rerun.openPr.stderr).toContain("unchanged");
+        expect(await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)).toBe(head);
+
+        // By hand: the gitlink is staged, flake.lock untouched.
+        const dev = await clone();
+        const env = { ...c.env, GITHUB_ACTIONS: undefined, GITHUB_REPOSITORY: undefined };
+        const local = await runScript("bump", ["nixfleet", "--rev", locked], { cwd: dev.dir, env });
+        expect(local.stderr).not.toContain("error:");
+        expect(local.exitCode).toBe(0);
+        expect(await readFile(join(dev.dir, "flake.lock"), "utf8")).toBe(mainLock ?? "");
+        expect(await dev.git("ls-files", "-s", "doctrine")).toBe(`160000 ${locked} 0\tdoctrine`);
+        expect(await dev.git("status", "--porcelain")).toBe("M  doctrine");
+      },
+      TIMEOUT,
+    );
+
+    test(
+      "merge: direct: a companion catching up with a current input is one Verified commit of the gitlink onto main",
+      async () => {
+        await addSubmodule(c.revs[1]);
+        await fake.push(DOWN.owner, DOWN.repo, { ".github/flake-bump.yml": POLICY_LISTED }, "policy");
+        const before = (await fake.branchSha(DOWN.owner, DOWN.repo, "main")) ?? "";
+        await dispatch(c.revs[0]);
+        const run = await c.downstreamRun({ env: { FLAKE_BUMP_MERGE: "direct" } });
+        expectOk(run);
+        const after = (await fake.branchSha(DOWN.owner, DOWN.repo, "main")) ?? "";
+        expect(await gitBare("rev-list", `${before}..${after}`)).toBe(after);
+        expect(fake.isVerified(DOWN.owner, DOWN.repo, after)).toBe(true);
+        expect(await changed(before, after)).toStrictEqual(["doctrine"]);
+        expect(await gitlink(after)).toBe(`160000 commit ${c.revs[0]}\tdoctrine`);
+        expect(fake.pulls(DOWN.owner, DOWN.repo)).toStrictEqual([]);
+      },
+      TIMEOUT,
+    );
+
+    test(
+      "a branch with the right flake.lock but an old gitlink is moved, not taken as holding the change",
+      async () => {
+        // First the submodule is out of step and not listed: the PR moves flake.lock alone.
+        await addSubmodule(c.revs[1]);
+        const pushed = c.revs[2] ?? "";
+        await dispatch(pushed);
+        expectOk(await c.downstreamRun());
+        expect(await gitlink(BRANCH)).toBe(`160000 commit ${c.revs[1]}\tdoctrine`);
+        expect(await lockRev(BRANCH)).toBe(pushed);
+        // Then it is listed: the same dispatch now moves doctrine too, onto the branch that has the lock.
+        await fake.push(DOWN.owner, DOWN.repo, { ".github/flake-bump.yml": POLICY_LISTED }, "policy");
+        const run = await c.downstreamRun();
+        expectOk(run);
+        expect(run.openPr.stderr).not.toContain("already proposes");
+        const head = (await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)) ?? "";
+        expect(await gitlink(head)).toBe(`160000 commit ${pushed}\tdoctrine`);
+        expect(await lockRev(BRANCH)).toBe(pushed);
+        expect(await changed("main", head)).toStrictEqual(["doctrine", "flake.lock"]);
+        expect(c.openPulls()).toHaveLength(1);
+      },
+      TIMEOUT,
+    );
+
+    test(
+      "an open PR is covered by the base only once the base holds its gitlink too, not its flake.lock alone",
+      async () => {
+        await addSubmodule(c.revs[0]);
+        const pushed = c.revs[2] ?? "";
+        await dispatch(pushed);
+        expectOk(await c.downstreamRun());
+        expect(c.openPulls()).toHaveLength(1);
+        const lock = (await fake.readFile(DOWN.owner, DOWN.repo, BRANCH, "flake.lock")) ?? "";
+
+        // main gets the PR's flake.lock by hand, its gitlink left behind: the PR still has work to do.
+        await moveMain(c.revs[0], lock);
+        expect(await lockRev("main")).toBe(pushed);
+        const partly = await c.downstreamRun();
+        expectOk(partly);
+        expect(partly.openPr.stderr).toContain("still moves the submodule doctrine");
+        expect(c.openPulls()).toHaveLength(1);
+
+        // Once main holds the gitlink as well, the PR is covered: closed, its branch deleted.
+        await moveMain(pushed);
+        const covered = await c.downstreamRun();
+        expectOk(covered);
+        expect(c.openPulls()).toStrictEqual([]);
+        expect(await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)).toBeUndefined();
+      },
+      TIMEOUT,
+    );
+
     test(
       "an out-of-step submodule is left where it points and named in the PR",
       async () => {

@@ -29,10 +29,18 @@ import {
   rootInputs,
   rootNode,
   rootNodeKey,
+  summarize,
 } from "../flake/lock.ts";
 import type { LockPlan, Nix, Pin } from "../flake/nix.ts";
 import { releaseStanding, releaseTag, seriesName } from "../flake/release.ts";
-import type { InputChange, LockText, Report, Skipped, Upstream } from "../flake/report.ts";
+import {
+  type InputChange,
+  type LockText,
+  lockUnmoved,
+  type Report,
+  type Skipped,
+  type Upstream,
+} from "../flake/report.ts";
 import type { Octokit } from "../github/client.ts";
 import { type Compared, sameOrNewer, type TargetCheck } from "../github/upstream.ts";
 import type { AgeTarget } from "../policy/gate.ts";
@@ -43,8 +51,10 @@ import {
   type CompanionsBehind,
   companionsBehind,
   companionsOf,
+  companionsToCatchUp,
   readCompanions,
   stageCompanions,
+  withSubmodules,
 } from "./companions.ts";
 import { chooseEngine, type Engine, type EngineChoice, nativeRefusal } from "./engine.ts";
 import type { Freshness } from "./freshness.ts";
@@ -1026,6 +1036,8 @@ interface ReportParts {
   selected: readonly Selected[];
   skipped: Skipped[];
   note?: string | undefined;
+  /** The checkout's submodules: each skipped input names those on its repository. */
+  companions: CompanionSite;
 }
 
 /** The report; `moved` is absent when nothing was a target, and then nothing changed. */
@@ -1035,16 +1047,21 @@ function buildReport(
   moved?: { inputs: InputChange[]; combined: LockFile; original: string; nix: NixRun; flakeNix?: string },
 ): Report {
   const inputs = moved?.inputs ?? [];
-  const skipped = [...parts.skipped];
+  const skipped = parts.skipped.filter((s) => !inputs.some((entry) => entry.name === s.name));
   for (const input of parts.selected) {
     if (!inputs.some((entry) => entry.name === input.name) && !skipped.some((s) => s.name === input.name)) {
       skipped.push(skip(input, "up-to-date", `'${input.name}' is already up to date`));
     }
   }
+  for (const [i, entry] of skipped.entries()) skipped[i] = withSubmodules(parts.companions, entry);
   const report: Report = {
     schema: 1,
-    // A run where Nix only reformatted the file counts as "nothing to do" and leaves it untouched.
-    changed: moved !== undefined && inputs.length > 0 && moved.combined.text !== moved.original,
+    // A run where Nix only reformatted the file counts as "nothing to do" and leaves it untouched;
+    // a companion catching up with a current input is a change although the lock stays.
+    changed:
+      moved !== undefined &&
+      inputs.length > 0 &&
+      (moved.combined.text !== moved.original || inputs.some((entry) => lockUnmoved(entry))),
     dryRun: request.dryRun,
     requested: { inputs: [...request.inputs] },
     flake: parts.site,
@@ -1080,12 +1097,18 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   const all = [...selected, ...selection.releases];
   // Read the submodules, and check the listed companions against them, before anything runs.
   const companions = await readCompanions(site.repoRoot, all, deps.companions ?? {});
-  const parts = { site, grouped, selected: all, skipped: [...selection.skipped, ...chosen.skipped], note };
-  if (chosen.targets.length === 0) return buildReport(request, parts);
-  // Edit flake.nix for the releases (in memory): a URL flake-bump cannot edit safely refuses here.
-  const flakeNix = editedFlakeNix(flake, chosen.targets);
+  const skipped = [...selection.skipped, ...chosen.skipped];
+  const parts = { site, grouped, selected: all, skipped, note, companions };
   // Choose engines (starting Nix, unseen, when some input may need it).
   const nix = new NixRun(deps.nix, flake);
+  if (chosen.targets.length === 0) {
+    // Nothing to lock; a current input whose listed companion points elsewhere still moves it alone.
+    const inputs = catchUpCompanions(companions, flake.original, parts, []);
+    if (inputs.length === 0) return buildReport(request, parts);
+    return finish(request, { flake, parts, inputs, combined: flake.original, nix });
+  }
+  // Edit flake.nix for the releases (in memory): a URL flake-bump cannot edit safely refuses here.
+  const flakeNix = editedFlakeNix(flake, chosen.targets);
   const moves = await chooseEngines(chosen, { flake, deps, engine, nix });
   // Fetch the native results; a tarball Nix would read differently goes back to Nix.
   const engines = await fetchNatives(moves, deps, engine);
@@ -1104,17 +1127,74 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
     upstream: chosen.upstream,
     plans: request.plans,
   };
-  const inputs = await describeMoves(described);
+  const moved = await describeMoves(described);
+  // Its own pull request carries the lock as it was; a grouped one, the group's combined lock.
+  const caughtUp = catchUpCompanions(companions, grouped ? combined : flake.original, parts, moved);
+  const inputs = [...moved, ...caughtUp];
+  return finish(request, { flake, parts, inputs, combined, nix, flakeNix });
+}
+
+/**
+ * Report, then write flake.nix (a release's tag) and flake.lock once each, atomically, when they
+ * moved, and stage the companions' gitlinks beside them (a companion that catches up with a current
+ * input moves although the lock does not).
+ */
+async function finish(
+  request: BumpRequest,
+  run: {
+    flake: Flake;
+    parts: ReportParts;
+    inputs: InputChange[];
+    combined: LockFile;
+    nix: NixRun;
+    flakeNix?: string | undefined;
+  },
+): Promise<Report> {
+  const { flake, parts, inputs, combined, nix, flakeNix } = run;
   const moved = { inputs, combined, original: flake.original.text, nix };
   const report = buildReport(request, parts, flakeNix === undefined ? moved : { ...moved, flakeNix });
-  // Write flake.nix (a release's tag) and flake.lock once each, atomically, when something moved;
-  // stage the companions' gitlinks beside them.
   if (report.changed && !request.dryRun) {
     if (flakeNix !== undefined) await writeAtomic(flake.nixFile, flakeNix);
-    await writeAtomic(flake.lockFile, combined.text);
-    await stageCompanions(site.repoRoot, inputs);
+    if (combined.text !== flake.original.text) await writeAtomic(flake.lockFile, combined.text);
+    await stageCompanions(parts.site.repoRoot, inputs);
   }
   return report;
+}
+
+/**
+ * The entries of inputs already current (skipped as up to date or at the dispatched rev, or left
+ * where Nix found them) whose listed companions point elsewhere: the lock node stays, and the commit
+ * carries only those gitlinks, moved to the locked rev. `lock` is the one the run's commit holds.
+ */
+function catchUpCompanions(
+  site: CompanionSite,
+  lock: LockFile,
+  parts: ReportParts,
+  moved: readonly InputChange[],
+): InputChange[] {
+  const entries: InputChange[] = [];
+  for (const input of parts.selected) {
+    if (moved.some((entry) => entry.name === input.name)) continue;
+    const skipped = parts.skipped.find((entry) => entry.name === input.name);
+    if (skipped !== undefined && skipped.reason !== "up-to-date" && skipped.reason !== "already-at-rev")
+      continue;
+    const companions = companionsToCatchUp(site, input);
+    if (companions === undefined) continue;
+    const at = summarize(input.node);
+    const entry: InputChange = {
+      name: input.name,
+      from: at,
+      to: at,
+      transitive: { added: [], removed: [], changed: [] },
+      lock: lockText(lock.text),
+      companions,
+      engineReason: "the lock already holds the rev; only its companion moves",
+    };
+    const github = reportGitHub(input.node);
+    if (github !== undefined) entry.github = github;
+    entries.push(entry);
+  }
+  return entries;
 }
 
 /**

@@ -12,10 +12,11 @@ import {
   readSubmodules,
   type Submodule,
   stageGitlinks,
+  submodulesOn,
 } from "../flake/companions.ts";
 import { githubSource } from "../flake/flakeref.ts";
 import type { LockNode } from "../flake/lock.ts";
-import type { InputChange } from "../flake/report.ts";
+import type { InputChange, Skipped } from "../flake/report.ts";
 
 /** The policy file's companions per input, and how to learn the flake repository's own URL. */
 export interface CompanionSettings {
@@ -96,6 +97,27 @@ export function companionsOf(
   return { moved: plan.moves, left: plan.left };
 }
 
+/**
+ * The listed companions of an input that is current (its lock stays) but which point elsewhere: they
+ * move to the locked rev alone. Undefined when none does (unlisted ones are never moved this way).
+ */
+export function companionsToCatchUp(
+  site: CompanionSite,
+  input: { name: string; node: LockNode },
+): Companions | undefined {
+  const source = githubSource(input.node);
+  const rev = input.node.locked?.rev;
+  if (site.listed[input.name] === undefined || source === undefined || rev === undefined) return undefined;
+  const plan = planCompanions(question(site, input.name, source, rev, rev), site.submodules);
+  return plan.moves.length === 0 ? undefined : { moved: plan.moves, left: plan.left };
+}
+
+/** A skipped input with the submodules on its repository named, for open-pr's coverage check. */
+export function withSubmodules(site: CompanionSite, skip: Skipped): Skipped {
+  const paths = skip.github === undefined ? [] : submodulesOn(skip.github, site.submodules, site.self);
+  return paths.length === 0 ? skip : { ...skip, submodules: paths.map((s) => s.path) };
+}
+
 /** Stage the report's gitlink moves in the checkout at `root` (locally, beside the flake.lock written). */
 export async function stageCompanions(
   root: string | undefined,
@@ -125,12 +147,9 @@ export async function companionsBehind(
   if (listed.length === 0) return [];
   const site = await readCompanions(root, listed, settings);
   const behind: CompanionsBehind[] = [];
-  for (const { name, node } of listed) {
-    const source = githubSource(node);
-    const rev = node.locked?.rev;
-    if (!current.includes(name) || source === undefined || rev === undefined) continue;
-    const plan = planCompanions(question(site, name, source, rev, rev), site.submodules);
-    if (plan.moves.length > 0) behind.push({ name, moved: plan.moves });
+  for (const input of listed) {
+    const catchUp = current.includes(input.name) ? companionsToCatchUp(site, input) : undefined;
+    if (catchUp !== undefined) behind.push({ name: input.name, moved: catchUp.moved });
   }
   return behind;
 }

@@ -14,7 +14,7 @@ import { chunks, mapBounded } from "../core/bounded.ts";
 import { type GitHubSource, githubSource } from "../flake/flakeref.ts";
 import type { LockNode } from "../flake/lock.ts";
 import { compareReleases, newestRelease, releaseTag, sameSeries } from "../flake/release.ts";
-import { type Octokit, statusOf } from "../github/client.ts";
+import { noAnswer, noAnswerFix, type Octokit, statusOf, unreachableOf } from "../github/client.ts";
 import { GRAPHQL_BATCH } from "./freshness.ts";
 
 /** A release-following input: its name, its repository, and the tag flake.nix pins. */
@@ -246,6 +246,11 @@ async function graphqlReleases(
   try {
     data = await octokit.graphql(query, variables);
   } catch (error) {
+    // REST is on the same host: asking it would only fail again, once per input.
+    if (unreachableOf(error) !== undefined) {
+      const reason = `could not ask GitHub for the tags: ${noAnswer(error)}; ${noAnswerFix(error)}`;
+      return batch.map((query): ReleaseAnswer => ({ name: query.name, status: "unknown", reason }));
+    }
     const status = statusOf(error);
     return status ? `HTTP ${status}` : error instanceof Error ? error.message : String(error);
   }

@@ -128,6 +128,19 @@ export function submoduleRepository(
 const sameRepository = (a: { owner: string; repo: string }, b: GitHubRepository): boolean =>
   a.owner.toLowerCase() === b.owner.toLowerCase() && a.repo.toLowerCase() === b.repo.toLowerCase();
 
+/** The submodules whose URL names `source`'s repository (relative URLs resolved against `self`). */
+export function submodulesOn(
+  source: GitHubRepository,
+  submodules: readonly Submodule[],
+  self?: string,
+): Submodule[] {
+  const host = source.host ?? "github.com";
+  return submodules.filter((s) => {
+    const repo = submoduleRepository(s.url, host, self);
+    return repo !== undefined && sameRepository(repo, source);
+  });
+}
+
 export interface CompanionPlan {
   moves: CompanionMove[];
   /** Submodules on the same repository that stay, being out of step with the input and not listed. */
@@ -154,11 +167,7 @@ export interface CompanionQuestion {
  * is left and reported.
  */
 export function planCompanions(q: CompanionQuestion, submodules: readonly Submodule[]): CompanionPlan {
-  const host = q.source.host ?? "github.com";
-  const onRepo = submodules.filter((s) => {
-    const repo = submoduleRepository(s.url, host, q.self);
-    return repo !== undefined && sameRepository(repo, q.source);
-  });
+  const onRepo = submodulesOn(q.source, submodules, q.self);
   const plan: CompanionPlan = { moves: [], left: [] };
   if (q.listed !== undefined) {
     for (const path of q.listed) {

@@ -91,6 +91,15 @@ export function revOf(change: Pick<InputChange, "to">): string {
   return change.to.rev ?? change.to.ref;
 }
 
+/**
+ * An entry whose flake.lock node did not move: the input was already current, and only a companion
+ * listed for it (a submodule pointing elsewhere) moves to the locked rev. Its commit is the gitlinks alone.
+ */
+export function lockUnmoved(change: Pick<InputChange, "from" | "to">): boolean {
+  const { from, to } = change;
+  return from !== undefined && from.ref === to.ref && from.rev === to.rev && from.narHash === to.narHash;
+}
+
 /** Each input's name and the rev a report moves it to: what a grouped pull request proposes. */
 export function membersOf(changes: readonly Pick<InputChange, "name" | "to">[]): Record<string, string> {
   return Object.fromEntries(changes.map((change) => [change.name, revOf(change)]));
@@ -115,6 +124,11 @@ export const Skipped = v.object({
   /** The rev the lock holds for this input (open-pr closes PRs that propose it or older). */
   current: v.optional(v.string()),
   github: v.optional(GitHubRepository),
+  /**
+   * The submodules on the input's repository (paths): an open pull request that moves one of their
+   * gitlinks is covered only once the base holds it too. Absent when there are none.
+   */
+  submodules: v.optional(v.array(v.string())),
 });
 export type Skipped = v.InferOutput<typeof Skipped>;
 
@@ -309,6 +323,9 @@ export function shortRef(summary: LockedSummary): string {
 
 /** One line in Nix's own wording: `• Updated input 'x':  'old' (date) → 'new' (date)`. */
 export function describeChange(change: InputChange): string {
+  if (lockUnmoved(change)) {
+    return `• Kept input '${change.name}' at '${shortRef(change.to)}'; its companion moves to it`;
+  }
   const to = `'${shortRef(change.to)}' (${formatDate(change.to.lastModified)})`;
   if (change.from === undefined) return `• Added input '${change.name}':  ${to}`;
   const from = `'${shortRef(change.from)}' (${formatDate(change.from.lastModified)})`;

@@ -5,11 +5,11 @@
  * steps back (the branch already holds a newer commit, by ancestry) or tries again.
  */
 import { createHash } from "node:crypto";
-import { fullName } from "../core/ids.ts";
+import { fullName, type GitHubRepository } from "../core/ids.ts";
 import { type InputChange, revOf } from "../flake/report.ts";
 import { type Octokit, type RepositoryClient, request, requestUnlessAbsent } from "../github/client.ts";
-import { isOlder } from "../github/upstream.ts";
-import { type BaseCommit, bumpChanges, commitBySwap } from "./commit.ts";
+import { isOlder, isOlderOn, sameOrNewer } from "../github/upstream.ts";
+import { type BaseCommit, bumpChanges, commitBySwap, type PathChange } from "./commit.ts";
 import { commitMessage, type PrText, parseMarker, textFromMessage } from "./text.ts";
 
 export interface BranchHead {
@@ -40,6 +40,74 @@ export async function branchHasFile(
   );
   const data = found?.data;
   return data !== undefined && !Array.isArray(data) && data.type === "file" && data.sha === gitBlobSha(text);
+}
+
+/**
+ * Does `ref` already hold every one of a commit's changes, so that writing it would add nothing?
+ * flake.lock alone is one content read; with companion gitlinks, one recursive tree read compares
+ * the file's blob and each gitlink's commit (a tree GitHub truncates counts as not holding them).
+ */
+export async function branchHolds(
+  gh: RepositoryClient,
+  ref: string,
+  changes: readonly PathChange[],
+): Promise<boolean> {
+  const [only] = changes;
+  if (changes.length === 1 && only !== undefined && "content" in only) {
+    return branchHasFile(gh, ref, only.path, only.content);
+  }
+  const found = await requestUnlessAbsent(gh, `read the tree of ${ref}`, [404], () =>
+    gh.octokit.rest.git.getTree({ ...gh.repo, tree_sha: ref, recursive: "1" }),
+  );
+  if (found === undefined) return false;
+  const entries = new Map(found.data.tree.map((entry) => [entry.path, entry]));
+  return changes.every((change) => {
+    const entry = entries.get(change.path);
+    if ("content" in change) return entry?.type === "blob" && entry.sha === gitBlobSha(change.content);
+    if ("gitlink" in change) return entry?.mode === "160000" && entry.sha === change.gitlink;
+    return entry === undefined && found.data.truncated !== true;
+  });
+}
+
+/** The submodule gitlinks (path → commit) in the tree of `ref`; undefined when there is no such ref. */
+export async function gitlinksOf(
+  gh: RepositoryClient,
+  ref: string,
+): Promise<Map<string, string> | undefined> {
+  const found = await requestUnlessAbsent(gh, `read the tree of ${ref}`, [404], () =>
+    gh.octokit.rest.git.getTree({ ...gh.repo, tree_sha: ref, recursive: "1" }),
+  );
+  if (found === undefined) return undefined;
+  const links = found.data.tree.filter((entry) => entry.mode === "160000" && entry.path && entry.sha);
+  return new Map(links.map((entry) => [entry.path ?? "", entry.sha ?? ""]));
+}
+
+/**
+ * Of the submodules at `paths` (those on the inputs' repositories), the ones whose gitlink a pull
+ * request's head moves with its inputs (pointing at a proposed rev) and that `base` does not hold at
+ * that commit or a newer one: a base whose flake.lock covers the pull request but whose submodule is
+ * elsewhere does not cover it. No paths, no request.
+ */
+export async function gitlinksLacking(
+  gh: RepositoryClient,
+  pr: { head: { sha: string } },
+  on: { base: string; paths: readonly string[] },
+  proposed: readonly { rev: string; github: GitHubRepository | undefined }[],
+): Promise<string[]> {
+  if (on.paths.length === 0) return [];
+  const { base, paths } = on;
+  const head = await gitlinksOf(gh, pr.head.sha);
+  const moved = [...(head ?? [])].filter(
+    ([path, sha]) => paths.includes(path) && proposed.some((p) => p.rev === sha),
+  );
+  if (moved.length === 0) return [];
+  const there = (await gitlinksOf(gh, `heads/${base}`)) ?? new Map<string, string>();
+  const lacking: string[] = [];
+  for (const [path, sha] of moved) {
+    const github = proposed.find((p) => p.rev === sha)?.github;
+    if (!(await sameOrNewer(isOlderOn(gh.octokit), github, there.get(path), sha))) lacking.push(path);
+  }
+  return lacking;
 }
 
 export async function headSha(gh: RepositoryClient, branch: string): Promise<string | undefined> {
@@ -111,7 +179,13 @@ export async function readBase(gh: RepositoryClient, base: string): Promise<Base
 async function holdsSameOrNewer(gh: RepositoryClient, swap: Swap, current: BranchHead): Promise<boolean> {
   const { change } = swap;
   const rev = revOf(change);
-  if (current.rev === rev) return branchHasFile(gh, swap.branch, swap.path, change.lock.text);
+  if (current.rev === rev) {
+    return branchHolds(
+      gh,
+      swap.branch,
+      bumpChanges(swap.path, change.lock.text, { inputs: [change], flakeNix: change.flakeNix?.text }),
+    );
+  }
   return (
     current.rev !== undefined &&
     !(await swap.ancestors?.())?.has(current.rev) &&

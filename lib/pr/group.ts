@@ -10,10 +10,10 @@ import { tryParseJson } from "../core/files.ts";
 import { fullName, type GitHubRepository, InputName } from "../core/ids.ts";
 import { githubSource } from "../flake/flakeref.ts";
 import { type FlakeLock, parseLock, rootNode } from "../flake/lock.ts";
-import { type InputChange, membersOf, type Report, revOf } from "../flake/report.ts";
+import { type InputChange, lockUnmoved, membersOf, type Report, revOf } from "../flake/report.ts";
 import { type Octokit, type RepositoryClient, request, requestUnlessAbsent } from "../github/client.ts";
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
-import { branchHasFile, type OpenPull, openPullOf, readBase } from "./branch.ts";
+import { branchHolds, gitlinksLacking, type OpenPull, openPullOf, readBase } from "./branch.ts";
 import { bumpChanges, commitBySwap } from "./commit.ts";
 import {
   type AutoOptions,
@@ -40,11 +40,11 @@ import {
 import {
   type BodyInput,
   carrySection,
+  changeTitle,
   commitMessage,
   footerSection,
   inputSection,
   type PrText,
-  prTitle,
   textFromMessage,
 } from "./text.ts";
 
@@ -76,7 +76,7 @@ export function groupBranch(prefix = "flake-bump/", name?: string): string {
 
 export function groupTitle(changes: readonly InputChange[]): string {
   const [only] = changes;
-  if (changes.length === 1 && only !== undefined) return prTitle(only.name, revOf(only), only.release?.to);
+  if (changes.length === 1 && only !== undefined) return changeTitle(only);
   return `chore(flake): update ${changes.length} inputs`;
 }
 
@@ -175,7 +175,8 @@ export async function openGroupPullRequest(
   const existing = await openPullOf(gh, branch);
   const base = await baseOf(gh, opts, existing);
   const names = report.inputs.map((change) => change.name).join(", ");
-  const target = groupTarget(gh, branch, names, { base, lockPath });
+  const submodules = report.skipped.flatMap((skip) => skip.submodules ?? []);
+  const target = groupTarget(gh, branch, names, { base, lockPath, submodules });
   const combined = report.changed ? report.lock : null;
   if (combined === null || report.inputs.length === 0) {
     return existing ? [await closeIfCovered(gh, target, existing, opts)] : [];
@@ -222,16 +223,20 @@ export async function openGroupPullRequest(
   return [result(created ? "created" : wrote ? "updated" : "unchanged", head.text.title, pr)];
 }
 
+/** Where a grouped pull request's coverage is read: the base, flake.lock, and the members' submodules. */
+interface GroupOn {
+  base: string;
+  lockPath: string;
+  /** The submodules on the members' repositories (the skipped entries' `submodules`). */
+  submodules?: readonly string[];
+}
+
 /**
  * The grouped pull request as a lifecycle target (lib/pr/lifecycle.ts): its body is its head's, its
- * marker lists the members, and it is covered once `base`'s flake.lock holds every member.
+ * marker lists the members, and it is covered once `base`'s flake.lock holds every member (and the
+ * base holds the gitlinks the head moves with them).
  */
-function groupTarget(
-  gh: RepositoryClient,
-  branch: string,
-  input: string,
-  on: { base: string; lockPath: string },
-): Target<GroupHead> {
+function groupTarget(gh: RepositoryClient, branch: string, input: string, on: GroupOn): Target<GroupHead> {
   return {
     input,
     branch,
@@ -247,7 +252,7 @@ async function groupCoverage(
   gh: RepositoryClient,
   branch: string,
   pr: OpenPull,
-  { base, lockPath }: { base: string; lockPath: string },
+  { base, lockPath, submodules = [] }: GroupOn,
 ): Promise<Coverage> {
   const head = await readGroupHead(gh, branch);
   const members = head?.members ?? parseGroupMarker(pr.body) ?? {};
@@ -261,6 +266,17 @@ async function groupCoverage(
   }
   if (missing.length > 0) {
     return { input, detail: `#${pr.number} still proposes ${missing.join(", ")}, which '${base}' lacks` };
+  }
+  const proposed = entries.map(([name, rev]) => {
+    const node = rootNode(baseLock, name);
+    return { rev, github: node === undefined ? undefined : githubSource(node) };
+  });
+  const lacking = await gitlinksLacking(gh, pr, { base, paths: submodules }, proposed);
+  if (lacking.length > 0) {
+    return {
+      input,
+      detail: `#${pr.number} still moves the submodule ${lacking.join(", ")}, which '${base}' lacks`,
+    };
   }
   const list = entries.map(([name, rev]) => `\`${name}\` \`${rev.slice(0, 12)}\``).join(", ");
   return {
@@ -279,7 +295,10 @@ async function groupText(
   const sections = await Promise.all(
     changes.map(async (change) => ({
       change,
-      ...(await commitsBetween(octokit, change.name, change.github, change.from?.rev, change.to.rev)),
+      // A companion catching up with a current member has no upstream commits to list.
+      ...(lockUnmoved(change)
+        ? {}
+        : await commitsBetween(octokit, change.name, change.github, change.from?.rev, change.to.rev)),
     })),
   );
   return { title: groupTitle(changes), body: groupBody(sections, footer) };
@@ -319,7 +338,15 @@ async function swapGroup(gh: RepositoryClient, swap: GroupSwap): Promise<GroupSw
       if (current !== undefined) {
         const behind = await behindMembers(gh, swap, newLock, current);
         if (behind !== undefined) return { done: { newer: behind } };
-        if (await branchHasFile(gh, branch, path, lock)) return { done: { head: current, wrote: false } };
+        if (
+          await branchHolds(
+            gh,
+            branch,
+            bumpChanges(path, lock, { inputs: swap.changes, flakeNix: swap.flakeNix }),
+          )
+        ) {
+          return { done: { head: current, wrote: false } };
+        }
       }
       const from = await readBase(gh, swap.base);
       const text = await swap.text();

@@ -5,7 +5,7 @@
 
 import { UsageError } from "../core/errors.ts";
 import type { GitHubRepository } from "../core/ids.ts";
-import { membersOf, revOf } from "../flake/report.ts";
+import { lockUnmoved, membersOf, revOf } from "../flake/report.ts";
 import { type Octokit, type RepositoryClient, request } from "../github/client.ts";
 import type { ImpactSide, InputImpact } from "../impact/evaluate.ts";
 import { BODY_LIMIT, renderSection, SECTION_BUDGET, type SectionOptions } from "../impact/text.ts";
@@ -147,9 +147,11 @@ export type Comparison =
 export function impactComparisons(targets: readonly PrTarget[]): Comparison[] {
   return targets.flatMap((target): Comparison[] => {
     const { report } = target;
-    if (report.inputs.length === 0) return [];
+    // An entry whose lock node stays (a companion catching up) changes no host: nothing to evaluate.
+    const moved = report.inputs.filter((input) => !lockUnmoved(input));
+    if (moved.length === 0) return [];
     if (!target.grouped)
-      return report.inputs.map((input) => ({
+      return moved.map((input) => ({
         side: { name: input.name, rev: revOf(input), lock: input.lock.text },
         grouped: false,
       }));

@@ -12,7 +12,7 @@ import { RuntimeError } from "../core/errors.ts";
 import { readJson } from "../core/files.ts";
 import { fullName, type MergeMethod } from "../core/ids.ts";
 import { parseLock, rootInputs } from "../flake/lock.ts";
-import { type InputChange, membersOf, type Report, revOf } from "../flake/report.ts";
+import { type InputChange, lockUnmoved, membersOf, type Report, revOf } from "../flake/report.ts";
 import {
   describeGitHubError,
   type Octokit,
@@ -22,9 +22,9 @@ import {
   statusOf,
 } from "../github/client.ts";
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
-import { gitBlobSha, headSha, type OpenPull, openPullOf, readBase, readHead } from "./branch.ts";
+import { branchHolds, gitBlobSha, headSha, type OpenPull, openPullOf, readBase, readHead } from "./branch.ts";
 import { type BaseCommit, bumpChanges, commitBySwap, type NewCommit } from "./commit.ts";
-import { branchName, commitMessage, insertBeforeMarker, type PrText, prBody, prTitle } from "./text.ts";
+import { branchName, changeTitle, commitMessage, insertBeforeMarker, type PrText, prBody } from "./text.ts";
 
 export { MergeMethod, MergeMode } from "../core/ids.ts";
 
@@ -480,19 +480,16 @@ function pinned(text: string, input: string): string | undefined {
 async function directText(gh: RepositoryClient, changes: readonly InputChange[]): Promise<PrText> {
   const bodies: string[] = [];
   for (const change of changes) {
-    const commits = await commitsBetween(
-      gh.octokit,
-      change.name,
-      change.github,
-      change.from?.rev,
-      change.to.rev,
-    );
+    // A companion catching up with a current input has no upstream commits to list.
+    const commits = lockUnmoved(change)
+      ? {}
+      : await commitsBetween(gh.octokit, change.name, change.github, change.from?.rev, change.to.rev);
     bodies.push(prBody({ change, ...commits, footer: null }));
   }
   const [only] = changes;
   const title =
     changes.length === 1 && only !== undefined
-      ? prTitle(only.name, revOf(only), only.release?.to)
+      ? changeTitle(only)
       : `chore(flake): update ${changes.length} inputs`;
   return { title, body: bodies.join("\n\n---\n\n") };
 }
@@ -590,9 +587,13 @@ async function directStop(
   opts: DirectOptions,
 ): Promise<string | undefined> {
   const current = await lockAt(gh, opts.path, base.sha);
-  if (current?.sha === gitBlobSha(lock))
-    return `'${opts.base}' already has this flake.lock (${base.sha.slice(0, 12)})`;
-  if (current?.sha !== gitBlobSha(opts.from.lock)) {
+  const sameLock = current?.sha === gitBlobSha(lock);
+  // The companions' gitlinks count too: a base with this lock but an old gitlink still needs the commit.
+  const gitlinks = bumpChanges(opts.path, lock, { inputs: landable }).filter((change) => "gitlink" in change);
+  if (sameLock && (gitlinks.length === 0 || (await branchHolds(gh, base.sha, gitlinks)))) {
+    return `'${opts.base}' already has this flake.lock${gitlinks.length === 0 ? "" : " and these submodule gitlinks"} (${base.sha.slice(0, 12)})`;
+  }
+  if (!sameLock && current?.sha !== gitBlobSha(opts.from.lock)) {
     // Not what the lock was computed from: only a base that already holds every rev is fine.
     let ahead = current !== undefined;
     for (const change of landable) {

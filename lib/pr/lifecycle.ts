@@ -12,7 +12,7 @@
 
 import { UsageError } from "../core/errors.ts";
 import { fullName, type GitHubRepository } from "../core/ids.ts";
-import { type InputChange, type Report, revOf, type Skipped } from "../flake/report.ts";
+import { type InputChange, lockUnmoved, type Report, revOf, type Skipped } from "../flake/report.ts";
 import {
   defaultBranch,
   describeGitHubError,
@@ -24,26 +24,27 @@ import {
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
 import {
   type BranchHead,
-  branchHasFile,
+  branchHolds,
   deleteBranch,
+  gitlinksLacking,
   headAt,
   headSha,
   type OpenPull,
   openPullOf,
   swapBranch,
 } from "./branch.ts";
-import { type BaseCommit, SWAP_ATTEMPTS } from "./commit.ts";
+import { type BaseCommit, bumpChanges, SWAP_ATTEMPTS } from "./commit.ts";
 import { disableAutoMerge } from "./land.ts";
 import {
   type BodyInput,
   bodyForHead,
   branchName,
   carrySection,
+  changeTitle,
   type PrText,
   parseHeadMarker,
   parseMarker,
   prBody,
-  prTitle,
   RELEASE_NOTES_LIMIT,
   type ReleaseNotes,
   sameInputAndRev,
@@ -338,6 +339,15 @@ export function inputTarget(
       const current = skip?.current;
       if (!marker || !current || skip === undefined) return keep;
       if (!(await sameOrNewer(isOlderOn(gh.octokit), skip.github, current, marker.rev))) return keep;
+      const lacking = await gitlinksLacking(gh, pr, { base: pr.base.ref, paths: skip.submodules ?? [] }, [
+        { rev: marker.rev, github: skip.github },
+      ]);
+      if (lacking.length > 0) {
+        return {
+          input,
+          detail: `#${pr.number} still moves the submodule ${lacking.join(", ")}, which '${pr.base.ref}' does not hold at ${marker.rev.slice(0, 12)}`,
+        };
+      }
       return {
         input,
         detail: `closed #${pr.number}: the base already holds ${current.slice(0, 12)}`,
@@ -407,7 +417,11 @@ class PullRequests {
     if (
       existing &&
       parseMarker(existing.body)?.rev === rev &&
-      (await branchHasFile(this.gh, branch, lockPath, change.lock.text))
+      (await branchHolds(
+        this.gh,
+        branch,
+        bumpChanges(lockPath, change.lock.text, { inputs: [change], flakeNix: change.flakeNix?.text }),
+      ))
     ) {
       return result("unchanged", `#${existing.number} already proposes ${rev.slice(0, 12)}`, existing);
     }
@@ -420,7 +434,7 @@ class PullRequests {
     const base = await this.baseBranch(existing);
     const commits = upstreamCommits(this.octokit, change);
     const text = async (): Promise<PrText> => ({
-      title: prTitle(change.name, rev, change.release?.to),
+      title: changeTitle(change),
       body: prBody({
         change,
         ...(await commits()),
@@ -477,8 +491,9 @@ function upstreamCommits(octokit: Octokit, change: InputChange): () => Promise<O
   let listed: Promise<Omit<BodyInput, "change">> | undefined;
   return () => {
     const known = change.upstream;
-    listed ??=
-      known !== undefined && known.from === change.from?.rev && known.to === change.to.rev
+    listed ??= lockUnmoved(change)
+      ? Promise.resolve({}) // the lock stays: no upstream commits to list
+      : known !== undefined && known.from === change.from?.rev && known.to === change.to.rev
         ? Promise.resolve({ commits: known.commits, totalCommits: known.total })
         : commitsBetween(octokit, change.name, change.github, change.from?.rev, change.to.rev);
     return listed;

@@ -11,6 +11,7 @@ import {
   companionMoveText,
   formatDate,
   type InputChange,
+  lockUnmoved,
   revOf,
   type UpstreamCommit,
 } from "../flake/report.ts";
@@ -37,6 +38,19 @@ export const RELEASE_NOTE_CHARS = 2000;
 export interface ReleaseNotes {
   tag: string;
   notes: string | undefined;
+}
+
+/**
+ * The title of one input's change; for a companion that catches up with an input the lock already
+ * holds (lockUnmoved), the gitlinks it moves.
+ */
+export function changeTitle(
+  change: Pick<InputChange, "name" | "from" | "to" | "companions" | "release">,
+): string {
+  const rev = revOf(change);
+  if (!lockUnmoved(change)) return prTitle(change.name, rev, change.release?.to);
+  const paths = (change.companions?.moved ?? []).map((move) => move.path).join(", ");
+  return `chore(flake): move submodule ${paths} to ${rev.slice(0, 7)}, where ${change.name} is locked`;
 }
 
 /** A PR's title and body as the branch head commit's message carries them. */
@@ -160,8 +174,24 @@ export function prBody(input: BodyInput): string {
   return lines.join("\n");
 }
 
+/** A companion-only change's part of a body: the lock stays, the listed submodules move to it. */
+function catchUpSection(change: InputChange): string[] {
+  const base = change.github ? webBase(change.github) : undefined;
+  const { moved = [], left = [] } = change.companions ?? {};
+  const lines = [
+    `\`${change.name}\` is already locked to ${revLink(base, change.to.rev)} (${formatDate(change.to.lastModified)}); flake.lock does not change.`,
+    "",
+    "Moves the companion submodules listed for it to that commit:",
+    ...moved.map((m) => `- ${companionMoveText(m)}`),
+    "",
+  ];
+  for (const l of left) lines.push(`Left as it is: ${leftSentence(change.name, l)}.`, "");
+  return lines;
+}
+
 /** One input's part of a body: from/to, compare link, upstream commits, transitive changes. */
 export function inputSection({ change, commits, totalCommits, releases }: BodyInput): string[] {
+  if (lockUnmoved(change)) return catchUpSection(change);
   const base = change.github ? webBase(change.github) : undefined;
   const upstream = change.github ? fullName(change.github) : change.name;
   const to = change.to;

@@ -129,6 +129,42 @@ describe("bump moves an input's companions", () => {
   );
 });
 
+describe("a companion catching up with a current input", () => {
+  const atLocked = (dir: string, dryRun = false) => ({ ...pin(dir, dryRun), rev: LOCKED });
+
+  test("the lock stays, the listed gitlink moves to the locked rev, in the report and staged", async () => {
+    await using repo = await fleet(ELSEWHERE);
+    const listed = deps({ companions: { listed: { "inspr-modules": ["doctrine"] } } }).d;
+    const dry = await bump(atLocked(repo.dir, true), listed);
+    expect(dry.changed).toBe(true);
+    expect(dry.skipped.map((s) => s.name)).not.toContain("inspr-modules");
+    const [entry] = dry.inputs;
+    expect(entry?.from).toStrictEqual(entry?.to);
+    expect(entry?.to.rev).toBe(LOCKED);
+    expect(entry?.lock.text).toBe(BEFORE);
+    expect(dry.lock?.text).toBe(BEFORE);
+    expect(entry?.companions).toStrictEqual({
+      moved: [{ path: "doctrine", from: ELSEWHERE, to: LOCKED }],
+      left: [],
+    });
+    expect(await repo.git("status", "--porcelain")).toBe("");
+
+    await bump(atLocked(repo.dir), listed);
+    expect(await readFile(join(repo.dir, "flake.lock"), "utf8")).toBe(BEFORE);
+    expect(await repo.git("ls-files", "-s", "doctrine")).toBe(`160000 ${LOCKED} 0\tdoctrine`);
+    expect(await repo.git("status", "--porcelain")).toBe("M  doctrine");
+  });
+
+  test("unlisted, an out-of-step submodule stays; the skipped input names it for open-pr's coverage check", async () => {
+    await using repo = await fleet(ELSEWHERE);
+    const report = await bump(atLocked(repo.dir), deps().d);
+    expect(report.changed).toBe(false);
+    expect(report.inputs).toStrictEqual([]);
+    expect(report.skipped.find((s) => s.name === "inspr-modules")?.submodules).toStrictEqual(["doctrine"]);
+    expect(await repo.git("status", "--porcelain")).toBe("");
+  });
+});
+
 describe("--check and companions", () => {
   const current = async () => [{ name: "inspr-modules", status: "current" as const, rev: LOCKED }];
   const check = (dir: string, listed?: string[]) =>

@@ -90,6 +90,18 @@ const cases: Case[] = [
     ],
   },
   {
+    name: "a companion catching up with a current input: its lock node stays, so only the moved input is evaluated",
+    report: report([
+      {
+        ...change("janus", locked("janus lock\n")),
+        from: { ref: `github:acme/janus/${rev("janus")}`, rev: rev("janus") },
+        companions: { moved: [{ path: "doctrine", from: "d".repeat(40), to: rev("janus") }], left: [] },
+      },
+      change("hostdash", locked("hostdash lock\n")),
+    ]),
+    expected: [own("hostdash")],
+  },
+  {
     name: "no group moved: one comparison per input",
     report: report([change("janus", locked("janus lock\n")), change("hostdash", locked("hostdash lock\n"))]),
     expected: [own("janus"), own("hostdash")],
