@@ -108,8 +108,8 @@ describe("checkoutMismatch: is a report this checkout's to act on?", () => {
     },
     {
       name: "a checkout nested in the working directory's (a second repository checked out inside)",
-      flake: { dir: "/work/fleet", repoRoot: "/work/fleet", head: made },
-      here: { topLevel: "/work", head: a },
+      flake: { dir: "/src/outer/fleet", repoRoot: "/src/outer/fleet", head: made },
+      here: { topLevel: "/src/outer", head: a },
       expected: undefined,
     },
     {
