@@ -43,6 +43,12 @@ for (const variant of nixVariants()) {
     /** Paths that differ between two commits of the downstream, as git lists them. */
     const changed = async (from: string, to: string) =>
       (await gitBare("diff", "--name-only", from, to)).split("\n").filter(Boolean);
+    /** `head` is exactly one commit on `base`, signed by GitHub (no author sent), changing exactly `paths`. */
+    const expectOneVerifiedCommit = async (base: string, head: string, paths: string[]) => {
+      expect(await gitBare("rev-list", `${base}..${head}`)).toBe(head);
+      expect(fake.isVerified(DOWN.owner, DOWN.repo, head)).toBe(true);
+      expect(await changed(base, head)).toStrictEqual(paths);
+    };
     /** The gitlink `doctrine` at `ref`: its mode, type and commit. */
     const gitlink = (ref: string) => gitBare("ls-tree", ref, "doctrine");
     const lockRev = async (ref: string) => {
@@ -108,9 +114,7 @@ for (const variant of nixVariants()) {
         const pulls = c.openPulls();
         expect(pulls).toHaveLength(1);
         const head = (await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)) ?? "";
-        expect(await gitBare("rev-list", `main..${BRANCH}`)).toBe(head);
-        expect(fake.isVerified(DOWN.owner, DOWN.repo, head)).toBe(true);
-        expect(await changed(main, head)).toStrictEqual(["doctrine", "flake.lock"]);
+        await expectOneVerifiedCommit(main, head, ["doctrine", "flake.lock"]);
         expect(await gitlink(head)).toBe(`160000 commit ${pushed}\tdoctrine`);
         expect(await lockRev(BRANCH)).toBe(pushed);
         expect(await fake.readFile(DOWN.owner, DOWN.repo, BRANCH, ".gitmodules")).toBe(GITMODULES);
@@ -140,9 +144,7 @@ for (const variant of nixVariants()) {
         expectOk(run);
         expect(run.openPr.stderr).toContain("nixfleet: committed");
         const after = (await fake.branchSha(DOWN.owner, DOWN.repo, "main")) ?? "";
-        expect(await gitBare("rev-list", `${before}..${after}`)).toBe(after);
-        expect(fake.isVerified(DOWN.owner, DOWN.repo, after)).toBe(true);
-        expect(await changed(before, after)).toStrictEqual(["doctrine", "flake.lock"]);
+        await expectOneVerifiedCommit(before, after, ["doctrine", "flake.lock"]);
         expect(await gitlink(after)).toBe(`160000 commit ${c.revs[2]}\tdoctrine`);
         expect(fake.pulls(DOWN.owner, DOWN.repo)).toStrictEqual([]);
 
@@ -166,9 +168,7 @@ for (const variant of nixVariants()) {
         const branch = groupBranch();
         const head = (await fake.branchSha(DOWN.owner, DOWN.repo, branch)) ?? "";
         expect(c.openPulls().map((p) => p.headRef)).toStrictEqual([branch]);
-        expect(await gitBare("rev-list", `main..${branch}`)).toBe(head);
-        expect(fake.isVerified(DOWN.owner, DOWN.repo, head)).toBe(true);
-        expect(await changed(main, head)).toStrictEqual(["doctrine", "flake.lock"]);
+        await expectOneVerifiedCommit(main, head, ["doctrine", "flake.lock"]);
         expect(await gitlink(head)).toBe(`160000 commit ${c.revs[2]}\tdoctrine`);
         expect(c.openPulls()[0]?.body).toContain(
           `\`doctrine\` (submodule) ${short(c.revs[0])} → ${short(c.revs[2])}`,
@@ -189,9 +189,7 @@ for (const variant of nixVariants()) {
         const branch = groupBranch("flake-bump/", "fleet");
         const head = (await fake.branchSha(DOWN.owner, DOWN.repo, branch)) ?? "";
         expect(c.openPulls().map((p) => p.headRef)).toStrictEqual([branch]);
-        expect(await gitBare("rev-list", `main..${branch}`)).toBe(head);
-        expect(fake.isVerified(DOWN.owner, DOWN.repo, head)).toBe(true);
-        expect(await changed(main, head)).toStrictEqual(["doctrine", "flake.lock"]);
+        await expectOneVerifiedCommit(main, head, ["doctrine", "flake.lock"]);
         expect(await gitlink(head)).toBe(`160000 commit ${c.revs[2]}\tdoctrine`);
       },
       TIMEOUT,
@@ -263,9 +261,7 @@ for (const variant of nixVariants()) {
         expect(pulls[0]?.body).toContain(line);
         expect(pulls[0]?.body).toContain("flake.lock does not change");
         const head = (await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)) ?? "";
-        expect(await gitBare("rev-list", `main..${BRANCH}`)).toBe(head);
-        expect(fake.isVerified(DOWN.owner, DOWN.repo, head)).toBe(true);
-        expect(await changed(main, head)).toStrictEqual(["doctrine"]);
+        await expectOneVerifiedCommit(main, head, ["doctrine"]);
         expect(await gitlink(head)).toBe(`160000 commit ${locked}\tdoctrine`);
         expect(await fake.readFile(DOWN.owner, DOWN.repo, BRANCH, "flake.lock")).toBe(mainLock);
         // No upstream commits to list between a rev and itself.
@@ -300,9 +296,7 @@ for (const variant of nixVariants()) {
         const run = await c.downstreamRun({ env: { FLAKE_BUMP_MERGE: "direct" } });
         expectOk(run);
         const after = (await fake.branchSha(DOWN.owner, DOWN.repo, "main")) ?? "";
-        expect(await gitBare("rev-list", `${before}..${after}`)).toBe(after);
-        expect(fake.isVerified(DOWN.owner, DOWN.repo, after)).toBe(true);
-        expect(await changed(before, after)).toStrictEqual(["doctrine"]);
+        await expectOneVerifiedCommit(before, after, ["doctrine"]);
         expect(await gitlink(after)).toBe(`160000 commit ${c.revs[0]}\tdoctrine`);
         expect(fake.pulls(DOWN.owner, DOWN.repo)).toStrictEqual([]);
       },
