@@ -69,6 +69,11 @@ export class NarTree implements AsyncDisposable {
   // One buffer for reading every file back, not one per file.
   private readBuffer: Buffer | undefined;
 
+  /** A path for a scratch file of the caller's, removed with the spool when the tree is disposed. */
+  scratchPath(name: string): string {
+    return join(this.dir, name);
+  }
+
   /** The directory at `path` (components), created with its parents as Nix's unpackers do. */
   private directory(path: readonly string[]): DirectoryNode {
     let dir = this.root;

@@ -5,6 +5,7 @@
  * tar-stream parses the tar: it already handles ustar prefixes, pax extended headers (the long paths
  * `git archive` writes) and GNU long names, which a hand-written parser would have to relearn.
  */
+import { closeSync, openSync, readSync } from "node:fs";
 import { type Extract, extract, type Header } from "tar-stream";
 import { NarError, type NarTree } from "./nar.ts";
 
@@ -59,27 +60,13 @@ async function* bytes(
   }
 }
 
-function webStream(chunks: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
-  const iterator = chunks[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const next = await iterator.next();
-      if (next.done) controller.close();
-      else controller.enqueue(next.value);
-    },
-    async cancel() {
-      await iterator.return?.();
-    },
-  });
-}
-
 /**
- * Frees a chunk's bytes now instead of at the next garbage collection. Bun's fetch and
- * DecompressionStream hand out fresh buffers whose size the collector does not see as pressure, so
- * of the 50 MB of chunks a 50 MB tarball flows through, tens of MB waited for a collection: peak
- * memory grew with the tarball although every stage was already paced (fetch pauses when its
- * reader falls behind, the gunzip stays within 0.4 MB of its reader). Only a view of a whole
- * buffer is freed (`transfer(0)` detaches it); the caller guarantees nothing else holds it.
+ * Frees a gunzipped chunk's bytes now instead of at the next garbage collection. Bun's
+ * DecompressionStream hands out fresh buffers whose size the collector does not see as pressure, so
+ * of the 50 MB a 50 MB tarball flows through, tens of MB waited for a collection: peak memory grew
+ * with the tarball although every stage was already paced (the gunzip stays within 0.4 MB of its
+ * reader). Only a view of a whole buffer is freed (`transfer(0)` detaches it); the caller
+ * guarantees nothing else holds it.
  */
 function release(chunk: Uint8Array): void {
   const { buffer } = chunk;
@@ -113,12 +100,70 @@ function drained(tar: Extract): Promise<void> {
 /** How much compressed input the gunzip is given at a time. */
 const GUNZIP_PIECE = 64 * 1024;
 
-export interface UnpackOptions {
-  /**
-   * The chunks of `gz` are this call's to free once gunzipped (a fetch body's are; a caller's own
-   * buffers are not). The gunzipped chunks are always freed once parsed and written.
-   */
-  ownChunks?: boolean;
+/**
+ * The chunks of `gz` in pieces of at most {@link GUNZIP_PIECE}, each yielded only after the previous
+ * one was consumed. In pieces: the gunzip hands out fresh buffers in proportion to what it is given
+ * (up to 512 KiB for a 256 KiB body chunk); at 64 KiB they are reused instead of piling up, about
+ * 2 MB less at the peak on a 50 MB tarball (bench/README.md, 2026-12-03).
+ */
+async function* pieces(gz: AsyncIterable<unknown>): AsyncGenerator<Uint8Array<ArrayBuffer>> {
+  for await (const chunk of gz) {
+    if (!(chunk instanceof Uint8Array))
+      throw new TarballReadError("the body yielded something other than bytes");
+    const { buffer, byteOffset, byteLength } = chunk;
+    if (!(buffer instanceof ArrayBuffer)) throw new TarballReadError("the body arrived in shared memory");
+    for (let at = 0; at < byteLength; at += GUNZIP_PIECE) {
+      yield new Uint8Array(buffer, byteOffset + at, Math.min(GUNZIP_PIECE, byteLength - at));
+    }
+  }
+}
+
+/** How long {@link tail} waits for the writer when it has read everything written so far. */
+const TAIL_WAIT_MS = 2;
+
+/**
+ * The bytes of the file at `path` while another writer still appends to them, until `written`
+ * settles: read at the last offset into one reused buffer, so no chunk of the download is ever a
+ * fresh buffer in JavaScript. Each yielded view is valid until the next one is asked for.
+ * Bun offers no event for a native write's progress, so an empty read waits a short timer (or the
+ * write's end, whichever comes first).
+ * @param written the native write into `path`; its rejection (a reset connection) ends the bytes with
+ *   a {@link TarballReadError} naming it
+ */
+export async function* tail(path: string, written: Promise<unknown>): AsyncGenerator<Uint8Array> {
+  let settled = false;
+  let failure: { error: unknown } | undefined;
+  const done = written.then(
+    () => {
+      settled = true;
+    },
+    (error: unknown) => {
+      settled = true;
+      failure = { error };
+    },
+  );
+  const fd = openSync(path, "r");
+  const buffer = Buffer.allocUnsafe(GUNZIP_PIECE);
+  try {
+    for (let offset = 0; ; ) {
+      // Whether the write had ended before this read: if so, a read of 0 bytes is the end.
+      const ended = settled;
+      if (failure !== undefined) {
+        const { error } = failure;
+        throw new TarballReadError(
+          `the download broke off (${error instanceof Error ? error.message : String(error)})`,
+        );
+      }
+      const bytesRead = readSync(fd, buffer, 0, buffer.length, offset);
+      if (bytesRead > 0) {
+        offset += bytesRead;
+        yield buffer.subarray(0, bytesRead);
+      } else if (ended) return;
+      else await Promise.race([done, Bun.sleep(TAIL_WAIT_MS)]);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -126,16 +171,15 @@ export interface UnpackOptions {
  *
  * Three paced loops: the body is read one chunk at a time and written into the gunzip, the gunzip's
  * output is written into tar-stream only while it takes more, and the entries are written into the
- * tree as tar-stream parses them; each chunk is freed as soon as its bytes are through, so memory
- * stays flat in the tarball's size.
- * @param gz the response body as it arrives (never buffered whole)
+ * tree as tar-stream parses them; each gunzipped chunk is freed as soon as its bytes are through, so
+ * memory stays flat in the tarball's size. The caller's chunks are left as they are.
+ * @param gz the response body as it arrives, or {@link tail} of the file it is written to (never
+ *   buffered whole)
  */
 export async function unpackTarball(
   gz: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
   tree: NarTree,
-  opts: UnpackOptions = {},
 ): Promise<TarballInfo> {
-  const compressed = gz instanceof ReadableStream ? gz : webStream(gz);
   // Bun's DecompressionStream (native zlib on whole chunks) gunzips a 50 MB tarball in about half
   // the time node:zlib's createGunzip takes with its 16 KiB output chunks.
   const gunzip = new DecompressionStream("gzip");
@@ -153,24 +197,12 @@ export async function unpackTarball(
   };
 
   const feed = async () => {
-    const reader = compressed.getReader();
     const writer = gunzip.writable.getWriter();
     try {
-      for (let next = await reader.read(); !next.done; next = await reader.read()) {
-        const { buffer, byteOffset, byteLength } = next.value;
-        if (!(buffer instanceof ArrayBuffer)) throw new TarballReadError("the body arrived in shared memory");
-        // In pieces: the gunzip hands out fresh buffers in proportion to what it is given (up to
-        // 512 KiB for a 256 KiB body chunk); at 64 KiB they are reused instead of piling up, about
-        // 2 MB less at the peak on a 50 MB tarball (bench/README.md, 2026-12-03).
-        for (let at = 0; at < byteLength; at += GUNZIP_PIECE) {
-          const length = Math.min(GUNZIP_PIECE, byteLength - at);
-          await writer.write(new Uint8Array(buffer, byteOffset + at, length));
-        }
-        if (opts.ownChunks) release(next.value);
-      }
+      for await (const piece of pieces(gz)) await writer.write(piece);
       await writer.close();
     } catch (error) {
-      await Promise.allSettled([writer.abort(error), reader.cancel(error)]);
+      await writer.abort(error).catch(() => undefined);
       throw error;
     }
   };
