@@ -14,6 +14,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
+import { RuntimeError } from "../lib/core/errors.ts";
 import { detectNix } from "../lib/flake/nix.ts";
 import { ClosureDiffer, type DrvGraph } from "../lib/impact/closure.ts";
 import { computeImpact, evalArgs } from "../lib/impact/evaluate.ts";
@@ -303,6 +304,13 @@ export async function benchModuleFleet(
       );
       const dir = await mkdtemp(join(tmpdir(), "flake-bump-bench-fleet-"));
       try {
+        // The variant's Nix, not whatever PATH the caller's env had first.
+        const measured = (await detectNix({ env: nixEnv })).version.version;
+        if (measured !== variant.version) {
+          throw new RuntimeError(
+            `the module-system fleet meant to measure ${variant.name} found Nix ${measured} on PATH; pass an env without another Nix's PATH`,
+          );
+        }
         const fleet = await prepareModuleFleet(dir, size, bump, nixEnv);
         bumps[bump] = await compareWithBare(fleet, Math.min(runs, FLEET_RUNS), nixEnv, {
           jobs: defaultJobs(),

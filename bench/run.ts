@@ -154,13 +154,14 @@ export async function main(argv: readonly string[]): Promise<number> {
       );
     }
     log(`bench: measuring with ${variant.name}`);
-    const env = cleanEnv({
+    // Without the measured variant's PATH: the module-system fleet lays each variant's own over it.
+    const anyNix = cleanEnv({
       ...nixEnv,
-      ...variant.env,
       GITHUB_API_URL: fake.apiUrl,
       GH_TOKEN: fake.token,
       FLAKE_BUMP_WAIT_SCALE: "0",
     });
+    const env = cleanEnv({ ...anyNix, ...variant.env });
     const nix = await nixOnPath(env);
     const ctx: Context = { fake, env, scratch, nix, runs: args.runs };
 
@@ -177,7 +178,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     log(`bench: host impact on a synthetic fleet of 20 hosts, ${args.runs} runs…`);
     const impact = await benchImpact(args.runs, env);
     // Last: the longest, and on every Nix the tests use (FLAKE_BUMP_TEST_NIX selects).
-    const fleets = await benchModuleFleet(args.runs, env, args.fleet ?? DEFAULT_FLEET, log);
+    const fleets = await benchModuleFleet(args.runs, anyNix, args.fleet ?? DEFAULT_FLEET, log);
     // The launcher's own RSS is the lowest any child can report: a child starts as its copy.
     const floorRssBytes: number[] = [];
     for (let i = 0; i < 3; i++) {
