@@ -36,6 +36,7 @@ import {
   planInputs,
   repositoryRoot,
   runClock,
+  targetsApart,
   targetsOf,
   triggerOf,
 } from "../lib/policy/run.ts";
@@ -222,7 +223,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       : { refs: (await import("../lib/bump/pushed-ref.ts")).githubRefQuestions(await octokit()) }),
   };
   const report: Report = await group("Update flake.lock", async () => {
-    if (targets.named.length === 0)
+    if (!targetsApart(targets))
       return bump(request, members === undefined ? deps : { ...deps, group: members() });
     const { bumpTargets } = await import("../lib/bump/targets.ts");
     return bumpTargets(request, deps, targets, { deps: (name) => members?.(name) });

@@ -368,6 +368,87 @@ ${GROUP.map((n) => `  inputs.${n}.url = "github:acme/${n}?host=localhost";`).joi
     );
 
     test(
+      "two inputs with merge: direct beside one for review: one commit onto main moves both, the other gets its own pull request",
+      async () => {
+        const FLEET = { owner: "acme", repo: "direct-fleet" } as const;
+        const names = ["janus", "hostdash", "slow"] as const;
+        const flakeNix = `{
+${names.map((n) => `  inputs.${n}.url = "github:acme/${n}?host=localhost";`).join("\n")}
+  outputs = _: { };
+}
+`;
+        await fake.createRepo(FLEET.owner, FLEET.repo, {
+          files: {
+            "flake.nix": flakeNix,
+            ".github/flake-bump.yml":
+              "inputs:\n  janus:\n    merge: direct\n  hostdash:\n    merge: direct\n",
+          },
+        });
+        const seed = join(scratch, `direct-seed-${++runs}`);
+        await $({ quiet: true })`git clone --quiet ${fake.cloneUrl(FLEET.owner, FLEET.repo)} ${seed}`;
+        await pushNixLock(fake, FLEET, seed, env);
+        await rm(seed, { recursive: true, force: true });
+        const locked = async (ref: string) => {
+          const text = await fake.readFile(FLEET.owner, FLEET.repo, ref, "flake.lock");
+          const lock = text === undefined ? undefined : parseLock(text);
+          return Object.fromEntries(names.map((n) => [n, lock?.nodes[n]?.locked?.rev]));
+        };
+        const before = await locked("main");
+        const lockCommit = await fake.branchSha(FLEET.owner, FLEET.repo, "main");
+        const date = new Date("2026-12-21T00:00:00Z");
+        const moved: Record<string, string> = {};
+        for (const name of names)
+          moved[name] = await fake.push("acme", name, upstream(name, 9), `feat(${name}): change 9`, { date });
+
+        const dir = join(scratch, `direct-${runs}`);
+        await $({ quiet: true })`git clone --quiet ${fake.cloneUrl(FLEET.owner, FLEET.repo)} ${dir}`;
+        const report = join(scratch, `direct-report-${runs}.json`);
+        const at = {
+          ...env,
+          GITHUB_REPOSITORY: `${FLEET.owner}/${FLEET.repo}`,
+          GITHUB_EVENT_NAME: "schedule",
+          FLAKE_BUMP_NOW: "2026-12-22T03:00:00Z",
+        };
+        try {
+          for (const [script, args] of [
+            ["bump", ["--report", report]],
+            ["open-pr", ["--report", report]],
+          ] as const) {
+            const result = await runScript(script, [...args], { cwd: dir, env: at });
+            expect(result.stderr).not.toContain("error:");
+            expect(result.exitCode).toBe(0);
+          }
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+        // main: one commit on top of the lock, moving janus and hostdash, flake.lock alone.
+        expect(await locked("main")).toStrictEqual({
+          ...before,
+          janus: moved.janus,
+          hostdash: moved.hostdash,
+        });
+        const head = await fake.branchSha(FLEET.owner, FLEET.repo, "main");
+        const log = join(scratch, `direct-log-${runs}`);
+        await $({ quiet: true })`git clone --quiet ${fake.cloneUrl(FLEET.owner, FLEET.repo)} ${log}`;
+        try {
+          const parents = (await $({ cwd: log, quiet: true })`git rev-list --parents -n 1 ${head ?? ""}`)
+            .stdout;
+          expect(parents.trim().split(" ")).toStrictEqual([head ?? "", lockCommit ?? ""]);
+          const files = (await $({ cwd: log, quiet: true })`git show --name-only --format= ${head ?? ""}`)
+            .stdout;
+          expect(files.trim()).toBe("flake.lock");
+        } finally {
+          await rm(log, { recursive: true, force: true });
+        }
+        // slow: its own pull request, whose lock moves slow and nothing else.
+        const prs = fake.pulls(FLEET.owner, FLEET.repo).map((p) => [p.headRef, p.state]);
+        expect(prs).toStrictEqual([["flake-bump/slow", "open"]]);
+        expect(await locked("flake-bump/slow")).toStrictEqual({ ...before, slow: moved.slow });
+      },
+      TIMEOUT,
+    );
+
+    test(
       "a bad policy file is one clean error: exit 2, the file, the line and the key; flake.lock untouched",
       async () => {
         const dir = await checkout();

@@ -1,8 +1,10 @@
 /**
- * A run whose policy file names groups: each group, and the inputs outside every group, is bumped as
- * its own target, so each pull request's flake.lock holds exactly its own moves (a group's members
- * together, with the ones its open pull request already holds). The report lists every move, each
- * group member marked with its group; flake.lock on disk gets every move at once.
+ * A run whose policy file names groups, or whose direct inputs land beside others: each group, the
+ * direct inputs, and the other inputs outside every group, is bumped as its own target, so each pull
+ * request's (or the direct commit's) flake.lock holds exactly its own moves (a group's members
+ * together, with the ones its open pull request already holds; the direct inputs together). The
+ * report lists every move, each group member marked with its group; flake.lock on disk gets every
+ * move at once.
  */
 import { join } from "node:path";
 import { writeAtomic } from "../core/files.ts";
@@ -22,15 +24,20 @@ export async function bumpTargets(
 ): Promise<Report> {
   // Each target alone on the original lock, nothing written yet: the next target must not see it.
   const parts: Array<{ group: string | undefined; report: Report }> = [];
+  const { inputs, direct } = targets.rest;
+  // Several direct inputs: one commit carries them, so one lock holds their moves together.
+  const together = direct.size > 1 ? direct : new Set<string>();
   const all = [
-    { group: undefined, inputs: targets.rest.inputs },
+    { group: undefined, inputs: new Set([...inputs].filter((name) => !together.has(name))) },
+    { group: undefined, inputs: together, together: true },
     ...targets.named.map((t) => ({ group: t.name, inputs: t.inputs })),
   ];
   const { group: _group, ...alone } = deps;
   for (const target of all) {
     if (target.inputs.size === 0) continue;
     const grouped = target.group !== undefined || targets.rest.grouped;
-    const groupDeps = grouped ? groups.deps(target.group) : undefined;
+    // No pull request keeps members beside them: each carries the lock of all of them, nothing more.
+    const groupDeps = "together" in target ? NO_OPEN_GROUP : grouped ? groups.deps(target.group) : undefined;
     const part = await bump(
       { ...request, only: target.inputs, dryRun: true },
       groupDeps === undefined ? alone : { ...alone, group: groupDeps },
@@ -39,6 +46,9 @@ export async function bumpTargets(
   }
   return combine(request, deps, parts, targets.rest.grouped);
 }
+
+/** A group with no open pull request: its lock holds this run's moves and nothing else. */
+const NO_OPEN_GROUP: GroupDeps = { members: async () => ({}), isOlder: async () => false };
 
 async function combine(
   request: BumpRequest,

@@ -78,12 +78,17 @@ export interface InputPlan {
 
 /** The pull requests the run's inputs go into: each named group, and the rest (one each, or `all`). */
 export interface RunTargets {
-  rest: { inputs: ReadonlySet<string>; grouped: boolean };
+  /**
+   * The inputs outside the named groups. `direct`: those of them (when not grouped) that land by
+   * `merge: direct`, which one commit onto the base branch carries together.
+   */
+  rest: { inputs: ReadonlySet<string>; grouped: boolean; direct: ReadonlySet<string> };
   named: ReadonlyArray<{ name: string; inputs: ReadonlySet<string> }>;
 }
 
 export function targetsOf(plans: ReadonlyMap<string, InputPlan>): RunTargets {
   const rest = new Set<string>();
+  const direct = new Set<string>();
   const named = new Map<string, Set<string>>();
   let grouped = false;
   for (const [name, plan] of plans) {
@@ -94,9 +99,23 @@ export function targetsOf(plans: ReadonlyMap<string, InputPlan>): RunTargets {
     } else {
       rest.add(name);
       grouped ||= into.kind === "all";
+      if (plan.policy.merge.value === "direct") direct.add(name);
     }
   }
-  return { rest: { inputs: rest, grouped }, named: [...named].map(([name, inputs]) => ({ name, inputs })) };
+  return {
+    rest: { inputs: rest, grouped, direct: grouped ? new Set() : direct },
+    named: [...named].map(([name, inputs]) => ({ name, inputs })),
+  };
+}
+
+/**
+ * Whether the run's targets need locks of their own (lib/bump/targets.ts) rather than one bump:
+ * the file names groups, or several of the rest land directly beside others that do not, so the
+ * direct ones need one lock together that holds nothing else.
+ */
+export function targetsApart(targets: RunTargets): boolean {
+  const { direct, inputs } = targets.rest;
+  return targets.named.length > 0 || (direct.size > 1 && direct.size < inputs.size);
 }
 
 const clause = (applied: Applied) => `${applied.setting}: ${applied.value} (${applied.where})`;

@@ -23,9 +23,12 @@ export interface PrTarget {
 function share(report: Report, names: ReadonlySet<string>, grouped: boolean): Report {
   const inputs = report.inputs.filter((change) => names.has(change.name));
   // The whole run's share has the run's lock. Otherwise a group's members all carry the group's
-  // lock, and one input its own; several single inputs have none (a direct commit refuses that).
+  // lock, one input its own, and the direct inputs bumped together (lib/bump/targets.ts) the one
+  // lock of all of them; other single inputs have none together (a direct commit refuses that).
   const whole = inputs.length === report.inputs.length;
-  const own = inputs.length === 1 || grouped ? inputs[0]?.lock : undefined;
+  const [first] = inputs;
+  const together = inputs.every((change) => change.lock.text === first?.lock.text);
+  const own = inputs.length === 1 || grouped || together ? first?.lock : undefined;
   const lock = (whole ? report.lock : own) ?? null;
   const part: Report = {
     ...report,
@@ -34,6 +37,10 @@ function share(report: Report, names: ReadonlySet<string>, grouped: boolean): Re
     skipped: report.skipped.filter((entry) => names.has(entry.name)),
     lock,
   };
+  // flake.nix likewise: the run's edits (every release's tag) belong to the whole run only.
+  const flakeNix = whole ? report.flakeNix : own === undefined ? undefined : first?.flakeNix;
+  if (flakeNix === undefined) delete part.flakeNix;
+  else part.flakeNix = flakeNix;
   if (grouped) part.grouped = true;
   else delete part.grouped;
   return part;
@@ -77,8 +84,9 @@ export function prTargets(report: Report, policy: Policy | undefined, run: RunSe
 }
 
 /**
- * A direct commit carries one lock onto the base branch: a run can commit one target's lock, or
- * every move when all of them are direct, but not several targets' locks one after the other.
+ * A direct commit carries one lock onto the base branch: a run can commit one target's lock (one
+ * group's, or the direct inputs' that bump.ts locked together), or every move when all of them are
+ * direct, but not several targets' locks one after the other.
  */
 function checkDirect(targets: readonly PrTarget[]): void {
   const direct = targets.filter((target) => target.mode === "direct" && target.report.changed);

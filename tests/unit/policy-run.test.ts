@@ -6,7 +6,14 @@ import { expect, test } from "bun:test";
 import { UsageError } from "../../lib/core/errors.ts";
 import { parsePolicy } from "../../lib/policy/file.ts";
 import type { Trigger } from "../../lib/policy/gate.ts";
-import { planInputs, repositoryRoot, runClock, triggerOf } from "../../lib/policy/run.ts";
+import {
+  planInputs,
+  repositoryRoot,
+  runClock,
+  targetsApart,
+  targetsOf,
+  triggerOf,
+} from "../../lib/policy/run.ts";
 import { EXAMPLE_POLICY } from "../support/policy.ts";
 
 const triggers: Array<{ event: string | undefined; named: boolean; trigger: Trigger }> = [
@@ -48,6 +55,24 @@ test("a Tuesday nightly: the weekly group and the follow: none input are held, w
     ],
     hostdash: [true, undefined],
   });
+});
+
+test("the direct inputs outside the groups are one target of their own only beside others", () => {
+  const file = (text: string) => parsePolicy(text, FILE);
+  const targets = (text: string, names: string[], run: { action?: { group: boolean } } = {}) =>
+    targetsOf(planInputs(names, file(text), { ...run, trigger: "schedule", now: TUESDAY }));
+  const twoDirect = "inputs:\n  janus:\n    merge: direct\n  hostdash:\n    merge: direct\n";
+  const beside = targets(twoDirect, ["janus", "hostdash", "nixpkgs"]);
+  expect([...beside.rest.direct]).toStrictEqual(["janus", "hostdash"]);
+  expect(targetsApart(beside)).toBe(true);
+  // Every input direct: the run's one lock is their lock already.
+  expect(targetsApart(targets(twoDirect, ["janus", "hostdash"]))).toBe(false);
+  // One direct input: its own lock is the commit's.
+  expect(targetsApart(targets("inputs:\n  janus:\n    merge: direct\n", ["janus", "nixpkgs"]))).toBe(false);
+  // group: true puts them in the one pull request, which lands one way.
+  const grouped = targets(twoDirect, ["janus", "hostdash", "nixpkgs"], { action: { group: true } });
+  expect([...grouped.rest.direct]).toStrictEqual([]);
+  expect(targetsApart(grouped)).toBe(false);
 });
 
 test("naming janus moves it, and the run says which policy it overrode", () => {
