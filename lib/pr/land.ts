@@ -7,6 +7,7 @@
  * is never merged blind. A direct commit goes through the same Git Data API commit (no author, so
  * GitHub signs it) and the same non-forced ref update as the rolling branches.
  */
+import { posix } from "node:path";
 import * as v from "valibot";
 import { RuntimeError } from "../core/errors.ts";
 import { readJson } from "../core/files.ts";
@@ -453,7 +454,8 @@ export interface DirectOptions {
   dryRun: boolean;
 }
 
-async function lockAt(
+/** The file at `path` in commit `ref`: its blob sha and text; undefined when there is none. */
+async function fileAt(
   gh: RepositoryClient,
   path: string,
   ref: string,
@@ -557,7 +559,7 @@ export async function commitDirect(
     reread: ({ error, commit }) => refusedOrMoved(gh, opts, error, commit),
     plan: async () => {
       const base = await readBase(gh, opts.base);
-      const stop = await directStop(gh, base, lock, landable, opts);
+      const stop = await directStop(gh, base, { lock, flakeNix }, landable, opts);
       if (stop !== undefined) return { done: done("none", stop) };
       text ??= directText(gh, landable);
       const message = commitMessage(await text);
@@ -582,11 +584,11 @@ export async function commitDirect(
 async function directStop(
   gh: RepositoryClient,
   base: BaseCommit,
-  lock: string,
+  { lock, flakeNix }: { lock: string; flakeNix: string | undefined },
   landable: readonly InputChange[],
   opts: DirectOptions,
 ): Promise<string | undefined> {
-  const current = await lockAt(gh, opts.path, base.sha);
+  const current = await fileAt(gh, opts.path, base.sha);
   const sameLock = current?.sha === gitBlobSha(lock);
   // The companions' gitlinks count too: a base with this lock but an old gitlink still needs the commit.
   const gitlinks = bumpChanges(opts.path, lock, { inputs: landable }).filter((change) => "gitlink" in change);
@@ -608,6 +610,20 @@ async function directStop(
     throw new RuntimeError(
       `${opts.path} on '${opts.base}' of ${fullName(gh.repo)} changed since this run computed the new lock from ${opts.from.sha.slice(0, 12)}, so nothing was committed; rerun flake-bump to compute it from the new one`,
     );
+  }
+  if (flakeNix !== undefined && base.sha !== opts.from.sha) {
+    // A release's flake.nix is the checkout's with one tag edited: on a base whose flake.nix
+    // changed since, it would undo that change, and nothing reviews a direct commit.
+    const nixPath = posix.join(posix.dirname(opts.path), "flake.nix");
+    const [now, then] = await Promise.all([
+      fileAt(gh, nixPath, base.sha),
+      fileAt(gh, nixPath, opts.from.sha),
+    ]);
+    if (now?.sha !== then?.sha) {
+      throw new RuntimeError(
+        `${nixPath} on '${opts.base}' of ${fullName(gh.repo)} changed since this run edited it from ${opts.from.sha.slice(0, 12)}, so nothing was committed; rerun flake-bump to edit the new one`,
+      );
+    }
   }
   if (opts.dryRun)
     return `dry run: would commit ${opts.path} onto '${opts.base}' at ${base.sha.slice(0, 12)}`;

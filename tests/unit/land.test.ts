@@ -459,6 +459,39 @@ describe("merge: direct", () => {
     expect(await fake.branchSha(DOWN.owner, DOWN.repo, "main")).toBe(moved);
   });
 
+  test("a release's flake.nix on a base whose flake.nix changed meanwhile: refused, nothing written; elsewhere it lands", async () => {
+    const edited = { text: '{ inputs.nixfleet.url = "github:acme/nixfleet/v2"; }\n', sha256: "" };
+    edited.sha256 = sha256(edited.text);
+    const release = (): Report => {
+      const r = report(2);
+      return { ...r, inputs: r.inputs.map((c) => ({ ...c, flakeNix: edited })), flakeNix: edited };
+    };
+    // Someone else's push leaves flake.nix alone: the commit is rebuilt on it with the tag edit.
+    const opts = await directOpts();
+    await fake.push(DOWN.owner, DOWN.repo, { "hosts/web.nix": "{ }\n" }, "web: tweak");
+    const [result] = await commitDirect(gh(), release(), opts);
+    expect(result?.operation).toBe("committed");
+    expect(await fake.readFile(DOWN.owner, DOWN.repo, "main", "flake.nix")).toBe(edited.text);
+    expect(await fake.readFile(DOWN.owner, DOWN.repo, "main", "hosts/web.nix")).toBe("{ }\n");
+
+    // One that edits flake.nix: committing would undo it, so nothing is written.
+    DOWN = { owner: "acme", repo: `nixcfg-${++repos}` };
+    await fake.createRepo(DOWN.owner, DOWN.repo, {
+      files: { "flake.nix": "{ }\n", "flake.lock": lockText(revs[0] ?? "") },
+    });
+    const stale = await directOpts();
+    await fake.push(DOWN.owner, DOWN.repo, { "flake.nix": '{ description = "mine"; }\n' }, "describe");
+    const moved = await fake.branchSha(DOWN.owner, DOWN.repo, "main");
+    await expect(commitDirect(gh(), release(), stale)).rejects.toThrow(
+      /^flake\.nix on 'main' of acme\/nixcfg-\d+ changed since this run edited it from [0-9a-f]{12}, so nothing was committed; rerun flake-bump/,
+    );
+    expect(await fake.branchSha(DOWN.owner, DOWN.repo, "main")).toBe(moved);
+    expect(await fake.readFile(DOWN.owner, DOWN.repo, "main", "flake.nix")).toBe(
+      '{ description = "mine"; }\n',
+    );
+    fake.assertNoViolations();
+  });
+
   test("a base that already locks a newer rev: nothing to commit (never a downgrade)", async () => {
     const opts = await directOpts();
     await fake.push(DOWN.owner, DOWN.repo, { "flake.lock": lockText(revs[3] ?? "") }, "newer");
