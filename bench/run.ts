@@ -47,7 +47,7 @@ runs on the system's Nix and the newest the tests know (FLAKE_BUMP_TEST_NIX sele
   --json       print one JSON object on stdout; the table goes to stderr
   --markdown   print the table as markdown too (as in docs/performance.md)
   --runs N     timed runs per command, medians taken over them (default 9, 3–25; the
-               module-system fleet runs at most 3 times)
+               module-system fleet runs at most 5 times)
   --fleet HxM  the module-system fleet's hosts and modules per host (default 12x1600)
 
 The Nix measured: FLAKE_BUMP_BENCH_NIX=system, 2.26 or 2.34 (a version tests/support/setup-nix-*.sh
