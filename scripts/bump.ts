@@ -402,10 +402,11 @@ async function check(
   // "unknown" counts as outdated: only Nix can tell, so the workflow must install it.
   // A current input whose listed companion points elsewhere is behind too: the companion needs the move.
   const outdated = [
-    ...answers
-      .filter((a) => a.status !== "current" || companions.some((c) => c.name === a.name))
-      .map((a) => a.name),
-    ...releases.filter((r) => r.follows && r.answer.status === "newer").map((r) => r.name),
+    ...new Set([
+      ...answers.filter((a) => a.status !== "current").map((a) => a.name),
+      ...companions.map((c) => c.name),
+      ...releases.filter((r) => r.follows && r.answer.status === "newer").map((r) => r.name),
+    ]),
   ];
   if (json) {
     const policy = Object.fromEntries(deps.policy);

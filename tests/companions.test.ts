@@ -287,6 +287,41 @@ for (const variant of nixVariants()) {
     );
 
     test(
+      "min-age holds the input where it is: its listed companion still goes to the locked rev, and --check says so",
+      async () => {
+        await addSubmodule(c.revs[1]);
+        const policy = "inputs:\n  nixfleet:\n    companions: [doctrine]\n    min-age: 3d\n";
+        await fake.push(DOWN.owner, DOWN.repo, { ".github/flake-bump.yml": policy }, "policy");
+        const main = (await fake.branchSha(DOWN.owner, DOWN.repo, "main")) ?? "";
+        const locked = c.revs[0] ?? "";
+        // A nightly: the upstream's newer commits were all pushed just now, too young to take.
+        const nightly = { ...c.env, GITHUB_EVENT_NAME: "schedule", GITHUB_REPOSITORY: undefined };
+        const { dir } = await clone();
+        const check = await runScript("bump", ["--check"], { cwd: dir, env: nightly });
+        expect(check.exitCode).toBe(0);
+        expect(check.stdout).toBe("outdated=nixfleet\nneeds-nix=false\n");
+        expect(check.stderr).toContain("'nixfleet' is held by min-age: 3d");
+        expect(check.stderr).toContain(
+          `'nixfleet' is behind all the same: its companion 'doctrine' points at ${short(c.revs[1])}, not the locked ${short(locked)}`,
+        );
+
+        const run = await c.downstreamRun({ event: {} });
+        expectOk(run);
+        expect(run.bump.stderr).toContain("Kept input 'nixfleet' at 'github:acme/nixfleet/");
+        expect(run.bump.stderr).toContain("its companion moves to it");
+        const pulls = c.openPulls();
+        expect(pulls.map((p) => p.title)).toStrictEqual([
+          `chore(flake): move submodule doctrine to ${short(locked)}, where nixfleet is locked`,
+        ]);
+        const head = (await fake.branchSha(DOWN.owner, DOWN.repo, BRANCH)) ?? "";
+        await expectOneVerifiedCommit(main, head, ["doctrine"]);
+        expect(await gitlink(head)).toBe(`160000 commit ${locked}\tdoctrine`);
+        expect(await lockRev(BRANCH)).toBe(locked);
+      },
+      TIMEOUT,
+    );
+
+    test(
       "merge: direct: a companion catching up with a current input is one Verified commit of the gitlink onto main",
       async () => {
         await addSubmodule(c.revs[1]);

@@ -372,7 +372,11 @@ export async function checkOutdated(
   const answers = await heldBack(await freshness(selected), selected, skipped, (input) =>
     ageDecision(input, undefined, request, minAge === undefined ? {} : { minAge }),
   );
-  const current = answers.filter((answer) => answer.status === "current").map((answer) => answer.name);
+  // Current, or held where it is by min-age: either way a listed companion goes to the locked rev.
+  const current = [
+    ...answers.filter((answer) => answer.status === "current").map((answer) => answer.name),
+    ...skipped.filter((entry) => catchesUp(entry, request.plans)).map((entry) => entry.name),
+  ];
   const companions = await companionsBehind(
     await gitTopLevel(flake.dir),
     selected,
@@ -1103,7 +1107,7 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   const nix = new NixRun(deps.nix, flake);
   if (chosen.targets.length === 0) {
     // Nothing to lock; a current input whose listed companion points elsewhere still moves it alone.
-    const inputs = catchUpCompanions(companions, flake.original, parts, []);
+    const inputs = catchUpCompanions(companions, flake.original, parts, [], request.plans);
     if (inputs.length === 0) return buildReport(request, parts);
     return finish(request, { flake, parts, inputs, combined: flake.original, nix });
   }
@@ -1129,7 +1133,13 @@ export async function bump(request: BumpRequest, deps: BumpDeps): Promise<Report
   };
   const moved = await describeMoves(described);
   // Its own pull request carries the lock as it was; a grouped one, the group's combined lock.
-  const caughtUp = catchUpCompanions(companions, grouped ? combined : flake.original, parts, moved);
+  const caughtUp = catchUpCompanions(
+    companions,
+    grouped ? combined : flake.original,
+    parts,
+    moved,
+    request.plans,
+  );
   const inputs = [...moved, ...caughtUp];
   return finish(request, { flake, parts, inputs, combined, nix, flakeNix });
 }
@@ -1162,6 +1172,17 @@ async function finish(
 }
 
 /**
+ * Whether a skipped input's companions still catch up with the rev its lock holds: when it is
+ * current, or held only by min-age (the lock stays where it is, and the companion goes there, not to
+ * a young commit). An input the policy holds outright (follow: none, a schedule) moves nothing.
+ */
+function catchesUp(skipped: Skipped, plans: BumpRequest["plans"]): boolean {
+  if (skipped.reason === "up-to-date" || skipped.reason === "already-at-rev") return true;
+  // Holds by the policy's gate come from narrow(); a "held" past the gate is min-age's.
+  return skipped.reason === "held" && plans?.get(skipped.name)?.gate.move === true;
+}
+
+/**
  * The entries of inputs already current (skipped as up to date or at the dispatched rev, or left
  * where Nix found them) whose listed companions point elsewhere: the lock node stays, and the commit
  * carries only those gitlinks, moved to the locked rev. `lock` is the one the run's commit holds.
@@ -1171,13 +1192,13 @@ function catchUpCompanions(
   lock: LockFile,
   parts: ReportParts,
   moved: readonly InputChange[],
+  plans: BumpRequest["plans"],
 ): InputChange[] {
   const entries: InputChange[] = [];
   for (const input of parts.selected) {
     if (moved.some((entry) => entry.name === input.name)) continue;
     const skipped = parts.skipped.find((entry) => entry.name === input.name);
-    if (skipped !== undefined && skipped.reason !== "up-to-date" && skipped.reason !== "already-at-rev")
-      continue;
+    if (skipped !== undefined && !catchesUp(skipped, plans)) continue;
     const companions = companionsToCatchUp(site, input);
     if (companions === undefined) continue;
     const at = summarize(input.node);
