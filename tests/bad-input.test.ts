@@ -26,9 +26,10 @@ import {
   upstreamFiles,
   type World,
 } from "./support/bad-input-cases.ts";
+import { fakeScriptEnv } from "./support/chain.ts";
 import { gitRepo } from "./support/git.ts";
 import { type NixTestEnv, nixTestEnv } from "./support/nix.ts";
-import { cleanEnv, type RunResult, runScript } from "./support/run.ts";
+import { type RunResult, runScript } from "./support/run.ts";
 
 const SETUP_TIMEOUT = 120_000;
 // Two CPUs are common in CI; each case is one short-lived `bun` process.
@@ -58,12 +59,7 @@ beforeAll(async () => {
   await fake.reset();
   scratch = await mkdtemp(join(tmpdir(), "flake-bump-bad-input-"));
   nixEnv = nixTestEnv({ certFile: fake.certFile });
-  const env = cleanEnv({
-    ...nixEnv,
-    GITHUB_API_URL: fake.apiUrl,
-    GH_TOKEN: fake.token,
-    FLAKE_BUMP_WAIT_SCALE: "0",
-  });
+  const env = fakeScriptEnv(fake, nixEnv, undefined);
 
   await fake.createRepo(UP.owner, UP.repo, { files: upstreamFiles(0) });
   await fake.createRepo("acme", "other", { files: { "flake.nix": "{ outputs = _: { }; }\n" } });

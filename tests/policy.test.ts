@@ -14,10 +14,10 @@ import { join } from "node:path";
 import { $ } from "zx";
 import { parseLock } from "../lib/flake/lock.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
-import { pushNixLock } from "./support/chain.ts";
+import { fakeScriptEnv, pushNixLock } from "./support/chain.ts";
 import { type NixTestEnv, nixTestEnv, nixVariants } from "./support/nix.ts";
 import { EXAMPLE_POLICY } from "./support/policy.ts";
-import { cleanEnv, type RunResult, runScript } from "./support/run.ts";
+import { type RunResult, runScript } from "./support/run.ts";
 
 const TIMEOUT = 300_000;
 const DOWN = { owner: "acme", repo: "nixcfg" } as const;
@@ -55,14 +55,7 @@ for (const variant of nixVariants()) {
     beforeAll(async () => {
       scratch = await mkdtemp(join(tmpdir(), "flake-bump-policy-"));
       nixEnv = nixTestEnv({ certFile: fake.certFile });
-      env = cleanEnv({
-        ...nixEnv,
-        ...variant.env,
-        GITHUB_API_URL: fake.apiUrl,
-        GH_TOKEN: fake.token,
-        GITHUB_REPOSITORY: `${DOWN.owner}/${DOWN.repo}`,
-        FLAKE_BUMP_WAIT_SCALE: "0",
-      });
+      env = fakeScriptEnv(fake, nixEnv, variant, { GITHUB_REPOSITORY: `${DOWN.owner}/${DOWN.repo}` });
       await fake.reset();
       for (const name of NAMES) {
         await fake.createRepo("acme", name, { files: upstream(name, 0) });

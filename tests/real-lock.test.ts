@@ -16,10 +16,11 @@ import { join } from "node:path";
 import { diffLocks, type FlakeLock, parseLock } from "../lib/flake/lock.ts";
 import { parseNixVersion } from "../lib/flake/nix.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
+import { fakeScriptEnv } from "./support/chain.ts";
 import { realLockPath } from "./support/fixtures.ts";
 import { type GitRepo, gitRepo } from "./support/git.ts";
 import { type NixTestEnv, nixTestEnv, nixVariants } from "./support/nix.ts";
-import { cleanEnv, type RunResult, runScript } from "./support/run.ts";
+import { type RunResult, runScript } from "./support/run.ts";
 
 const TIMEOUT = 120_000;
 const INPUT = "inspr-modules";
@@ -83,13 +84,7 @@ for (const variant of nixVariants()) {
       down = await gitRepo({ files: await realFlake() });
       scratch = await mkdtemp(join(tmpdir(), "flake-bump-real-lock-"));
       nixEnv = nixTestEnv({ certFile: fake.certFile });
-      env = cleanEnv({
-        ...nixEnv,
-        ...variant.env,
-        GITHUB_API_URL: fake.apiUrl,
-        GH_TOKEN: fake.token,
-        FLAKE_BUMP_WAIT_SCALE: "0",
-      });
+      env = fakeScriptEnv(fake, nixEnv, variant);
     }, TIMEOUT);
     afterAll(async () => {
       await down?.[Symbol.asyncDispose]();

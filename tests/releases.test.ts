@@ -21,8 +21,9 @@ import { detectNix } from "../lib/flake/nix.ts";
 import { readReport } from "../lib/flake/report.ts";
 import { createOctokit } from "../lib/github/client.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
+import { fakeScriptEnv } from "./support/chain.ts";
 import { type NixTestEnv, nixTestEnv, nixVariants } from "./support/nix.ts";
-import { cleanEnv, runScript } from "./support/run.ts";
+import { runScript } from "./support/run.ts";
 
 const TIMEOUT = 180_000;
 const FLAKE_NIX = `{
@@ -100,13 +101,7 @@ for (const variant of nixVariants()) {
 
     beforeAll(() => {
       nixEnv = nixTestEnv({ certFile: fake.certFile });
-      env = cleanEnv({
-        ...nixEnv,
-        ...variant.env,
-        GITHUB_API_URL: fake.apiUrl,
-        GH_TOKEN: fake.token,
-        FLAKE_BUMP_WAIT_SCALE: "0",
-      });
+      env = fakeScriptEnv(fake, nixEnv, variant);
     });
     afterAll(() => nixEnv[Symbol.asyncDispose]());
     beforeEach(async () => {

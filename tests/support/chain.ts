@@ -72,6 +72,27 @@ export interface Chain extends AsyncDisposable {
 
 let runs = 0;
 
+/**
+ * The scripts' environment in an end-to-end test: the hermetic Nix settings and `variant`'s Nix, the
+ * fake's API and token, no wait between writes, and none of the test process's own GitHub or token
+ * variables; `extra` last.
+ */
+export function fakeScriptEnv(
+  fake: FakeGitHub,
+  nixEnv: NixTestEnv,
+  variant: Pick<NixVariant, "env"> | undefined,
+  extra: Record<string, string> = {},
+): Record<string, string | undefined> {
+  return cleanEnv({
+    ...nixEnv,
+    ...variant?.env,
+    GITHUB_API_URL: fake.apiUrl,
+    GH_TOKEN: fake.token,
+    FLAKE_BUMP_WAIT_SCALE: "0",
+    ...extra,
+  });
+}
+
 /** Lock the flake checked out in `dir` with Nix and push its flake.lock to `repo`'s default branch. */
 export async function pushNixLock(
   fake: FakeGitHub,
@@ -95,13 +116,7 @@ export async function pushNixLock(
 export async function chain(fake: FakeGitHub, variant: NixVariant): Promise<Chain> {
   const scratch = await mkdtemp(join(tmpdir(), "flake-bump-chain-"));
   const nixEnv: NixTestEnv = nixTestEnv({ certFile: fake.certFile });
-  const env = cleanEnv({
-    ...nixEnv,
-    ...variant.env,
-    GITHUB_API_URL: fake.apiUrl,
-    GH_TOKEN: fake.token,
-    FLAKE_BUMP_WAIT_SCALE: "0",
-  });
+  const env = fakeScriptEnv(fake, nixEnv, variant);
 
   /** A fresh clone of the downstream repo's main branch, as a workflow run's checkout would be. */
   async function freshCheckout(id = ++runs): Promise<string> {
