@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { stripVTControlCharacters } from "node:util";
 import { diffLocks, type FlakeLock, parseLock } from "../lib/flake/lock.ts";
 import { parseNixVersion } from "../lib/flake/nix.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
@@ -20,7 +21,7 @@ import { fakeScriptEnv } from "./support/chain.ts";
 import { realLockPath } from "./support/fixtures.ts";
 import { type GitRepo, gitRepo } from "./support/git.ts";
 import { type NixTestEnv, nixTestEnv, nixVariants } from "./support/nix.ts";
-import { type RunResult, runScript } from "./support/run.ts";
+import { type RunResult, runScript, runScriptOnTerminal } from "./support/run.ts";
 
 const TIMEOUT = 120_000;
 const INPUT = "inspr-modules";
@@ -104,6 +105,27 @@ for (const variant of nixVariants()) {
           expect(result.exitCode).toBe(1);
           expect(oneError(result)).toBe(
             `error: Nix ${variant.version} is too old to update '${INPUT}': flake.lock's 'tarball' inputs nixpkgs, nixpkgs_3 and nixpkgs_5 carry 'lastModified', which Nix accepts from ${READS_LOCK} on; use Nix ${READS_LOCK} or newer (the update action installs a current one)`,
+          );
+          expect(await lockText()).toBe(before);
+        },
+        TIMEOUT,
+      );
+
+      test(
+        "bump.ts on a terminal, where Nix's error goes to the person directly: the same sentence, from the lock",
+        async () => {
+          const before = await lockText();
+          const report = join(scratch, "report-terminal.json");
+          const result = await runScriptOnTerminal("bump", [INPUT, "--report", report], {
+            cwd: down.dir,
+            env,
+          });
+          expect(result.exitCode).toBe(1);
+          // Nix's own error (in its colours), then flake-bump's sentence naming the Nix needed.
+          const shown = stripVTControlCharacters(result.stdout);
+          expect(shown).toContain("unsupported tarball input attribute 'lastModified'");
+          expect(shown).toContain(
+            `error: Nix ${variant.version} is too old to update '${INPUT}': flake.lock's 'tarball' inputs nixpkgs, nixpkgs_3 and nixpkgs_5 carry 'lastModified', which Nix accepts from ${READS_LOCK} on; use Nix ${READS_LOCK} or newer (the update action installs a current one); Nix's own error is above`,
           );
           expect(await lockText()).toBe(before);
         },

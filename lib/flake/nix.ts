@@ -155,6 +155,57 @@ function refusedAttribute(text: string): { type: string; attribute: string } | u
   return undefined;
 }
 
+/** `nodes` of the lock (none: somewhere in the flake) carry `attribute`, which Nix reads from `since` on. */
+function carries(type: string, attribute: string, since: string, nodes: readonly string[]): TooOld {
+  const carry =
+    nodes.length === 0
+      ? `a '${type}' input in flake.nix or flake.lock carries`
+      : `flake.lock's '${type}' input${nodes.length > 1 ? "s" : ""} ${listed(nodes)} carr${nodes.length > 1 ? "y" : "ies"}`;
+  return { cause: `${carry} '${attribute}', which Nix accepts from ${since} on`, since };
+}
+
+const relativePath = (cause: string): TooOld => ({
+  cause: `flake.lock locks the relative path input '${cause}', which Nix reads from ${RELATIVE_PATH_SINCE} on`,
+  since: RELATIVE_PATH_SINCE,
+});
+
+/**
+ * What in `lock` this Nix cannot read, judged from the lock alone: for a failed run whose error went
+ * to a terminal, where only its exit status is known here.
+ */
+function tooOldForLock(version: NixVersion, lock: FlakeLock | undefined): TooOld | undefined {
+  // Lix's releases are numbered apart from Nix's: nothing here says what it reads.
+  if (version.lix) return undefined;
+  const found: TooOld[] = [];
+  for (const [type, attributes] of Object.entries(ATTRIBUTE_SINCE)) {
+    for (const [attribute, since] of Object.entries(attributes)) {
+      const nodes = atLeast(version, since) ? [] : nodesWith(lock, type, attribute);
+      if (nodes.length > 0) found.push(carries(type, attribute, since, nodes));
+    }
+  }
+  if (!atLeast(version, RELATIVE_PATH_SINCE)) {
+    const path = Object.values(lock?.nodes ?? {})
+      .map((node) => (node.locked?.type === "path" ? node.locked.path : undefined))
+      .find((p): p is string => typeof p === "string" && !p.startsWith("/"));
+    if (path !== undefined) found.push(relativePath(path));
+  }
+  // The cause that needs the newest Nix: the release it names reads everything else too.
+  return found.reduce<TooOld | undefined>(
+    (newest, cause) =>
+      newest?.since === undefined || (cause.since !== undefined && newerRelease(cause.since, newest.since))
+        ? cause
+        : newest,
+    undefined,
+  );
+}
+
+/** Whether release `a` (`2.18`) is newer than `b`. */
+function newerRelease(a: string, b: string): boolean {
+  const [am = 0, an = 0] = a.split(".").map(Number);
+  const [bm = 0, bn = 0] = b.split(".").map(Number);
+  return am !== bm ? am > bm : an > bn;
+}
+
 /** Why this Nix refused what a newer one accepts, read from Nix's own error; undefined for any other failure. */
 function tooOldCause(version: NixVersion, text: string, lock: FlakeLock | undefined): TooOld | undefined {
   const refused = refusedAttribute(text);
@@ -162,12 +213,7 @@ function tooOldCause(version: NixVersion, text: string, lock: FlakeLock | undefi
     const { type, attribute } = refused;
     const since = ATTRIBUTE_SINCE[type]?.[attribute];
     if (since === undefined || atLeast(version, since)) return undefined;
-    const nodes = nodesWith(lock, type, attribute);
-    const carry =
-      nodes.length === 0
-        ? `a '${type}' input in flake.nix or flake.lock carries`
-        : `flake.lock's '${type}' input${nodes.length > 1 ? "s" : ""} ${listed(nodes)} carr${nodes.length > 1 ? "y" : "ies"}`;
-    return { cause: `${carry} '${attribute}', which Nix accepts from ${since} on`, since };
+    return carries(type, attribute, since, nodesWith(lock, type, attribute));
   }
   const lockVersion = /lock file '[^']*' has unsupported version (\d+)/.exec(text)?.[1];
   if (lockVersion !== undefined && Number(lockVersion) > 7) {
@@ -181,12 +227,7 @@ function tooOldCause(version: NixVersion, text: string, lock: FlakeLock | undefi
   const unlocked = /lock ?file contains (?:mutable lock|unlocked input) '(\{[^']*\})'/i.exec(text)?.[1];
   if (unlocked !== undefined && !atLeast(version, RELATIVE_PATH_SINCE)) {
     const ref = v.safeParse(v.object({ type: v.literal("path"), path: v.string() }), safeJson(unlocked));
-    if (ref.success && !ref.output.path.startsWith("/")) {
-      return {
-        cause: `flake.lock locks the relative path input '${ref.output.path}', which Nix reads from ${RELATIVE_PATH_SINCE} on`,
-        since: RELATIVE_PATH_SINCE,
-      };
-    }
+    if (ref.success && !ref.output.path.startsWith("/")) return relativePath(ref.output.path);
   }
   return undefined;
 }
@@ -210,8 +251,20 @@ export function nixTooOld(
   stderr: string,
   lock?: FlakeLock,
 ): string | undefined {
+  return tooOldSentence(version, what, tooOldCause(version, stripVTControlCharacters(stderr), lock));
+}
+
+/**
+ * The same sentence for a failed run whose error Nix wrote to the terminal itself, judged from the
+ * lock alone: undefined unless the lock holds something this Nix cannot read.
+ */
+export function nixTooOldForLock(version: NixVersion, what: string, lock?: FlakeLock): string | undefined {
+  const sentence = tooOldSentence(version, what, tooOldForLock(version, lock));
+  return sentence === undefined ? undefined : `${sentence}; Nix's own error is above`;
+}
+
+function tooOldSentence(version: NixVersion, what: string, tooOld: TooOld | undefined): string | undefined {
   const found = `${version.lix ? "Lix" : "Nix"} ${version.version}`;
-  const tooOld = tooOldCause(version, stripVTControlCharacters(stderr), lock);
   if (tooOld === undefined) return undefined;
   const fix =
     tooOld.since === undefined
@@ -305,8 +358,11 @@ export async function detectNix(opts: { env?: NodeJS.ProcessEnv; debug?: boolean
         })`nix ${args}`;
       } catch (error) {
         if (!(error instanceof ProcessOutput)) throw error;
-        // On a terminal Nix's output went there itself, and only its exit status is known here.
-        const tooOld = nixTooOld(version, what, error.stderr, lock);
+        // On a terminal Nix's output went there itself, and only its exit status is known here: the
+        // lock alone then says whether this Nix is too old for it.
+        const tooOld =
+          nixTooOld(version, what, error.stderr, lock) ??
+          (stdio === "inherit" ? nixTooOldForLock(version, what, lock) : undefined);
         if (tooOld !== undefined) throw new RuntimeError(tooOld);
         const detail = error.stderr.trim() === "" ? "see Nix's output above" : nixErrorLine(error.stderr);
         throw new RuntimeError(`Nix failed to ${what}${hint === undefined ? "" : `; ${hint}`}: ${detail}`);

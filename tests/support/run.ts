@@ -24,6 +24,28 @@ export async function runScript(
   return await collect(proc);
 }
 
+/**
+ * `runScript` on a terminal: the script's stdout and stderr are a pseudo-terminal (util-linux
+ * `script`), as when a person runs it, so Nix writes its own progress and errors there. What the
+ * terminal showed comes back as `stdout` (with carriage returns); `stderr` is empty.
+ */
+export async function runScriptOnTerminal(
+  name: "bump" | "notify" | "open-pr" | "impact",
+  args: readonly string[],
+  opts: { cwd: string; env: Record<string, string | undefined> },
+): Promise<RunResult> {
+  const quote = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
+  const command = [process.execPath, resolve(ROOT, "scripts", `${name}.ts`), ...args].map(quote).join(" ");
+  const proc = Bun.spawn(["script", "--quiet", "--return", "--command", command, "/dev/null"], {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  return await collect(proc);
+}
+
 /** What a child process spawned with piped stdout and stderr printed, and how it exited. */
 export async function collect(proc: {
   stdout: ReadableStream<Uint8Array>;

@@ -9,6 +9,7 @@ import {
   nixEnv,
   nixErrorLine,
   nixTooOld,
+  nixTooOldForLock,
   parseNixVersion,
 } from "../../lib/flake/nix.ts";
 import { realLockPath } from "../support/fixtures.ts";
@@ -273,6 +274,38 @@ describe("nixTooOld: Nix's own errors for what a newer Nix accepts", () => {
   ];
   test.each(cases)("$what", ({ version, stderr, lock, expected }) => {
     expect(nixTooOld(version, what, stderr, lock)).toStrictEqual(expected);
+  });
+
+  test("on a terminal, where Nix's error went by itself: judged from the lock alone", () => {
+    const relative = parseLock(
+      JSON.stringify({
+        nodes: {
+          sub: {
+            locked: { path: "./sub", type: "path" },
+            original: { path: "./sub", type: "path" },
+            parent: [],
+          },
+          root: { inputs: { sub: "sub" } },
+        },
+        root: "root",
+        version: 7,
+      }),
+    );
+    const above = "; Nix's own error is above";
+    expect(nixTooOldForLock(v28, what, realLock)).toBe(
+      `Nix 2.8.0 is too old to ${what}: flake.lock's 'tarball' inputs nixpkgs, nixpkgs_3 and nixpkgs_5 carry 'lastModified', which Nix accepts from 2.18 on; ${current}${above}`,
+    );
+    expect(nixTooOldForLock(v226, what, lfsLock)).toBe(
+      `Nix 2.26.3 is too old to ${what}: flake.lock's 'git' input g carries 'lfs', which Nix accepts from 2.27 on; use Nix 2.27 or newer (the update action installs a current one)${above}`,
+    );
+    expect(nixTooOldForLock(v225, what, relative)).toBe(
+      `Nix 2.25.3 is too old to ${what}: flake.lock locks the relative path input './sub', which Nix reads from 2.26 on; use Nix 2.26 or newer (the update action installs a current one)${above}`,
+    );
+    // A Nix new enough for all of it, or no lock: the failure is something else, said as before.
+    expect(nixTooOldForLock(v234, what, realLock)).toBeUndefined();
+    expect(nixTooOldForLock(v226, what, relative)).toBeUndefined();
+    expect(nixTooOldForLock(v28, what, undefined)).toBeUndefined();
+    expect(nixTooOldForLock(lix, what, lfsLock)).toBeUndefined();
   });
 });
 
