@@ -14,6 +14,7 @@ import { RuntimeError, UsageError } from "../lib/core/errors.ts";
 import { writeAtomic } from "../lib/core/files.ts";
 import { Branch, parseRepository, RepositoryName } from "../lib/core/ids.ts";
 import { Footer, Jobs, readActionInputs } from "../lib/core/inputs.ts";
+import { interruptible } from "../lib/core/interrupt.ts";
 import { githubToken } from "../lib/core/secrets.ts";
 import { diffLocks, parseLock } from "../lib/flake/lock.ts";
 import { detectNix } from "../lib/flake/nix.ts";
@@ -289,18 +290,22 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   info(
     `Evaluating the hosts for ${sides.map((side) => side.name).join(", ")}; time budget ${timeoutMinutes} minutes, ${jobs} nix eval process${jobs === 1 ? "" : "es"} at once.`,
   );
+  // Interrupted (a cancelled job, Ctrl-C), the nix eval processes are stopped too, and nothing is
+  // written: no section claims a host timed out that was only cut short.
   const run = await group("Host impact", () =>
-    computeImpact({
-      flakeDir,
-      baseLock,
-      sides,
-      only,
-      nix: nix.version,
-      env,
-      signal: AbortSignal.timeout(timeoutMinutes * 60_000),
-      jobs,
-      onProgress: info,
-    }),
+    interruptible((interrupted) =>
+      computeImpact({
+        flakeDir,
+        baseLock,
+        sides,
+        only,
+        nix: nix.version,
+        env,
+        signal: AbortSignal.any([AbortSignal.timeout(timeoutMinutes * 60_000), interrupted]),
+        jobs,
+        onProgress: info,
+      }),
+    ),
   );
   const { stats } = run;
   info(

@@ -4,6 +4,7 @@
  * loudly; their names carry the version of an upstream input, so a bump moves a package.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { closeSync, constants, openSync, writeSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as v from "valibot";
@@ -23,7 +24,7 @@ import { renderMarker } from "../lib/pr/text.ts";
 import { FakeGitHub } from "./fake-github/index.ts";
 import { type GitRepo, gitRepo } from "./support/git.ts";
 import { nixTestEnv, nixVariants } from "./support/nix.ts";
-import { cleanEnv, type RunResult, runScript } from "./support/run.ts";
+import { cleanEnv, collect, type RunResult, runScript } from "./support/run.ts";
 
 const Drvs = v.record(
   v.string(),
@@ -126,6 +127,54 @@ for (const variant of nixVariants()) {
       await tool?.[Symbol.asyncDispose]();
       await nixEnv?.[Symbol.asyncDispose]();
     });
+
+    test(
+      "interrupted while a host evaluates: its nix eval is stopped too, nothing is written, exit 143",
+      async () => {
+        // The host's evaluation reads a FIFO, so it blocks until this test writes to it.
+        await using slow = await gitRepo({ files: { "flake.nix": "{ outputs = _: { }; }\n" } });
+        const fifo = join(slow.dir, "..", `${crypto.randomUUID()}.fifo`);
+        await $({ quiet: true })`mkfifo ${fifo}`;
+        const flake = `{
+  inputs.tool.url = "${tool.url}";
+  outputs = { self, tool }: {
+    nixosConfigurations.slow.config.system.build.toplevel = builtins.seq (builtins.readFile "${fifo}")
+      (derivation { name = "slow-\${tool.lib.version}"; system = "x86_64-linux"; builder = "/bin/false"; });
+  };
+}
+`;
+        await Bun.write(join(slow.dir, "flake.nix"), flake);
+        const lockAt = async (rev: string) => {
+          const plan = { kind: "pin", input: "tool", ref: `${tool.url}?rev=${rev}`, rev } as const;
+          await $({ cwd: slow.dir, env, quiet: true })`nix ${lockArgs(version, plan, slow.dir)}`;
+        };
+        await lockAt(revs[0] ?? "");
+        await slow.commit({}, "lock tool at v1");
+        await lockAt(revs[1] ?? "");
+        const proc = Bun.spawn(
+          [process.execPath, join(import.meta.dir, "..", "scripts", "impact.ts"), "--json"],
+          { cwd: slow.dir, env, stdout: "pipe", stderr: "pipe" },
+        );
+        // A writer can open the FIFO only once a reader has: then nix eval is blocked in readFile.
+        let writer: number | undefined;
+        for (const deadline = Date.now() + 60_000; writer === undefined && Date.now() < deadline; ) {
+          try {
+            writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+          } catch {
+            await Bun.sleep(50);
+          }
+        }
+        expect(writer).toBeDefined();
+        proc.kill("SIGTERM");
+        const result = await collect(proc);
+        expect(result.exitCode).toBe(143);
+        expect(result.stdout).toBe("");
+        // No reader left: the interrupted nix eval went with impact.ts.
+        expect(() => writeSync(writer ?? -1, "x")).toThrow(/EPIPE/);
+        closeSync(writer ?? -1);
+      },
+      NIX_TIMEOUT,
+    );
 
     test(
       "a bump: one host changed with its version change, others unchanged, added, removed, unevaluable",

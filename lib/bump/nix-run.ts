@@ -7,6 +7,7 @@ import { writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { RuntimeError } from "../core/errors.ts";
 import { writeAtomic } from "../core/files.ts";
+import { interruptible } from "../core/interrupt.ts";
 import { type FlakeLock, parseLock, rootNode, rootNodeKey } from "../flake/lock.ts";
 import { type LockPlan, lockArgs, type Nix } from "../flake/nix.ts";
 import { serializeLock } from "./native.ts";
@@ -143,28 +144,16 @@ async function nixLockText(
   const putBack = () => {
     for (const file of files) writeFileSync(file.path, file.text);
   };
-  const abort = new AbortController();
-  let running: Promise<unknown> = Promise.resolve();
-  const onSignal = (signal: NodeJS.Signals) => {
-    // Stop Nix first and wait for it, so it cannot write the lock after we put the original back.
-    abort.abort();
-    const settled = Promise.race([running.catch(() => undefined), Bun.sleep(10_000)]);
-    void settled.then(() => {
-      putBack();
-      process.exit(signal === "SIGINT" ? 130 : 143);
-    });
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
   try {
-    for (const file of files) if (file.during !== undefined) await writeAtomic(file.path, file.during);
-    running = work(abort.signal);
-    await running;
+    // Interrupted, Nix is stopped and waited for, so it cannot write the lock after the original
+    // is put back.
+    await interruptible(async (signal) => {
+      for (const file of files) if (file.during !== undefined) await writeAtomic(file.path, file.during);
+      await work(signal);
+    }, putBack);
     return await readFile(lockFile, "utf8");
   } finally {
     for (const file of files) await writeAtomic(file.path, file.text);
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
   }
 }
 
