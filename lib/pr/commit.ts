@@ -31,6 +31,11 @@ export type PathChange =
   | { path: string; gitlink: string }
   | { path: string; delete: true };
 
+/** flake.nix's path in the repository: beside flake.lock at `lockPath`. */
+export function flakeNixPath(lockPath: string): string {
+  return posix.join(posix.dirname(lockPath), "flake.nix");
+}
+
 /**
  * What a bump's commit changes: flake.lock at `lockPath`; flake.nix beside it when a release edited
  * its tag there (flake.lock then only matches that flake.nix, so the two go in one commit); and the
@@ -44,7 +49,7 @@ export function bumpChanges(
 ): PathChange[] {
   const changes: PathChange[] = [{ path: lockPath, content: lock }];
   if (carried.flakeNix !== undefined)
-    changes.push({ path: posix.join(posix.dirname(lockPath), "flake.nix"), content: carried.flakeNix });
+    changes.push({ path: flakeNixPath(lockPath), content: carried.flakeNix });
   for (const move of gitlinkMoves(carried.inputs)) changes.push({ path: move.path, gitlink: move.to });
   return changes;
 }

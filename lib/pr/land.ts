@@ -7,7 +7,6 @@
  * is never merged blind. A direct commit goes through the same Git Data API commit (no author, so
  * GitHub signs it) and the same non-forced ref update as the rolling branches.
  */
-import { posix } from "node:path";
 import * as v from "valibot";
 import { RuntimeError } from "../core/errors.ts";
 import { readJson } from "../core/files.ts";
@@ -24,7 +23,7 @@ import {
 } from "../github/client.ts";
 import { commitsBetween, isOlderOn, sameOrNewer } from "../github/upstream.ts";
 import { branchHolds, gitBlobSha, headSha, type OpenPull, openPullOf, readBase, readHead } from "./branch.ts";
-import { type BaseCommit, bumpChanges, commitBySwap, type NewCommit } from "./commit.ts";
+import { type BaseCommit, bumpChanges, commitBySwap, flakeNixPath, type NewCommit } from "./commit.ts";
 import { branchName, changeTitle, commitMessage, insertBeforeMarker, type PrText, prBody } from "./text.ts";
 
 export { MergeMethod, MergeMode } from "../core/ids.ts";
@@ -614,7 +613,7 @@ async function directStop(
   if (flakeNix !== undefined && base.sha !== opts.from.sha) {
     // A release's flake.nix is the checkout's with one tag edited: on a base whose flake.nix
     // changed since, it would undo that change, and nothing reviews a direct commit.
-    const nixPath = posix.join(posix.dirname(opts.path), "flake.nix");
+    const nixPath = flakeNixPath(opts.path);
     const [now, then] = await Promise.all([
       fileAt(gh, nixPath, base.sha),
       fileAt(gh, nixPath, opts.from.sha),
