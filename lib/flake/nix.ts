@@ -96,8 +96,14 @@ export function nixEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 /** `version` is at least release series `since` (`2.18`); Lix numbers its own releases, so never. */
+/** A release series, `2.18` → major 2, minor 18. */
+function series(release: string): { major: number; minor: number } {
+  const [major = 0, minor = 0] = release.split(".").map(Number);
+  return { major, minor };
+}
+
 function atLeast(version: NixVersion, since: string): boolean {
-  const [major = 0, minor = 0] = since.split(".").map(Number);
+  const { major, minor } = series(since);
   return !version.lix && (version.major > major || (version.major === major && version.minor >= minor));
 }
 
@@ -155,8 +161,11 @@ function refusedAttribute(text: string): { type: string; attribute: string } | u
   return undefined;
 }
 
+/** A cause some Nix release mends: the one it names. */
+type MendedBy = TooOld & { since: string };
+
 /** `nodes` of the lock (none: somewhere in the flake) carry `attribute`, which Nix reads from `since` on. */
-function carries(type: string, attribute: string, since: string, nodes: readonly string[]): TooOld {
+function carries(type: string, attribute: string, since: string, nodes: readonly string[]): MendedBy {
   const carry =
     nodes.length === 0
       ? `a '${type}' input in flake.nix or flake.lock carries`
@@ -164,7 +173,7 @@ function carries(type: string, attribute: string, since: string, nodes: readonly
   return { cause: `${carry} '${attribute}', which Nix accepts from ${since} on`, since };
 }
 
-const relativePath = (cause: string): TooOld => ({
+const relativePath = (cause: string): MendedBy => ({
   cause: `flake.lock locks the relative path input '${cause}', which Nix reads from ${RELATIVE_PATH_SINCE} on`,
   since: RELATIVE_PATH_SINCE,
 });
@@ -176,7 +185,7 @@ const relativePath = (cause: string): TooOld => ({
 function tooOldForLock(version: NixVersion, lock: FlakeLock | undefined): TooOld | undefined {
   // Lix's releases are numbered apart from Nix's: nothing here says what it reads.
   if (version.lix) return undefined;
-  const found: TooOld[] = [];
+  const found: MendedBy[] = [];
   for (const [type, attributes] of Object.entries(ATTRIBUTE_SINCE)) {
     for (const [attribute, since] of Object.entries(attributes)) {
       const nodes = atLeast(version, since) ? [] : nodesWith(lock, type, attribute);
@@ -190,20 +199,16 @@ function tooOldForLock(version: NixVersion, lock: FlakeLock | undefined): TooOld
     if (path !== undefined) found.push(relativePath(path));
   }
   // The cause that needs the newest Nix: the release it names reads everything else too.
-  return found.reduce<TooOld | undefined>(
-    (newest, cause) =>
-      newest?.since === undefined || (cause.since !== undefined && newerRelease(cause.since, newest.since))
-        ? cause
-        : newest,
-    undefined,
-  );
+  let newest: MendedBy | undefined;
+  for (const cause of found)
+    if (newest === undefined || newerSeries(cause.since, newest.since)) newest = cause;
+  return newest;
 }
 
-/** Whether release `a` (`2.18`) is newer than `b`. */
-function newerRelease(a: string, b: string): boolean {
-  const [am = 0, an = 0] = a.split(".").map(Number);
-  const [bm = 0, bn = 0] = b.split(".").map(Number);
-  return am !== bm ? am > bm : an > bn;
+/** Whether release series `a` is newer than `b`. */
+function newerSeries(a: string, b: string): boolean {
+  const [x, y] = [series(a), series(b)];
+  return x.major !== y.major ? x.major > y.major : x.minor > y.minor;
 }
 
 /** Why this Nix refused what a newer one accepts, read from Nix's own error; undefined for any other failure. */
