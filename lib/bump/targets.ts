@@ -28,16 +28,16 @@ export async function bumpTargets(
   // Several direct inputs: one commit carries them, so one lock holds their moves together.
   const together = direct.size > 1 ? direct : new Set<string>();
   const all = [
-    { group: undefined, inputs: new Set([...inputs].filter((name) => !together.has(name))) },
+    { group: undefined, inputs: new Set([...inputs].filter((name) => !together.has(name))), together: false },
     { group: undefined, inputs: together, together: true },
-    ...targets.named.map((t) => ({ group: t.name, inputs: t.inputs })),
+    ...targets.named.map((t) => ({ group: t.name, inputs: t.inputs, together: false })),
   ];
   const { group: _group, ...alone } = deps;
   for (const target of all) {
     if (target.inputs.size === 0) continue;
     const grouped = target.group !== undefined || targets.rest.grouped;
     // No pull request keeps members beside them: each carries the lock of all of them, nothing more.
-    const groupDeps = "together" in target ? NO_OPEN_GROUP : grouped ? groups.deps(target.group) : undefined;
+    const groupDeps = target.together ? NO_OPEN_GROUP : grouped ? groups.deps(target.group) : undefined;
     const part = await bump(
       { ...request, only: target.inputs, dryRun: true },
       groupDeps === undefined ? alone : { ...alone, group: groupDeps },

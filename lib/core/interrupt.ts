@@ -13,7 +13,8 @@ export async function interruptible<T>(
   cleanup: () => void = () => {},
 ): Promise<T> {
   const abort = new AbortController();
-  let running: Promise<unknown> = Promise.resolve();
+  // Started before the handlers are in place, in the same turn: no signal is handled in between.
+  const running = work(abort.signal);
   const onSignal = (signal: NodeJS.Signals) => {
     abort.abort();
     const settled = Promise.race([running.catch(() => undefined), Bun.sleep(GRACE_MS)]);
@@ -28,9 +29,7 @@ export async function interruptible<T>(
   // handler's exit is the only outcome, so nothing after the work runs meanwhile.
   const stopped = () => new Promise<never>(() => {});
   try {
-    const result = work(abort.signal);
-    running = result;
-    const value = await result;
+    const value = await running;
     if (abort.signal.aborted) return await stopped();
     return value;
   } catch (error) {
