@@ -173,11 +173,11 @@ export async function* tail(path: string, written: Promise<unknown>): AsyncGener
  * output is written into tar-stream only while it takes more, and the entries are written into the
  * tree as tar-stream parses them; each gunzipped chunk is freed as soon as its bytes are through, so
  * memory stays flat in the tarball's size. The caller's chunks are left as they are.
- * @param gz the response body as it arrives, or {@link tail} of the file it is written to (never
- *   buffered whole)
+ * @param gz the tarball's bytes as they arrive, e.g. {@link tail} of the file the download is
+ *   written to (never buffered whole)
  */
 export async function unpackTarball(
-  gz: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
+  gz: AsyncIterable<Uint8Array>,
   tree: NarTree,
 ): Promise<TarballInfo> {
   // Bun's DecompressionStream (native zlib on whole chunks) gunzips a 50 MB tarball in about half
