@@ -176,10 +176,7 @@ export async function* tail(path: string, written: Promise<unknown>): AsyncGener
  * @param gz the tarball's bytes as they arrive, e.g. {@link tail} of the file the download is
  *   written to (never buffered whole)
  */
-export async function unpackTarball(
-  gz: AsyncIterable<Uint8Array>,
-  tree: NarTree,
-): Promise<TarballInfo> {
+export async function unpackTarball(gz: AsyncIterable<Uint8Array>, tree: NarTree): Promise<TarballInfo> {
   // Bun's DecompressionStream (native zlib on whole chunks) gunzips a 50 MB tarball in about half
   // the time node:zlib's createGunzip takes with its 16 KiB output chunks.
   const gunzip = new DecompressionStream("gzip");
