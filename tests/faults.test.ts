@@ -11,7 +11,7 @@ import { parseMarker } from "../lib/pr/text.ts";
 import { type FakeGitHub, type Fault, fakeGitHub } from "./fake-github/index.ts";
 import { BRANCH, type Chain, chain, DOWN } from "./support/chain.ts";
 import { nixVariants } from "./support/nix.ts";
-import { runScript } from "./support/run.ts";
+import { runScript, startScript } from "./support/run.ts";
 
 const TIMEOUT = 240_000;
 const [variant] = nixVariants();
@@ -211,16 +211,7 @@ describe("Nix failing: no PR, flake.lock byte-identical", () => {
     async () => {
       const { dir, lock } = await checkout();
       fake.injectFault({ path: /\/tarball\//, delayMs: 20_000, times: 10 });
-      const proc = Bun.spawn(
-        [
-          process.execPath,
-          join(import.meta.dir, "..", "scripts", "bump.ts"),
-          "nixfleet",
-          "--rev",
-          c.revs[4] ?? "",
-        ],
-        { cwd: dir, env: c.env, stdout: "pipe", stderr: "pipe" },
-      );
+      const proc = startScript("bump", ["nixfleet", "--rev", c.revs[4] ?? ""], { cwd: dir, env: c.env });
       // Wait until Nix is asking for the tarball, then interrupt the run.
       const deadline = Date.now() + 30_000;
       while (!fake.requests.some((r) => r.path.includes("/tarball/")) && Date.now() < deadline)

@@ -24,7 +24,7 @@ import { renderMarker } from "../lib/pr/text.ts";
 import { FakeGitHub } from "./fake-github/index.ts";
 import { type GitRepo, gitRepo } from "./support/git.ts";
 import { nixTestEnv, nixVariants } from "./support/nix.ts";
-import { cleanEnv, collect, type RunResult, runScript } from "./support/run.ts";
+import { cleanEnv, collect, type RunResult, runScript, startScript } from "./support/run.ts";
 
 const Drvs = v.record(
   v.string(),
@@ -151,10 +151,7 @@ for (const variant of nixVariants()) {
         await lockAt(revs[0] ?? "");
         await slow.commit({}, "lock tool at v1");
         await lockAt(revs[1] ?? "");
-        const proc = Bun.spawn(
-          [process.execPath, join(import.meta.dir, "..", "scripts", "impact.ts"), "--json"],
-          { cwd: slow.dir, env, stdout: "pipe", stderr: "pipe" },
-        );
+        const proc = startScript("impact", ["--json"], { cwd: slow.dir, env });
         // A writer can open the FIFO only once a reader has: then nix eval is blocked in readFile.
         let writer: number | undefined;
         for (const deadline = Date.now() + 60_000; writer === undefined && Date.now() < deadline; ) {

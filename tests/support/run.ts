@@ -8,20 +8,34 @@ export interface RunResult {
 
 const ROOT = resolve(import.meta.dir, "..", "..");
 
+type ScriptName = "bump" | "notify" | "open-pr" | "impact";
+type ScriptOptions = { cwd: string; env: Record<string, string | undefined> };
+
+/** `bun scripts/NAME.ts ARGS…` as argv. */
+function scriptArgv(name: ScriptName, args: readonly string[]): string[] {
+  return [process.execPath, resolve(ROOT, "scripts", `${name}.ts`), ...args];
+}
+
+/** `argv` as a child with no stdin and piped stdout and stderr. */
+function spawnPiped(argv: string[], opts: ScriptOptions) {
+  return Bun.spawn(argv, { cwd: opts.cwd, env: opts.env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+}
+
+/**
+ * Start one of the entry scripts as a user would, and leave it running: for a test that signals it
+ * (then `collect` it).
+ */
+export function startScript(name: ScriptName, args: readonly string[], opts: ScriptOptions) {
+  return spawnPiped(scriptArgv(name, args), opts);
+}
+
 /** Run one of the entry scripts exactly as a user would: `bun scripts/NAME.ts ARGS…`, as a child process. */
 export async function runScript(
-  name: "bump" | "notify" | "open-pr" | "impact",
+  name: ScriptName,
   args: readonly string[],
-  opts: { cwd: string; env: Record<string, string | undefined> },
+  opts: ScriptOptions,
 ): Promise<RunResult> {
-  const proc = Bun.spawn([process.execPath, resolve(ROOT, "scripts", `${name}.ts`), ...args], {
-    cwd: opts.cwd,
-    env: opts.env,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  return await collect(proc);
+  return await collect(startScript(name, args, opts));
 }
 
 /**
@@ -30,20 +44,15 @@ export async function runScript(
  * terminal showed comes back as `stdout` (with carriage returns); `stderr` is empty.
  */
 export async function runScriptOnTerminal(
-  name: "bump" | "notify" | "open-pr" | "impact",
+  name: ScriptName,
   args: readonly string[],
-  opts: { cwd: string; env: Record<string, string | undefined> },
+  opts: ScriptOptions,
 ): Promise<RunResult> {
   const quote = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
-  const command = [process.execPath, resolve(ROOT, "scripts", `${name}.ts`), ...args].map(quote).join(" ");
-  const proc = Bun.spawn(["script", "--quiet", "--return", "--command", command, "/dev/null"], {
-    cwd: opts.cwd,
-    env: opts.env,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  return await collect(proc);
+  const command = scriptArgv(name, args).map(quote).join(" ");
+  return await collect(
+    spawnPiped(["script", "--quiet", "--return", "--command", command, "/dev/null"], opts),
+  );
 }
 
 /** What a child process spawned with piped stdout and stderr printed, and how it exited. */
