@@ -12,7 +12,7 @@ import { $ } from "zx";
 import { parseLock } from "../lib/flake/lock.ts";
 import { groupBranch } from "../lib/pr/group.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
-import { BRANCH, type Chain, chain, DOWN, UP } from "./support/chain.ts";
+import { BRANCH, bareGit, type Chain, chain, DOWN, UP } from "./support/chain.ts";
 import { nixVariants } from "./support/nix.ts";
 import { type RunResult, runScript } from "./support/run.ts";
 
@@ -36,10 +36,8 @@ for (const variant of nixVariants()) {
   describe(`companion pins with Nix ${variant.version}`, () => {
     let c: Chain;
     let clones = 0;
-    /** The downstream's bare repository, which git reads directly. */
-    const bare = () => fake.cloneUrl(DOWN.owner, DOWN.repo).replace(/^file:\/\//, "");
-    const gitBare = async (...args: string[]) =>
-      (await $({ quiet: true })`git --git-dir ${bare()} ${args}`).stdout.trim();
+    /** git on the downstream's bare repository, read directly. */
+    const gitBare = (...args: string[]) => bareGit(fake, DOWN)(...args);
     /** Paths that differ between two commits of the downstream, as git lists them. */
     const changed = async (from: string, to: string) =>
       (await gitBare("diff", "--name-only", from, to)).split("\n").filter(Boolean);

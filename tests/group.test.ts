@@ -9,10 +9,16 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
-import { parseLock } from "../lib/flake/lock.ts";
 import { parseGroupMarker } from "../lib/pr/group.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
-import { fakeScriptEnv, pushNixLock } from "./support/chain.ts";
+import {
+  createUpstreams,
+  fakeScriptEnv,
+  inputsFlake,
+  lockedRevs,
+  pushNixLock,
+  upstreamFlake,
+} from "./support/chain.ts";
 import { type NixTestEnv, nixTestEnv, nixVariants } from "./support/nix.ts";
 import { type RunResult, runScript } from "./support/run.ts";
 
@@ -22,12 +28,7 @@ const BRANCH = "flake-bump/all";
 const NAMES = ["a", "b", "c", "d"] as const;
 type Name = (typeof NAMES)[number];
 
-const downstreamNix = `{
-${NAMES.map((n) => `  inputs.${n}.url = "github:acme/${n}?host=localhost";`).join("\n")}
-  outputs = _: { };
-}
-`;
-const upstream = (name: string, n: number) => ({ "flake.nix": `{ outputs = _: { ${name} = ${n}; }; }\n` });
+const downstreamNix = inputsFlake(NAMES);
 
 let fake: FakeGitHub;
 beforeAll(async () => {
@@ -47,10 +48,7 @@ for (const variant of nixVariants()) {
       nixEnv = nixTestEnv({ certFile: fake.certFile });
       env = fakeScriptEnv(fake, nixEnv, variant, { GITHUB_REPOSITORY: `${DOWN.owner}/${DOWN.repo}` });
       await fake.reset();
-      for (const name of NAMES) {
-        await fake.createRepo("acme", name, { files: upstream(name, 0) });
-        revs[name] = [(await fake.branchSha("acme", name, "main")) ?? ""];
-      }
+      Object.assign(revs, await createUpstreams(fake, NAMES));
       await fake.createRepo(DOWN.owner, DOWN.repo, { files: { "flake.nix": downstreamNix } });
       const dir = await checkout();
       await pushNixLock(fake, DOWN, dir, env);
@@ -88,15 +86,11 @@ for (const variant of nixVariants()) {
 
     const pushUpstream = async (name: Name) => {
       const n = revs[name].length;
-      revs[name].push(await fake.push("acme", name, upstream(name, n), `feat(${name}): change ${n}`));
+      revs[name].push(await fake.push("acme", name, upstreamFlake(name, n), `feat(${name}): change ${n}`));
     };
     const rev = (name: Name, i: number) => revs[name][i] ?? "";
     const openPulls = () => fake.pulls(DOWN.owner, DOWN.repo).filter((p) => p.state === "open");
-    const branchRevs = async () => {
-      const text = await fake.readFile(DOWN.owner, DOWN.repo, BRANCH, "flake.lock");
-      const lock = text === undefined ? undefined : parseLock(text);
-      return Object.fromEntries(NAMES.map((n) => [n, lock?.nodes[n]?.locked?.rev]));
-    };
+    const branchRevs = () => lockedRevs(fake, DOWN, BRANCH, NAMES);
 
     test(
       "three inputs → one PR; a fourth's dispatch joins it; a late older one moves nothing back; closed once main has all",

@@ -14,7 +14,15 @@ import { join } from "node:path";
 import { $ } from "zx";
 import { parseLock } from "../lib/flake/lock.ts";
 import { type FakeGitHub, fakeGitHub } from "./fake-github/index.ts";
-import { fakeScriptEnv, pushNixLock } from "./support/chain.ts";
+import {
+  bareGit,
+  createUpstreams,
+  fakeScriptEnv,
+  inputsFlake,
+  lockedRevs,
+  pushNixLock,
+  upstreamFlake,
+} from "./support/chain.ts";
 import { type NixTestEnv, nixTestEnv, nixVariants } from "./support/nix.ts";
 import { EXAMPLE_POLICY } from "./support/policy.ts";
 import { type RunResult, runScript } from "./support/run.ts";
@@ -26,12 +34,7 @@ const NAMES = [...GROUP, "janus", "hostdash", "slow"] as const;
 type Name = (typeof NAMES)[number];
 
 const POLICY = `${EXAMPLE_POLICY}  slow:\n    min-age: 3d\n`;
-const downstreamNix = `{
-${NAMES.map((n) => `  inputs.${n}.url = "github:acme/${n}?host=localhost";`).join("\n")}
-  outputs = _: { };
-}
-`;
-const upstream = (name: string, n: number) => ({ "flake.nix": `{ outputs = _: { ${name} = ${n}; }; }\n` });
+const downstreamNix = inputsFlake(NAMES);
 
 // 2026-12-07 is a Monday. Every input's new commit is from Sunday; slow's is a day old on Monday night.
 const SUNDAY = new Date("2026-12-06T00:00:00Z");
@@ -57,10 +60,7 @@ for (const variant of nixVariants()) {
       nixEnv = nixTestEnv({ certFile: fake.certFile });
       env = fakeScriptEnv(fake, nixEnv, variant, { GITHUB_REPOSITORY: `${DOWN.owner}/${DOWN.repo}` });
       await fake.reset();
-      for (const name of NAMES) {
-        await fake.createRepo("acme", name, { files: upstream(name, 0) });
-        revs[name] = [(await fake.branchSha("acme", name, "main")) ?? ""];
-      }
+      Object.assign(revs, await createUpstreams(fake, NAMES));
       await fake.createRepo(DOWN.owner, DOWN.repo, {
         files: { "flake.nix": downstreamNix, ".github/flake-bump.yml": POLICY },
       });
@@ -71,7 +71,7 @@ for (const variant of nixVariants()) {
       for (const name of NAMES) {
         const date = name === "slow" ? new Date("2026-12-06T03:00:00Z") : SUNDAY;
         revs[name].push(
-          await fake.push("acme", name, upstream(name, 1), `feat(${name}): change 1`, { date }),
+          await fake.push("acme", name, upstreamFlake(name, 1), `feat(${name}): change 1`, { date }),
         );
       }
     }, TIMEOUT);
@@ -80,9 +80,10 @@ for (const variant of nixVariants()) {
       await nixEnv?.[Symbol.asyncDispose]();
     });
 
-    async function checkout(): Promise<string> {
+    /** A fresh clone of `repo`'s default branch in the scratch directory. */
+    async function checkout(repo: { owner: string; repo: string } = DOWN): Promise<string> {
       const dir = join(scratch, `checkout-${++runs}`);
-      await $({ quiet: true })`git clone --quiet ${fake.cloneUrl(DOWN.owner, DOWN.repo)} ${dir}`;
+      await $({ quiet: true })`git clone --quiet ${fake.cloneUrl(repo.owner, repo.repo)} ${dir}`;
       return dir;
     }
 
@@ -125,11 +126,7 @@ for (const variant of nixVariants()) {
         .pulls(DOWN.owner, DOWN.repo)
         .map((p) => ({ head: p.headRef, state: p.state, merged: Boolean(p.merged) }))
         .sort((a, b) => a.head.localeCompare(b.head));
-    const mainRevs = async () => {
-      const text = await fake.readFile(DOWN.owner, DOWN.repo, "main", "flake.lock");
-      const lock = text === undefined ? undefined : parseLock(text);
-      return Object.fromEntries(NAMES.map((n) => [n, lock?.nodes[n]?.locked?.rev]));
-    };
+    const mainRevs = () => lockedRevs(fake, DOWN, "main", NAMES);
     const at = (i: number) => Object.fromEntries(NAMES.map((n) => [n, revs[n][i]]));
 
     test(
@@ -157,7 +154,7 @@ for (const variant of nixVariants()) {
 
         // A new nixpkgs commit on Monday; the Tuesday nightly leaves the weekly group alone.
         revs.nixpkgs.push(
-          await fake.push("acme", "nixpkgs", upstream("nixpkgs", 2), "feat(nixpkgs): change 2", {
+          await fake.push("acme", "nixpkgs", upstreamFlake("nixpkgs", 2), "feat(nixpkgs): change 2", {
             date: new Date("2026-12-07T12:00:00Z"),
           }),
         );
@@ -222,7 +219,7 @@ for (const variant of nixVariants()) {
         // Required checks keep the armed pull request open, as on a protected main.
         fake.protectBranch(DOWN.owner, DOWN.repo, "main", { requiredChecks: ["ci"] });
         const date = new Date("2026-12-07T12:00:00Z");
-        const stable = upstream("nixpkgs-stable", 2);
+        const stable = upstreamFlake("nixpkgs-stable", 2);
         revs["nixpkgs-stable"].push(
           await fake.push("acme", "nixpkgs-stable", stable, "feat: change 2", { date }),
         );
@@ -326,7 +323,7 @@ ${GROUP.map((n) => `  inputs.${n}.url = "github:acme/${n}?host=localhost";`).joi
         // Every member moves on Sunday 2026-12-13, and every host still evaluates.
         const sunday = new Date("2026-12-13T00:00:00Z");
         for (const name of GROUP)
-          await fake.push("acme", name, upstream(name, 7), `feat(${name}): change 7`, { date: sunday });
+          await fake.push("acme", name, upstreamFlake(name, 7), `feat(${name}): change 7`, { date: sunday });
         const first = await hostsNightly("2026-12-14T03:00:00Z");
         expect(first.impact.stderr).toContain("home-manager, nixpkgs, nixpkgs-stable: written");
         const [merged, ...others] = groupPull();
@@ -343,7 +340,7 @@ ${GROUP.map((n) => `  inputs.${n}.url = "github:acme/${n}?host=localhost";`).joi
         const next = new Date("2026-12-20T00:00:00Z");
         for (const name of GROUP) {
           const files =
-            name === "home-manager" ? { "flake.nix": "{ outputs = _: { }; }\n" } : upstream(name, 8);
+            name === "home-manager" ? { "flake.nix": "{ outputs = _: { }; }\n" } : upstreamFlake(name, 8);
           await fake.push("acme", name, files, `feat(${name}): change 8`, { date: next });
         }
         const second = await hostsNightly("2026-12-21T03:00:00Z");
@@ -365,36 +362,27 @@ ${GROUP.map((n) => `  inputs.${n}.url = "github:acme/${n}?host=localhost";`).joi
       async () => {
         const FLEET = { owner: "acme", repo: "direct-fleet" } as const;
         const names = ["janus", "hostdash", "slow"] as const;
-        const flakeNix = `{
-${names.map((n) => `  inputs.${n}.url = "github:acme/${n}?host=localhost";`).join("\n")}
-  outputs = _: { };
-}
-`;
         await fake.createRepo(FLEET.owner, FLEET.repo, {
           files: {
-            "flake.nix": flakeNix,
+            "flake.nix": inputsFlake(names),
             ".github/flake-bump.yml":
               "inputs:\n  janus:\n    merge: direct\n  hostdash:\n    merge: direct\n",
           },
         });
-        const seed = join(scratch, `direct-seed-${++runs}`);
-        await $({ quiet: true })`git clone --quiet ${fake.cloneUrl(FLEET.owner, FLEET.repo)} ${seed}`;
+        const seed = await checkout(FLEET);
         await pushNixLock(fake, FLEET, seed, env);
         await rm(seed, { recursive: true, force: true });
-        const locked = async (ref: string) => {
-          const text = await fake.readFile(FLEET.owner, FLEET.repo, ref, "flake.lock");
-          const lock = text === undefined ? undefined : parseLock(text);
-          return Object.fromEntries(names.map((n) => [n, lock?.nodes[n]?.locked?.rev]));
-        };
+        const locked = (ref: string) => lockedRevs(fake, FLEET, ref, names);
         const before = await locked("main");
         const lockCommit = await fake.branchSha(FLEET.owner, FLEET.repo, "main");
         const date = new Date("2026-12-21T00:00:00Z");
         const moved: Record<string, string> = {};
         for (const name of names)
-          moved[name] = await fake.push("acme", name, upstream(name, 9), `feat(${name}): change 9`, { date });
+          moved[name] = await fake.push("acme", name, upstreamFlake(name, 9), `feat(${name}): change 9`, {
+            date,
+          });
 
-        const dir = join(scratch, `direct-${runs}`);
-        await $({ quiet: true })`git clone --quiet ${fake.cloneUrl(FLEET.owner, FLEET.repo)} ${dir}`;
+        const dir = await checkout(FLEET);
         const report = join(scratch, `direct-report-${runs}.json`);
         const at = {
           ...env,
@@ -420,19 +408,13 @@ ${names.map((n) => `  inputs.${n}.url = "github:acme/${n}?host=localhost";`).joi
           janus: moved.janus,
           hostdash: moved.hostdash,
         });
-        const head = await fake.branchSha(FLEET.owner, FLEET.repo, "main");
-        const log = join(scratch, `direct-log-${runs}`);
-        await $({ quiet: true })`git clone --quiet ${fake.cloneUrl(FLEET.owner, FLEET.repo)} ${log}`;
-        try {
-          const parents = (await $({ cwd: log, quiet: true })`git rev-list --parents -n 1 ${head ?? ""}`)
-            .stdout;
-          expect(parents.trim().split(" ")).toStrictEqual([head ?? "", lockCommit ?? ""]);
-          const files = (await $({ cwd: log, quiet: true })`git show --name-only --format= ${head ?? ""}`)
-            .stdout;
-          expect(files.trim()).toBe("flake.lock");
-        } finally {
-          await rm(log, { recursive: true, force: true });
-        }
+        const head = (await fake.branchSha(FLEET.owner, FLEET.repo, "main")) ?? "";
+        const git = bareGit(fake, FLEET);
+        expect((await git("rev-list", "--parents", "-n", "1", head)).split(" ")).toStrictEqual([
+          head,
+          lockCommit ?? "",
+        ]);
+        expect(await git("show", "--name-only", "--format=", head)).toBe("flake.lock");
         // slow: its own pull request, whose lock moves slow and nothing else.
         const prs = fake.pulls(FLEET.owner, FLEET.repo).map((p) => [p.headRef, p.state]);
         expect(prs).toStrictEqual([["flake-bump/slow", "open"]]);

@@ -93,6 +93,52 @@ export function fakeScriptEnv(
   });
 }
 
+/** A downstream flake.nix with one `github:acme/NAME?host=localhost` input per name, and no outputs. */
+export function inputsFlake(names: readonly string[]): string {
+  return `{
+${names.map((n) => `  inputs.${n}.url = "github:acme/${n}?host=localhost";`).join("\n")}
+  outputs = _: { };
+}
+`;
+}
+
+/** An upstream flake whose one output says which change `n` it is. */
+export function upstreamFlake(name: string, n: number): Record<string, string> {
+  return { "flake.nix": `{ outputs = _: { ${name} = ${n}; }; }\n` };
+}
+
+/** One upstream repository `acme/NAME` per name at change 0; each name's commits so far (one). */
+export async function createUpstreams<N extends string>(
+  fake: FakeGitHub,
+  names: readonly N[],
+): Promise<Record<N, string[]>> {
+  const revs = {} as Record<N, string[]>;
+  for (const name of names) {
+    await fake.createRepo("acme", name, { files: upstreamFlake(name, 0) });
+    revs[name] = [(await fake.branchSha("acme", name, "main")) ?? ""];
+  }
+  return revs;
+}
+
+/** The rev the flake.lock at `ref` of `repo` locks for each name (undefined: no such node, or no lock). */
+export async function lockedRevs(
+  fake: FakeGitHub,
+  repo: { owner: string; repo: string },
+  ref: string,
+  names: readonly string[],
+): Promise<Record<string, string | undefined>> {
+  const text = await fake.readFile(repo.owner, repo.repo, ref, "flake.lock");
+  const lock = text === undefined ? undefined : parseLock(text);
+  return Object.fromEntries(names.map((n) => [n, lock?.nodes[n]?.locked?.rev]));
+}
+
+/** git on `repo`'s bare repository in the fake, read directly (no clone): `(...args) => stdout`, trimmed. */
+export function bareGit(fake: FakeGitHub, repo: { owner: string; repo: string }) {
+  const dir = fake.cloneUrl(repo.owner, repo.repo).replace(/^file:\/\//, "");
+  return async (...args: string[]): Promise<string> =>
+    (await $({ quiet: true })`git --git-dir ${dir} ${args}`).stdout.trim();
+}
+
 /** Lock the flake checked out in `dir` with Nix and push its flake.lock to `repo`'s default branch. */
 export async function pushNixLock(
   fake: FakeGitHub,
